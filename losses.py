@@ -1,0 +1,48 @@
+"""The losses of the paper: pseudo-gloss pre-training (eqs. 1-3), video-language alignment (eq. 4),
+their sum (eq. 5) and translation (eq. 6). Pure functions of tensors; only torch is imported."""
+import torch
+import torch.nn.functional as F
+
+
+def masked_mean(x, mask):
+    """Average pooling over valid steps (§3.2, M~ and L~): x [B, T, D], mask [B, T] -> [B, D]."""
+    m = mask[..., None].to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def pseudo_gloss_loss(z, mask, prototypes, labels, tau_t, tau_u):
+    """L_psp, eqs. 1-3: which pseudo-glosses occur in the video, as a multi-label BCE.
+
+    z [B, T, 300] projected segments Z', mask [B, T] (True = valid), prototypes [U+1, 300] with the
+    zero non-sign vector last, labels [B, U] multi-hot, tau_t / tau_u the two temperatures.
+    """
+    # eq. 1: cosine similarity; normalize() leaves the zero prototype at zero, so its cosine is 0, not NaN
+    s = F.normalize(z.float(), dim=-1) @ F.normalize(prototypes.float(), dim=-1).T          # S [B, T, U+1]
+    # eq. 2: softmax over time (padded steps excluded) and over prototypes
+    s_time = (s / tau_t).masked_fill(~mask[..., None], float("-inf")).softmax(dim=1)
+    s_proto = (s / tau_u).softmax(dim=2)
+    # eq. 3: E = S^T * S^U summed over time; the non-sign column is dropped
+    e_hat = (s_time * s_proto).sum(dim=1)[:, :-1]                                         # [B, U]
+    e_hat = e_hat.clamp(1e-6, 1 - 1e-6)
+    return F.binary_cross_entropy(e_hat, labels.float())
+
+
+def clip_loss(video, text, temperature):
+    """L_align, eq. 4: symmetric InfoNCE over the batch; logits are cosine similarities / temperature."""
+    logits = F.normalize(video.float(), dim=-1) @ F.normalize(text.float(), dim=-1).T / temperature  # [B, B]
+    target = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def pretrain_loss(out, prototypes, labels, lambda_psp: float = 1.0):
+    """L_pre-train = L_align + lambda * L_psp (eq. 5), from PretrainModel's outputs; returns all three."""
+    video, text = masked_mean(out["video"], out["mask"]), masked_mean(out["text"], out["text_mask"])  # M~, L~
+    align = clip_loss(video, text, out["temperature"])
+    psp = pseudo_gloss_loss(out["glosses"], out["mask"], prototypes, labels, out["tau_t"], out["tau_u"])
+    return align + lambda_psp * psp, align, psp
+
+
+def translation_loss(logits, labels, pad_id: int, label_smoothing: float = 0.1):
+    """L_SLT, eq. 6: token cross-entropy against the reference, padding ignored. logits [B, L, V], labels [B, L]."""
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=pad_id,
+                           label_smoothing=label_smoothing)
