@@ -371,7 +371,8 @@ def load_dinov2(cfg: Config) -> Dinov2Model:
     """DINOv2 ViT-S/14 (facebook/dinov2-small) or, for random weights, the same class from cfg.dino_arch."""
     if cfg.pretrained:
         return _load(Dinov2Model, cfg.dino, "--dino")
-    return Dinov2Model(Dinov2Config(**cfg.dino_arch))
+    with seeded(0):
+        return Dinov2Model(Dinov2Config(**cfg.dino_arch))
 
 
 def load_mbart(cfg: Config, keep_ids=None) -> MBartForConditionalGeneration:
@@ -381,7 +382,16 @@ def load_mbart(cfg: Config, keep_ids=None) -> MBartForConditionalGeneration:
         if keep_ids is not None:
             trim_vocabulary(mbart, keep_ids)
         return mbart
-    return MBartForConditionalGeneration(MBartConfig(vocab_size=cfg.vocab_size, **cfg.mbart_arch))
+    with seeded(1):
+        return MBartForConditionalGeneration(MBartConfig(vocab_size=cfg.vocab_size, **cfg.mbart_arch))
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Random weights that stand in for a download: the same in every script, whatever the run's seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def trim_vocabulary(mbart: MBartForConditionalGeneration, keep_ids: torch.Tensor):

@@ -1,0 +1,96 @@
+"""Evaluation (paper §4.1): beam-search translation of a split, BLEU-1..4 and ROUGE-L as Table 1 reports them.
+
+    python evaluate.py --data synthetic --split test        # reads <out>/finetune.pt, writes <out>/test.{hyp,ref}.txt
+"""
+import sacrebleu
+import torch
+from tqdm import tqdm
+
+
+def bleu(hypotheses, references) -> dict:
+    """Corpus BLEU-1..4 (sacrebleu; BLEU-n = brevity penalty x geometric mean of the 1..n-gram precisions)."""
+    return {f"bleu{n}": sacrebleu.BLEU(max_ngram_order=n).corpus_score(hypotheses, [references]).score
+            for n in range(1, 5)}
+
+
+def lcs(a: list, b: list) -> int:
+    """Length of the longest common subsequence of two token lists (dynamic programming, one row at a time)."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        prev_diag, row[0] = 0, 0
+        for j, y in enumerate(b, 1):
+            prev_diag, row[j] = row[j], prev_diag + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
+
+
+def rouge_l(hypotheses, references, beta: float = 1.2) -> float:
+    """ROUGE-L as SLT papers report it: sentence-level LCS F-score with beta 1.2, averaged, x100."""
+    total = 0.0
+    for hyp, ref in zip(hypotheses, references, strict=True):
+        h, r = hyp.split(), ref.split()
+        n = lcs(h, r)
+        if n:
+            p, rec = n / len(h), n / len(r)
+            total += (1 + beta ** 2) * p * rec / (rec + beta ** 2 * p)
+    return 100 * total / max(len(references), 1)
+
+
+def scores(hypotheses, references) -> dict:
+    """BLEU-1..4 and ROUGE-L of one corpus."""
+    return {**bleu(hypotheses, references), "rouge": rouge_l(hypotheses, references)}
+
+
+def table_row(name: str, s: dict) -> str:
+    """One row in the layout of the paper's Table 1."""
+    return f"{name:<28}{s['bleu1']:>8.2f}{s['bleu2']:>8.2f}{s['bleu3']:>8.2f}{s['bleu4']:>8.2f}{s['rouge']:>8.2f}"
+
+
+TABLE_HEADER = f"{'':<28}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'ROUGE':>8}"
+
+
+@torch.no_grad()
+def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 100, desc="translate"):
+    """Hypotheses and references for every video of `loader`, in its order."""
+    was_training = net.training
+    net.eval()
+    hyps, refs = [], []
+    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+        frames, mask = batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device)
+        with autocast(device):
+            ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
+        hyps += [tok.decode(row.tolist()) for row in ids]
+        refs += batch["translations"]
+    net.train(was_training)
+    return hyps, refs
+
+
+def autocast(device):
+    """bf16 autocast on GPU (DESIGN.md, Training); full precision on CPU."""
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
+                          enabled=torch.device(device).type == "cuda")
+
+
+def main():
+    import pretrain  # the shared set-up: flags, data, tokenizer, checkpoints
+    ap = pretrain.arg_parser(__doc__)
+    ap.add_argument("--split", default="test", choices=["dev", "test"])
+    ap.add_argument("--checkpoint", help="default: <out>/finetune.pt")
+    ap.add_argument("--beams", type=int, default=4)
+    ap.add_argument("--max-new-tokens", type=int, default=100)
+    args = pretrain.parse(ap)
+    ckpt = pretrain.load_checkpoint(args.checkpoint or args.out / "finetune.pt")
+    run = pretrain.setup(args, config=ckpt["config"])
+    net = pretrain.build(run, "translation")
+    pretrain.load_weights(net, ckpt["model"])
+    hyps, refs = translate(net, pretrain.loader(run, args.split, train=False), run.tok, run.device, args.beams,
+                           args.max_new_tokens)
+    for kind, lines in (("hyp", hyps), ("ref", refs)):
+        (args.out / f"{args.split}.{kind}.txt").write_text("".join(line + "\n" for line in lines))
+    print(TABLE_HEADER)
+    print(table_row(f"{args.split} (raw)", scores(hyps, refs)))
+    print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
+    print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
+
+
+if __name__ == "__main__":
+    main()

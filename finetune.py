@@ -1,0 +1,71 @@
+"""Fine-tuning for translation (paper §3.3, §4.2): start from the pre-trained encoders, add the mapper and
+mBART's decoder, train eq. 6 in two stages (Cambrian-1's recipe) and keep the best dev BLEU-4.
+
+    stage 1 (--stage1-epochs 100): only the mapper and the decoder's LoRA train
+    stage 2 (--stage2-epochs 200): everything trainable trains
+
+    python finetune.py --data synthetic                  # reads <out>/pretrain.pt, writes <out>/finetune.pt
+"""
+import torch
+
+import losses
+import pretrain
+from evaluate import bleu, translate
+
+STAGE1 = ("mapper.", "mbart.model.decoder.")  # the parameters stage 1 trains (those that require grad)
+
+
+def load_pretrained(net, state: dict):
+    """Copy the pre-trained sign encoder and LLM encoder LoRA into the translation model; drop the
+    pre-training heads (pseudo-gloss head, temperatures), which fine-tuning removes (§3.3)."""
+    renamed = {}
+    for k, v in state.items():
+        if k.startswith("sign."):
+            renamed[k] = v
+        elif k.startswith("llm_encoder."):
+            renamed["mbart.model.encoder." + k.removeprefix("llm_encoder.")] = v
+    pretrain.load_weights(net, renamed)
+
+
+def main(argv=None):
+    ap = pretrain.arg_parser(__doc__)
+    ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt)")
+    ap.add_argument("--stage1-epochs", type=int, default=100)
+    ap.add_argument("--stage2-epochs", type=int, default=200)
+    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--val-beams", type=int, default=1, help="beams for the dev BLEU-4 of each epoch "
+                    "(greedy by default, for speed; evaluate.py uses 4)")
+    args = pretrain.parse(ap, argv)
+    run = pretrain.setup(args)
+    net = pretrain.build(run, "translation")
+    load_pretrained(net, pretrain.load_checkpoint(args.pretrained or args.out / "pretrain.pt")["model"])
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    tok, device = run.tok, run.device
+    dev = pretrain.loader(run, "dev", train=False)
+
+    def step(net, batch):
+        _, (dec_ids, dec_mask), labels = pretrain.text_batch(tok, batch["translations"], device)
+        if stage == 1:  # the frozen sign encoder runs as at inference: fixed BatchNorm statistics, no dropout
+            net.sign.eval()
+        logits = net(batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device), dec_ids, dec_mask)
+        loss = losses.translation_loss(logits, labels, tok.pad_id, args.label_smoothing)
+        return loss, {"loss": loss}
+
+    def validate(net):
+        hyps, refs = translate(net, dev, tok, device, num_beams=args.val_beams, desc="dev")
+        b = bleu(hyps, refs)
+        return b["bleu4"], b
+
+    print(f"fine-tuning {args.preset} on {run.root}: {len(trainable & set(n for n, _ in net.named_parameters())):,} "
+          f"trainable tensors, out {args.out}")
+    best = None
+    for stage, epochs in ((1, args.stage1_epochs), (2, args.stage2_epochs)):
+        for n, p in net.named_parameters():
+            p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
+        best = pretrain.fit(run, net, step, validate, epochs, f"finetune-stage{stage}", lower_is_better=False,
+                            best_name="finetune", best=best, keep=trainable)
+    print(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Pre-training (paper §3.2): align segments with pseudo-glosses (eqs. 1-3) and the video with its sentence
+(eq. 4), L = L_align + lambda L_psp (eq. 5); keep the weights with the lowest validation loss.
+
+    python pretrain.py --data phoenix14t                 # paper preset, one GPU
+    python pretrain.py --data synthetic                  # tiny preset, CPU minutes
+
+This file also holds the training code that finetune.py and evaluate.py share: flags, data, tokenizer,
+optimizer and schedule, atomic checkpoints with --resume, and the training loop.
+"""
+import argparse
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+import data
+import losses
+import model
+import pseudogloss
+from evaluate import autocast
+
+# ----------------------------------------------------------------------------------------------
+# Flags and set-up
+
+
+def arg_parser(doc: str) -> argparse.ArgumentParser:
+    """The flags every script shares; each default is the paper's (§4.2, DESIGN.md)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="phoenix14t", help="phoenix14t ($PHOENIX14T_ROOT or data/phoenix14t), "
+                    "synthetic (generated once under data/synthetic), or a folder in the PHOENIX14T layout")
+    ap.add_argument("--preset", choices=sorted(model.PRESETS), help="default: paper, but tiny for synthetic")
+    ap.add_argument("--out", type=Path, help="default: runs/<data>-<preset>")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--weight-decay", type=float, default=1e-3)
+    ap.add_argument("--warmup-epochs", type=int, default=5)
+    ap.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    ap.add_argument("--stop-after", type=int, help="stop after this many epochs (the schedule still spans "
+                    "all of them); continue later with --resume, e.g. under a cluster's time limit")
+    ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="data loading processes")
+    ap.add_argument("--max-frames", type=int, default=300)
+    ap.add_argument("--frame-stride", type=int, default=1)
+    ap.add_argument("--dino", default=None, help="DINOv2 name or local folder (paper preset)")
+    ap.add_argument("--mbart", default=None, help="mBART-cc25 name or local folder (paper preset)")
+    ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
+    return ap
+
+
+def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse and fill the defaults that depend on other flags."""
+    args = ap.parse_args(argv)
+    args.preset = args.preset or ("tiny" if args.data == "synthetic" else "paper")
+    args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
+    return args
+
+
+@dataclass
+class Run:
+    """What a script works with: its flags, the model config, the data root, tokenizer and pseudo-glosses."""
+    args: argparse.Namespace
+    cfg: model.Config
+    root: Path
+    tok: pseudogloss.Tokenizer
+    device: torch.device
+
+
+def setup(args, config: dict = None) -> Run:
+    """Resolve the data, build (or load) the tokenizer, and fix the config (from a checkpoint when given)."""
+    if args.preset not in model.PRESETS:
+        raise SystemExit(f"unknown preset {args.preset!r} (--preset): choose one of {', '.join(model.PRESETS)}")
+    torch.manual_seed(args.seed)
+    root = data.resolve_root(args.data)
+    args.out.mkdir(parents=True, exist_ok=True)
+    sentences = [row["translation"] for row in data.read_split(root, "train")]
+    names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
+    cfg = model.get_config(args.preset, **names) if config is None else model.Config(**config)
+    kind = "mbart" if cfg.pretrained else "sentencepiece"
+    tok = pseudogloss.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart)
+    cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
+    return Run(args, cfg, root, tok, torch.device(args.device))
+
+
+def build(run: Run, kind: str):
+    """The pre-training or translation model of the run's preset, on its device."""
+    build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
+    return build_fn(run.cfg, keep_ids=run.tok.keep_ids).to(run.device)
+
+
+def loader(run: Run, split: str, train: bool, generator=None):
+    """A DataLoader over one split: shuffled and augmented for training, in order otherwise."""
+    ds = data.Phoenix14T(run.root, split, train=train, size=run.cfg.image_size,
+                         max_frames=run.args.max_frames, frame_stride=run.args.frame_stride)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=run.args.batch_size, shuffle=train, generator=generator, drop_last=train and len(ds) > run.args.batch_size,
+        num_workers=run.args.workers, collate_fn=data.collate, pin_memory=run.device.type == "cuda",
+        persistent_workers=run.args.workers > 0)
+
+
+def text_batch(tok, sentences, device, max_tokens: int = 100):
+    """mBART's formats: source `x </s> de_DE` for the text encoder; decoder input `de_DE x`, labels `x </s>`."""
+    pieces = [tok.encode(s)[:max_tokens] for s in sentences]
+
+    def pad(rows):
+        ids = torch.full((len(rows), max(map(len, rows))), tok.pad_id, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        return ids.to(device), (ids != tok.pad_id).to(device)
+
+    source = pad([p + [tok.eos_id, tok.lang_id] for p in pieces])
+    decoder_input = pad([[tok.lang_id] + p for p in pieces])
+    labels, _ = pad([p + [tok.eos_id] for p in pieces])
+    return source, decoder_input, labels
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimisation and checkpoints
+
+
+def param_groups(net, weight_decay: float):
+    """AdamW groups: decay on weight matrices only, none on biases, norms, layer scales and temperatures."""
+    params = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for n, p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def one_cycle_cosine(optimizer, warmup_steps: int, total_steps: int):
+    """Linear warm-up to the peak learning rate, then cosine decay to zero (§4.2)."""
+    def factor(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def trainable_state(net, keep: set = None) -> dict:
+    """The weights a checkpoint keeps: trainable parameters (or those named in `keep`) and buffers;
+    frozen weights come from the hub."""
+    keep = keep or {n for n, p in net.named_parameters() if p.requires_grad}
+    keep = keep | {n for n, _ in net.named_buffers()}
+    return {k: v.detach().cpu() for k, v in net.state_dict().items() if k in keep}
+
+
+def save_checkpoint(path: Path, **content):
+    """torch.save to a temporary file, then an atomic rename: an interruption never leaves half a checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(content, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint of this project (plain tensors and Python values, so weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"checkpoint not found: {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_weights(net, state: dict):
+    """Load a trainable-only state dict; every key must exist in the model."""
+    missing_in_model = set(state) - set(net.state_dict())
+    if missing_in_model:
+        raise KeyError(f"checkpoint keys not in the model: {sorted(missing_in_model)[:5]}")
+    net.load_state_dict(state, strict=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# The training loop, shared by pre-training and both fine-tuning stages
+
+
+def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: bool,
+        best_name: str = None, best: float = None, keep: set = None):
+    """Train `net` for `epochs` epochs with `step(net, batch) -> (loss, logs)`; after each epoch
+    `validate(net) -> (metric, logs)`. Keeps the weights with the best metric so far (`best`, from an
+    earlier stage) in <out>/<best_name>.pt, and the full state in <out>/<name>.last.pt, from which
+    --resume continues. Checkpoints hold the trainable weights, or those named in `keep`."""
+    args, out = run.args, run.args.out
+    gen = torch.Generator()
+    train_loader = loader(run, "train", train=True, generator=gen)
+    optimizer = torch.optim.AdamW(param_groups(net, args.weight_decay), lr=args.lr)
+    steps = epochs * len(train_loader)
+    scheduler = one_cycle_cosine(optimizer, args.warmup_epochs * len(train_loader), steps)
+    best_path = out / f"{best_name or name}.pt"
+    start = 0
+    if best is None:
+        best = math.inf if lower_is_better else -math.inf
+    last = out / f"{name}.last.pt"
+    if args.resume and last.exists():
+        state = load_checkpoint(last)
+        load_weights(net, state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        best, start = state["best"], state["epoch"]
+        print(f"{name}: resumed from {last} after epoch {start}")
+    writer = SummaryWriter(out)
+    params = [p for p in net.parameters() if p.requires_grad]
+    stop = min(epochs, start + args.stop_after) if args.stop_after else epochs
+    for epoch in range(start, stop):
+        torch.manual_seed(args.seed + epoch)  # data order, augmentation and dropout: resumable exactly
+        gen.manual_seed(args.seed + epoch)
+        net.train()
+        t0, sums = time.time(), {}
+        bar = tqdm(train_loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+        for batch in bar:
+            with autocast(run.device):
+                loss, logs = step(net, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+        metric, val_logs = validate(net)
+        logs = {f"train/{k}": v / len(train_loader) for k, v in sums.items()} | {f"val/{k}": v for k, v in val_logs.items()}
+        for k, v in logs.items():
+            writer.add_scalar(f"{name}/{k}", v, epoch + 1)
+        improved = metric < best if lower_is_better else metric > best
+        if improved:
+            best = metric
+            save_checkpoint(best_path, model=trainable_state(net, keep), config=dataclasses.asdict(run.cfg),
+                            epoch=epoch + 1, metric=metric)
+        save_checkpoint(last, model=trainable_state(net, keep), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), epoch=epoch + 1, best=best)
+        print(f"{name} epoch {epoch + 1}/{epochs} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+              + f" lr {scheduler.get_last_lr()[0]:.2e} {time.time() - t0:.0f}s" + (" *best*" if improved else ""),
+              flush=True)
+    writer.close()
+    return best
+
+
+# ----------------------------------------------------------------------------------------------
+# Pre-training
+
+
+def pretrain_step(run: Run, pg: dict, lambda_psp: float):
+    """One batch of eq. 5."""
+    prototypes = pg["prototypes"].to(run.device)
+
+    def step(net, batch):
+        (text_ids, text_mask), _, _ = text_batch(run.tok, batch["translations"], run.device)
+        out = net(batch["frames"].to(run.device, non_blocking=True), batch["frame_mask"].to(run.device),
+                  text_ids, text_mask)
+        labels = pseudogloss.multi_hot(batch["names"], pg).to(run.device)
+        loss, align, psp = losses.pretrain_loss(out, prototypes, labels, lambda_psp)
+        return loss, {"loss": loss, "align": align, "psp": psp}
+    return step
+
+
+def main(argv=None):
+    ap = arg_parser(__doc__)
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--lambda-psp", type=float, default=1.0, help="lambda of eq. 5")
+    args = parse(ap, argv)
+    run = setup(args)
+    pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
+    net = build(run, "pretrain")
+    step = pretrain_step(run, pg, args.lambda_psp)
+    dev = loader(run, "dev", train=False)
+
+    @torch.no_grad()
+    def validate(net):
+        net.eval()
+        sums, n = {}, 0
+        for batch in dev:
+            with autocast(run.device):
+                _, logs = step(net, batch)
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(batch["names"])
+            n += len(batch["names"])
+        logs = {k: v / n for k, v in sums.items()}
+        return logs["loss"], logs
+
+    print(f"pre-training {args.preset} on {run.root}: {len(pg['vocab'])} pseudo-glosses, "
+          f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
+    best = fit(run, net, step, validate, args.epochs, "pretrain", lower_is_better=True)
+    print(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
+
+
+if __name__ == "__main__":
+    main()
