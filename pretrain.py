@@ -208,7 +208,7 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         net.train()
         t0, sums = time.time(), {}
         bar = tqdm(train_loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
-        for batch in bar:
+        for i, batch in enumerate(bar):
             with autocast(run.device):
                 loss, logs = step(net, batch)
             optimizer.zero_grad(set_to_none=True)
@@ -216,11 +216,12 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            for k, v in logs.items():  # summed on the device: no GPU sync per step
+                sums[k] = sums.get(k, 0.0) + v.detach()
+            if i % 10 == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}")
         metric, val_logs = validate(net)
-        logs = {f"train/{k}": v / len(train_loader) for k, v in sums.items()} | {f"val/{k}": v for k, v in val_logs.items()}
+        logs = {f"train/{k}": float(v) / len(train_loader) for k, v in sums.items()} | {f"val/{k}": v for k, v in val_logs.items()}
         for k, v in logs.items():
             writer.add_scalar(f"{name}/{k}", v, epoch + 1)
         improved = metric < best if lower_is_better else metric > best
