@@ -6,13 +6,19 @@ PHOENIX14T video loading (paper §4.2, DESIGN "Data") and a generated stand-in c
 
 `--data phoenix14t` reads $PHOENIX14T_ROOT or ./data/phoenix14t; `--data synthetic` builds ./data/synthetic
 once (German weather sentences signed as coloured moving patterns); any other value is a root folder.
+
+    python data.py --pack --data phoenix14t [--splits train dev test]   # once: <root>/packed/<split>/, for packed=True
 """
 
+import argparse
 import csv
+import io
 import json
 import math
+import multiprocessing
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +88,23 @@ def augment_video(frames, generator=None, p=0.5):
     return F.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-class Phoenix14T(torch.utils.data.Dataset):
-    """Paper §4.2 / DESIGN "Data": a PHOENIX14T split as normalised frame tensors [T, 3, size, size] with translations."""
+def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.ndarray:
+    """DESIGN "Data": which of a video's n frames are read: every --frame-stride'th, subsampled evenly to --max-frames."""
+    keep = np.arange(0, n, frame_stride)
+    if len(keep) > max_frames:
+        keep = keep[np.linspace(0, len(keep) - 1, max_frames).round().astype(int)]
+    return keep
 
-    def __init__(self, root, split, train=False, size=224, max_frames=300, frame_stride=1):
+
+class Phoenix14T(torch.utils.data.Dataset):
+    """Paper §4.2 / DESIGN "Data": a PHOENIX14T split as normalised frame tensors [T, 3, size, size] with translations.
+
+    packed=True reads the frames from the split's pack (see pack_split) instead of the PNG files; everything
+    after decoding (frame selection, resize, crop, augmentation, normalisation) is the same code.
+    """
+
+    def __init__(self, root, split, train=False, size=224, max_frames=300, frame_stride=1, packed=False,
+                 packed_dir=None):
         self.root, self.split, self.train = Path(root), split, train
         self.size, self.resize = size, round(size * 256 / 224)  # 256 -> 224 as in the paper
         self.max_frames, self.frame_stride = max_frames, frame_stride
@@ -93,6 +112,10 @@ class Phoenix14T(torch.utils.data.Dataset):
         self.frame_dir = self.root / FRAME_DIR / split
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.pack = None
+        if packed:
+            command = f"python data.py --pack --data {root} --splits {split}" + (f" --packed-dir {packed_dir}" if packed_dir else "")
+            self.pack = Pack(packed_path(root, split, packed_dir), command)
 
     def __len__(self):
         return len(self.rows)
@@ -100,41 +123,171 @@ class Phoenix14T(torch.utils.data.Dataset):
     def frame_paths(self, name) -> list[Path]:
         """DESIGN "Data": a video's frame files, after --frame-stride and even subsampling to --max-frames."""
         folder = self.frame_dir / name
-        paths = sorted(folder.glob("images*.png"))[::self.frame_stride]
+        paths = sorted(folder.glob("images*.png"))
         if not paths:
             raise FileNotFoundError(f"video folder '{folder}' has no images*.png frames (missing or empty)")
-        if len(paths) > self.max_frames:
-            keep = np.linspace(0, len(paths) - 1, self.max_frames).round().astype(int)
-            paths = [paths[i] for i in keep]
-        return paths
+        return [paths[i] for i in select_frames(len(paths), self.frame_stride, self.max_frames)]
 
-    def __getitem__(self, i):
-        row = self.rows[i]
-        paths = self.frame_paths(row["name"])
+    def read_pixels(self, name) -> np.ndarray:
+        """DESIGN "Data": the selected frames of one video as uint8 [T, H, W, 3], from the PNGs or the pack."""
+        if self.pack is not None:
+            keep = select_frames(self.pack.n_frames(name), self.frame_stride, self.max_frames)
+            return self.pack.read(name, keep)
+        paths = self.frame_paths(name)
         pixels = [read_frame(p) for p in paths]
         if len({a.shape for a in pixels}) > 1:
             raise ValueError(f"video folder '{paths[0].parent}' mixes frame sizes {sorted({a.shape for a in pixels})}")
-        video = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float().div_(255)  # [T, 3, H, W]
-        video = F.interpolate(video, size=(self.resize, self.resize), mode="bilinear", align_corners=False, antialias=True)
+        return np.stack(pixels)
+
+    def transform(self, pixels: np.ndarray) -> torch.Tensor:
+        """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, crop 224 (random for training), augment, ImageNet-normalise."""
+        video = torch.from_numpy(pixels).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8, channels-last in memory
+        if video.shape[-2:] != (self.resize, self.resize):
+            # on uint8 (not float) torch's antialiased bilinear resize is ~15x faster on CPU; rounds to whole levels
+            video = F.interpolate(video, size=(self.resize, self.resize), mode="bilinear", align_corners=False,
+                                  antialias=True)
         if self.train:
             top, left = torch.randint(0, self.resize - self.size + 1, (2,)).tolist()  # one crop for the whole video
         else:
             top = left = int(round((self.resize - self.size) / 2))
-        video = video[:, :, top:top + self.size, left:left + self.size]
+        crop = video[:, :, top:top + self.size, left:left + self.size]
+        out = torch.empty(crop.shape, dtype=torch.float32)  # contiguous [T, 3, size, size]
+        out.copy_(crop)                                     # uint8 -> float and the layout change in one pass
         if self.train:
-            video = augment_video(video)
-        video = (video - self.mean) / self.std
-        return {"name": row["name"], "translation": row["translation"], "frames": video.contiguous()}
+            out = augment_video(out.div_(255))
+            return out.sub_(self.mean).div_(self.std)
+        return out.mul_(1 / (255 * self.std)).sub_(self.mean / self.std)  # (x/255 - mean)/std, two passes
+
+    def __getitem__(self, i):
+        row = self.rows[i]
+        frames = self.transform(self.read_pixels(row["name"]))
+        return {"name": row["name"], "translation": row["translation"], "frames": frames}
 
 
 def collate(batch) -> dict:
     """DESIGN "Data": zero-padded frames [B, T, 3, H, W] with frame_mask [B, T] (True = real frame)."""
     lengths = torch.tensor([len(b["frames"]) for b in batch])
-    frames = batch[0]["frames"].new_zeros(len(batch), int(lengths.max()), *batch[0]["frames"].shape[1:])
+    shape = (len(batch), int(lengths.max()), *batch[0]["frames"].shape[1:])
+    if torch.utils.data.get_worker_info() is not None:  # in a worker: build the batch in shared memory directly,
+        elem = batch[0]["frames"]  # saving the copy the worker's queue would make (as torch's default_collate does)
+        storage = torch.UntypedStorage._new_shared(math.prod(shape) * elem.element_size())
+        frames = elem.new_empty(0).set_(storage, 0, shape)
+    else:
+        frames = batch[0]["frames"].new_empty(shape)
     for i, b in enumerate(batch):
         frames[i, :len(b["frames"])] = b["frames"]
+        frames[i, len(b["frames"]):] = 0  # only the padding is zeroed: one pass over the batch less
     return {"frames": frames, "frame_mask": torch.arange(frames.shape[1])[None] < lengths[:, None],
             "names": [b["name"] for b in batch], "translations": [b["translation"] for b in batch]}
+
+
+# -----------------------------------------------------------------------------
+# packed frames: each split once as one memory-mapped stream of JPEGs (DESIGN "Data"; decoding ~100 small PNG
+# files a video is too slow to keep a GPU busy). <packed-dir>/<split>/ holds frames.bin (the JPEGs back to back),
+# offsets.npy (int64 [N + 1], byte offsets of the N frames) and index.json (video names, frame counts, settings).
+
+PACK_VERSION = 1
+
+
+def packed_path(root, split, packed_dir=None) -> Path:
+    """Packed frames: a split's pack folder, <packed_dir or <root>/packed>/<split>."""
+    return (Path(packed_dir) if packed_dir else Path(root) / "packed") / split
+
+
+def _encode_video(job) -> list[bytes]:
+    """Packed frames: one video folder's PNG frames, in file-name order, as JPEG bytes (runs in a pool worker)."""
+    folder, quality, resize = job
+    paths = sorted(Path(folder).glob("images*.png"))
+    if not paths:
+        raise FileNotFoundError(f"video folder '{folder}' has no images*.png frames (missing or empty)")
+    out = []
+    for path in paths:
+        image = Image.fromarray(read_frame(path))
+        if resize:  # PIL's bilinear resize is antialiased, like the loader's
+            image = image.resize((resize, resize), Image.BILINEAR)
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=quality)
+        out.append(buf.getvalue())
+    return out
+
+
+def _pack_complete(folder: Path, names: list, settings: dict) -> bool:
+    """Packed frames: whether `folder` is a finished pack of exactly these videos with these settings."""
+    index = folder / "index.json"
+    if not (index.is_file() and (folder / "frames.bin").is_file() and (folder / "offsets.npy").is_file()):
+        return False
+    meta = json.loads(index.read_text())
+    return meta["names"] == names and all(meta.get(k) == v for k, v in settings.items())
+
+
+def pack_split(root, split, packed_dir=None, quality: int = 93, resize: int = None, workers: int = None) -> Path:
+    """Packed frames: re-encode a split's PNG frames as JPEG (quality 93; optionally resized to resize x resize) into
+    one file; skipped when already packed; built under a temporary name and renamed, so never left half-written."""
+    root = Path(root)
+    folder = packed_path(root, split, packed_dir)
+    names = list(dict.fromkeys(r["name"] for r in read_split(root, split)))  # unique, in the CSV's order
+    settings = {"version": PACK_VERSION, "quality": quality, "resize": resize}
+    if _pack_complete(folder, names, settings):
+        return folder
+    tmp = folder.parent / f".{folder.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    jobs = [(root / FRAME_DIR / split / name, quality, resize) for name in names]
+    offsets, counts = [0], []
+    workers = workers or os.cpu_count() or 1
+    with open(tmp / "frames.bin", "wb") as f, multiprocessing.Pool(workers) as pool:
+        for jpegs in pool.imap(_encode_video, jobs, chunksize=4):  # in order: the file is written sequentially
+            for jpeg in jpegs:
+                f.write(jpeg)
+                offsets.append(offsets[-1] + len(jpeg))
+            counts.append(len(jpegs))
+    np.save(tmp / "offsets.npy", np.array(offsets, dtype=np.int64))
+    (tmp / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts}))
+    if folder.exists():  # a stale pack (other videos or settings)
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
+
+
+class Pack:
+    """Packed frames: reads selected frames of a video from a split's pack; memory-maps frames.bin lazily, so that
+    each DataLoader worker maps it itself (pickling the dataset never copies the file)."""
+
+    def __init__(self, folder: Path, command: str = "python data.py --pack --data ROOT --splits SPLIT"):
+        self.folder, self.command = Path(folder), command
+        if not (self.folder / "index.json").is_file():
+            raise FileNotFoundError(f"frame pack '{self.folder}' not found or incomplete: build it once with `{command}`")
+        meta = json.loads((self.folder / "index.json").read_text())
+        starts = np.cumsum([0] + meta["counts"])[:-1].tolist()
+        self.videos = {name: (s, n) for name, s, n in zip(meta["names"], starts, meta["counts"])}  # name -> (first, count)
+        self.offsets = np.load(self.folder / "offsets.npy")                                       # int64 [N + 1]
+        self.blob = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "blob": None}
+
+    def n_frames(self, name) -> int:
+        """Packed frames: how many frames the video has in the pack."""
+        if name not in self.videos:
+            raise FileNotFoundError(f"video '{name}' is not in frame pack '{self.folder}' (packed from another "
+                                    f"annotation file?): delete the pack and rebuild it with `{self.command}`")
+        return self.videos[name][1]
+
+    def read(self, name, keep) -> np.ndarray:
+        """Packed frames: frames `keep` (indices into the video) decoded to uint8 [T, H, W, 3]."""
+        if self.blob is None:
+            self.blob = np.memmap(self.folder / "frames.bin", dtype=np.uint8, mode="r")
+        start = self.videos[name][0]
+        frames = []
+        for k in keep:
+            a, b = self.offsets[start + k], self.offsets[start + k + 1]
+            try:
+                with Image.open(io.BytesIO(self.blob[a:b])) as im:
+                    frames.append(np.asarray(im if im.mode == "RGB" else im.convert("RGB")))
+            except (OSError, ValueError, SyntaxError) as e:
+                raise OSError(f"cannot decode frame {k} of video '{name}' in frame pack '{self.folder}' ({e}): "
+                              f"delete the pack and rebuild it with `{self.command}`") from e
+        return np.stack(frames)
 
 
 # -----------------------------------------------------------------------------
@@ -275,3 +428,37 @@ def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 6
     root.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, root)
     return root
+
+
+def main():
+    """The one-off packing step: `python data.py --pack --data {phoenix14t,synthetic,PATH} [--splits ...]`."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pack", action="store_true", help="pack the splits' frames into <root>/packed/<split>/")
+    ap.add_argument("--data", default="phoenix14t", help="phoenix14t, synthetic, or a folder in the PHOENIX14T layout")
+    ap.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    ap.add_argument("--packed-dir", help="where the packs go (default: <root>/packed); one sub-folder per split")
+    ap.add_argument("--quality", type=int, default=93, help="JPEG quality")
+    ap.add_argument("--resize", type=int, help="store frames resized to this square size, 0 = as shipped (default: "
+                    "256, the paper's resize before the 224 crop, so the loader skips it; as shipped for synthetic)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="encoding processes")
+    args = ap.parse_args()
+    if not args.pack:
+        ap.error("nothing to do: pass --pack")
+    root = resolve_root(args.data)
+    if args.resize is None:
+        args.resize = 0 if args.data == "synthetic" else 256  # synthetic frames are 64x64, read at 37 by the tiny preset
+    for split in args.splits:
+        index = packed_path(root, split, args.packed_dir) / "index.json"
+        before = index.stat().st_mtime_ns if index.is_file() else None
+        start = time.perf_counter()
+        folder = pack_split(root, split, args.packed_dir, args.quality, args.resize or None, args.workers)
+        seconds = time.perf_counter() - start
+        n, size = len(np.load(folder / "offsets.npy")) - 1, (folder / "frames.bin").stat().st_size
+        if index.stat().st_mtime_ns == before:
+            print(f"{split}: already packed, {n} frames, {size / 2**20:.1f} MiB in '{folder}'")
+        else:
+            print(f"{split}: packed {n} frames, {size / 2**20:.1f} MiB in '{folder}' in {seconds:.1f} s "
+                  f"({n / seconds:.0f} frames/s)")
+
+if __name__ == "__main__":
+    main()

@@ -70,14 +70,14 @@ def autocast(device):
                           enabled=torch.device(device).type == "cuda")
 
 
-def main():
+def main(argv=None):
     import pretrain  # the shared set-up: flags, data, tokenizer, checkpoints
     ap = pretrain.arg_parser(__doc__)
     ap.add_argument("--split", default="test", choices=["dev", "test"])
     ap.add_argument("--checkpoint", help="default: <out>/finetune.pt")
     ap.add_argument("--beams", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=100)
-    args = pretrain.parse(ap)
+    args = pretrain.parse(ap, argv)
     ckpt = pretrain.load_checkpoint(args.checkpoint or args.out / "finetune.pt")
     run = pretrain.setup(args, config=ckpt["config"])
     net = pretrain.build(run, "translation")

@@ -45,8 +45,6 @@ def main(argv=None):
 
     def step(net, batch):
         _, (dec_ids, dec_mask), labels = pretrain.text_batch(tok, batch["translations"], device)
-        if stage == 1:  # the frozen sign encoder runs as at inference: fixed BatchNorm statistics, no dropout
-            net.sign.eval()
         logits = net(batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device), dec_ids, dec_mask)
         loss = losses.translation_loss(logits, labels, tok.pad_id, args.label_smoothing)
         return loss, {"loss": loss}

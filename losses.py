@@ -1,6 +1,8 @@
 """The losses of the paper: pseudo-gloss pre-training (eqs. 1-3), video-language alignment (eq. 4),
 their sum (eq. 5) and translation (eq. 6). Pure functions of tensors; only torch is imported."""
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 
 
@@ -27,8 +29,17 @@ def pseudo_gloss_loss(z, mask, prototypes, labels, tau_t, tau_u):
     return F.binary_cross_entropy(e_hat, labels.float())
 
 
+def gather(x):
+    """Embeddings of every process, in rank order, with gradients flowing back to each process's own
+    rows (summed over processes, which data-parallel averaging then undoes): negatives from the global batch."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return x
+    return torch.cat(dist_nn.all_gather(x))
+
+
 def clip_loss(video, text, temperature):
-    """L_align, eq. 4: symmetric InfoNCE over the batch; logits are cosine similarities / temperature."""
+    """L_align, eq. 4: symmetric InfoNCE over the (global) batch; logits are cosine similarities / temperature."""
+    video, text = gather(video), gather(text)                                   # [B, D], all processes
     logits = F.normalize(video.float(), dim=-1) @ F.normalize(text.float(), dim=-1).T / temperature  # [B, B]
     target = torch.arange(len(logits), device=logits.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 import torch.nn.functional as F
 from transformers import Dinov2Config, Dinov2Model, MBartConfig, MBartForConditionalGeneration
@@ -139,6 +141,25 @@ def requires_grad(module: nn.Module) -> bool:
 # ----------------------------------------------------------------------------------------------
 # Frame level: the visual encoder (§3.1, "Visual Encoder")
 
+class FrameBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over the valid frames of the whole batch; under data-parallel training its statistics
+    are summed over every process (any device, unlike nn.SyncBatchNorm), as one process would see them."""
+
+    def forward(self, x):
+        # x [N, C], the valid frames of this process
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        x = x.float()
+        stats = torch.cat([x.sum(0), (x * x).sum(0), x.new_full((1,), len(x))])
+        stats = dist_nn.all_reduce(stats)                    # differentiable sum over processes
+        n = stats[-1]
+        mean, var = stats[:x.shape[1]] / n, stats[x.shape[1]:-1] / n - (stats[:x.shape[1]] / n) ** 2
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / (n - 1), self.momentum)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
 class VisualEncoder(nn.Module):
     """DINOv2 with LoRA on its top blocks; CLS -> Linear -> BatchNorm over the valid frames: F [B,T*,D*]."""
 
@@ -149,7 +170,7 @@ class VisualEncoder(nn.Module):
             add_lora(block, ("q_proj", "v_proj"), cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
         self.n_frozen = len(dino.encoder.layer) - cfg.dino_lora_blocks
         self.proj = nn.Linear(dino.config.hidden_size, cfg.frame_dim)
-        self.norm = nn.BatchNorm1d(cfg.frame_dim)
+        self.norm = FrameBatchNorm(cfg.frame_dim)
 
     def forward(self, frames, mask):
         # frames [B, T*, 3, H, W], mask [B, T*] -> [B, T*, D*]; padded frames never reach DINOv2
@@ -352,7 +373,7 @@ class TranslationModel(nn.Module):
         out = self.mbart.generate(encoder_outputs=BaseModelOutput(last_hidden_state=m), attention_mask=mask.long(),
                                   decoder_start_token_id=start_id, bos_token_id=start_id, eos_token_id=eos_id,
                                   pad_token_id=pad_id, forced_bos_token_id=None, num_beams=num_beams,
-                                  max_new_tokens=max_new_tokens, do_sample=False, early_stopping=True)
+                                  max_new_tokens=max_new_tokens, do_sample=False)
         return out[:, 1:]
 
 

@@ -8,6 +8,7 @@ This file also holds the training code that finetune.py and evaluate.py share: f
 optimizer and schedule, atomic checkpoints with --resume, and the training loop.
 """
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -76,16 +79,50 @@ def setup(args, config: dict = None) -> Run:
     """Resolve the data, build (or load) the tokenizer, and fix the config (from a checkpoint when given)."""
     if args.preset not in model.PRESETS:
         raise SystemExit(f"unknown preset {args.preset!r} (--preset): choose one of {', '.join(model.PRESETS)}")
+    device = init_distributed(args.device)
     torch.manual_seed(args.seed)
-    root = data.resolve_root(args.data)
-    args.out.mkdir(parents=True, exist_ok=True)
-    sentences = [row["translation"] for row in data.read_split(root, "train")]
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
     cfg = model.get_config(args.preset, **names) if config is None else model.Config(**config)
-    kind = "mbart" if cfg.pretrained else "sentencepiece"
-    tok = pseudogloss.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart)
+    with main_process_first():  # one process generates data and tokenizer files, the others read them
+        root = data.resolve_root(args.data)
+        args.out.mkdir(parents=True, exist_ok=True)
+        sentences = [row["translation"] for row in data.read_split(root, "train")]
+        kind = "mbart" if cfg.pretrained else "sentencepiece"
+        tok = pseudogloss.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart)
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
-    return Run(args, cfg, root, tok, torch.device(args.device))
+    return Run(args, cfg, root, tok, device)
+
+
+def init_distributed(device: str) -> torch.device:
+    """Data-parallel training under torchrun (NCCL on GPU, gloo on CPU); a plain device otherwise."""
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        return torch.device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device(device)
+
+
+def world() -> tuple:
+    """(rank, number of processes)."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def is_main() -> bool:
+    """Only the first process writes checkpoints, logs and files."""
+    return world()[0] == 0
+
+
+@contextlib.contextmanager
+def main_process_first():
+    """Run a block in the first process, then in the others (which then find its files)."""
+    if not is_main():
+        dist.barrier()
+    yield
+    if is_main() and dist.is_initialized():
+        dist.barrier()
 
 
 def build(run: Run, kind: str):
@@ -95,13 +132,20 @@ def build(run: Run, kind: str):
 
 
 def loader(run: Run, split: str, train: bool, generator=None):
-    """A DataLoader over one split: shuffled and augmented for training, in order otherwise."""
+    """A DataLoader over one split: shuffled and augmented for training (each process its share of the
+    --batch-size videos, which is the global batch), in order otherwise."""
     ds = data.Phoenix14T(run.root, split, train=train, size=run.cfg.image_size,
                          max_frames=run.args.max_frames, frame_stride=run.args.frame_stride)
+    rank, n = world()
+    if run.args.batch_size % n:
+        raise SystemExit(f"--batch-size {run.args.batch_size} is the global batch: it must divide by {n} processes")
+    sampler = None
+    if train and n > 1:
+        sampler = torch.utils.data.DistributedSampler(ds, n, rank, shuffle=True, seed=run.args.seed, drop_last=True)
     return torch.utils.data.DataLoader(
-        ds, batch_size=run.args.batch_size, shuffle=train, generator=generator, drop_last=train and len(ds) > run.args.batch_size,
-        num_workers=run.args.workers, collate_fn=data.collate, pin_memory=run.device.type == "cuda",
-        persistent_workers=run.args.workers > 0)
+        ds, batch_size=run.args.batch_size // n, shuffle=train and sampler is None, sampler=sampler,
+        generator=generator, drop_last=train and len(ds) > run.args.batch_size, num_workers=run.args.workers,
+        collate_fn=data.collate, pin_memory=run.device.type == "cuda", persistent_workers=run.args.workers > 0)
 
 
 def text_batch(tok, sentences, device, max_tokens: int = 100):
@@ -177,7 +221,7 @@ def load_weights(net, state: dict):
 
 def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: bool,
         best_name: str = None, best: float = None, keep: set = None):
-    """Train `net` for `epochs` epochs with `step(net, batch) -> (loss, logs)`; after each epoch
+    """Train `net` for `epochs` epochs with `step(model, batch) -> (loss, logs)`; after each epoch
     `validate(net) -> (metric, logs)`. Keeps the weights with the best metric so far (`best`, from an
     earlier stage) in <out>/<best_name>.pt, and the full state in <out>/<name>.last.pt, from which
     --resume continues. Checkpoints hold the trainable weights, or those named in `keep`."""
@@ -187,11 +231,10 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
     optimizer = torch.optim.AdamW(param_groups(net, args.weight_decay), lr=args.lr)
     steps = epochs * len(train_loader)
     scheduler = one_cycle_cosine(optimizer, args.warmup_epochs * len(train_loader), steps)
-    best_path = out / f"{best_name or name}.pt"
+    best_path, last = out / f"{best_name or name}.pt", out / f"{name}.last.pt"
     start = 0
     if best is None:
         best = math.inf if lower_is_better else -math.inf
-    last = out / f"{name}.last.pt"
     if args.resume and last.exists():
         state = load_checkpoint(last)
         load_weights(net, state["model"])
@@ -199,18 +242,26 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         scheduler.load_state_dict(state["scheduler"])
         best, start = state["best"], state["epoch"]
         print(f"{name}: resumed from {last} after epoch {start}")
-    writer = SummaryWriter(out)
+    # under torchrun: gradients averaged over processes; the pre-training text embedding may go unused
+    train_net = DistributedDataParallel(net, find_unused_parameters=True) if dist.is_initialized() else net
+    writer = SummaryWriter(out) if is_main() else None
     params = [p for p in net.parameters() if p.requires_grad]
     stop = min(epochs, start + args.stop_after) if args.stop_after else epochs
     for epoch in range(start, stop):
         torch.manual_seed(args.seed + epoch)  # data order, augmentation and dropout: resumable exactly
         gen.manual_seed(args.seed + epoch)
+        if isinstance(train_loader.sampler, torch.utils.data.DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
         net.train()
+        for child in net.children():  # a frozen part runs as at inference: fixed BatchNorm statistics, no dropout
+            if not model.requires_grad(child):
+                child.eval()
         t0, sums = time.time(), {}
-        bar = tqdm(train_loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+        bar = tqdm(train_loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True,
+                   disable=not is_main())
         for i, batch in enumerate(bar):
             with autocast(run.device):
-                loss, logs = step(net, batch)
+                loss, logs = step(train_net, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -219,9 +270,12 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
             for k, v in logs.items():  # summed on the device: no GPU sync per step
                 sums[k] = sums.get(k, 0.0) + v.detach()
             if i % 10 == 0:
-                bar.set_postfix(loss=f"{float(loss):.3f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}")
         metric, val_logs = validate(net)
-        logs = {f"train/{k}": float(v) / len(train_loader) for k, v in sums.items()} | {f"val/{k}": v for k, v in val_logs.items()}
+        if not is_main():
+            continue
+        logs = {f"train/{k}": float(v) / len(train_loader) for k, v in sums.items()}
+        logs |= {f"val/{k}": v for k, v in val_logs.items()}
         for k, v in logs.items():
             writer.add_scalar(f"{name}/{k}", v, epoch + 1)
         improved = metric < best if lower_is_better else metric > best
@@ -234,7 +288,8 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         print(f"{name} epoch {epoch + 1}/{epochs} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items())
               + f" lr {scheduler.get_last_lr()[0]:.2e} {time.time() - t0:.0f}s" + (" *best*" if improved else ""),
               flush=True)
-    writer.close()
+    if writer:
+        writer.close()
     return best
 
 
