@@ -7,10 +7,12 @@ mBART's decoder, train eq. 6 in two stages (Cambrian-1's recipe) and keep the be
     python finetune.py --data synthetic                  # reads <out>/pretrain.pt, writes <out>/finetune.pt
 """
 import torch
+from tqdm import tqdm
 
 import losses
+import model
 import pretrain
-from evaluate import bleu, translate
+from evaluate import autocast, bleu, translate
 
 STAGE1 = ("mapper.", "mbart.model.decoder.")  # the parameters stage 1 trains (those that require grad)
 
@@ -27,11 +29,36 @@ def load_pretrained(net, state: dict):
     pretrain.load_weights(net, renamed)
 
 
+@torch.no_grad()
+def cache_features(run, net) -> list:
+    """The frozen sign encoder's output for every training video, computed once for stage 1 (--cache-features).
+    Exact when augmentation is off, as here: stage 1 freezes the sign encoder and runs it in eval mode."""
+    net.eval()
+    items = []
+    for batch in tqdm(pretrain.loader(run, "train", train=False), desc="caching features", leave=False,
+                      disable=not pretrain.is_main()):
+        with autocast(run.device):
+            _, mask, s = net.sign(batch["frames"].to(run.device), batch["frame_mask"].to(run.device))
+        items += [{"features": s[i, :n].cpu(), "names": name, "translation": text}
+                  for i, (n, name, text) in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
+    return items
+
+
+def collate_features(items) -> dict:
+    """Cached features as a batch: the frame fields of data.collate, holding features [B, T, D] instead."""
+    lengths = torch.tensor([len(x["features"]) for x in items])
+    return {"frames": torch.nn.utils.rnn.pad_sequence([x["features"] for x in items], batch_first=True),
+            "frame_mask": torch.arange(int(lengths.max()))[None] < lengths[:, None],
+            "names": [x["names"] for x in items], "translations": [x["translation"] for x in items]}
+
+
 def main(argv=None):
     ap = pretrain.arg_parser(__doc__)
     ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt)")
     ap.add_argument("--stage1-epochs", type=int, default=100)
     ap.add_argument("--stage2-epochs", type=int, default=200)
+    ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
+                    "per training video, without augmentation, and train on its cached output")
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--val-beams", type=int, default=1, help="beams for the dev BLEU-4 of each epoch "
                     "(greedy by default, for speed; evaluate.py uses 4)")
@@ -54,15 +81,16 @@ def main(argv=None):
         b = bleu(hyps, refs)
         return b["bleu4"], b
 
-    print(f"fine-tuning {args.preset} on {run.root}: {len(trainable & set(n for n, _ in net.named_parameters())):,} "
-          f"trainable tensors, out {args.out}")
+    pretrain.log(f"fine-tuning {args.preset} on {run.root}: {model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = None
     for stage, epochs in ((1, args.stage1_epochs), (2, args.stage2_epochs)):
         for n, p in net.named_parameters():
             p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
+        cached = stage == 1 and args.cache_features and epochs > 0
+        train_set = (cache_features(run, net), collate_features) if cached else None
         best = pretrain.fit(run, net, step, validate, epochs, f"finetune-stage{stage}", lower_is_better=False,
-                            best_name="finetune", best=best, keep=trainable)
-    print(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
+                            best_name="finetune", best=best, keep=trainable, train_set=train_set)
+    pretrain.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
 
 
 if __name__ == "__main__":

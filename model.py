@@ -354,8 +354,12 @@ class TranslationModel(nn.Module):
         self.mbart = mbart
 
     def encode(self, frames, frame_mask):
-        """Video-level features M [B, T, D] and their mask."""
-        _, mask, s = self.sign(frames, frame_mask)
+        """Video-level features M [B, T, D] and their mask. `frames` [B, T*, 3, H, W], or the sign encoder's
+        output [B, T, llm_dim] computed beforehand (fine-tuning stage 1 with --cache-features)."""
+        if frames.dim() == 3:
+            s, mask = frames, frame_mask
+        else:
+            _, mask, s = self.sign(frames, frame_mask)
         m = self.mbart.model.encoder(inputs_embeds=self.mapper(s), attention_mask=mask.long())
         return m.last_hidden_state, mask
 

@@ -51,6 +51,9 @@ def arg_parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="data loading processes")
     ap.add_argument("--max-frames", type=int, default=300)
     ap.add_argument("--frame-stride", type=int, default=1)
+    ap.add_argument("--packed", action="store_true", help="read frames from the JPEG packs that "
+                    "`python data.py --pack --data ...` writes once (much faster than the PNGs)")
+    ap.add_argument("--packed-dir", help="where the packs are (default: <root>/packed)")
     ap.add_argument("--dino", default=None, help="DINOv2 name or local folder (paper preset)")
     ap.add_argument("--mbart", default=None, help="mBART-cc25 name or local folder (paper preset)")
     ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
@@ -115,6 +118,12 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
+def log(*args):
+    """print, in the first process only."""
+    if is_main():
+        print(*args, flush=True)
+
+
 @contextlib.contextmanager
 def main_process_first():
     """Run a block in the first process, then in the others (which then find its files)."""
@@ -131,11 +140,12 @@ def build(run: Run, kind: str):
     return build_fn(run.cfg, keep_ids=run.tok.keep_ids).to(run.device)
 
 
-def loader(run: Run, split: str, train: bool, generator=None):
-    """A DataLoader over one split: shuffled and augmented for training (each process its share of the
-    --batch-size videos, which is the global batch), in order otherwise."""
-    ds = data.Phoenix14T(run.root, split, train=train, size=run.cfg.image_size,
-                         max_frames=run.args.max_frames, frame_stride=run.args.frame_stride)
+def loader(run: Run, split: str, train: bool, generator=None, ds=None, collate=data.collate):
+    """A DataLoader over one split (or over `ds`): shuffled and augmented for training (each process its
+    share of the --batch-size videos, which is the global batch), in order otherwise."""
+    if ds is None:
+        ds = data.Phoenix14T(run.root, split, train=train, size=run.cfg.image_size, max_frames=run.args.max_frames,
+                             frame_stride=run.args.frame_stride, packed=run.args.packed, packed_dir=run.args.packed_dir)
     rank, n = world()
     if run.args.batch_size % n:
         raise SystemExit(f"--batch-size {run.args.batch_size} is the global batch: it must divide by {n} processes")
@@ -145,7 +155,7 @@ def loader(run: Run, split: str, train: bool, generator=None):
     return torch.utils.data.DataLoader(
         ds, batch_size=run.args.batch_size // n, shuffle=train and sampler is None, sampler=sampler,
         generator=generator, drop_last=train and len(ds) > run.args.batch_size, num_workers=run.args.workers,
-        collate_fn=data.collate, pin_memory=run.device.type == "cuda", persistent_workers=run.args.workers > 0)
+        collate_fn=collate, pin_memory=run.device.type == "cuda", persistent_workers=run.args.workers > 0)
 
 
 def text_batch(tok, sentences, device, max_tokens: int = 100):
@@ -220,14 +230,15 @@ def load_weights(net, state: dict):
 
 
 def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: bool,
-        best_name: str = None, best: float = None, keep: set = None):
+        best_name: str = None, best: float = None, keep: set = None, train_set=None):
     """Train `net` for `epochs` epochs with `step(model, batch) -> (loss, logs)`; after each epoch
     `validate(net) -> (metric, logs)`. Keeps the weights with the best metric so far (`best`, from an
     earlier stage) in <out>/<best_name>.pt, and the full state in <out>/<name>.last.pt, from which
-    --resume continues. Checkpoints hold the trainable weights, or those named in `keep`."""
+    --resume continues. Checkpoints hold the trainable weights, or those named in `keep`.
+    `train_set`: (dataset, collate) to train on instead of the training videos."""
     args, out = run.args, run.args.out
     gen = torch.Generator()
-    train_loader = loader(run, "train", train=True, generator=gen)
+    train_loader = loader(run, "train", train=True, generator=gen, **dict(zip(("ds", "collate"), train_set or ())))
     optimizer = torch.optim.AdamW(param_groups(net, args.weight_decay), lr=args.lr)
     steps = epochs * len(train_loader)
     scheduler = one_cycle_cosine(optimizer, args.warmup_epochs * len(train_loader), steps)
@@ -241,7 +252,7 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         best, start = state["best"], state["epoch"]
-        print(f"{name}: resumed from {last} after epoch {start}")
+        log(f"{name}: resumed from {last} after epoch {start}")
     # under torchrun: gradients averaged over processes; the pre-training text embedding may go unused
     train_net = DistributedDataParallel(net, find_unused_parameters=True) if dist.is_initialized() else net
     writer = SummaryWriter(out) if is_main() else None
@@ -317,7 +328,8 @@ def main(argv=None):
     ap.add_argument("--lambda-psp", type=float, default=1.0, help="lambda of eq. 5")
     args = parse(ap, argv)
     run = setup(args)
-    pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
+    with main_process_first():
+        pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
     net = build(run, "pretrain")
     step = pretrain_step(run, pg, args.lambda_psp)
     dev = loader(run, "dev", train=False)
@@ -335,10 +347,10 @@ def main(argv=None):
         logs = {k: v / n for k, v in sums.items()}
         return logs["loss"], logs
 
-    print(f"pre-training {args.preset} on {run.root}: {len(pg['vocab'])} pseudo-glosses, "
+    log(f"pre-training {args.preset} on {run.root}: {len(pg['vocab'])} pseudo-glosses, "
           f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = fit(run, net, step, validate, args.epochs, "pretrain", lower_is_better=True)
-    print(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
+    log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
 
 
 if __name__ == "__main__":

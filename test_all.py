@@ -211,6 +211,16 @@ def test_translation_model_trains_exactly_lora_and_new_layers():
     assert hyp.shape[0] == 3 and hyp.shape[1] <= 5
 
 
+def test_cached_sign_features_give_the_same_translation_logits():
+    cfg = model.get_config("tiny", vocab_size=40)
+    net = model.build_translation_model(cfg).eval()
+    frames, fmask, ids, tmask = tiny_batch()
+    _, mask, s = net.sign(frames, fmask)
+    items = [{"features": s[i, :n], "names": str(i), "translation": ""} for i, n in enumerate(mask.sum(1).tolist())]
+    cached = finetune.collate_features(items)
+    torch.testing.assert_close(net(cached["frames"], cached["frame_mask"], ids, tmask), net(frames, fmask, ids, tmask))
+
+
 def test_trim_vocabulary_keeps_outputs_for_kept_tokens():
     torch.manual_seed(0)
     cfg = model.get_config("tiny", vocab_size=60)
@@ -558,7 +568,7 @@ def test_three_stages_end_to_end(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     pretrain.main(flags(corpus, out, "--epochs", "1"))
     assert (out / "pretrain.pt").exists()
-    finetune.main(flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
+    finetune.main(flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
     assert ckpt["config"]["image_size"] == 32 and any(k.startswith("mapper.") for k in ckpt["model"])
     evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
