@@ -281,7 +281,9 @@ class PngFrames(torch.utils.data.Dataset):
 
 
 def time_loaders(datasets: dict, args, passes: int = 3) -> dict:
-    """Frames/s from disk to collated, normalised batches: the best of `passes` passes, the loaders interleaved (this
+    """Frames/s from disk to collated batches: normalised floats for the PNG baseline; the uint8 batches that
+    data.Phoenix14T hands to the training loop, and those batches after data.prepare (normalised, augmented
+    when training) on the CPU, for the rows so named (on a GPU machine prepare runs on the GPU): the best of `passes` passes, the loaders interleaved (this
     machine is shared, so load changes during a run), after one warm-up pass each (workers started, page cache)."""
     loaders = {name: torch.utils.data.DataLoader(ds, batch_size=args.data_batch, num_workers=args.workers,
                                                  collate_fn=data.collate, persistent_workers=args.workers > 0)
@@ -291,6 +293,8 @@ def time_loaders(datasets: dict, args, passes: int = 3) -> dict:
         for name, loader in loaders.items():
             start, n = time.perf_counter(), 0
             for batch in loader:
+                if name.endswith("+ prepare on the CPU"):  # normalise (and augment) here, inside the timing
+                    data.prepare(batch, "cpu", train=loader.dataset.train)
                 n += int(batch["frame_mask"].sum())
             if k:
                 best[name] = max(best[name], n / (time.perf_counter() - start))
@@ -319,10 +323,12 @@ def bench_data(args):
         fps = time_loaders({
             "PNG per-frame reader (baseline)": PngFrames(root, "train"),
             "data.Phoenix14T(packed=True), 256 pack (python data.py --pack default)": data.Phoenix14T(root, "train", packed=True),
+            "data.Phoenix14T(packed=True), 256 pack, + prepare on the CPU": data.Phoenix14T(root, "train", packed=True),
             "data.Phoenix14T(packed=True), pack as shipped (--resize 0)":
                 data.Phoenix14T(root, "train", packed=True, packed_dir=tmp / "packed-as-shipped"),
             "data.Phoenix14T(packed=False), the PNGs": data.Phoenix14T(root, "train"),
-            "data.Phoenix14T(packed=True, train=True), 256 pack, augmented": data.Phoenix14T(root, "train", packed=True, train=True),
+            "data.Phoenix14T(packed=True, train=True), augmented, + prepare on the CPU":
+                data.Phoenix14T(root, "train", packed=True, train=True),
         }, args)
         base = next(iter(fps.values()))
         for name, value in fps.items():

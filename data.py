@@ -73,19 +73,37 @@ def read_frame(path) -> np.ndarray:
         raise OSError(f"cannot read frame '{path}': {e}") from e
 
 
-def augment_video(frames, generator=None, p=0.5):
-    """Paper §4.2: with probability p, one random rotation (±10°), rescale (0.9-1.1) and translation (±10%) for every frame."""
-    if torch.rand((), generator=generator) >= p:
-        return frames
-    u = torch.rand(4, generator=generator, dtype=torch.float64) * 2 - 1  # uniform in [-1, 1]
-    angle, scale, shift = math.radians(10) * u[0], 1 + 0.1 * u[1], 0.2 * u[2:]  # shift: 10% of a side in [-1, 1] units
+def augment(frames, p=0.5):
+    """Paper §4.2: with probability p per video, one random rotation (±10°), rescale (0.9-1.1) and translation
+    (±10%) for every frame of it. frames [B, T, 3, H, W], on any device: the whole batch in one grid_sample."""
+    B, T, C, H, W = frames.shape
+    u = torch.rand(B, 4, device=frames.device) * 2 - 1                      # uniform in [-1, 1]
+    on = torch.rand(B, device=frames.device) < p
+    angle = torch.where(on, math.radians(10) * u[:, 0], 0.0)
+    scale = torch.where(on, 1 + 0.1 * u[:, 1], 1.0)
+    shift = torch.where(on[:, None], 0.2 * u[:, 2:], 0.0)                   # 10% of a side in [-1, 1] units
     # affine_grid maps output to input coordinates: the inverse of x -> scale * R(angle) x + shift
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    inverse = torch.stack([torch.stack([cos, sin]), torch.stack([-sin, cos])]) / scale  # R(-angle) / scale
-    theta = torch.cat([inverse, -(inverse @ shift)[:, None]], 1).to(frames)  # [2, 3]
-    T, C, H, W = frames.shape
-    grid = F.affine_grid(theta[None], [1, C, H, W], align_corners=False).expand(T, H, W, 2)
-    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    cos, sin = angle.cos() / scale, angle.sin() / scale
+    inverse = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], 1)  # [B, 2, 2]
+    theta = torch.cat([inverse, -(inverse @ shift[:, :, None])], 2).to(frames.dtype)      # [B, 2, 3]
+    grid = F.affine_grid(theta, [B, T * C, H, W], align_corners=False)                    # [B, H, W, 2]
+    out = F.grid_sample(frames.reshape(B, T * C, H, W), grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out.view(B, T, C, H, W)
+
+
+def prepare(batch, device, train: bool):
+    """Paper §4.2 on a whole batch, on the device: uint8 frames -> augmented (training) and ImageNet-normalised
+    float frames [B, T, 3, H, W]; the loader ships uint8, a quarter of the bytes of float."""
+    frames, mask = batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device, non_blocking=True)
+    if frames.dim() == 3:  # precomputed features (finetune.py --cache-features), not frames
+        return frames, mask
+    if train:
+        frames = augment(frames.float())  # on 0..255: the zero padding of the affine transform is black
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
+    # (x / 255 - mean) / std in one pass over the batch (uint8 * float promotes to float)
+    return torch.addcmul(-mean / std, frames, 1 / (255 * std)), mask  # padded frames are never read
 
 
 def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.ndarray:
@@ -97,7 +115,7 @@ def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.nd
 
 
 class Phoenix14T(torch.utils.data.Dataset):
-    """Paper §4.2 / DESIGN "Data": a PHOENIX14T split as normalised frame tensors [T, 3, size, size] with translations.
+    """Paper §4.2 / DESIGN "Data": a PHOENIX14T split as uint8 frames [T, 3, size, size] with translations.
 
     packed=True reads the frames from the split's pack (see pack_split) instead of the PNG files; everything
     after decoding (frame selection, resize, crop, augmentation, normalisation) is the same code.
@@ -110,8 +128,6 @@ class Phoenix14T(torch.utils.data.Dataset):
         self.max_frames, self.frame_stride = max_frames, frame_stride
         self.rows = read_split(root, split)
         self.frame_dir = self.root / FRAME_DIR / split
-        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         self.pack = None
         if packed:
             command = f"python data.py --pack --data {root} --splits {split}" + (f" --packed-dir {packed_dir}" if packed_dir else "")
@@ -140,7 +156,8 @@ class Phoenix14T(torch.utils.data.Dataset):
         return np.stack(pixels)
 
     def transform(self, pixels: np.ndarray) -> torch.Tensor:
-        """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, crop 224 (random for training), augment, ImageNet-normalise."""
+        """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, crop 224 (random for training): uint8 [T, 3, 224, 224].
+        Augmentation and normalisation follow on whole batches, on the device (prepare)."""
         video = torch.from_numpy(pixels).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8, channels-last in memory
         if video.shape[-2:] != (self.resize, self.resize):
             # on uint8 (not float) torch's antialiased bilinear resize is ~15x faster on CPU; rounds to whole levels
@@ -150,13 +167,7 @@ class Phoenix14T(torch.utils.data.Dataset):
             top, left = torch.randint(0, self.resize - self.size + 1, (2,)).tolist()  # one crop for the whole video
         else:
             top = left = int(round((self.resize - self.size) / 2))
-        crop = video[:, :, top:top + self.size, left:left + self.size]
-        out = torch.empty(crop.shape, dtype=torch.float32)  # contiguous [T, 3, size, size]
-        out.copy_(crop)                                     # uint8 -> float and the layout change in one pass
-        if self.train:
-            out = augment_video(out.div_(255))
-            return out.sub_(self.mean).div_(self.std)
-        return out.mul_(1 / (255 * self.std)).sub_(self.mean / self.std)  # (x/255 - mean)/std, two passes
+        return video[:, :, top:top + self.size, left:left + self.size].contiguous()
 
     def __getitem__(self, i):
         row = self.rows[i]

@@ -6,6 +6,8 @@ import sacrebleu
 import torch
 from tqdm import tqdm
 
+import data
+
 
 def bleu(hypotheses, references) -> dict:
     """Corpus BLEU-1..4 (sacrebleu; BLEU-n = brevity penalty x geometric mean of the 1..n-gram precisions)."""
@@ -55,7 +57,7 @@ def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int 
     net.eval()
     hyps, refs = [], []
     for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        frames, mask = batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device)
+        frames, mask = data.prepare(batch, device, train=False)
         with autocast(device):
             ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
         hyps += [tok.decode(row.tolist()) for row in ids]

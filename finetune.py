@@ -9,6 +9,7 @@ mBART's decoder, train eq. 6 in two stages (Cambrian-1's recipe) and keep the be
 import torch
 from tqdm import tqdm
 
+import data
 import losses
 import model
 import pretrain
@@ -38,7 +39,7 @@ def cache_features(run, net) -> list:
     for batch in tqdm(pretrain.loader(run, "train", train=False), desc="caching features", leave=False,
                       disable=not pretrain.is_main()):
         with autocast(run.device):
-            _, mask, s = net.sign(batch["frames"].to(run.device), batch["frame_mask"].to(run.device))
+            _, mask, s = net.sign(*data.prepare(batch, run.device, train=False))
         items += [{"features": s[i, :n].cpu(), "names": name, "translation": text}
                   for i, (n, name, text) in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
     return items
@@ -72,7 +73,7 @@ def main(argv=None):
 
     def step(net, batch):
         _, (dec_ids, dec_mask), labels = pretrain.text_batch(tok, batch["translations"], device)
-        logits = net(batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device), dec_ids, dec_mask)
+        logits = net(*data.prepare(batch, device, train=net.training), dec_ids, dec_mask)
         loss = losses.translation_loss(logits, labels, tok.pad_id, args.label_smoothing)
         return loss, {"loss": loss}
 

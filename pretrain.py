@@ -314,8 +314,7 @@ def pretrain_step(run: Run, pg: dict, lambda_psp: float):
 
     def step(net, batch):
         (text_ids, text_mask), _, _ = text_batch(run.tok, batch["translations"], run.device)
-        out = net(batch["frames"].to(run.device, non_blocking=True), batch["frame_mask"].to(run.device),
-                  text_ids, text_mask)
+        out = net(*data.prepare(batch, run.device, train=net.training), text_ids, text_mask)
         labels = pseudogloss.multi_hot(batch["names"], pg).to(run.device)
         loss, align, psp = losses.pretrain_loss(out, prototypes, labels, lambda_psp)
         return loss, {"loss": loss, "align": align, "psp": psp}
