@@ -70,7 +70,7 @@ def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
 
 @dataclass
 class Run:
-    """What a script works with: its flags, the model config, the data root, tokenizer and pseudo-glosses."""
+    """What a script works with: its flags, the model config, the data root, the tokenizer and the device."""
     args: argparse.Namespace
     cfg: model.Config
     root: Path
@@ -85,7 +85,7 @@ def setup(args, config: dict = None) -> Run:
     device = init_distributed(args.device)
     torch.manual_seed(args.seed)
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
-    cfg = model.get_config(args.preset, **names) if config is None else model.Config(**config)
+    cfg = dataclasses.replace(model.get_config(args.preset) if config is None else model.Config(**config), **names)
     with main_process_first():  # one process generates data and tokenizer files, the others read them
         root = data.resolve_root(args.data)
         args.out.mkdir(parents=True, exist_ok=True)
