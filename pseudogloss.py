@@ -12,7 +12,6 @@ small sentencepiece model trained on it.
 """
 
 import argparse
-import csv
 import functools
 import hashlib
 import io
@@ -25,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import data
+
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
 SPACY_MODELS = ("de_core_news_lg", "de_core_news_md", "de_core_news_sm")
-SPLITS = ("train", "dev", "test")
 
 # STTS -> universal POS, as spaCy's German tag map does it, except that modal verbs are AUX.
 # HanTa's taglevel=1 writes 'VV(FIN)', 'ADJ(A)'; its extra tags NNA/NNI are nominalised words.
@@ -96,12 +96,8 @@ def extract(sentence: str) -> list[str]:
 
 
 def read_translations(root, split):
-    """DESIGN "Data": (name, translation) pairs of <root>/annotations/manual/PHOENIX-2014-T.<split>.corpus.csv."""
-    path = Path(root) / "annotations" / "manual" / f"PHOENIX-2014-T.{split}.corpus.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} not found (split '{split}' of root {root})")
-    with open(path, newline="", encoding="utf-8") as f:
-        return [(r["name"], r["translation"]) for r in csv.DictReader(f, delimiter="|", quoting=csv.QUOTE_NONE)]
+    """(name, translation) pairs of a split, read as data.read_split reads the annotation CSV."""
+    return [(r["name"], r["translation"]) for r in data.read_split(root, split)]
 
 
 # -----------------------------------------------------------------------------
@@ -139,7 +135,7 @@ def _pretrained_vectors(path, words, dim):
 def build_pseudoglosses(root, splits=("train",), fasttext_path=None, cache_dir=None, dim=300, seed=0) -> dict:
     """Paper §3.2 / DESIGN "Pseudo-glosses": vocabulary of `splits`, prototypes P [U+1, dim] (last row non-sign), labels of every video; cached."""
     root, splits = Path(root), tuple(splits)
-    present = [s for s in SPLITS if (root / "annotations" / "manual" / f"PHOENIX-2014-T.{s}.corpus.csv").is_file()]
+    present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
     rows = {s: read_translations(root, s) for s in dict.fromkeys(list(splits) + present)}
     digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
     key = {"splits": list(splits), "fasttext": str(Path(fasttext_path).resolve()) if fasttext_path else None,
@@ -288,7 +284,7 @@ def main():
     from data import resolve_root
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="synthetic", help="phoenix14t, synthetic, or a PHOENIX14T-layout folder")
-    p.add_argument("--vocab-splits", nargs="+", default=["train"], choices=SPLITS)
+    p.add_argument("--vocab-splits", nargs="+", default=["train"], choices=data.SPLITS)
     p.add_argument("--fasttext", default=None, help="fastText binary for the prototypes (cc.de.300.bin)")
     p.add_argument("--cache-dir", default=None, help="where to cache (default: the data root)")
     p.add_argument("--examples", type=int, default=5)
@@ -296,7 +292,7 @@ def main():
     root = resolve_root(args.data)
     pg = build_pseudoglosses(root, args.vocab_splits, args.fasttext, args.cache_dir)
     print(f"tagger: {_pos_tagger()[0]}")
-    present = [s for s in SPLITS if (root / "annotations" / "manual" / f"PHOENIX-2014-T.{s}.corpus.csv").is_file()]
+    present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
     rows = {s: read_translations(root, s) for s in present}
     for chosen in [[s] for s in present] + [present]:
         n = len({g for s in chosen for _, t in rows[s] for g in extract(t)})
