@@ -40,7 +40,7 @@ def cache_features(run, net) -> list:
                       disable=not pretrain.is_main()):
         with autocast(run.device):
             _, mask, s = net.sign(*data.prepare(batch, run.device, train=False))
-        items += [{"features": s[i, :n].cpu(), "names": name, "translation": text}
+        items += [{"features": s[i, :n].cpu(), "name": name, "translation": text}
                   for i, (n, name, text) in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
     return items
 
@@ -50,7 +50,7 @@ def collate_features(items) -> dict:
     lengths = torch.tensor([len(x["features"]) for x in items])
     return {"frames": torch.nn.utils.rnn.pad_sequence([x["features"] for x in items], batch_first=True),
             "frame_mask": torch.arange(int(lengths.max()))[None] < lengths[:, None],
-            "names": [x["names"] for x in items], "translations": [x["translation"] for x in items]}
+            "names": [x["name"] for x in items], "translations": [x["translation"] for x in items]}
 
 
 def main(argv=None):
@@ -88,9 +88,9 @@ def main(argv=None):
         for n, p in net.named_parameters():
             p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
         cached = stage == 1 and args.cache_features and epochs > 0
-        train_set = (cache_features(run, net), collate_features) if cached else None
+        train_set = dict(ds=cache_features(run, net), collate=collate_features) if cached else {}
         best = pretrain.fit(run, net, step, validate, epochs, f"finetune-stage{stage}", lower_is_better=False,
-                            best_name="finetune", best=best, keep=trainable, train_set=train_set)
+                            best_name="finetune", best=best, keep=trainable, **train_set)
     pretrain.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
 
 

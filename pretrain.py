@@ -80,8 +80,6 @@ class Run:
 
 def setup(args, config: dict = None) -> Run:
     """Resolve the data, build (or load) the tokenizer, and fix the config (from a checkpoint when given)."""
-    if args.preset not in model.PRESETS:
-        raise SystemExit(f"unknown preset {args.preset!r} (--preset): choose one of {', '.join(model.PRESETS)}")
     device = init_distributed(args.device)
     torch.manual_seed(args.seed)
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
@@ -163,10 +161,9 @@ def text_batch(tok, sentences, device, max_tokens: int = 100):
     pieces = [tok.encode(s)[:max_tokens] for s in sentences]
 
     def pad(rows):
-        ids = torch.full((len(rows), max(map(len, rows))), tok.pad_id, dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-        return ids.to(device), (ids != tok.pad_id).to(device)
+        ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(r) for r in rows], batch_first=True,
+                                              padding_value=tok.pad_id).to(device)   # [B, L]
+        return ids, ids != tok.pad_id
 
     source = pad([p + [tok.eos_id, tok.lang_id] for p in pieces])
     decoder_input = pad([[tok.lang_id] + p for p in pieces])
@@ -230,15 +227,15 @@ def load_weights(net, state: dict):
 
 
 def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: bool,
-        best_name: str = None, best: float = None, keep: set = None, train_set=None):
+        best_name: str = None, best: float = None, keep: set = None, ds=None, collate=data.collate):
     """Train `net` for `epochs` epochs with `step(model, batch) -> (loss, logs)`; after each epoch
     `validate(net) -> (metric, logs)`. Keeps the weights with the best metric so far (`best`, from an
     earlier stage) in <out>/<best_name>.pt, and the full state in <out>/<name>.last.pt, from which
     --resume continues. Checkpoints hold the trainable weights, or those named in `keep`.
-    `train_set`: (dataset, collate) to train on instead of the training videos."""
+    `ds`, `collate`: a dataset to train on instead of the training videos, and its collate function."""
     args, out = run.args, run.args.out
     gen = torch.Generator()
-    train_loader = loader(run, "train", train=True, generator=gen, **dict(zip(("ds", "collate"), train_set or ())))
+    train_loader = loader(run, "train", train=True, generator=gen, ds=ds, collate=collate)
     optimizer = torch.optim.AdamW(param_groups(net, args.weight_decay), lr=args.lr)
     steps = epochs * len(train_loader)
     scheduler = one_cycle_cosine(optimizer, args.warmup_epochs * len(train_loader), steps)
@@ -290,11 +287,11 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         for k, v in logs.items():
             writer.add_scalar(f"{name}/{k}", v, epoch + 1)
         improved = metric < best if lower_is_better else metric > best
+        weights = trainable_state(net, keep)
         if improved:
             best = metric
-            save_checkpoint(best_path, model=trainable_state(net, keep), config=dataclasses.asdict(run.cfg),
-                            epoch=epoch + 1, metric=metric)
-        save_checkpoint(last, model=trainable_state(net, keep), optimizer=optimizer.state_dict(),
+            save_checkpoint(best_path, model=weights, config=dataclasses.asdict(run.cfg), epoch=epoch + 1, metric=metric)
+        save_checkpoint(last, model=weights, optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), epoch=epoch + 1, best=best)
         print(f"{name} epoch {epoch + 1}/{epochs} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items())
               + f" lr {scheduler.get_last_lr()[0]:.2e} {time.time() - t0:.0f}s" + (" *best*" if improved else ""),

@@ -281,7 +281,6 @@ def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart
 
 def main():
     """CLI: builds and caches the pseudo-glosses of a root and prints their vocabulary sizes and examples."""
-    from data import resolve_root
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="synthetic", help="phoenix14t, synthetic, or a PHOENIX14T-layout folder")
     p.add_argument("--vocab-splits", nargs="+", default=["train"], choices=data.SPLITS)
@@ -289,7 +288,7 @@ def main():
     p.add_argument("--cache-dir", default=None, help="where to cache (default: the data root)")
     p.add_argument("--examples", type=int, default=5)
     args = p.parse_args()
-    root = resolve_root(args.data)
+    root = data.resolve_root(args.data)
     pg = build_pseudoglosses(root, args.vocab_splits, args.fasttext, args.cache_dir)
     print(f"tagger: {_pos_tagger()[0]}")
     present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
@@ -299,7 +298,7 @@ def main():
         print(f"pseudo-gloss vocabulary of {'+'.join(chosen)}: {n}")
     print(f"cached vocabulary ({'+'.join(args.vocab_splits)}): {len(pg['vocab'])}, "
           f"prototypes {tuple(pg['prototypes'].shape)}")
-    for name, sentence in rows[args.vocab_splits[0]][:args.examples]:
+    for _, sentence in rows[args.vocab_splits[0]][:args.examples]:
         print(f"  {sentence}\n    -> {' '.join(extract(sentence))}")
 
 

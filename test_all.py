@@ -216,7 +216,7 @@ def test_cached_sign_features_give_the_same_translation_logits():
     net = model.build_translation_model(cfg).eval()
     frames, fmask, ids, tmask = tiny_batch()
     _, mask, s = net.sign(frames, fmask)
-    items = [{"features": s[i, :n], "names": str(i), "translation": ""} for i, n in enumerate(mask.sum(1).tolist())]
+    items = [{"features": s[i, :n], "name": str(i), "translation": ""} for i, n in enumerate(mask.sum(1).tolist())]
     cached = finetune.collate_features(items)
     torch.testing.assert_close(net(cached["frames"], cached["frame_mask"], ids, tmask), net(frames, fmask, ids, tmask))
 
