@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 import data
 import losses
 import model
-from evaluate import autocast
+import train
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s (SXM data sheets)
 
@@ -158,7 +158,7 @@ def bench_model(args):
     forward = torch.compile(net) if args.compile else net
 
     def step():
-        with autocast(device):
+        with train.autocast(device):
             if args.stage == "pretrain":
                 loss = losses.pretrain_loss(forward(frames, mask, ids, text_mask), prototypes, labels)[0]
             else:
@@ -212,7 +212,7 @@ def bench_translate(net, cfg, device, n_frames, new_tokens=30):
         for _ in range(3):  # the first run is warm-up
             sync(device)
             start = time.perf_counter()
-            with autocast(device):
+            with train.autocast(device):
                 out = net.translate(video, mask, start_id=3, eos_id=2, pad_id=1, num_beams=beams,
                                     max_new_tokens=new_tokens)
             sync(device)

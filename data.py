@@ -1,11 +1,11 @@
-"""
-PHOENIX14T video loading (paper §4.2, DESIGN "Data") and a generated stand-in corpus in the same layout.
+"""PHOENIX14T's videos as the paper reads them (§4.2; DESIGN.md "Data"): the release's layout,
 
     <root>/annotations/manual/PHOENIX-2014-T.{train,dev,test}.corpus.csv   name|video|start|end|speaker|orth|translation
     <root>/features/fullFrame-210x260px/{train,dev,test}/<name>/images0001.png ...
 
-`--data phoenix14t` reads $PHOENIX14T_ROOT or ./data/phoenix14t; `--data synthetic` builds ./data/synthetic
-once (German weather sentences signed as coloured moving patterns); any other value is a root folder.
+frames resized, cropped, augmented and normalised, and at the end of the file the JPEG frame packs that make
+reading fast. `--data phoenix14t` reads $PHOENIX14T_ROOT or ./data/phoenix14t, `--data synthetic` the corpus
+that synthetic.py generates in the same layout; any other value is a root folder.
 
     python data.py --pack --data phoenix14t [--splits train dev test]   # once: <root>/packed/<split>/, for packed=True
 """
@@ -33,23 +33,25 @@ SPLITS = ("train", "dev", "test")
 
 
 def annotation_path(root, split) -> Path:
-    """DESIGN "Data": where a split's official annotation CSV lives."""
+    """Where a split's official annotation CSV lives."""
     return Path(root) / "annotations" / "manual" / f"PHOENIX-2014-T.{split}.corpus.csv"
 
 
 def resolve_root(data: str) -> Path:
-    """DESIGN "Data": the --data flag -> a dataset root (phoenix14t: $PHOENIX14T_ROOT or data/phoenix14t; synthetic: built once)."""
-    if data == "synthetic":
-        return make_synthetic(Path("data") / "synthetic")
-    root = Path(os.environ.get("PHOENIX14T_ROOT", "data/phoenix14t")) if data == "phoenix14t" else Path(data)
+    """The --data flag -> a dataset root: phoenix14t ($PHOENIX14T_ROOT or data/phoenix14t), synthetic (data/synthetic,
+    which synthetic.py builds) or a folder in the release layout."""
+    named = {"phoenix14t": os.environ.get("PHOENIX14T_ROOT", "data/phoenix14t"), "synthetic": "data/synthetic"}
+    root = Path(named.get(data, data))
     if not root.is_dir():
-        raise FileNotFoundError(f"PHOENIX14T root '{root}' not found: set PHOENIX14T_ROOT to the folder holding "
-                                "annotations/ and features/, or pass --data PATH (or --data synthetic)")
+        how = ("build it with `python synthetic.py`" if data == "synthetic" else
+               "set PHOENIX14T_ROOT to the folder holding annotations/ and features/, or pass --data PATH "
+               "(or --data synthetic)")
+        raise FileNotFoundError(f"dataset root '{root}' (--data {data}) not found: {how}")
     return root
 
 
 def read_split(root, split) -> list[dict]:
-    """DESIGN "Data": the rows (name, translation) of <root>/annotations/manual/PHOENIX-2014-T.<split>.corpus.csv."""
+    """The rows (name, translation) of <root>/annotations/manual/PHOENIX-2014-T.<split>.corpus.csv."""
     path = annotation_path(root, split)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file '{path}' not found (split '{split}' of root '{root}')")
@@ -65,7 +67,7 @@ def read_split(root, split) -> list[dict]:
 
 
 def read_frame(path) -> np.ndarray:
-    """DESIGN "Data": one RGB frame as uint8 [H, W, 3]; an unreadable file is an error naming it."""
+    """One RGB frame as uint8 [H, W, 3]; an unreadable file is an error naming it."""
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
@@ -107,7 +109,7 @@ def prepare(batch, device, train: bool):
 
 
 def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.ndarray:
-    """DESIGN "Data": which of a video's n frames are read: every --frame-stride'th, subsampled evenly to --max-frames."""
+    """Which of a video's n frames are read: every --frame-stride'th, subsampled evenly to --max-frames."""
     keep = np.arange(0, n, frame_stride)
     if len(keep) > max_frames:
         keep = keep[np.linspace(0, len(keep) - 1, max_frames).round().astype(int)]
@@ -115,7 +117,7 @@ def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.nd
 
 
 class Phoenix14T(torch.utils.data.Dataset):
-    """Paper §4.2 / DESIGN "Data": a PHOENIX14T split as uint8 frames [T, 3, size, size] with translations.
+    """Paper §4.2: a PHOENIX14T split as uint8 frames [T, 3, size, size] with translations.
 
     packed=True reads the frames from the split's pack (see pack_split) instead of the PNG files; everything
     after decoding (frame selection, resize, crop, augmentation, normalisation) is the same code.
@@ -137,7 +139,7 @@ class Phoenix14T(torch.utils.data.Dataset):
         return len(self.rows)
 
     def frame_paths(self, name) -> list[Path]:
-        """DESIGN "Data": a video's frame files, after --frame-stride and even subsampling to --max-frames."""
+        """A video's frame files, after --frame-stride and even subsampling to --max-frames."""
         folder = self.frame_dir / name
         paths = sorted(folder.glob("images*.png"))
         if not paths:
@@ -145,7 +147,7 @@ class Phoenix14T(torch.utils.data.Dataset):
         return [paths[i] for i in select_frames(len(paths), self.frame_stride, self.max_frames)]
 
     def read_pixels(self, name) -> np.ndarray:
-        """DESIGN "Data": the selected frames of one video as uint8 [T, H, W, 3], from the PNGs or the pack."""
+        """The selected frames of one video as uint8 [T, H, W, 3], from the PNGs or the pack."""
         if self.pack is not None:
             keep = select_frames(self.pack.n_frames(name), self.frame_stride, self.max_frames)
             return self.pack.read(name, keep)
@@ -176,7 +178,7 @@ class Phoenix14T(torch.utils.data.Dataset):
 
 
 def collate(batch) -> dict:
-    """DESIGN "Data": zero-padded frames [B, T, 3, H, W] with frame_mask [B, T] (True = real frame)."""
+    """Zero-padded frames [B, T, 3, H, W] with frame_mask [B, T] (True = real frame)."""
     lengths = torch.tensor([len(b["frames"]) for b in batch])
     shape = (len(batch), int(lengths.max()), *batch[0]["frames"].shape[1:])
     if torch.utils.data.get_worker_info() is not None:  # in a worker: build the batch in shared memory directly,
@@ -193,7 +195,7 @@ def collate(batch) -> dict:
 
 
 # -----------------------------------------------------------------------------
-# packed frames: each split once as one memory-mapped stream of JPEGs (DESIGN "Data"; decoding ~100 small PNG
+# packed frames: each split once as one memory-mapped stream of JPEGs (DESIGN.md "Data"; decoding ~100 small PNG
 # files a video is too slow to keep a GPU busy). <packed-dir>/<split>/ holds frames.bin (the JPEGs back to back),
 # offsets.npy (int64 [N + 1], byte offsets of the N frames) and index.json (video names, frame counts, settings).
 
@@ -201,12 +203,12 @@ PACK_VERSION = 1
 
 
 def packed_path(root, split, packed_dir=None) -> Path:
-    """Packed frames: a split's pack folder, <packed_dir or <root>/packed>/<split>."""
+    """A split's pack folder, <packed_dir or <root>/packed>/<split>."""
     return (Path(packed_dir) if packed_dir else Path(root) / "packed") / split
 
 
 def _encode_video(job) -> list[bytes]:
-    """Packed frames: one video folder's PNG frames, in file-name order, as JPEG bytes (runs in a pool worker)."""
+    """One video folder's PNG frames, in file-name order, as JPEG bytes (runs in a pool worker)."""
     folder, quality, resize = job
     paths = sorted(Path(folder).glob("images*.png"))
     if not paths:
@@ -223,7 +225,7 @@ def _encode_video(job) -> list[bytes]:
 
 
 def _pack_complete(folder: Path, names: list, settings: dict) -> bool:
-    """Packed frames: whether `folder` is a finished pack of exactly these videos with these settings."""
+    """Whether `folder` is a finished pack of exactly these videos with these settings."""
     index = folder / "index.json"
     if not (index.is_file() and (folder / "frames.bin").is_file() and (folder / "offsets.npy").is_file()):
         return False
@@ -232,7 +234,7 @@ def _pack_complete(folder: Path, names: list, settings: dict) -> bool:
 
 
 def pack_split(root, split, packed_dir=None, quality: int = 93, resize: int = None, workers: int = None) -> Path:
-    """Packed frames: re-encode a split's PNG frames as JPEG (quality 93; optionally resized to resize x resize) into
+    """Re-encode a split's PNG frames as JPEG (quality 93; optionally resized to resize x resize) into
     one file; skipped when already packed; built under a temporary name and renamed, so never left half-written."""
     root = Path(root)
     folder = packed_path(root, split, packed_dir)
@@ -261,7 +263,7 @@ def pack_split(root, split, packed_dir=None, quality: int = 93, resize: int = No
 
 
 class Pack:
-    """Packed frames: reads selected frames of a video from a split's pack; memory-maps frames.bin lazily, so that
+    """Reads selected frames of a video from a split's pack; memory-maps frames.bin lazily, so that
     each DataLoader worker maps it itself (pickling the dataset never copies the file)."""
 
     def __init__(self, folder: Path, command: str = "python data.py --pack --data ROOT --splits SPLIT"):
@@ -278,14 +280,14 @@ class Pack:
         return {**self.__dict__, "blob": None}
 
     def n_frames(self, name) -> int:
-        """Packed frames: how many frames the video has in the pack."""
+        """How many frames the video has in the pack."""
         if name not in self.videos:
             raise FileNotFoundError(f"video '{name}' is not in frame pack '{self.folder}' (packed from another "
                                     f"annotation file?): delete the pack and rebuild it with `{self.command}`")
         return self.videos[name][1]
 
     def read(self, name, keep) -> np.ndarray:
-        """Packed frames: frames `keep` (indices into the video) decoded to uint8 [T, H, W, 3]."""
+        """Frames `keep` (indices into the video) decoded to uint8 [T, H, W, 3]."""
         if self.blob is None:
             self.blob = np.memmap(self.folder / "frames.bin", dtype=np.uint8, mode="r")
         start = self.videos[name][0]
@@ -299,146 +301,6 @@ class Pack:
                 raise OSError(f"cannot decode frame {k} of video '{name}' in frame pack '{self.folder}' ({e}): "
                               f"delete the pack and rebuild it with `{self.command}`") from e
         return np.stack(frames)
-
-
-# -----------------------------------------------------------------------------
-# synthetic corpus (DESIGN "Data", --data synthetic)
-
-# Slots of a weather report, in sign order: time, place, temperature, weather. The sentence puts them
-# in German word order "<time> <verb> <place> <rest of weather> <temperature>", so the signer's order
-# differs from the word order. Every filler's pseudo-glosses are the same alone and in a sentence.
-SYNTH_TIME = ["am montag", "am dienstag", "am mittwoch", "am donnerstag", "am freitag", "am samstag", "am sonntag",
-              "morgen", "heute", "am wochenende"]
-SYNTH_PLACE = ["im norden", "im süden", "im osten", "im westen", "an der küste", "in den alpen", "im flachland",
-               "in bayern"]
-SYNTH_WEATHER = [("regnet es", ""), ("schneit es", ""), ("scheint", "die sonne"), ("gibt es", "gewitter"),
-                 ("weht", "ein kräftiger wind"), ("bleibt es", "trocken"), ("fällt", "schnee")]
-SYNTH_TEMP = ["bei fünf grad", "bei zehn grad", "bei fünfzehn grad", "bei zwanzig grad", "bei dreißig grad"]
-SYNTH_TEMP_P = 1 / 4  # share of sentences with a temperature, to keep videos short
-
-BRIGHT = np.array([[230, 30, 30], [30, 210, 30], [40, 90, 255], [250, 230, 20], [230, 40, 230], [20, 230, 230],
-                   [250, 250, 250], [255, 140, 0]], np.uint8)
-DARK = np.array([[0, 0, 0], [0, 0, 100], [0, 80, 0], [100, 0, 0], [70, 0, 90], [80, 70, 0]], np.uint8)
-DIRECTIONS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]])  # (dx, dy) of a sign's motion
-
-
-def _shape_mask(shape, x, y, r):
-    """Synthetic signs: the mask of one of five big shapes of half-size r, centred at 0 (x, y broadcast)."""
-    if shape == 0:
-        return x * x + y * y <= r * r  # disk
-    if shape == 1:
-        return (abs(x) <= r) & (abs(y) <= r)  # square
-    if shape == 2:
-        return (abs(y) <= r * 0.4) & (abs(x) <= r * 1.6)  # horizontal bar
-    if shape == 3:
-        return (abs(x) <= r * 0.4) & (abs(y) <= r * 1.6)  # vertical bar
-    return ((abs(x) <= r * 0.35) | (abs(y) <= r * 0.35)) & (abs(x) <= r * 1.4) & (abs(y) <= r * 1.4)  # cross
-
-
-def _render_sign(gloss_index, n_frames, size, rng):
-    """Synthetic signs: one gloss as n_frames uint8 frames [n, size, size, 3], its own colours, shape and motion."""
-    if gloss_index >= len(BRIGHT) * len(DARK):
-        raise ValueError(f"the synthetic grammar has more glosses than the {len(BRIGHT) * len(DARK)} colour pairs")
-    fg, bg = BRIGHT[gloss_index % len(BRIGHT)], DARK[gloss_index // len(BRIGHT)]
-    shape = (gloss_index + gloss_index // len(BRIGHT)) % 5
-    direction = DIRECTIONS[(gloss_index // 2 + gloss_index // len(BRIGHT)) % 4]
-    step = np.linspace(-1, 1, n_frames)[:, None, None] * size * 0.16  # [n, 1, 1] travel along the direction
-    jitter = rng.uniform(-0.08, 0.08, 2) * size  # where this occurrence is signed
-    y, x = np.mgrid[:size, :size] - (size - 1) / 2  # [size, size]
-    mask = _shape_mask(shape, x - jitter[0] - direction[0] * step, y - jitter[1] - direction[1] * step, size * 0.26)
-    return np.where(mask[..., None], fg, bg).astype(np.uint8)  # [n, size, size, 3]
-
-
-def _render_blank(n_frames, size, rng):
-    """Synthetic signs: non-sign frames, blocky grey noise [n, size, size, 3] (blocks survive the downscaling)."""
-    noise = rng.normal(110, 40, (n_frames, 8, 8, 1)).clip(0, 255).astype(np.uint8)
-    return noise.repeat(-(-size // 8), 1).repeat(-(-size // 8), 2)[:, :size, :size].repeat(3, 3)
-
-
-def _synthetic_sentences(rng, n_train, n_dev, n_test):
-    """Synthetic corpus: distinct (time, place, weather, temp) slot choices; dev/test combinations unseen, their words seen, in train."""
-    def draw():
-        temp = int(rng.integers(len(SYNTH_TEMP))) if rng.random() < SYNTH_TEMP_P else -1
-        return (int(rng.integers(len(SYNTH_TIME))), int(rng.integers(len(SYNTH_PLACE))),
-                int(rng.integers(len(SYNTH_WEATHER))), temp)
-
-    n_all = len(SYNTH_TIME) * len(SYNTH_PLACE) * len(SYNTH_WEATHER) * (len(SYNTH_TEMP) + 1)
-    if n_train + n_dev + n_test > n_all // 2:
-        raise ValueError(f"make_synthetic: {n_train + n_dev + n_test} videos asked, the grammar has only {n_all} sentences")
-    splits, taken = {}, set()
-    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
-        chosen = []
-        for _ in range(200 * n + 1000):
-            if len(chosen) == n:
-                break
-            slots = draw()
-            seen = split == "train" or all(any(c[k] == slots[k] for c in splits["train"]) for k in range(4))
-            if slots not in taken and seen:
-                chosen.append(slots)
-                taken.add(slots)
-        if len(chosen) < n:
-            raise ValueError(f"make_synthetic: could not draw {n} {split} sentences whose words all occur in train; "
-                             "use more training videos")
-        splits[split] = chosen
-    return splits
-
-
-def _synthetic_text(slots):
-    """Synthetic corpus: (sentence in German word order, its pseudo-glosses in sign order)."""
-    import pseudogloss
-    time, place, (verb, rest), temp = (SYNTH_TIME[slots[0]], SYNTH_PLACE[slots[1]], SYNTH_WEATHER[slots[2]],
-                                       SYNTH_TEMP[slots[3]] if slots[3] >= 0 else "")
-    sentence = " ".join(w for w in (time, verb, place, rest, temp) if w)
-    signs = [g for phrase in (time, place, temp, verb + " " + rest) for g in pseudogloss.extract(phrase)]
-    if sorted(signs) != sorted(pseudogloss.extract(sentence)):
-        raise RuntimeError(f"synthetic grammar: '{sentence}' tags as {pseudogloss.extract(sentence)}, "
-                           f"its phrases as {signs}")
-    return sentence, signs
-
-
-def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 60, n_test: int = 80,
-                   frame_size: int = 64, sign_frames: int = 4) -> Path:
-    """DESIGN "Data": builds (once, cached) a PHOENIX14T-layout corpus of weather sentences signed as coloured moving patterns."""
-    import pseudogloss
-    root = Path(root)
-    params = {"seed": seed, "n_train": n_train, "n_dev": n_dev, "n_test": n_test, "frame_size": frame_size,
-              "sign_frames": sign_frames, "version": 2}
-    marker = root / "SYNTHETIC_COMPLETE.json"
-    if marker.is_file() and json.loads(marker.read_text()) == params:
-        return root
-    rng = np.random.default_rng(seed)
-    vocab = sorted({g for phrase in SYNTH_TIME + SYNTH_PLACE + SYNTH_TEMP + [" ".join(w) for w in SYNTH_WEATHER]
-                    for g in pseudogloss.extract(phrase)})
-    gloss_index = {g: i for i, g in enumerate(vocab)}
-    tmp = root.parent / f".{root.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for split, sentences in _synthetic_sentences(rng, n_train, n_dev, n_test).items():
-        (tmp / "annotations" / "manual").mkdir(parents=True, exist_ok=True)
-        lines = ["name|video|start|end|speaker|orth|translation"]
-        for i, slots in enumerate(sentences):
-            name = f"synthetic_{split}_{i:04d}"
-            sentence, signs = _synthetic_text(slots)
-            lines.append(f"{name}|{name}/1/*.png|-1|-1|Synthetic|{' '.join(s.upper() for s in signs)}|{sentence}")
-            parts = [_render_blank(1, frame_size, rng)]
-            for k, sign in enumerate(signs):
-                if k:
-                    parts.append(_render_blank(int(rng.integers(1, 3)), frame_size, rng))  # 1-2 non-sign frames
-                parts.append(_render_sign(gloss_index[sign], sign_frames, frame_size, rng))
-            parts.append(_render_blank(1, frame_size, rng))
-            folder = tmp / FRAME_DIR / split / name
-            folder.mkdir(parents=True)
-            for t, frame in enumerate(np.concatenate(parts)):
-                Image.fromarray(frame).save(folder / f"images{t + 1:04d}.png", compress_level=1)
-        annotation_path(tmp, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (tmp / "SYNTHETIC_COMPLETE.json").write_text(json.dumps(params))
-    if marker.is_file() and json.loads(marker.read_text()) == params:  # another process finished first
-        shutil.rmtree(tmp)
-        return root
-    if root.exists():  # a build with other parameters
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, root)
-    return root
 
 
 def main():

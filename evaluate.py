@@ -7,6 +7,7 @@ import torch
 from tqdm import tqdm
 
 import data
+import train
 
 
 def bleu(hypotheses, references) -> dict:
@@ -51,14 +52,14 @@ TABLE_HEADER = f"{'':<28}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'R
 
 
 @torch.no_grad()
-def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 100, desc="translate"):
+def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate"):
     """Hypotheses and references for every video of `loader`, in its order."""
     was_training = net.training
     net.eval()
     hyps, refs = [], []
     for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
         frames, mask = data.prepare(batch, device, train=False)
-        with autocast(device):
+        with train.autocast(device):
             ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
         hyps += [tok.decode(row.tolist()) for row in ids]
         refs += batch["translations"]
@@ -66,25 +67,18 @@ def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int 
     return hyps, refs
 
 
-def autocast(device):
-    """bf16 autocast on GPU (DESIGN.md, Training); full precision on CPU."""
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
-                          enabled=torch.device(device).type == "cuda")
-
-
 def main(argv=None):
-    import pretrain  # the shared set-up: flags, data, tokenizer, checkpoints
-    ap = pretrain.arg_parser(__doc__)
-    ap.add_argument("--split", default="test", choices=["dev", "test"])
-    ap.add_argument("--checkpoint", help="default: <out>/finetune.pt")
-    ap.add_argument("--beams", type=int, default=4)
-    ap.add_argument("--max-new-tokens", type=int, default=100)
-    args = pretrain.parse(ap, argv)
-    ckpt = pretrain.load_checkpoint(args.checkpoint or args.out / "finetune.pt")
-    run = pretrain.setup(args, config=ckpt["config"])
-    net = pretrain.build(run, "translation")
-    pretrain.load_weights(net, ckpt["model"])
-    hyps, refs = translate(net, pretrain.loader(run, args.split, train=False), run.tok, run.device, args.beams,
+    ap = train.data_flags(__doc__)
+    ap.add_argument("--split", default="test", choices=["dev", "test"], help="which split to translate")
+    ap.add_argument("--checkpoint", help="the fine-tuned weights (default: <out>/finetune.pt)")
+    ap.add_argument("--beams", type=int, default=4, help="beam width (§4.2)")
+    ap.add_argument("--max-new-tokens", type=int, default=150, help="longest translation, in tokens")
+    args = train.parse(ap, argv)
+    ckpt = train.load_checkpoint(args.checkpoint or args.out / "finetune.pt")
+    run = train.setup(args, config=ckpt["config"])
+    net = train.build(run, "translation")
+    train.load_weights(net, ckpt["model"])
+    hyps, refs = translate(net, train.loader(run, args.split, train=False), run.tok, run.device, args.beams,
                            args.max_new_tokens)
     for kind, lines in (("hyp", hyps), ("ref", refs)):
         (args.out / f"{args.split}.{kind}.txt").write_text("".join(line + "\n" for line in lines))

@@ -10,12 +10,14 @@ import torch
 from tqdm import tqdm
 
 import data
+import evaluate
 import losses
 import model
-import pretrain
-from evaluate import autocast, bleu, translate
+import train
 
-STAGE1 = ("mapper.", "mbart.model.decoder.")  # the parameters stage 1 trains (those that require grad)
+# Stage 1 trains the mapper and the decoder (its LoRA; in the tiny preset, whose mBART trains whole, also the
+# embedding the decoder shares with the encoder and the output layer); stage 2 everything that trains at all.
+STAGE1 = ("mapper.", "mbart.model.decoder.", "mbart.model.shared.")
 
 
 def load_pretrained(net, state: dict):
@@ -27,7 +29,7 @@ def load_pretrained(net, state: dict):
             renamed[k] = v
         elif k.startswith("llm_encoder."):
             renamed["mbart.model.encoder." + k.removeprefix("llm_encoder.")] = v
-    pretrain.load_weights(net, renamed)
+    train.load_weights(net, renamed)
 
 
 @torch.no_grad()
@@ -36,9 +38,9 @@ def cache_features(run, net) -> list:
     Exact when augmentation is off, as here: stage 1 freezes the sign encoder and runs it in eval mode."""
     net.eval()
     items = []
-    for batch in tqdm(pretrain.loader(run, "train", train=False), desc="caching features", leave=False,
-                      disable=not pretrain.is_main()):
-        with autocast(run.device):
+    for batch in tqdm(train.loader(run, "train", train=False), desc="caching features", leave=False,
+                      disable=not train.is_main()):
+        with train.autocast(run.device):
             _, mask, s = net.sign(*data.prepare(batch, run.device, train=False))
         items += [{"features": s[i, :n].cpu(), "name": name, "translation": text}
                   for i, (n, name, text) in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
@@ -54,44 +56,44 @@ def collate_features(items) -> dict:
 
 
 def main(argv=None):
-    ap = pretrain.arg_parser(__doc__)
+    ap = train.training_flags(__doc__)
     ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt)")
-    ap.add_argument("--stage1-epochs", type=int, default=100)
-    ap.add_argument("--stage2-epochs", type=int, default=200)
+    ap.add_argument("--stage1-epochs", type=int, default=100, help="stage 1: mapper and decoder LoRA only (§4.2)")
+    ap.add_argument("--stage2-epochs", type=int, default=200, help="stage 2: everything trainable (§4.2)")
     ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
                     "per training video, without augmentation, and train on its cached output")
-    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--label-smoothing", type=float, default=0.2, help="of eq. 6's cross-entropy (the authors' 0.2)")
     ap.add_argument("--val-beams", type=int, default=1, help="beams for the dev BLEU-4 of each epoch "
                     "(greedy by default, for speed; evaluate.py uses 4)")
-    args = pretrain.parse(ap, argv)
-    run = pretrain.setup(args)
-    net = pretrain.build(run, "translation")
-    load_pretrained(net, pretrain.load_checkpoint(args.pretrained or args.out / "pretrain.pt")["model"])
+    args = train.parse(ap, argv)
+    run = train.setup(args)
+    net = train.build(run, "translation")
+    load_pretrained(net, train.load_checkpoint(args.pretrained or args.out / "pretrain.pt")["model"])
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
     tok, device = run.tok, run.device
-    dev = pretrain.loader(run, "dev", train=False)
+    dev = train.loader(run, "dev", train=False)
 
     def step(net, batch):
-        _, (dec_ids, dec_mask), labels = pretrain.text_batch(tok, batch["translations"], device)
+        _, (dec_ids, dec_mask), labels = train.text_batch(tok, batch["translations"], device)
         logits = net(*data.prepare(batch, device, train=net.training), dec_ids, dec_mask)
         loss = losses.translation_loss(logits, labels, tok.pad_id, args.label_smoothing)
         return loss, {"loss": loss}
 
     def validate(net):
-        hyps, refs = translate(net, dev, tok, device, num_beams=args.val_beams, desc="dev")
-        b = bleu(hyps, refs)
+        hyps, refs = evaluate.translate(net, dev, tok, device, num_beams=args.val_beams, desc="dev")
+        b = evaluate.bleu(hyps, refs)
         return b["bleu4"], b
 
-    pretrain.log(f"fine-tuning {args.preset} on {run.root}: {model.count(net)[0]:,} trainable parameters, out {args.out}")
+    train.log(f"fine-tuning {args.preset} on {run.root}: {model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = None
     for stage, epochs in ((1, args.stage1_epochs), (2, args.stage2_epochs)):
         for n, p in net.named_parameters():
             p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
         cached = stage == 1 and args.cache_features and epochs > 0
         train_set = dict(ds=cache_features(run, net), collate=collate_features) if cached else {}
-        best = pretrain.fit(run, net, step, validate, epochs, f"finetune-stage{stage}", lower_is_better=False,
+        best = train.fit(run, net, step, validate, epochs, f"finetune-stage{stage}", lower_is_better=False,
                             best_name="finetune", best=best, keep=trainable, **train_set)
-    pretrain.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
+    train.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ import losses
 import model
 import pretrain
 import pseudogloss
+import synthetic
+import tokenizer
+import train
 
 # ----------------------------------------------------------------------------------------------
 # model.py: LoRA, RoPE, local attention, the temporal encoder, the two models, Table 3
@@ -337,8 +340,8 @@ def test_loader_shapes_masks_and_collate(tmp_path):
     assert batch["frame_mask"].tolist() == [[True] * 5, [True] * 3 + [False] * 2]
     assert (batch["frames"][1, 3:] == 0).all()
     assert batch["names"] == ["v1", "v2"] and batch["translations"] == SENTENCES[:2]
-    train = data.Phoenix14T(root, "train", train=True, size=32, max_frames=2)
-    assert train[0]["frames"].shape == (2, 3, 32, 32)
+    train_ds = data.Phoenix14T(root, "train", train=True, size=32, max_frames=2)
+    assert train_ds[0]["frames"].shape == (2, 3, 32, 32)
     assert data.Phoenix14T(root, "train", size=32, frame_stride=2)[0]["frames"].shape[0] == 3
 
 
@@ -387,10 +390,10 @@ def corpus_digest(root):
 
 def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     sizes = dict(n_train=12, n_dev=3, n_test=3, frame_size=32)
-    a = data.make_synthetic(tmp_path / "a" / "synthetic", seed=3, **sizes)
-    b = data.make_synthetic(tmp_path / "b" / "synthetic", seed=3, **sizes)
+    a = synthetic.make_synthetic(tmp_path / "a" / "synthetic", seed=3, **sizes)
+    b = synthetic.make_synthetic(tmp_path / "b" / "synthetic", seed=3, **sizes)
     assert corpus_digest(a) == corpus_digest(b)
-    assert data.make_synthetic(a, seed=3, **sizes) == a  # cached: second call does not rebuild
+    assert synthetic.make_synthetic(a, seed=3, **sizes) == a  # cached: second call does not rebuild
     train = {r["translation"] for r in data.read_split(a, "train")}
     dev = [r["translation"] for r in data.read_split(a, "dev")]
     assert len(train) == 12 and len(dev) == 3 and not train & set(dev)
@@ -420,26 +423,26 @@ def test_extract_pseudoglosses():
 
 
 def test_sentencepiece_tokenizer_round_trip(tmp_path):
-    tok = pseudogloss.load_or_build_tokenizer("sentencepiece", SENTENCES, tmp_path / "tok")
+    tok = tokenizer.load_or_build_tokenizer("sentencepiece", SENTENCES, tmp_path / "tok")
     assert (tok.bos_id, tok.pad_id, tok.eos_id, tok.unk_id, tok.lang_id) == (0, 1, 2, 3, 4) and tok.keep_ids is None
     for s in SENTENCES:
         ids = tok.encode(s)
         assert ids and not set(ids) & {0, 1, 2, 4}
         assert tok.decode([tok.lang_id] + ids + [tok.eos_id, tok.pad_id]) == s
-    again = pseudogloss.load_or_build_tokenizer("sentencepiece", [], tmp_path / "tok")
+    again = tokenizer.load_or_build_tokenizer("sentencepiece", [], tmp_path / "tok")
     assert again.vocab_size == tok.vocab_size and again.encode(SENTENCES[0]) == tok.encode(SENTENCES[0])
     with pytest.raises(ValueError, match="sentencepiece"):
-        pseudogloss.load_or_build_tokenizer("mbart", SENTENCES, tmp_path / "tok")
+        tokenizer.load_or_build_tokenizer("mbart", SENTENCES, tmp_path / "tok")
 
 
 def test_mbart_tokenizer_trimming(tmp_path):
     transformers = pytest.importorskip("transformers")
     # a stand-in for mbart-large-cc25's tokenizer: mBART's layout over a small unigram vocabulary
-    pieces = pseudogloss.build_sentencepiece(SENTENCES * 3).model
+    pieces = tokenizer.build_sentencepiece(SENTENCES * 3).model
     vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     vocab += [(pieces.id_to_piece(i), pieces.get_score(i)) for i in range(5, pieces.get_piece_size())]
     transformers.MBartTokenizer(vocab=vocab).save_pretrained(str(tmp_path / "fake-mbart"))
-    tok = pseudogloss.load_or_build_tokenizer("mbart", SENTENCES[:2], tmp_path / "tok", str(tmp_path / "fake-mbart"))
+    tok = tokenizer.load_or_build_tokenizer("mbart", SENTENCES[:2], tmp_path / "tok", str(tmp_path / "fake-mbart"))
     full = transformers.MBartTokenizer.from_pretrained(str(tmp_path / "fake-mbart"), src_lang="de_DE")
     assert (tok.bos_id, tok.pad_id, tok.eos_id, tok.unk_id, tok.lang_id) == (0, 1, 2, 3, 4)
     assert tok.keep_ids[:5].tolist() == [0, 1, 2, 3, full.convert_tokens_to_ids("de_DE")]
@@ -448,10 +451,10 @@ def test_mbart_tokenizer_trimming(tmp_path):
     assert max(ids) < tok.vocab_size and full.convert_ids_to_tokens(tok.keep_ids[ids].tolist()) == \
         full.convert_ids_to_tokens(full(SENTENCES[0], add_special_tokens=False)["input_ids"])
     assert tok.decode([tok.lang_id] + ids + [tok.eos_id]) == SENTENCES[0]
-    loaded = pseudogloss.load_or_build_tokenizer("mbart", [], tmp_path / "tok")
+    loaded = tokenizer.load_or_build_tokenizer("mbart", [], tmp_path / "tok")
     assert torch.equal(loaded.keep_ids, tok.keep_ids) and loaded.encode(SENTENCES[1]) == tok.encode(SENTENCES[1])
     with pytest.raises(OSError, match="--mbart"):
-        pseudogloss.build_mbart(SENTENCES, str(tmp_path / "no-such-model"))
+        tokenizer.build_mbart(SENTENCES, str(tmp_path / "no-such-model"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -563,19 +566,23 @@ def test_rouge_l_by_hand():
 def corpus(tmp_path_factory):
     """A few synthetic videos in the official layout."""
     root = tmp_path_factory.mktemp("corpus") / "synthetic"
-    return data.make_synthetic(root, seed=0, n_train=8, n_dev=3, n_test=3, frame_size=32)
+    return synthetic.make_synthetic(root, seed=0, n_train=8, n_dev=3, n_test=3, frame_size=32)
 
 
 def flags(corpus, out, *extra):
-    return ["--data", str(corpus), "--preset", "tiny", "--out", str(out), "--workers", "0",
-            "--batch-size", "4", "--warmup-epochs", "1", *extra]
+    """The flags every script takes (evaluate.py); training scripts add train_flags."""
+    return ["--data", str(corpus), "--preset", "tiny", "--out", str(out), "--workers", "0", "--batch-size", "4", *extra]
+
+
+def train_flags(corpus, out, *extra):
+    return flags(corpus, out, "--warmup-epochs", "1", *extra)
 
 
 def test_three_stages_end_to_end(corpus, tmp_path, capsys):
     out = tmp_path / "run"
-    pretrain.main(flags(corpus, out, "--epochs", "1"))
+    pretrain.main(train_flags(corpus, out, "--epochs", "1"))
     assert (out / "pretrain.pt").exists()
-    finetune.main(flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
+    finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
     assert ckpt["config"]["image_size"] == 32 and any(k.startswith("mapper.") for k in ckpt["model"])
     evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
@@ -587,10 +594,10 @@ def test_three_stages_end_to_end(corpus, tmp_path, capsys):
 
 def test_resume_gives_the_same_weights(corpus, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    pretrain.main(flags(corpus, straight, "--epochs", "2"))
-    pretrain.main(flags(corpus, resumed, "--epochs", "2", "--stop-after", "1"))  # interrupted after epoch 1
+    pretrain.main(train_flags(corpus, straight, "--epochs", "2"))
+    pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--stop-after", "1"))  # interrupted after epoch 1
     assert torch.load(resumed / "pretrain.last.pt", weights_only=True)["epoch"] == 1
-    pretrain.main(flags(corpus, resumed, "--epochs", "2", "--resume"))
+    pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--resume"))
     a = torch.load(straight / "pretrain.last.pt", weights_only=True)
     b = torch.load(resumed / "pretrain.last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2
@@ -601,7 +608,7 @@ def test_resume_gives_the_same_weights(corpus, tmp_path):
 
 def test_missing_checkpoint_and_unknown_preset_are_clear_errors(corpus, tmp_path, capsys):
     with pytest.raises(SystemExit, match="checkpoint not found: .*nothing-here.pt"):
-        finetune.main(flags(corpus, tmp_path / "run", "--pretrained", str(tmp_path / "nothing-here.pt")))
+        finetune.main(train_flags(corpus, tmp_path / "run", "--pretrained", str(tmp_path / "nothing-here.pt")))
     with pytest.raises(SystemExit, match="checkpoint not found: .*finetune.pt"):
         evaluate.main(flags(corpus, tmp_path / "empty"))
     with pytest.raises(SystemExit):
@@ -670,3 +677,29 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
 if __name__ == "__main__":
     import sys
     ddp_worker(sys.argv[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# The project's layout: files import in one direction
+
+
+def test_no_import_cycles():
+    import ast
+    import pathlib
+    here = pathlib.Path(__file__).parent
+    files = {p.stem: p for p in here.glob("*.py") if p.stem != "test_all"}
+    graph = {}
+    for name, path in files.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):  # top-level and function-level imports alike
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+        graph[name] = imported & set(files)
+
+    def reaches(a, b, seen=()):
+        return any(n == b or (n not in seen and reaches(n, b, seen + (n,))) for n in graph[a])
+    cycles = [n for n in graph if reaches(n, n)]
+    assert not cycles, f"import cycles through {cycles}: {graph}"
+    assert graph["losses"] <= set() and graph["model"] <= set()  # the heart imports only torch/transformers

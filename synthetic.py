@@ -1,0 +1,167 @@
+"""A generated stand-in for PHOENIX14T, in the release's layout: German weather-report sentences, each
+pseudo-gloss signed as its own coloured moving pattern, in sign order (not the sentence's word order), with
+non-sign frames between signs (DESIGN.md "Synthetic corpus"). A model that learns the task translates it
+well; one that does not stays near chance. `--data synthetic` builds it once under data/synthetic.
+
+    python synthetic.py [--root data/synthetic]
+"""
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import data
+import pseudogloss
+
+ROOT = Path("data") / "synthetic"
+
+# Slots of a weather report, in sign order: time, place, temperature, weather. The sentence puts them
+# in German word order "<time> <verb> <place> <rest of weather> <temperature>", so the signer's order
+# differs from the word order. Every filler's pseudo-glosses are the same alone and in a sentence.
+SYNTH_TIME = ["am montag", "am dienstag", "am mittwoch", "am donnerstag", "am freitag", "am samstag", "am sonntag",
+              "morgen", "heute", "am wochenende"]
+SYNTH_PLACE = ["im norden", "im süden", "im osten", "im westen", "an der küste", "in den alpen", "im flachland",
+               "in bayern"]
+SYNTH_WEATHER = [("regnet es", ""), ("schneit es", ""), ("scheint", "die sonne"), ("gibt es", "gewitter"),
+                 ("weht", "ein kräftiger wind"), ("bleibt es", "trocken"), ("fällt", "schnee")]
+SYNTH_TEMP = ["bei fünf grad", "bei zehn grad", "bei fünfzehn grad", "bei zwanzig grad", "bei dreißig grad"]
+SYNTH_TEMP_P = 1 / 4  # share of sentences with a temperature, to keep videos short
+
+BRIGHT = np.array([[230, 30, 30], [30, 210, 30], [40, 90, 255], [250, 230, 20], [230, 40, 230], [20, 230, 230],
+                   [250, 250, 250], [255, 140, 0]], np.uint8)
+DARK = np.array([[0, 0, 0], [0, 0, 100], [0, 80, 0], [100, 0, 0], [70, 0, 90], [80, 70, 0]], np.uint8)
+DIRECTIONS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]])  # (dx, dy) of a sign's motion
+
+
+def _shape_mask(shape, x, y, r):
+    """Synthetic signs: the mask of one of five big shapes of half-size r, centred at 0 (x, y broadcast)."""
+    if shape == 0:
+        return x * x + y * y <= r * r  # disk
+    if shape == 1:
+        return (abs(x) <= r) & (abs(y) <= r)  # square
+    if shape == 2:
+        return (abs(y) <= r * 0.4) & (abs(x) <= r * 1.6)  # horizontal bar
+    if shape == 3:
+        return (abs(x) <= r * 0.4) & (abs(y) <= r * 1.6)  # vertical bar
+    return ((abs(x) <= r * 0.35) | (abs(y) <= r * 0.35)) & (abs(x) <= r * 1.4) & (abs(y) <= r * 1.4)  # cross
+
+
+def _render_sign(gloss_index, n_frames, size, rng):
+    """Synthetic signs: one gloss as n_frames uint8 frames [n, size, size, 3], its own colours, shape and motion."""
+    if gloss_index >= len(BRIGHT) * len(DARK):
+        raise ValueError(f"the synthetic grammar has more glosses than the {len(BRIGHT) * len(DARK)} colour pairs")
+    fg, bg = BRIGHT[gloss_index % len(BRIGHT)], DARK[gloss_index // len(BRIGHT)]
+    shape = (gloss_index + gloss_index // len(BRIGHT)) % 5
+    direction = DIRECTIONS[(gloss_index // 2 + gloss_index // len(BRIGHT)) % 4]
+    step = np.linspace(-1, 1, n_frames)[:, None, None] * size * 0.16  # [n, 1, 1] travel along the direction
+    jitter = rng.uniform(-0.08, 0.08, 2) * size  # where this occurrence is signed
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2  # [size, size]
+    mask = _shape_mask(shape, x - jitter[0] - direction[0] * step, y - jitter[1] - direction[1] * step, size * 0.26)
+    return np.where(mask[..., None], fg, bg).astype(np.uint8)  # [n, size, size, 3]
+
+
+def _render_blank(n_frames, size, rng):
+    """Synthetic signs: non-sign frames, blocky grey noise [n, size, size, 3] (blocks survive the downscaling)."""
+    noise = rng.normal(110, 40, (n_frames, 8, 8, 1)).clip(0, 255).astype(np.uint8)
+    return noise.repeat(-(-size // 8), 1).repeat(-(-size // 8), 2)[:, :size, :size].repeat(3, 3)
+
+
+def _synthetic_sentences(rng, n_train, n_dev, n_test):
+    """Synthetic corpus: distinct (time, place, weather, temp) slot choices; dev/test combinations unseen, their words seen, in train."""
+    def draw():
+        temp = int(rng.integers(len(SYNTH_TEMP))) if rng.random() < SYNTH_TEMP_P else -1
+        return (int(rng.integers(len(SYNTH_TIME))), int(rng.integers(len(SYNTH_PLACE))),
+                int(rng.integers(len(SYNTH_WEATHER))), temp)
+
+    n_all = len(SYNTH_TIME) * len(SYNTH_PLACE) * len(SYNTH_WEATHER) * (len(SYNTH_TEMP) + 1)
+    if n_train + n_dev + n_test > n_all // 2:
+        raise ValueError(f"make_synthetic: {n_train + n_dev + n_test} videos asked, the grammar has only {n_all} sentences")
+    splits, taken = {}, set()
+    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+        chosen = []
+        for _ in range(200 * n + 1000):
+            if len(chosen) == n:
+                break
+            slots = draw()
+            seen = split == "train" or all(any(c[k] == slots[k] for c in splits["train"]) for k in range(4))
+            if slots not in taken and seen:
+                chosen.append(slots)
+                taken.add(slots)
+        if len(chosen) < n:
+            raise ValueError(f"make_synthetic: could not draw {n} {split} sentences whose words all occur in train; "
+                             "use more training videos")
+        splits[split] = chosen
+    return splits
+
+
+def _synthetic_text(slots):
+    """Synthetic corpus: (sentence in German word order, its pseudo-glosses in sign order)."""
+    time, place, (verb, rest), temp = (SYNTH_TIME[slots[0]], SYNTH_PLACE[slots[1]], SYNTH_WEATHER[slots[2]],
+                                       SYNTH_TEMP[slots[3]] if slots[3] >= 0 else "")
+    sentence = " ".join(w for w in (time, verb, place, rest, temp) if w)
+    signs = [g for phrase in (time, place, temp, verb + " " + rest) for g in pseudogloss.extract(phrase)]
+    if sorted(signs) != sorted(pseudogloss.extract(sentence)):
+        raise RuntimeError(f"synthetic grammar: '{sentence}' tags as {pseudogloss.extract(sentence)}, "
+                           f"its phrases as {signs}")
+    return sentence, signs
+
+
+def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 60, n_test: int = 80,
+                   frame_size: int = 64, sign_frames: int = 4) -> Path:
+    """Builds (once, cached) a PHOENIX14T-layout corpus of weather sentences signed as coloured moving patterns."""
+    root = Path(root)
+    params = {"seed": seed, "n_train": n_train, "n_dev": n_dev, "n_test": n_test, "frame_size": frame_size,
+              "sign_frames": sign_frames, "version": 2}
+    marker = root / "SYNTHETIC_COMPLETE.json"
+    if marker.is_file() and json.loads(marker.read_text()) == params:
+        return root
+    rng = np.random.default_rng(seed)
+    vocab = sorted({g for phrase in SYNTH_TIME + SYNTH_PLACE + SYNTH_TEMP + [" ".join(w) for w in SYNTH_WEATHER]
+                    for g in pseudogloss.extract(phrase)})
+    gloss_index = {g: i for i, g in enumerate(vocab)}
+    tmp = root.parent / f".{root.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split, sentences in _synthetic_sentences(rng, n_train, n_dev, n_test).items():
+        (tmp / "annotations" / "manual").mkdir(parents=True, exist_ok=True)
+        lines = ["name|video|start|end|speaker|orth|translation"]
+        for i, slots in enumerate(sentences):
+            name = f"synthetic_{split}_{i:04d}"
+            sentence, signs = _synthetic_text(slots)
+            lines.append(f"{name}|{name}/1/*.png|-1|-1|Synthetic|{' '.join(s.upper() for s in signs)}|{sentence}")
+            parts = [_render_blank(1, frame_size, rng)]
+            for k, sign in enumerate(signs):
+                if k:
+                    parts.append(_render_blank(int(rng.integers(1, 3)), frame_size, rng))  # 1-2 non-sign frames
+                parts.append(_render_sign(gloss_index[sign], sign_frames, frame_size, rng))
+            parts.append(_render_blank(1, frame_size, rng))
+            folder = tmp / data.FRAME_DIR / split / name
+            folder.mkdir(parents=True)
+            for t, frame in enumerate(np.concatenate(parts)):
+                Image.fromarray(frame).save(folder / f"images{t + 1:04d}.png", compress_level=1)
+        data.annotation_path(tmp, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp / "SYNTHETIC_COMPLETE.json").write_text(json.dumps(params))
+    if marker.is_file() and json.loads(marker.read_text()) == params:  # another process finished first
+        shutil.rmtree(tmp)
+        return root
+    if root.exists():  # a build with other parameters
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, root)
+    return root
+
+
+def resolve_root(name: str) -> Path:
+    """The --data flag to a dataset root: the synthetic corpus (built on first use) or data.resolve_root."""
+    return make_synthetic(ROOT) if name == "synthetic" else data.resolve_root(name)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", type=Path, default=ROOT, help="where to build the corpus")
+    args = ap.parse_args()
+    root = make_synthetic(args.root)
+    print(f"synthetic corpus in {root}: " + ", ".join(f"{s} {len(data.read_split(root, s))}" for s in data.SPLITS))

@@ -1,0 +1,110 @@
+"""The text side: mBART-cc25's tokenizer trimmed to the corpus (paper preset), or a small sentencepiece model
+trained on the training translations (tiny preset), behind one interface (DESIGN.md "Tokenizer").
+
+Vocabulary trimming has two halves: here, the tokens kept (mBART's special tokens, de_DE and every token the
+training translations use) and the map from old to new ids; in model.trim_vocabulary, the same rows sliced out
+of mBART's embedding and output layer. New id i is old id keep_ids[i].
+"""
+import io
+import json
+from pathlib import Path
+
+import torch
+
+
+class Tokenizer:
+    """Trimmed mBART-cc25 (paper preset) or a small sentencepiece model (tiny preset), one interface."""
+
+    def __init__(self, kind, model, keep_ids=None):
+        self.kind, self.model = kind, model
+        if kind == "sentencepiece":
+            self.keep_ids = None
+            self.vocab_size = model.get_piece_size()
+            self.bos_id, self.pad_id, self.eos_id, self.unk_id = model.bos_id(), model.pad_id(), model.eos_id(), model.unk_id()
+            self.lang_id = model.piece_to_id("de_DE")
+        else:
+            self.keep_ids = torch.as_tensor(keep_ids, dtype=torch.long)
+            self._new_id = {old: new for new, old in enumerate(self.keep_ids.tolist())}
+            self.vocab_size = len(self.keep_ids)
+            self.bos_id, self.pad_id = self._new_id[model.bos_token_id], self._new_id[model.pad_token_id]
+            self.eos_id, self.unk_id = self._new_id[model.eos_token_id], self._new_id[model.unk_token_id]
+            self.lang_id = self._new_id[model.convert_tokens_to_ids("de_DE")]
+        self.special_ids = {self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.lang_id}
+
+    def encode(self, sentence: str) -> list[int]:
+        """Content token ids of one sentence, no special tokens."""
+        if self.kind == "sentencepiece":
+            return self.model.encode(sentence)
+        old = self.model(sentence, add_special_tokens=False)["input_ids"]
+        return [self._new_id.get(i, self.unk_id) for i in old]
+
+    def decode(self, ids) -> str:
+        """The sentence of a token id sequence, special tokens dropped."""
+        ids = [int(i) for i in ids if int(i) not in self.special_ids]
+        if self.kind == "sentencepiece":
+            return self.model.decode(ids)
+        return self.model.decode(self.keep_ids[ids].tolist(), skip_special_tokens=True).strip()
+
+    def save(self, out_dir):
+        """Writes the tokenizer to out_dir (tokenizer.json + spm.model or mbart-tokenizer/)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"kind": self.kind}
+        if self.kind == "sentencepiece":
+            (out_dir / "spm.model").write_bytes(self.model.serialized_model_proto())
+        else:
+            self.model.save_pretrained(str(out_dir / "mbart-tokenizer"))
+            meta["keep_ids"] = self.keep_ids.tolist()
+        (out_dir / "tokenizer.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, out_dir):
+        """Reads a tokenizer that save() wrote to out_dir."""
+        out_dir = Path(out_dir)
+        meta = json.loads((out_dir / "tokenizer.json").read_text())
+        if meta["kind"] == "sentencepiece":
+            import sentencepiece as spm
+            return cls("sentencepiece", spm.SentencePieceProcessor(model_file=str(out_dir / "spm.model")))
+        from transformers import MBartTokenizer
+        hf = MBartTokenizer.from_pretrained(str(out_dir / "mbart-tokenizer"), src_lang="de_DE", tgt_lang="de_DE")
+        return cls("mbart", hf, meta["keep_ids"])
+
+
+def build_sentencepiece(sentences, vocab_size=1000) -> Tokenizer:
+    """Tiny preset: sentencepiece on the training translations; <s>=0 <pad>=1 </s>=2 <unk>=3 de_DE=4."""
+    import sentencepiece as spm
+    proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences), model_writer=proto, vocab_size=vocab_size, hard_vocab_limit=False,
+        model_type="unigram", character_coverage=1.0, bos_id=0, pad_id=1, eos_id=2, unk_id=3,
+        user_defined_symbols=["de_DE"], num_threads=1, minloglevel=2)
+    return Tokenizer("sentencepiece", spm.SentencePieceProcessor(model_proto=proto.getvalue()))
+
+
+def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25") -> Tokenizer:
+    """Paper preset: mBART-cc25's tokenizer kept to <s> <pad> </s> <unk>, de_DE and the tokens the training text uses."""
+    from transformers import MBartTokenizer
+    try:
+        hf = MBartTokenizer.from_pretrained(name_or_path, src_lang="de_DE", tgt_lang="de_DE")
+    except Exception as e:
+        raise OSError(f"cannot load the mBART tokenizer '{name_or_path}' ({e}); download it once or pass "
+                      "--mbart PATH to a local copy of facebook/mbart-large-cc25") from e
+    specials = [hf.bos_token_id, hf.pad_token_id, hf.eos_token_id, hf.unk_token_id, hf.convert_tokens_to_ids("de_DE")]
+    used = {i for s in sentences for i in hf(s, add_special_tokens=False)["input_ids"]}
+    return Tokenizer("mbart", hf, specials + sorted(used - set(specials)))  # mBART's 0..3 stay 0..3, de_DE -> 4
+
+
+def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart-large-cc25") -> Tokenizer:
+    """Builds the `kind` tokenizer from the training sentences once, saves it in out_dir, later loads it."""
+    out_dir = Path(out_dir)
+    if kind not in ("mbart", "sentencepiece"):
+        raise ValueError(f"tokenizer kind '{kind}': expected 'mbart' or 'sentencepiece'")
+    if (out_dir / "tokenizer.json").is_file():
+        tok = Tokenizer.load(out_dir)
+        if tok.kind != kind:
+            raise ValueError(f"{out_dir / 'tokenizer.json'} holds a '{tok.kind}' tokenizer, not '{kind}': use another output folder")
+        return tok
+    sentences = list(sentences)
+    tok = build_mbart(sentences, mbart_name) if kind == "mbart" else build_sentencepiece(sentences)
+    tok.save(out_dir)
+    return tok
