@@ -75,17 +75,25 @@ def read_frame(path) -> np.ndarray:
         raise OSError(f"cannot read frame '{path}': {e}") from e
 
 
+# §4.2's augmentation at the authors' magnitudes: rotation up to 30 degrees and translation up to 10 px of the
+# 210x260 (width x height) release frame, each on its own with probability p. Their random resize is followed by
+# a fixed resize to 256x256, so it changes nothing and is left out (DESIGN.md "Data").
+MAX_ROTATION = math.radians(30)
+MAX_SHIFT = (10 / 210, 10 / 260)          # of the frame's width and height
+
+
 def augment(frames, p=0.5):
-    """Paper §4.2: with probability p per video, one random rotation (±10°), rescale (0.9-1.1) and translation
-    (±10%) for every frame of it. frames [B, T, 3, H, W], on any device: the whole batch in one grid_sample."""
+    """One random rotation and one random translation per video (each with probability p), the same for every
+    frame of it. frames [B, T, 3, H, W], the 224 crops of the 256x256 resize, on any device: one grid_sample."""
     B, T, C, H, W = frames.shape
-    u = torch.rand(B, 4, device=frames.device) * 2 - 1                      # uniform in [-1, 1]
-    on = torch.rand(B, device=frames.device) < p
-    angle = torch.where(on, math.radians(10) * u[:, 0], 0.0)
-    scale = torch.where(on, 1 + 0.1 * u[:, 1], 1.0)
-    shift = torch.where(on[:, None], 0.2 * u[:, 2:], 0.0)                   # 10% of a side in [-1, 1] units
-    # affine_grid maps output to input coordinates: the inverse of x -> scale * R(angle) x + shift
-    cos, sin = angle.cos() / scale, angle.sin() / scale
+    u = torch.rand(B, 3, device=frames.device) * 2 - 1                      # uniform in [-1, 1]
+    on = torch.rand(B, 2, device=frames.device) < p                          # rotate?, translate?
+    angle = torch.where(on[:, 0], MAX_ROTATION * u[:, 0], 0.0)
+    # a fraction f of the frame is 2 f * 256/224 in the crop's [-1, 1] grid units
+    max_shift = 2 * torch.tensor(MAX_SHIFT, device=frames.device) * 256 / 224
+    shift = torch.where(on[:, 1:], max_shift * u[:, 1:], 0.0)               # [B, 2] (x, y)
+    # affine_grid maps output to input coordinates: the inverse of x -> R(angle) x + shift
+    cos, sin = angle.cos(), angle.sin()
     inverse = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], 1)  # [B, 2, 2]
     theta = torch.cat([inverse, -(inverse @ shift[:, :, None])], 2).to(frames.dtype)      # [B, 2, 3]
     grid = F.affine_grid(theta, [B, T * C, H, W], align_corners=False)                    # [B, H, W, 2]
