@@ -166,7 +166,9 @@ class FusedQKVAttention(nn.Module):
 
 
 def add_visual_lora(block: nn.Module, r: int, alpha: float, dropout: float) -> nn.Module:
-    """The authors' visual LoRA on one DINOv2 block: fused qkv, attention output, both MLP layers; A ~ N(0, 0.02)."""
+    """The authors' visual LoRA on one DINOv2 block, whose own weights freeze: fused qkv, attention output,
+    both MLP layers; A ~ N(0, 0.02), B = 0."""
+    block.requires_grad_(False)
     block.attention = FusedQKVAttention(block.attention, r, alpha, dropout, init_std=0.02)
     return add_lora(block.mlp, ("fc1", "fc2"), r, alpha, dropout, init_std=0.02)
 

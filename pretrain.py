@@ -132,10 +132,10 @@ def main_process_first():
         dist.barrier()
 
 
-def build(run: Run, kind: str):
-    """The pre-training or translation model of the run's preset, on its device."""
+def build(run: Run, kind: str, **kwargs):
+    """The pre-training or translation model of the run's preset, on its device (kwargs: prototypes)."""
     build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
-    return build_fn(run.cfg, keep_ids=run.tok.keep_ids).to(run.device)
+    return build_fn(run.cfg, keep_ids=run.tok.keep_ids, **kwargs).to(run.device)
 
 
 def loader(run: Run, split: str, train: bool, generator=None, ds=None, collate=data.collate):
@@ -307,13 +307,12 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
 
 def pretrain_step(run: Run, pg: dict, lambda_psp: float):
     """One batch of eq. 5."""
-    prototypes = pg["prototypes"].to(run.device)
 
     def step(net, batch):
         (text_ids, text_mask), _, _ = text_batch(run.tok, batch["translations"], run.device)
         out = net(*data.prepare(batch, run.device, train=net.training), text_ids, text_mask)
         labels = pseudogloss.multi_hot(batch["names"], pg).to(run.device)
-        loss, align, psp = losses.pretrain_loss(out, prototypes, labels, lambda_psp)
+        loss, align, psp = losses.pretrain_loss(out, labels, lambda_psp)
         return loss, {"loss": loss, "align": align, "psp": psp}
     return step
 
@@ -326,7 +325,8 @@ def main(argv=None):
     run = setup(args)
     with main_process_first():
         pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
-    net = build(run, "pretrain")
+    run.cfg = dataclasses.replace(run.cfg, n_glosses=len(pg["vocab"]))
+    net = build(run, "pretrain", prototypes=pg["prototypes"][:-1])  # P without the non-sign row
     step = pretrain_step(run, pg, args.lambda_psp)
     dev = loader(run, "dev", train=False)
 
