@@ -431,6 +431,7 @@ class TranslationModel(nn.Module):
         self.sign = SignEncoder(dino, cfg)
         # Linear + LayerNorm + GELU: the mapper Table 3 counts (the text says "a single linear layer")
         self.mapper = nn.Sequential(nn.Linear(cfg.llm_dim, cfg.llm_dim), nn.LayerNorm(cfg.llm_dim), nn.GELU())
+        nn.init.xavier_uniform_(self.mapper[0].weight, gain=nn.init.calculate_gain("relu"))  # the authors' init
         self.mbart = mbart
 
     def encode(self, frames, frame_mask):
