@@ -62,14 +62,15 @@ def transformer_layer(rows, t, d, ffn, kv_rows=None, t_kv=None):
 
 
 def temporal_flops(cfg, batch, frames) -> int:
-    """Forward FLOPs of the temporal encoder (§3.1): local attention (dense, masked) + MLP, time halved after block 2."""
+    """Forward FLOPs of the temporal encoder (§3.1): local attention (dense, masked) + MLP, time pooled to
+    floor(t/2) + 1 segments after block 2, then the output projection to the LLM's width."""
     total, t = 0, frames
     for i in range(cfg.temporal_layers):
         if i == cfg.downsample_after:
-            t = math.ceil(t / 2)
+            t = t // 2 + 1
         weight, attn = transformer_layer(batch * t, t, cfg.frame_dim, cfg.temporal_mlp)
         total += weight + attn
-    return total
+    return total + mm(batch * t, cfg.llm_dim, cfg.frame_dim)
 
 
 def flops_per_step(cfg, stage, batch, frames, text_len, vocab, n_glosses) -> dict:
@@ -77,27 +78,28 @@ def flops_per_step(cfg, stage, batch, frames, text_len, vocab, n_glosses) -> dic
     dino = cfg.dino_arch
     c, inter, p = dino["hidden_size"], dino["intermediate_size"], dino["patch_size"]
     n_img, patches = batch * frames, (cfg.image_size // p) ** 2
-    tokens, r = patches + 1, cfg.lora_r
+    tokens, r, r_v = patches + 1, cfg.lora_r, cfg.dino_lora_r
     rows = n_img * tokens
     weight, attn = transformer_layer(rows, tokens, c, inter)
     lora_blocks, frozen_blocks = cfg.dino_lora_blocks, dino["num_hidden_layers"] - cfg.dino_lora_blocks
     out = {}
     out["dinov2 frozen blocks (x1)"] = mm(n_img * patches, c, 3 * p * p) + frozen_blocks * (weight + attn)
-    out["dinov2 LoRA blocks (x2 base, x3 attn+LoRA)"] = lora_blocks * (
-        2 * weight + 3 * attn + 3 * 2 * lora_flops(rows, c, c, r))
-    t_seg = math.ceil(frames / 2)
-    out["frame head + temporal + to-LLM (x3)"] = 3 * (mm(n_img, cfg.frame_dim, c) + temporal_flops(cfg, batch, frames)
-                                                      + mm(batch * t_seg, cfg.llm_dim, cfg.frame_dim))
+    visual_lora = (lora_flops(rows, c, 3 * c, r_v) + lora_flops(rows, c, c, r_v)       # fused qkv, output
+                   + lora_flops(rows, c, inter, r_v) + lora_flops(rows, inter, c, r_v))  # MLP fc1, fc2
+    out["dinov2 LoRA blocks (x2 base, x3 attn+LoRA)"] = lora_blocks * (2 * weight + 3 * attn + 3 * visual_lora)
+    t_seg = frames // 2 + 1
+    out["frame head + temporal (x3)"] = 3 * (mm(n_img, cfg.frame_dim, c) + temporal_flops(cfg, batch, frames))
     m = cfg.mbart_arch
     d, ffn = m["d_model"], m["encoder_ffn_dim"]
     w_mul = 2 if cfg.freeze_llm else 3
-    weight, attn = transformer_layer(batch * t_seg, t_seg, d, ffn)
+    t_llm = t_seg + (stage == "pretrain")                                # pre-training: CLS token first
+    weight, attn = transformer_layer(batch * t_llm, t_llm, d, ffn)
     out[f"LLM encoder on video (x{w_mul} base, x3 attn+LoRA)"] = m["encoder_layers"] * (
-        w_mul * weight + 3 * attn + 3 * 2 * lora_flops(batch * t_seg, d, d, r))
+        w_mul * weight + 3 * attn + 3 * 2 * lora_flops(batch * t_llm, d, d, r))
     if stage == "pretrain":
         weight, attn = transformer_layer(batch * text_len, text_len, d, ffn)
         out["text encoder (x1, no grad)"] = m["encoder_layers"] * (weight + attn)
-        out["pseudo-gloss head + prototypes (x3)"] = 3 * (mm(batch * t_seg, cfg.gloss_dim, cfg.frame_dim)
+        out["pseudo-gloss head + prototypes (x3)"] = 3 * (mm(batch * t_seg, cfg.gloss_dim, cfg.llm_dim)
                                                           + mm(batch * t_seg, n_glosses + 1, cfg.gloss_dim))
     else:
         out["mapper (x3)"] = 3 * mm(batch * t_seg, cfg.llm_dim, cfg.llm_dim)
@@ -141,7 +143,7 @@ def bench_model(args):
         raise SystemExit("benchmark.py --device cuda: no CUDA device is available")
     vocab = 2172 if args.preset == "paper" else 1000
     n_glosses = 2322 if args.preset == "paper" else 100  # pseudo-gloss vocabulary (the paper's PHOENIX14T count)
-    cfg = model.get_config(args.preset, pretrained=False, vocab_size=vocab)
+    cfg = model.get_config(args.preset, pretrained=False, vocab_size=vocab, n_glosses=n_glosses)
     torch.manual_seed(0)
     build = model.build_pretrain_model if args.stage == "pretrain" else model.build_translation_model
     net = build(cfg).to(device).train()
@@ -152,15 +154,13 @@ def bench_model(args):
     mask = torch.ones(B, T, dtype=torch.bool, device=device)
     ids = torch.randint(3, vocab, (B, L), device=device)       # ids 0-2 are <s>, <pad>, </s>
     text_mask = torch.ones(B, L, dtype=torch.bool, device=device)
-    prototypes = torch.randn(n_glosses + 1, cfg.gloss_dim, device=device)
-    prototypes[-1] = 0                                          # the non-sign prototype (eq. 1)
     labels = (torch.rand(B, n_glosses, device=device) < 8 / n_glosses).float()
     forward = torch.compile(net) if args.compile else net
 
     def step():
         with train.autocast(device):
             if args.stage == "pretrain":
-                loss = losses.pretrain_loss(forward(frames, mask, ids, text_mask), prototypes, labels)[0]
+                loss = losses.pretrain_loss(forward(frames, mask, ids, text_mask), labels)[0]
             else:
                 loss = losses.translation_loss(forward(frames, mask, ids, text_mask), ids, pad_id=1)
         loss.backward()

@@ -41,7 +41,7 @@ def cache_features(run, net) -> list:
     for batch in tqdm(train.loader(run, "train", train=False), desc="caching features", leave=False,
                       disable=not train.is_main()):
         with train.autocast(run.device):
-            _, mask, s = net.sign(*data.prepare(batch, run.device, train=False))
+            s, mask = net.sign(*data.prepare(batch, run.device, train=False))
         items += [{"features": s[i, :n].cpu(), "name": name, "translation": text}
                   for i, (n, name, text) in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
     return items

@@ -5,36 +5,50 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 
-
-def masked_mean(x, mask):
-    """Average pooling over valid steps (§3.2, M~ and L~): x [B, T, D], mask [B, T] -> [B, D]."""
-    m = mask[..., None].to(x.dtype)
-    return (x * m).sum(1) / m.sum(1).clamp(min=1)
+# ----------------------------------------------------------------------------------------------
+# Pseudo-gloss pre-training (§3.2, eqs. 1-3)
 
 
-def pseudo_gloss_loss(z, mask, prototypes, labels, tau_t, tau_u):
-    """L_psp, eqs. 1-3: which pseudo-glosses occur in the video, as a multi-label BCE.
+def pseudo_gloss_scores(z, mask, prototypes, tau_t, tau_u):
+    """E-hat of eq. 3 for every prototype, the zero non-sign one included: [B, U+1], each in [0, 1].
 
     z [B, T, 300] projected segments Z', mask [B, T] (True = valid), prototypes [U+1, 300] with the
-    zero non-sign vector last, labels [B, U] multi-hot, tau_t / tau_u the two temperatures.
+    zero non-sign vector last, tau_t / tau_u the two temperatures.
     """
     # eq. 1: cosine similarity; normalize() leaves the zero prototype at zero, so its cosine is 0, not NaN
     s = F.normalize(z.float(), dim=-1) @ F.normalize(prototypes.float(), dim=-1).T          # S [B, T, U+1]
     # eq. 2: softmax over time (padded steps excluded) and over prototypes
     s_time = (s / tau_t).masked_fill(~mask[..., None], float("-inf")).softmax(dim=1)
     s_proto = (s / tau_u).softmax(dim=2)
-    # eq. 3: E = S^T * S^U summed over time; the non-sign column is dropped
-    e_hat = (s_time * s_proto).sum(dim=1)[:, :-1]                                         # [B, U]
-    e_hat = e_hat.clamp(1e-6, 1 - 1e-6)
-    return F.binary_cross_entropy(e_hat, labels.float())
+    # eq. 3: E = S^T * S^U, summed over time
+    return (s_time * s_proto).sum(dim=1)                                                  # [B, U+1]
 
 
-def gather(x):
-    """Embeddings of every process, in rank order, with gradients flowing back to each process's own
-    rows (summed over processes, which data-parallel averaging then undoes): negatives from the global batch."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return x
-    return torch.cat(dist_nn.all_gather(x))
+def pseudo_gloss_loss(z, mask, prototypes, labels, tau_t, tau_u, variant: str = "paper"):
+    """L_psp: which pseudo-glosses occur in the video, as a multi-label loss on E-hat; labels [B, U] multi-hot.
+
+    variant="paper": eq. 3's binary cross-entropy on the U pseudo-gloss columns (the non-sign column dropped).
+    variant="authors": the authors' code, BCE-with-logits applied to E-hat clamped to [1e-8, 1 - 1e-8], i.e.
+    to sigmoid(E-hat), over all U+1 columns with target 0 for the non-sign one (DESIGN.md "Losses").
+    """
+    e_hat = pseudo_gloss_scores(z, mask, prototypes, tau_t, tau_u)                        # [B, U+1]
+    h = labels.float()
+    if variant == "paper":
+        e_hat = e_hat[:, :-1].clamp(1e-6, 1 - 1e-6)                                      # [B, U]
+        return -(h * e_hat.log() + (1 - h) * (1 - e_hat).log()).mean()
+    if variant == "authors":
+        return F.binary_cross_entropy_with_logits(e_hat.clamp(1e-8, 1 - 1e-8), F.pad(h, (0, 1)))
+    raise ValueError(f"pseudo_gloss_loss: variant must be 'paper' or 'authors', not {variant!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Video-language alignment (§3.2, eq. 4)
+
+
+def masked_mean(x, mask):
+    """Average pooling over valid steps (§3.2, M~ and L~): x [B, T, D], mask [B, T] -> [B, D]."""
+    m = mask[..., None].to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1)
 
 
 def clip_loss(video, text, temperature):
@@ -45,11 +59,17 @@ def clip_loss(video, text, temperature):
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def pretrain_loss(out, prototypes, labels, lambda_psp: float = 1.0):
-    """L_pre-train = L_align + lambda * L_psp (eq. 5), from PretrainModel's outputs; returns all three."""
-    video, text = masked_mean(out["video"], out["mask"]), masked_mean(out["text"], out["text_mask"])  # M~, L~
+# ----------------------------------------------------------------------------------------------
+# Pre-training (eq. 5) and translation (eq. 6)
+
+
+def pretrain_loss(out, labels, lambda_psp: float = 1.0, psp_variant: str = "paper"):
+    """L_pre-train = L_align + lambda * L_psp (eq. 5), from PretrainModel's outputs; returns all three.
+    M~ pools the video over the CLS token and the valid segments, L~ the text over its tokens."""
+    video, text = masked_mean(out["video"], out["video_mask"]), masked_mean(out["text"], out["text_mask"])
     align = clip_loss(video, text, out["temperature"])
-    psp = pseudo_gloss_loss(out["glosses"], out["mask"], prototypes, labels, out["tau_t"], out["tau_u"])
+    psp = pseudo_gloss_loss(out["glosses"], out["mask"], out["prototypes"], labels, out["tau_t"], out["tau_u"],
+                            variant=psp_variant)
     return align + lambda_psp * psp, align, psp
 
 
@@ -57,3 +77,15 @@ def translation_loss(logits, labels, pad_id: int, label_smoothing: float = 0.1):
     """L_SLT, eq. 6: token cross-entropy against the reference, padding ignored. logits [B, L, V], labels [B, L]."""
     return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=pad_id,
                            label_smoothing=label_smoothing)
+
+
+# ----------------------------------------------------------------------------------------------
+# Multi-process training only: contrastive negatives from every process (torchrun)
+
+
+def gather(x):
+    """Embeddings of every process, in rank order, with gradients flowing back to each process's own
+    rows (summed over processes, which data-parallel averaging then undoes); x itself in one process."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return x
+    return torch.cat(dist_nn.all_gather(x))

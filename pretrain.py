@@ -6,6 +6,8 @@
 
 The machinery (flags, loaders, optimiser, checkpoints, the loop) is train.py's; this file is the method.
 """
+import dataclasses
+
 import torch
 
 import data
@@ -15,16 +17,15 @@ import pseudogloss
 import train
 
 
-def pretrain_step(run: train.Run, pg: dict, lambda_psp: float):
+def pretrain_step(run: train.Run, pg: dict, lambda_psp: float, psp_variant: str):
     """One batch of eq. 5: the video through the sign and LLM encoders, its sentence through the frozen text
     encoder, both losses against the sentence's pseudo-glosses H and the other videos of the batch."""
-    prototypes = pg["prototypes"].to(run.device)                       # P [U+1, 300], the last row non-sign
 
     def step(net, batch):
         (text_ids, text_mask), _, _ = train.text_batch(run.tok, batch["translations"], run.device)
         out = net(*data.prepare(batch, run.device, train=net.training), text_ids, text_mask)
         labels = pseudogloss.multi_hot(batch["names"], pg).to(run.device)         # H [B, U]
-        loss, align, psp = losses.pretrain_loss(out, prototypes, labels, lambda_psp)
+        loss, align, psp = losses.pretrain_loss(out, labels, lambda_psp, psp_variant)
         return loss, {"loss": loss, "align": align, "psp": psp}
     return step
 
@@ -52,13 +53,16 @@ def main(argv=None):
     ap = train.training_flags(__doc__)
     ap.add_argument("--epochs", type=int, default=100, help="pre-training epochs (§4.2)")
     ap.add_argument("--lambda-psp", type=float, default=1.0, help="lambda of eq. 5 (0: no pseudo-gloss loss)")
+    ap.add_argument("--psp-loss", choices=["paper", "authors"], default="paper", help="eq. 3's BCE on E-hat over "
+                    "the U pseudo-glosses (paper), or the authors' code: BCE-with-logits on E-hat over U + 1 columns")
     ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
     args = train.parse(ap, argv)
     run = train.setup(args)
     with train.main_process_first():
         pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
-    net = train.build(run, "pretrain")
-    step = pretrain_step(run, pg, args.lambda_psp)
+    run.cfg = dataclasses.replace(run.cfg, n_glosses=len(pg["vocab"]))
+    net = train.build(run, "pretrain", prototypes=pg["prototypes"][:-1])   # fastText P, without the non-sign row
+    step = pretrain_step(run, pg, args.lambda_psp, args.psp_loss)
     train.log(f"pre-training {args.preset} on {run.root}: {len(pg['vocab'])} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = train.fit(run, net, step, validator(run, step), args.epochs, "pretrain", lower_is_better=True)

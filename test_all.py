@@ -51,19 +51,61 @@ def test_lora_matches_peft():
     torch.testing.assert_close(ours(x), ref(x))
     assert [n for n, p in ours.named_parameters() if p.requires_grad] == ["lora_A.weight", "lora_B.weight"]
     assert torch.count_nonzero(model.LoRALinear(nn.Linear(3, 3), 2, 4, 0.1).lora_B.weight) == 0
-    with model.lora_disabled(ours):
-        torch.testing.assert_close(ours(x), ours.base(x))
+    # the visual LoRA's A ~ N(0, 0.02)
+    assert abs(model.LoRALinear(nn.Linear(400, 500), 64, 64, 0.1, init_std=0.02).lora_A.weight.std() - 0.02) < 1e-3
+
+
+def tiny_dino_block():
+    torch.manual_seed(0)
+    cfg = model.get_config("tiny")
+    return model.Dinov2Model(model.Dinov2Config(**cfg.dino_arch)).encoder.layer[0].eval()
+
+
+def test_fused_qkv_visual_lora_matches_peft_on_a_fused_layer():
+    peft = pytest.importorskip("peft")
+    block = tiny_dino_block()
+    original = copy.deepcopy(block)
+    model.add_visual_lora(block, r=4, alpha=4, dropout=0.0)
+    C, H = 64, 4
+    x = torch.randn(3, 5, C)
+    # B = 0: the fused attention computes exactly what transformers' Dinov2 block computes
+    torch.testing.assert_close(block(x), original(x))
+    trainable = {n: tuple(p.shape) for n, p in block.named_parameters() if p.requires_grad}
+    assert trainable == {"attention.qkv.lora_A.weight": (4, C), "attention.qkv.lora_B.weight": (3 * C, 4),
+                         "attention.o_proj.lora_A.weight": (4, C), "attention.o_proj.lora_B.weight": (C, 4),
+                         "mlp.fc1.lora_A.weight": (4, C), "mlp.fc1.lora_B.weight": (128, 4),
+                         "mlp.fc2.lora_A.weight": (4, 128), "mlp.fc2.lora_B.weight": (C, 4)}
+    # reference: peft on one fused Linear(C, 3C) holding [W_q; W_k; W_v], and on the output projection
+    a = original.attention
+    ref = nn.Sequential()
+    ref.qkv = nn.Linear(C, 3 * C)
+    ref.o_proj = copy.deepcopy(a.o_proj)
+    with torch.no_grad():
+        ref.qkv.weight.copy_(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]))
+        ref.qkv.bias.copy_(torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]))
+    ref = peft.get_peft_model(ref, peft.LoraConfig(r=4, lora_alpha=4, lora_dropout=0.0, target_modules=["qkv", "o_proj"]))
+    for name in ("qkv", "o_proj"):
+        ours, theirs = getattr(block.attention, name), getattr(ref.base_model.model, name)
+        with torch.no_grad():
+            ours.lora_A.weight.normal_(std=0.1), ours.lora_B.weight.normal_(std=0.1)
+            theirs.lora_A["default"].weight.copy_(ours.lora_A.weight)
+            theirs.lora_B["default"].weight.copy_(ours.lora_B.weight)
+    q, k, v = ref.base_model.model.qkv(x).split(C, dim=-1)                     # one A, one B for all three
+    heads = lambda t: t.view(3, 5, H, C // H).transpose(1, 2)                  # [N, H, L, d]
+    w = (heads(q) @ heads(k).transpose(-1, -2) / math.sqrt(C // H)).softmax(-1)
+    y = ref.base_model.model.o_proj((w @ heads(v)).transpose(1, 2).reshape(3, 5, C))
+    torch.testing.assert_close(block.attention(x)[0], y)
 
 
 def rope_reference(x, base=10000.0):
-    """RoPE as complex rotation: pair (x_i, x_{i+d/2}) is one complex number turned by t * base^(-2i/d)."""
+    """RoPE as complex rotation: the interleaved pair (x_2i, x_2i+1) is one complex number turned by t * base^(-2i/d)."""
     T, d = x.shape[-2], x.shape[-1]
     out = torch.empty_like(x)
     for t in range(T):
         for i in range(d // 2):
             angle = t * base ** (-2 * i / d)
-            c = torch.complex(x[..., t, i], x[..., t, i + d // 2]) * complex(math.cos(angle), math.sin(angle))
-            out[..., t, i], out[..., t, i + d // 2] = c.real, c.imag
+            c = torch.complex(x[..., t, 2 * i], x[..., t, 2 * i + 1]) * complex(math.cos(angle), math.sin(angle))
+            out[..., t, 2 * i], out[..., t, 2 * i + 1] = c.real, c.imag
     return out
 
 
@@ -98,7 +140,7 @@ def dense_local_attention(attn, x, mask):
 
 def test_local_attention_matches_dense_and_is_local():
     torch.manual_seed(0)
-    attn = model.LocalSelfAttention(16, heads=2, window=7).eval()
+    attn = model.LocalSelfAttention(16, heads=2, window=7, dropout=0.1).eval()
     x = torch.randn(2, 12, 16)
     mask = torch.ones(2, 12, dtype=torch.bool)
     mask[1, 8:] = False
@@ -115,6 +157,12 @@ def test_local_attention_matches_dense_and_is_local():
     x3 = x.clone()
     x3[1, 8:] = 1e3 * torch.randn(4, 16)
     torch.testing.assert_close(attn(x3, mask)[1, :8], y[1, :8])
+    # dropout acts on the projected output in training: some outputs exactly zero, the rest scaled by 1/0.9
+    attn.train()
+    torch.manual_seed(1)
+    yt = attn(x, mask)
+    dropped = yt == 0
+    assert dropped.any() and torch.allclose(yt[~dropped], y[~dropped] / 0.9, atol=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or model.xops is None, reason="xformers needs CUDA")
@@ -129,22 +177,63 @@ def test_xformers_attention_matches_sdpa():
                                ref[mask[:, None].expand(2, 4, 37)], atol=1e-4, rtol=1e-4)
 
 
+def test_post_norm_block_with_layer_scale_matches_written_out_block():
+    torch.manual_seed(0)
+    block = model.TemporalBlock(16, heads=2, mlp=32, window=7, dropout=0.1, drop_path=0.1).eval()
+    assert torch.equal(block.layer_scale, torch.full((16,), 1e-5))
+    nn.init.normal_(block.layer_scale)
+    x = torch.randn(2, 9, 16)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    # written out: x1 = LN(x + s * Attn(x)), x2 = LN(x1 + W2 GELU(W1 x1)) -- post-norm, layer scale on attention only
+    fc1, fc2 = block.mlp[0], block.mlp[3]
+    x1 = F.layer_norm(x + block.layer_scale * dense_local_attention(block.attn, x, mask), (16,),
+                      block.norm1.weight, block.norm1.bias)
+    x2 = F.layer_norm(x1 + F.linear(F.gelu(F.linear(x1, fc1.weight, fc1.bias)), fc2.weight, fc2.bias), (16,),
+                      block.norm2.weight, block.norm2.bias)
+    torch.testing.assert_close(block(x, mask)[mask], x2[mask])
+    # DropPath: each video keeps or drops the whole branch, kept ones scaled by 1 / (1 - p)
+    torch.manual_seed(0)
+    y = model.drop_path(torch.ones(2000, 3, 4), 0.25, training=True)
+    per_video = y.flatten(1)
+    kept = per_video[:, 0] > 0
+    assert (per_video == per_video[:, :1]).all() and torch.allclose(per_video[kept, 0], torch.tensor(1 / 0.75))
+    assert abs(kept.float().mean() - 0.75) < 0.03
+    assert torch.equal(model.drop_path(torch.ones(5, 2), 0.25, training=False), torch.ones(5, 2))
+
+
+def test_temporal_encoder_init_and_drop_path_schedule():
+    torch.manual_seed(0)
+    enc = model.TemporalEncoder(model.get_config("paper", pretrained=False))
+    assert [b.drop_path for b in enc.blocks] == pytest.approx([0.0, 0.1 / 3, 0.2 / 3, 0.1])
+    assert abs(enc.blocks[0].mlp[0].weight.std() - 0.02) < 5e-4 and abs(enc.out_proj.weight.std() - 0.02) < 5e-4
+    assert abs(enc.blocks[0].attn.proj.weight.std() - 0.02 / math.sqrt(8)) < 5e-4
+    assert all(torch.count_nonzero(m.bias) == 0 for m in enc.modules() if isinstance(m, nn.Linear))
+    assert enc.out_proj.out_features == 1024 and len(enc.blocks) == 4
+
+
 def test_temporal_encoder_downsamples_and_ignores_padding():
     torch.manual_seed(0)
     enc = model.TemporalEncoder(model.get_config("tiny")).eval()
     for block in enc.blocks:  # layer scale 1e-5 would hide any leak: make the blocks count
-        nn.init.ones_(block.scale1), nn.init.ones_(block.scale2)
+        nn.init.ones_(block.layer_scale)
     x = torch.randn(2, 11, 64)
     mask = torch.ones(2, 11, dtype=torch.bool)
-    mask[1, 7:] = False
+    mask[1, 8:] = False
     z, zmask = enc(x, mask)
-    assert z.shape == (2, 6, 64) and zmask.sum(1).tolist() == [6, 4]  # ceil(11/2), ceil(7/2)
-    alone, _ = enc(x[1:, :7], mask[1:, :7])
-    torch.testing.assert_close(z[1, :4], alone[0])
-    # the pooling, by hand: segment j averages frames 2j-1, 2j, 2j+1 (zero outside the video)
-    pooled, _ = model.downsample(x[1:, :7], mask[1:, :7])
-    padded = F.pad(x[1, :7], (0, 0, 1, 1))
-    torch.testing.assert_close(pooled[0], torch.stack([padded[2 * j: 2 * j + 3].mean(0) for j in range(4)]))
+    assert z.shape == (2, 6, 64) and zmask.sum(1).tolist() == [6, 5]  # floor(n/2) + 1 segments: n = 11, 8
+    assert (z[1, 5:] == 0).all()
+    alone, alone_mask = enc(x[1:, :8], mask[1:, :8])                  # the same video without batch padding
+    assert alone.shape[1] == 5 and alone_mask.all()
+    torch.testing.assert_close(z[1, :5], alone[0])
+    garbage = x.clone()
+    garbage[1, 8:] = 1e3
+    torch.testing.assert_close(enc(garbage, mask)[0][1], z[1])
+    # the pooling, by hand: segment j averages frames 2j-1, 2j, 2j+1 (zero outside the video), over 3
+    pooled, pmask = model.downsample(x[1:], mask[1:])
+    padded = F.pad(x[1, :8], (0, 0, 1, 2))
+    torch.testing.assert_close(pooled[0, :5], torch.stack([padded[2 * j: 2 * j + 3].sum(0) / 3 for j in range(5)]))
+    assert pmask.sum().item() == 5
 
 
 def tiny_batch(B=3, T=9, V=40):
@@ -161,7 +250,7 @@ def tiny_batch(B=3, T=9, V=40):
 def make_every_weight_count(net):
     """Layer scale 1 (not 1e-5) and non-zero LoRA B, so that every trainable weight gets a visible gradient."""
     for block in net.sign.temporal.blocks:
-        nn.init.ones_(block.scale1), nn.init.ones_(block.scale2)
+        nn.init.ones_(block.layer_scale)
     for n, p in net.named_parameters():
         if "lora_B" in n:
             nn.init.normal_(p, std=0.1)
@@ -171,30 +260,63 @@ def grads(net):
     return {n for n, p in net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
 
 
+def sign_encoder_parameters(net, cfg):
+    """The trainable parameter names of the sign encoder (visual LoRA, frame head, temporal encoder), written out."""
+    top = f"sign.visual.dino.encoder.layer.{cfg.dino_arch['num_hidden_layers'] - 1}."
+    names = {top + f"{m}.lora_{ab}.weight" for m in ("attention.qkv", "attention.o_proj", "mlp.fc1", "mlp.fc2")
+             for ab in "AB"}
+    names |= {f"sign.visual.{m}.{w}" for m in ("proj", "norm") for w in ("weight", "bias")}
+    for i in range(cfg.temporal_layers):
+        names |= {f"sign.temporal.blocks.{i}.{m}.{w}" for m in ("attn.qkv", "attn.proj", "norm1", "mlp.0", "mlp.3", "norm2")
+                  for w in ("weight", "bias")} | {f"sign.temporal.blocks.{i}.layer_scale"}
+    return names | {"sign.temporal.out_proj.weight", "sign.temporal.out_proj.bias"}
+
+
+def llm_lora_parameters(prefix, layers, attentions=("self_attn",)):
+    return {f"{prefix}.layers.{i}.{a}.{p}.lora_{ab}.weight" for i in range(layers) for a in attentions
+            for p in ("q_proj", "v_proj") for ab in "AB"}
+
+
 def test_pretrain_model_trains_exactly_lora_and_new_layers():
-    cfg = model.get_config("tiny", vocab_size=40, freeze_llm=True)  # the paper's freezing, tiny widths
-    net = model.build_pretrain_model(cfg)
+    cfg = model.get_config("tiny", vocab_size=40, freeze_llm=True, n_glosses=6)  # the paper's freezing, tiny widths
+    init = torch.randn(6, 300)
+    net = model.build_pretrain_model(cfg, init)
+    torch.testing.assert_close(net.prototypes.detach(), init)
     frames, fmask, ids, tmask = tiny_batch()
     seen = []
     first_lora_block = net.sign.visual.dino.encoder.layer[net.sign.visual.n_frozen]
     first_lora_block.register_forward_pre_hook(lambda m, args: seen.append(args[0].requires_grad))
     make_every_weight_count(net)
+    net.train()
+    assert not net.text_encoder.training and not net.text_encoder.encoder.training  # always eval: no dropout
     out = net(frames, fmask, ids, tmask)
-    assert out["glosses"].shape == (3, 5, 300) and out["mask"].sum(1).tolist() == [5, 3, 2]
-    prototypes = torch.cat([torch.randn(6, 300), torch.zeros(1, 300)])
-    loss, _, _ = losses.pretrain_loss(out, prototypes, (torch.rand(3, 6) > 0.5).float())
+    assert out["glosses"].shape == (3, 5, 300) and out["mask"].sum(1).tolist() == [5, 4, 2]  # floor(n/2) + 1
+    assert out["video"].shape == (3, 6, 64) and out["video_mask"][:, 0].all()              # CLS first
+    assert torch.equal(out["video_mask"][:, 1:], out["mask"])
+    assert out["prototypes"].shape == (7, 300) and not out["prototypes"][-1].any()
+    loss, _, _ = losses.pretrain_loss(out, (torch.rand(3, 6) > 0.5).float())
     loss.backward()
     assert seen == [False]  # the frozen DINOv2 blocks kept no graph
-    expected = {n for n, p in net.named_parameters() if p.requires_grad}
-    assert all("lora_" in n or not n.startswith(("sign.visual.dino", "llm_encoder")) for n in expected)
-    assert {n for n in expected if "lora_" in n} == {n for n, _ in net.named_parameters() if "lora_" in n}
+    expected = sign_encoder_parameters(net, cfg) | llm_lora_parameters("llm_encoder", 2)
+    expected |= {"gloss_head.1.weight", "gloss_head.1.bias", "prototypes", "cls", "logit_scale"}
+    assert {n for n, p in net.named_parameters() if p.requires_grad} == expected
     assert grads(net) == expected
-    # the text branch is the LLM encoder with LoRA off: L does not depend on the LoRA weights
+    # the prototypes learn, the zero non-sign vector is a buffer and stays zero after a step
+    assert "non_sign" in dict(net.named_buffers()) and "non_sign" not in dict(net.named_parameters())
+    before = net.prototypes.detach().clone()
+    torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1.0).step()
+    assert not torch.equal(net.prototypes, before) and not net.non_sign.any()
+    assert net.tau_t.item() == net.tau_u.item() == pytest.approx(0.1) and "tau_t" in dict(net.named_buffers())
+    # the text encoder is its own frozen copy: L does not depend on the LLM encoder or its LoRA
     with torch.no_grad():
-        for n, p in net.llm_encoder.named_parameters():
-            if "lora_B" in n:
-                p.normal_()
+        for p in net.llm_encoder.parameters():
+            p.normal_()
     torch.testing.assert_close(net(frames, fmask, ids, tmask)["text"], out["text"])
+    # also where the tiny preset trains mBART's base weights
+    tiny = model.build_pretrain_model(model.get_config("tiny", vocab_size=40))
+    assert model.requires_grad(tiny.llm_encoder) and not model.requires_grad(tiny.text_encoder)
+    with pytest.raises(ValueError, match="n_glosses"):
+        model.build_pretrain_model(cfg, torch.randn(5, 300))
 
 
 def test_translation_model_trains_exactly_lora_and_new_layers():
@@ -205,10 +327,12 @@ def test_translation_model_trains_exactly_lora_and_new_layers():
     logits = net(frames, fmask, ids, tmask)
     assert logits.shape == (3, 7, 40)
     losses.translation_loss(logits, ids, pad_id=1).backward()
-    expected = {n for n, p in net.named_parameters() if p.requires_grad}
-    assert all("lora_" in n or not n.startswith(("sign.visual.dino", "mbart")) for n in expected)
-    assert "mapper.weight" in expected and any("encoder_attn.q_proj.lora_A" in n for n in expected)
+    expected = sign_encoder_parameters(net, cfg) | {f"mapper.{i}.{w}" for i in (0, 1) for w in ("weight", "bias")}
+    expected |= llm_lora_parameters("mbart.model.encoder", 2)
+    expected |= llm_lora_parameters("mbart.model.decoder", 2, ("self_attn", "encoder_attn"))
+    assert {n for n, p in net.named_parameters() if p.requires_grad} == expected
     assert grads(net) == expected
+    assert [type(m) for m in net.mapper] == [nn.Linear, nn.LayerNorm, nn.GELU]
     net.eval()
     hyp = net.translate(frames, fmask, start_id=4, eos_id=2, pad_id=1, num_beams=2, max_new_tokens=5)
     assert hyp.shape[0] == 3 and hyp.shape[1] <= 5
@@ -218,7 +342,7 @@ def test_cached_sign_features_give_the_same_translation_logits():
     cfg = model.get_config("tiny", vocab_size=40)
     net = model.build_translation_model(cfg).eval()
     frames, fmask, ids, tmask = tiny_batch()
-    _, mask, s = net.sign(frames, fmask)
+    s, mask = net.sign(frames, fmask)
     items = [{"features": s[i, :n], "name": str(i), "translation": ""} for i, n in enumerate(mask.sum(1).tolist())]
     cached = finetune.collate_features(items)
     torch.testing.assert_close(net(cached["frames"], cached["frame_mask"], ids, tmask), net(frames, fmask, ids, tmask))
@@ -241,9 +365,11 @@ def test_trim_vocabulary_keeps_outputs_for_kept_tokens():
 def test_paper_parameter_counts_match_table_3(capsys):
     model.print_counts("paper")
     lines = capsys.readouterr().out.strip().splitlines()
-    # Table 3: fine-tuning 16,819,712 / 395,924,608; pre-training as DESIGN.md derives it
-    assert lines[-1] == "finetune: trainable 16,819,712 total 395,924,608"
-    assert lines[-2] == "pretrain: trainable 14,351,151 total 190,841,263 paper-equivalent total 345,274,799"
+    # Table 3, all four numbers (U = 2,322 pseudo-glosses, 2,172-token vocabulary)
+    assert lines[-2:] == ["pretrain: trainable 15,200,325 total 346,123,973",
+                          "finetune: trainable 16,819,712 total 395,924,608"]
+    rows = {line[:32].strip(): line[32:].split() for line in lines[1:-2]}
+    assert rows["prototypes"] == ["696,600", "696,600"] and rows["its LoRA"] == ["73,728", "73,728"]
 
 
 def test_unknown_preset_is_a_clear_error():
@@ -255,6 +381,24 @@ def test_unknown_preset_is_a_clear_error():
 # losses.py: eqs. 1-6 against the equations computed by hand
 
 
+def pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, columns, loss):
+    """Eqs. 1-3 per video and prototype, then `loss(e, h)` averaged over the videos and `columns` prototypes."""
+    B, T = mask.shape
+    U = len(protos) - 1
+    total = 0.0
+    for b in range(B):
+        steps = [t for t in range(T) if mask[b, t]]
+        s = [[0.0 if u == U else float(z[b, t] @ protos[u] / (z[b, t].norm() * protos[u].norm()))  # eq. 1
+              for u in range(U + 1)] for t in range(T)]
+        for u in range(columns):
+            time_den = sum(math.exp(s[t][u] / tt) for t in steps)
+            e = sum(math.exp(s[t][u] / tt) / time_den  # eq. 2, over time
+                    * math.exp(s[t][u] / tu) / sum(math.exp(s[t][w] / tu) for w in range(U + 1))  # over prototypes
+                    for t in steps)  # eq. 3
+            total += loss(e, float(labels[b, u]) if u < U else 0.0)
+    return total / (B * columns)
+
+
 def test_pseudo_gloss_loss_by_hand():
     torch.manual_seed(0)
     B, T, U = 2, 4, 3
@@ -263,22 +407,21 @@ def test_pseudo_gloss_loss_by_hand():
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
     labels = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
     tt, tu = 0.3, 0.5
-    total = 0.0
-    for b in range(B):
-        steps = [t for t in range(T) if mask[b, t]]
-        s = [[0.0 if u == U else float(z[b, t] @ protos[u] / (z[b, t].norm() * protos[u].norm()))  # eq. 1
-              for u in range(U + 1)] for t in range(T)]
-        for u in range(U):
-            time_den = sum(math.exp(s[t][u] / tt) for t in steps)
-            e = sum(math.exp(s[t][u] / tt) / time_den  # eq. 2, over time
-                    * math.exp(s[t][u] / tu) / sum(math.exp(s[t][w] / tu) for w in range(U + 1))  # over prototypes
-                    for t in steps)  # eq. 3
-            e = min(max(e, 1e-6), 1 - 1e-6)
-            h = float(labels[b, u])
-            total += -(h * math.log(e) + (1 - h) * math.log(1 - e))
+
+    def bce(e, h):  # the paper: BCE on the probability E-hat, U columns
+        e = min(max(e, 1e-6), 1 - 1e-6)
+        return -(h * math.log(e) + (1 - h) * math.log(1 - e))
+
+    def authors(e, h):  # their code: BCE-with-logits on E-hat, i.e. BCE on sigmoid(E-hat), U + 1 columns
+        p = 1 / (1 + math.exp(-min(max(e, 1e-8), 1 - 1e-8)))
+        return -(h * math.log(p) + (1 - h) * math.log(1 - p))
+
     got = losses.pseudo_gloss_loss(z, mask, protos, labels, torch.tensor(tt), torch.tensor(tu))
-    assert abs(got.item() - total / (B * U)) < 1e-5
-    assert torch.isfinite(got)
+    assert abs(got.item() - pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, U, bce)) < 1e-5
+    got = losses.pseudo_gloss_loss(z, mask, protos, labels, torch.tensor(tt), torch.tensor(tu), variant="authors")
+    assert abs(got.item() - pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, U + 1, authors)) < 1e-5
+    with pytest.raises(ValueError, match="variant"):
+        losses.pseudo_gloss_loss(z, mask, protos, labels, tt, tu, variant="sign2gpt")
 
 
 def test_clip_loss_by_hand():
@@ -294,12 +437,19 @@ def test_masked_mean_and_eq5_and_eq6():
     x = torch.tensor([[[1.0], [3.0], [100.0]]])
     assert losses.masked_mean(x, torch.tensor([[True, True, False]])).item() == 2.0
     torch.manual_seed(0)
-    out = dict(video=torch.randn(2, 3, 4), mask=torch.ones(2, 3, dtype=torch.bool), text=torch.randn(2, 5, 4),
+    video_mask = torch.tensor([[True, True, True, False], [True, True, True, True]])  # CLS + 3 segments
+    out = dict(video=torch.randn(2, 4, 4), video_mask=video_mask, mask=video_mask[:, 1:], text=torch.randn(2, 5, 4),
                text_mask=torch.ones(2, 5, dtype=torch.bool), temperature=0.1, glosses=torch.randn(2, 3, 8),
+               prototypes=torch.cat([torch.randn(3, 8), torch.zeros(1, 8)]),
                tau_t=torch.tensor(0.1), tau_u=torch.tensor(0.1))
-    protos, labels = torch.cat([torch.randn(3, 8), torch.zeros(1, 8)]), torch.tensor([[1.0, 0, 0], [0, 1, 1]])
-    total, align, psp = losses.pretrain_loss(out, protos, labels, lambda_psp=0.5)
+    labels = torch.tensor([[1.0, 0, 0], [0, 1, 1]])
+    total, align, psp = losses.pretrain_loss(out, labels, lambda_psp=0.5)
     torch.testing.assert_close(total, align + 0.5 * psp)
+    pooled = torch.stack([out["video"][0, :3].mean(0), out["video"][1].mean(0)])  # M~: CLS and valid segments
+    torch.testing.assert_close(align, losses.clip_loss(pooled, out["text"].mean(1), 0.1))
+    _, _, psp_authors = losses.pretrain_loss(out, labels, psp_variant="authors")
+    torch.testing.assert_close(psp_authors, losses.pseudo_gloss_loss(out["glosses"], out["mask"], out["prototypes"],
+                                                                     labels, 0.1, 0.1, variant="authors"))
     # eq. 6 by hand: mean over non-pad tokens of -log p(reference), no smoothing
     logits, labels = torch.randn(1, 3, 5), torch.tensor([[2, 4, 1]])
     logp = logits.log_softmax(-1)
@@ -513,14 +663,15 @@ def test_flops_of_temporal_encoder_by_hand():
     D, M, B, T = 64, 128, 2, 10
     # one block over t steps: q,k,v,o projections 4 * 2tD^2, scores q k^T and p v 2 * 2t^2 D, MLP 2 * 2tDM
     block = lambda t: B * (4 * 2 * t * D * D + 2 * 2 * t * t * D + 2 * 2 * t * D * M)
-    assert benchmark.temporal_flops(cfg, B, T) == 2 * block(10) + 2 * block(5)
+    # 10 frames -> floor(10/2) + 1 = 6 segments; then the output projection to the LLM width (64 in tiny)
+    assert benchmark.temporal_flops(cfg, B, T) == 2 * block(10) + 2 * block(6) + B * 2 * 6 * D * 64
     assert benchmark.mm(3, 5, 7) == 210
     # against torch's own count of the running module's forward; torch's counter skips the masked scaled-dot-product
     # attention on CPU (this torch), so its score/value matmuls are added by hand
     enc = model.TemporalEncoder(cfg)
     with FlopCounterMode(display=False) as counter:
         enc(torch.randn(B, T, D), torch.ones(B, T, dtype=torch.bool))
-    attention = B * 2 * 2 * (2 * 10 * 10 + 2 * 5 * 5) * D
+    attention = B * 2 * 2 * (2 * 10 * 10 + 2 * 6 * 6) * D
     assert counter.get_total_flops() in (benchmark.temporal_flops(cfg, B, T), benchmark.temporal_flops(cfg, B, T) - attention)
 
 
@@ -531,7 +682,7 @@ def test_flops_per_step_multipliers():
     assert pre["text encoder (x1, no grad)"] == text
     fine = benchmark.flops_per_step(cfg, "finetune", 2, 8, 5, 2172, 2322)
     assert fine["output projection (x2)"] == 2 * 2 * 10 * 2172 * 1024          # frozen, grads flow: x2
-    assert fine["mapper (x3)"] == 3 * 2 * (2 * 4) * 1024 * 1024                 # trained: x3, T = ceil(8/2)
+    assert fine["mapper (x3)"] == 3 * 2 * (2 * 5) * 1024 * 1024                 # trained: x3, T = floor(8/2) + 1
     assert benchmark.peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and benchmark.peak_flops("x", 1.0) == 1.0
 
 
@@ -621,17 +772,17 @@ def test_missing_checkpoint_and_unknown_preset_are_clear_errors(corpus, tmp_path
 
 
 def ddp_case():
-    """A tiny pre-training model without dropout and a fixed global batch of 4 videos."""
+    """A tiny pre-training model without dropout or DropPath and a fixed global batch of 4 videos."""
     arch = dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0)
-    cfg = model.get_config("tiny", vocab_size=40, lora_dropout=0.0, mbart_arch=arch)
+    cfg = model.get_config("tiny", vocab_size=40, lora_dropout=0.0, mbart_arch=arch, n_glosses=6, dino_lora_dropout=0.0,
+                           temporal_dropout=0.0, drop_path=0.0, gloss_dropout=0.0)
     torch.manual_seed(0)
     net = model.build_pretrain_model(cfg)
     make_every_weight_count(net)
     frames, fmask, ids, tmask = tiny_batch(B=4, T=9)
     fmask[3, 4:] = False
-    prototypes = torch.cat([torch.randn(6, 300), torch.zeros(1, 300)])
     labels = (torch.rand(4, 6) > 0.5).float()
-    return net, (frames, fmask, ids, tmask), prototypes, labels
+    return net, (frames, fmask, ids, tmask), labels
 
 
 def ddp_worker(out_file):
@@ -639,11 +790,11 @@ def ddp_worker(out_file):
     import torch.distributed as dist
     dist.init_process_group("gloo")
     rank = dist.get_rank()
-    net, batch, prototypes, labels = ddp_case()
+    net, batch, labels = ddp_case()
     ddp = nn.parallel.DistributedDataParallel(net, find_unused_parameters=True)
     half = slice(2 * rank, 2 * rank + 2)
     out = ddp(*(x[half] for x in batch))
-    loss, _, _ = losses.pretrain_loss(out, prototypes, labels[half])
+    loss, _, _ = losses.pretrain_loss(out, labels[half])
     loss.backward()
     losses_all = [torch.zeros(()) for _ in range(2)]
     dist.all_gather(losses_all, loss.detach())
@@ -663,8 +814,8 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     got = torch.load(out_file, weights_only=True)
-    net, batch, prototypes, labels = ddp_case()
-    loss, _, _ = losses.pretrain_loss(net(*batch), prototypes, labels)
+    net, batch, labels = ddp_case()
+    loss, _, _ = losses.pretrain_loss(net(*batch), labels)
     loss.backward()
     torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got["running_mean"], net.sign.visual.norm.running_mean, rtol=1e-4, atol=1e-6)

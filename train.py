@@ -97,10 +97,10 @@ def setup(args, config: dict = None) -> Run:
     return Run(args, cfg, root, tok, device)
 
 
-def build(run: Run, kind: str):
+def build(run: Run, kind: str, **kwargs):
     """The pre-training or translation model of the run's preset, on its device."""
     build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
-    return build_fn(run.cfg, keep_ids=run.tok.keep_ids).to(run.device)
+    return build_fn(run.cfg, keep_ids=run.tok.keep_ids, **kwargs).to(run.device)
 
 
 def loader(run: Run, split: str, train: bool, generator=None, ds=None, collate=data.collate):
