@@ -5,27 +5,25 @@ A sign video is encoded at three levels (paper §3.1):
   segments -> TemporalEncoder: local self-attention with RoPE, temporal downsampling after block 2,
                                Linear(512, 1024) last: the segment features Z
   video    -> mBART's encoder with LoRA
-Pre-training (§3.2) adds the pseudo-gloss head and prototypes, a CLS token, the frozen text encoder and a
-contrastive temperature; fine-tuning (§3.3) adds the mapper and mBART's decoder. The architecture is the
-authors' code where the paper's text is silent, Table 3 where the two disagree (DESIGN.md "Architecture",
-"Differences from the authors' code").
+Pre-training (§3.2) adds the pseudo-gloss head, prototypes, a CLS token and the frozen text encoder; fine-tuning
+(§3.3) the mapper and mBART's decoder (DESIGN.md "Architecture", "Differences from the authors' code").
 
     python model.py --count [--preset paper|tiny]    # parameter counts of Table 3, on the meta device
 """
 import argparse
-import contextlib
 import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import Dinov2Config, Dinov2Model, MBartConfig, MBartForConditionalGeneration
+from transformers import AutoConfig, Dinov2Config, Dinov2Model, MBartConfig, MBartForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
+
+import lora
+import tokenizer
 
 try:  # optional: xformers' memory-efficient attention, CUDA only (paper §4.2)
     import xformers.ops as xops
@@ -92,45 +90,10 @@ PRESETS = {
 }
 
 
-def get_config(preset: str, **overrides) -> Config:
-    """A preset by name, with fields overridden (e.g. vocab_size from the tokenizer)."""
+def get_config(preset: str, **overrides) -> Config:  # e.g. vocab_size from the tokenizer
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} (--preset): choose one of {', '.join(PRESETS)}")
     return dataclasses.replace(PRESETS[preset], **overrides)
-
-
-# ----------------------------------------------------------------------------------------------
-# LoRA (Hu et al. 2021), on DINOv2's top blocks and on mBART's q_proj/v_proj (§3.1, §4.2)
-
-class LoRALinear(nn.Module):
-    """LoRA: y = W x + B A dropout(x) * alpha / r, with W frozen and B initialised to zero. A is initialised
-    as peft does (Kaiming-uniform), or from N(0, init_std) when given (the authors' visual LoRA)."""
-
-    def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float, init_std: float = None):
-        super().__init__()
-        self.base = base.requires_grad_(False)
-        self.lora_A = nn.Linear(base.in_features, r, bias=False, device=base.weight.device)
-        self.lora_B = nn.Linear(r, base.out_features, bias=False, device=base.weight.device)
-        if init_std is None:
-            nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
-        else:
-            nn.init.normal_(self.lora_A.weight, std=init_std)
-        nn.init.zeros_(self.lora_B.weight)
-        self.dropout = nn.Dropout(dropout)
-        self.scaling = alpha / r
-
-    def forward(self, x):
-        return self.base(x) + self.lora_B(self.lora_A(self.dropout(x))) * self.scaling
-
-
-def add_lora(module: nn.Module, targets: tuple, r: int, alpha: float, dropout: float,
-             init_std: float = None) -> nn.Module:
-    """Wrap every nn.Linear of `module` whose attribute name is in `targets` with LoRALinear."""
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if name in targets and isinstance(child, nn.Linear):
-                setattr(parent, name, LoRALinear(child, r, alpha, dropout, init_std))
-    return module
 
 
 def requires_grad(module: nn.Module) -> bool:
@@ -141,48 +104,6 @@ def requires_grad(module: nn.Module) -> bool:
 # ----------------------------------------------------------------------------------------------
 # Frame level: the visual encoder (§3.1, "Visual Encoder")
 
-class FusedQKVAttention(nn.Module):
-    """DINOv2's self-attention with q, k and v as one fused map W_qkv [3C, C] (as in DINOv2's own code), so
-    that one LoRA (A [r, C], B [3C, r]) adapts all three; the output projection has its own LoRA.
-    Replaces a transformers Dinov2Attention (q_proj, k_proj, v_proj, o_proj) and computes the same function."""
-
-    def __init__(self, attn: nn.Module, r: int, alpha: float, dropout: float, init_std: float = 0.02):
-        super().__init__()
-        self.heads, self.scaling = attn.num_attention_heads, attn.scaling
-        q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
-        qkv = nn.Linear(q.in_features, 3 * q.out_features, bias=q.bias is not None, device=q.weight.device)
-        qkv.weight = nn.Parameter(torch.cat([q.weight, k.weight, v.weight]).detach())          # [3C, C]
-        if q.bias is not None:
-            qkv.bias = nn.Parameter(torch.cat([q.bias, k.bias, v.bias]).detach())
-        self.qkv = LoRALinear(qkv, r, alpha, dropout, init_std)
-        self.o_proj = LoRALinear(attn.o_proj, r, alpha, dropout, init_std)
-
-    def forward(self, x, attention_mask=None, **kwargs):
-        # x [N, L, C] -> ([N, L, C], None), the interface of Dinov2Attention
-        N, L, C = x.shape
-        q, k, v = self.qkv(x).view(N, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # [N, H, L, d]
-        y = F.scaled_dot_product_attention(q, k, v, scale=self.scaling)
-        return self.o_proj(y.transpose(1, 2).reshape(N, L, C)), None
-
-
-def add_visual_lora(block: nn.Module, r: int, alpha: float, dropout: float) -> nn.Module:
-    """The authors' visual LoRA on one DINOv2 block, whose own weights freeze: fused qkv, attention output,
-    both MLP layers; A ~ N(0, 0.02), B = 0."""
-    block.requires_grad_(False)
-    block.attention = FusedQKVAttention(block.attention, r, alpha, dropout, init_std=0.02)
-    return add_lora(block.mlp, ("fc1", "fc2"), r, alpha, dropout, init_std=0.02)
-
-
-class FrameBatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d over the valid frames [N, C] of the batch, padding excluded. Under data-parallel training
-    its statistics cover the valid frames of every process (see "Multi-process training" at the end)."""
-
-    def forward(self, x):
-        if self.training and distributed():
-            return synced_batch_norm(self, x)
-        return super().forward(x)
-
-
 class VisualEncoder(nn.Module):
     """DINOv2 with LoRA on its top blocks; CLS -> Linear -> BatchNorm over the valid frames: F [B,T*,D*]."""
 
@@ -190,10 +111,10 @@ class VisualEncoder(nn.Module):
         super().__init__()
         self.dino = dino.requires_grad_(False)
         for block in dino.encoder.layer[-cfg.dino_lora_blocks:]:
-            add_visual_lora(block, cfg.dino_lora_r, cfg.dino_lora_alpha, cfg.dino_lora_dropout)
+            lora.add_visual_lora(block, cfg.dino_lora_r, cfg.dino_lora_alpha, cfg.dino_lora_dropout)
         self.n_frozen = len(dino.encoder.layer) - cfg.dino_lora_blocks
         self.proj = nn.Linear(dino.config.hidden_size, cfg.frame_dim)
-        self.norm = FrameBatchNorm(cfg.frame_dim)
+        self.norm = nn.BatchNorm1d(cfg.frame_dim)   # over the valid frames only (under torchrun: train.py)
 
     def forward(self, frames, mask):
         # frames [B, T*, 3, H, W], mask [B, T*] -> [B, T*, D*]; padded frames never reach DINOv2
@@ -263,20 +184,18 @@ class LocalSelfAttention(nn.Module):
         q, k = rope(q), rope(k)
         allowed = local_attention_mask(mask, self.window)                         # [B, 1, T, T]
         if xops is not None and x.is_cuda:
-            y = xformers_attention(q, k, v, allowed, 0.0)
+            y = xformers_attention(q, k, v, allowed)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.dropout(self.proj(y.transpose(1, 2).reshape(B, T, D)))
 
 
-def xformers_attention(q, k, v, allowed, p):
+def xformers_attention(q, k, v, allowed):
     """The same attention through xformers' memory-efficient kernel (q, k, v [B, H, T, d])."""
-    B, H, T, d = q.shape
-    pad = -T % 8  # xformers wants the bias' last dimension aligned to 8
-    bias = torch.zeros(B, H, T, T + pad, device=q.device, dtype=q.dtype)
-    bias[..., :T].masked_fill_(~allowed, float("-inf"))
-    y = xops.memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                        attn_bias=bias[..., :T], p=p)            # [B, T, H, d]
+    T = q.shape[2]
+    bias = q.new_zeros(*q.shape[:3], T + -T % 8)[..., :T]     # xformers wants the bias' rows aligned to 8
+    bias.masked_fill_(~allowed, float("-inf"))
+    y = xops.memory_efficient_attention(*(t.transpose(1, 2) for t in (q, k, v)), attn_bias=bias)  # [B, T, H, d]
     return y.transpose(1, 2)
 
 
@@ -368,8 +287,7 @@ class SignEncoder(nn.Module):
 # Pre-training (§3.2): pseudo-gloss head and prototypes, LLM encoder with a CLS token, frozen text encoder
 
 class FrozenTextEncoder(nn.Module):
-    """The paper's frozen text encoder psi_te: its own copy of the LLM encoder (no LoRA), always in eval mode
-    (no dropout), run without autograd."""
+    """§3.2's frozen text encoder psi_te: its own copy of the LLM encoder (no LoRA), always in eval mode."""
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
@@ -473,11 +391,22 @@ def _load(cls, name: str, flag: str):
                          f"reachable and pass its local folder with {flag} PATH.") from None
 
 
+def widths_from_checkpoints(cfg: Config) -> Config:
+    """With real weights, the widths are the checkpoints' own (any DINOv2 and mBART-family checkpoint): the
+    image encoder's from DINOv2's config, the LLM's (D of Z, M and the mapper) from mBART's d_model."""
+    if not cfg.pretrained:
+        return cfg
+    dino, mbart = _load(AutoConfig, cfg.dino, "--dino").to_dict(), _load(AutoConfig, cfg.mbart, "--mbart").to_dict()
+    return dataclasses.replace(cfg, dino_arch={k: dino[k] for k in cfg.dino_arch if k in dino},
+                               mbart_arch={k: mbart[k] for k in cfg.mbart_arch if k in mbart}, llm_dim=mbart["d_model"])
+
+
 def load_dinov2(cfg: Config) -> Dinov2Model:
     """DINOv2 ViT-S/14 (facebook/dinov2-small) or, for random weights, the same class from cfg.dino_arch."""
     if cfg.pretrained:
         return _load(Dinov2Model, cfg.dino, "--dino")
-    with seeded(0):
+    with torch.random.fork_rng(devices=[]):  # random weights that stand in for a download: the same in every
+        torch.manual_seed(0)                  # script, whatever the run's seed
         return Dinov2Model(Dinov2Config(**cfg.dino_arch))
 
 
@@ -486,37 +415,17 @@ def load_mbart(cfg: Config, keep_ids=None) -> MBartForConditionalGeneration:
     if cfg.pretrained:
         mbart = _load(MBartForConditionalGeneration, cfg.mbart, "--mbart")
         if keep_ids is not None:
-            trim_vocabulary(mbart, keep_ids)
+            tokenizer.trim_vocabulary(mbart, keep_ids)
         return mbart
-    with seeded(1):
-        return MBartForConditionalGeneration(MBartConfig(vocab_size=cfg.vocab_size, **cfg.mbart_arch))
-
-
-@contextlib.contextmanager
-def seeded(seed: int):
-    """Random weights that stand in for a download: the same in every script, whatever the run's seed."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def trim_vocabulary(mbart: MBartForConditionalGeneration, keep_ids: torch.Tensor):
-    """Keep only the embedding rows (and output logits) of `keep_ids`; new token i is old token keep_ids[i]."""
-    old = mbart.model.shared
-    new = type(old)(len(keep_ids), old.embedding_dim, old.padding_idx, embed_scale=old.embed_scale)
-    new.weight = nn.Parameter(old.weight.data[keep_ids].clone(), requires_grad=old.weight.requires_grad)
-    mbart.model.set_input_embeddings(new)   # shared by encoder and decoder
-    mbart.lm_head.weight = new.weight       # tied output projection
-    mbart.lm_head.out_features = len(keep_ids)
-    mbart.final_logits_bias = mbart.final_logits_bias[:, keep_ids].clone()
-    mbart.config.vocab_size = len(keep_ids)
-    return mbart
+        torch.manual_seed(1)
+        return MBartForConditionalGeneration(MBartConfig(vocab_size=cfg.vocab_size, **cfg.mbart_arch))
 
 
 def _add_llm_lora(module, cfg):
     if cfg.freeze_llm:
         module.requires_grad_(False)
-    return add_lora(module, ("q_proj", "v_proj"), cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+    return lora.add_lora(module, ("q_proj", "v_proj"), cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
 
 
 def build_pretrain_model(cfg: Config, prototypes: torch.Tensor = None, keep_ids=None) -> PretrainModel:
@@ -548,45 +457,31 @@ def count(module: nn.Module):
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-def _lora(module: nn.Module) -> int:
-    return sum(p.numel() for n, p in module.named_parameters() if "lora_" in n)
+# The parts of Table 3, by parameter name: the first matching prefix names the part; LoRA weights apart.
+PARTS = [("sign.visual.dino.", "image encoder"), ("sign.visual.", "frame head"),
+         ("sign.temporal.blocks.", "temporal encoder blocks"), ("sign.temporal.out_proj.", "output projection"),
+         ("gloss_head.", "pseudo-gloss head"), ("prototypes", "prototypes"), ("cls", "CLS token"),
+         ("logit_scale", "contrastive logit scale"), ("mapper.", "mapper"),
+         ("llm_encoder.embed_tokens.", "LLM embeddings"), ("mbart.model.shared.", "LLM embeddings"),
+         ("llm_encoder.", "LLM encoder"), ("mbart.model.encoder.", "LLM encoder"),
+         ("mbart.model.decoder.", "decoder"), ("text_encoder.", "text encoder (frozen copy)")]
 
 
 def parts(model: nn.Module) -> dict:
-    """Name -> (trainable, total) for each part of Table 3 (DESIGN.md "Architecture")."""
-    v, t = model.sign.visual, model.sign.temporal
-    rows = {"image encoder": (0, count(v.dino)[1] - _lora(v.dino)), "  its LoRA": (_lora(v.dino),) * 2,
-            "frame head": count(nn.ModuleList([v.proj, v.norm])),
-            "temporal encoder blocks": count(t.blocks), "  output projection": count(t.out_proj)}
-    if isinstance(model, PretrainModel):
-        rows["pseudo-gloss head"] = count(model.gloss_head)
-        rows["prototypes"] = count(nn.ParameterList([model.prototypes]))
-        rows["CLS token"] = count(nn.ParameterList([model.cls]))
-        rows["contrastive logit scale"] = count(nn.ParameterList([model.logit_scale]))
-        llm = {"LLM encoder": model.llm_encoder}
-    else:
-        rows["mapper"] = count(model.mapper)
-        llm = {"LLM encoder": model.mbart.model.encoder, "decoder": model.mbart.model.decoder}
-    shared = llm["LLM encoder"].embed_tokens.weight      # fine-tuning: tied to the decoder and output projection
-    for name, m in llm.items():
-        lora = _lora(m)
-        trainable, total = count(m)
-        rows[name] = (trainable - lora - shared.numel() * shared.requires_grad, total - lora - shared.numel())
-        if name == "LLM encoder":
-            rows["  its embeddings"] = (shared.numel() * shared.requires_grad, shared.numel())
-        rows[f"  {name}'s LoRA"] = (lora, lora)
-    if isinstance(model, PretrainModel):
-        rows["text encoder (frozen copy)"] = count(model.text_encoder)
-    return rows
+    """Part -> [trainable, total], in PARTS' order (DESIGN.md "Architecture")."""
+    rows = {label + lora: [0, 0] for _, label in PARTS for lora in ("", " LoRA")}
+    for name, p in model.named_parameters():                 # tied weights once
+        part = next(label for prefix, label in PARTS if name.startswith(prefix))
+        rows[part + (" LoRA" if "lora_" in name else "")][0] += p.numel() * p.requires_grad
+        rows[part + (" LoRA" if "lora_" in name else "")][1] += p.numel()
+    return {k: v for k, v in rows.items() if v[1]}
 
 
 def print_counts(preset: str):
-    """The per-part table and the two totals of Table 3, counted on the meta device."""
+    """The per-part table and the two totals of Table 3, counted on the meta device (the tiny preset with a
+    1,000-token vocabulary and 100 pseudo-glosses: its real ones come from the data)."""
     cfg = get_config(preset, pretrained=False)
-    if not cfg.vocab_size:
-        cfg = dataclasses.replace(cfg, vocab_size=1000, n_glosses=100)
-        print(f"(tiny preset: counted with a {cfg.vocab_size}-token vocabulary and {cfg.n_glosses} pseudo-glosses; "
-              "the real ones come from the data)")
+    cfg = cfg if cfg.vocab_size else dataclasses.replace(cfg, vocab_size=1000, n_glosses=100)
     with torch.device("meta"):
         pre, fine = build_pretrain_model(cfg), build_translation_model(cfg)
     for title, model in (("pre-training", pre), ("fine-tuning", fine)):
@@ -594,30 +489,7 @@ def print_counts(preset: str):
         for name, (t, n) in parts(model).items():
             print(f"  {name:<28}{t:>14,}{n:>14,}")
     for name, model in (("pretrain", pre), ("finetune", fine)):
-        trainable, total = count(model)
-        print(f"{name}: trainable {trainable:,} total {total:,}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Multi-process training only: FrameBatchNorm's statistics over every process (torchrun)
-
-def distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def synced_batch_norm(bn: nn.BatchNorm1d, x):
-    """Training-mode BatchNorm of x [N, C] with mean and variance over the rows of every process, as one process
-    would compute them on the whole batch (any device, unlike nn.SyncBatchNorm); differentiable."""
-    x = x.float()
-    stats = dist_nn.all_reduce(torch.cat([x.sum(0), (x * x).sum(0), x.new_full((1,), len(x))]))  # summed
-    C, n = x.shape[1], stats[-1]
-    mean = stats[:C] / n
-    var = stats[C:-1] / n - mean ** 2
-    with torch.no_grad():
-        bn.num_batches_tracked += 1
-        bn.running_mean.lerp_(mean, bn.momentum)
-        bn.running_var.lerp_(var * n / (n - 1), bn.momentum)
-    return (x - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
+        print(f"{name}: trainable {count(model)[0]:,} total {count(model)[1]:,}")
 
 
 if __name__ == "__main__":
@@ -625,7 +497,4 @@ if __name__ == "__main__":
     ap.add_argument("--count", action="store_true", help="print the parameter counts (Table 3)")
     ap.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     args = ap.parse_args()
-    if args.count:
-        print_counts(args.preset)
-    else:
-        ap.print_help()
+    print_counts(args.preset) if args.count else ap.print_help()

@@ -2,14 +2,15 @@
 trained on the training translations (tiny preset), behind one interface (DESIGN.md "Tokenizer").
 
 Vocabulary trimming has two halves: here, the tokens kept (mBART's special tokens, de_DE and every token the
-training translations use) and the map from old to new ids; in model.trim_vocabulary, the same rows sliced out
-of mBART's embedding and output layer. New id i is old id keep_ids[i].
+training translations use) and the map from old to new ids (`build_mbart`, `Tokenizer`); then the same rows
+sliced out of mBART's embedding and output layer (`trim_vocabulary`, which model.load_mbart calls). New id i is old id keep_ids[i].
 """
 import io
 import json
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 
 
 class Tokenizer:
@@ -108,3 +109,17 @@ def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart
     tok = build_mbart(sentences, mbart_name) if kind == "mbart" else build_sentencepiece(sentences)
     tok.save(out_dir)
     return tok
+
+
+def trim_vocabulary(mbart, keep_ids: torch.Tensor):
+    """The model half of trimming: keep only the rows of `keep_ids` in an MBartForConditionalGeneration's shared
+    embedding, tied output layer and output bias; new token i is old token keep_ids[i]."""
+    old = mbart.model.shared
+    new = type(old)(len(keep_ids), old.embedding_dim, old.padding_idx, embed_scale=old.embed_scale)
+    new.weight = nn.Parameter(old.weight.data[keep_ids].clone(), requires_grad=old.weight.requires_grad)
+    mbart.model.set_input_embeddings(new)   # shared by encoder and decoder
+    mbart.lm_head.weight = new.weight       # tied output projection
+    mbart.lm_head.out_features = len(keep_ids)
+    mbart.final_logits_bias = mbart.final_logits_bias[:, keep_ids].clone()
+    mbart.config.vocab_size = len(keep_ids)
+    return mbart

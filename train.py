@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -87,6 +88,7 @@ def setup(args, config: dict = None) -> Run:
     torch.manual_seed(getattr(args, "seed", 0))
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
     cfg = dataclasses.replace(model.get_config(args.preset) if config is None else model.Config(**config), **names)
+    cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
     with main_process_first():  # one process generates data and tokenizer files, the others read them
         root = synthetic.resolve_root(args.data)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,8 @@ def setup(args, config: dict = None) -> Run:
 def build(run: Run, kind: str, **kwargs):
     """The pre-training or translation model of the run's preset, on its device."""
     build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
-    return build_fn(run.cfg, keep_ids=run.tok.keep_ids, **kwargs).to(run.device)
+    net = build_fn(run.cfg, keep_ids=run.tok.keep_ids, **kwargs)
+    return sync_batch_norm(net).to(run.device) if dist.is_initialized() else net.to(run.device)
 
 
 def loader(run: Run, split: str, train: bool, generator=None, ds=None, collate=data.collate):
@@ -297,6 +300,38 @@ def init_distributed(device: str) -> torch.device:
 def data_parallel(net):
     """Gradients averaged over processes; the pre-training text embedding may go unused in a step."""
     return DistributedDataParallel(net, find_unused_parameters=True) if dist.is_initialized() else net
+
+
+class SyncedBatchNorm(torch.nn.BatchNorm1d):
+    """The frame head's BatchNorm with mean and variance over the valid frames of every process, as one process
+    would compute them on the global batch (any device, unlike nn.SyncBatchNorm); differentiable."""
+
+    def forward(self, x):
+        # x [N, C], this process's valid frames
+        if not self.training:
+            return super().forward(x)
+        x = x.float()
+        stats = dist_nn.all_reduce(torch.cat([x.sum(0), (x * x).sum(0), x.new_full((1,), len(x))]))  # summed
+        C, n = x.shape[1], stats[-1]
+        mean = stats[:C] / n
+        var = stats[C:-1] / n - mean ** 2
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / (n - 1), self.momentum)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def sync_batch_norm(net):
+    """Every BatchNorm1d of `net` replaced by a SyncedBatchNorm holding the same state, as
+    nn.SyncBatchNorm.convert_sync_batchnorm does."""
+    for parent in list(net.modules()):
+        for name, bn in list(parent.named_children()):
+            if type(bn) is torch.nn.BatchNorm1d:
+                synced = SyncedBatchNorm(bn.num_features, bn.eps, bn.momentum, device=bn.weight.device)
+                synced.load_state_dict(bn.state_dict())
+                setattr(parent, name, synced)
+    return net
 
 
 def world() -> tuple:
