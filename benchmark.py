@@ -359,12 +359,14 @@ def bench_workers(args):
         print(f"data.Phoenix14T(packed=True), 256 pack (JPEG quality {args.quality}), 224x224 centre crop, uint8 "
               f"batches of {args.data_batch} videos (data.collate), {len(videos)} videos a pass ({args.videos} "
               f"generated, x{repeats}), {cores} cores; best of 3 interleaved passes")
-        fps = time_loaders({n: videos for n in counts}, args, workers={n: n for n in counts})
+        fps = time_loaders({f"{n} workers": videos for n in counts}, args, workers={f"{n} workers": n for n in counts})
         print(f"{'workers':>8}{'frames/s':>12}{'x 1st':>8}{'frames/s a worker':>20}")
-        for n, value in fps.items():
-            print(f"{n:>8}{value:>12.0f}{value / fps[counts[0]]:>8.2f}{value / max(n, 1):>20.0f}")
+        first = fps[f"{counts[0]} workers"]
+        for n in counts:
+            value = fps[f"{n} workers"]
+            print(f"{n:>8}{value:>12.0f}{value / first:>8.2f}{value / max(n, 1):>20.0f}")
         for n in skipped:
-            print(f"{n:>8}{'not measured: more workers than the ' + str(cores) + ' cores here':>40}")
+            print(f"{n:>8}    not measured: more workers than the {cores} cores here")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
