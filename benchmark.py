@@ -174,7 +174,7 @@ def bench_model(args):
     print(f"{args.preset} preset, {args.stage}{' (stage 2: everything trainable)' if args.stage == 'finetune' else ''}, "
           f"{device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"batch {B} x {T} frames of {S}x{S}, {L} text tokens, {sum(p.numel() for p in trainable):,} trainable "
-          f"parameters, {'torch.compile, ' if args.compile else ''}{'bf16 autocast' if device.type == 'cuda' else 'fp32'}")
+          f"parameters, {'torch.compile, ' if args.compile else ''}{args.attention + ' attention, ' if device.type == 'cuda' else ''}{'bf16 autocast' if device.type == 'cuda' else 'fp32'}")
     for _ in range(args.warmup):
         step()
     sync(device)
@@ -382,6 +382,8 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--attention", choices=["xformers", "sdpa"], default="xformers", help="the temporal encoder's "
+                    "attention on CUDA: xformers' kernel where installed (model.py's choice), or torch's SDPA")
     ap.add_argument("--peak-flops", type=float, help="the device's peak dense bf16 FLOP/s (default: by device name)")
     ap.add_argument("--data-pipeline", action="store_true", help="benchmark the frame loaders instead of the model")
     ap.add_argument("--videos", type=int, default=24, help="--data-pipeline: generated videos (~100 frames each)")
@@ -390,6 +392,10 @@ if __name__ == "__main__":
     ap.add_argument("--data-batch", type=int, default=4, help="--data-pipeline: videos a batch (both loaders)")
     ap.add_argument("--quality", type=int, default=93, help="--data-pipeline: JPEG quality of the pack")
     args = ap.parse_args()
+    if args.attention == "sdpa":
+        model.xops = None  # LocalSelfAttention falls back to F.scaled_dot_product_attention
+    elif args.device.startswith("cuda") and model.xops is None:
+        raise SystemExit("--attention xformers: xformers is not installed (pip install xformers), or pass --attention sdpa")
     if args.data_pipeline:
         bench_workers(args) if len(args.workers) > 1 else bench_data(args)
     else:
