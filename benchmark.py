@@ -3,6 +3,7 @@
     python benchmark.py --preset paper --stage pretrain --device cuda --batch-size 16 --frames 117 [--compile]
     python benchmark.py --preset tiny --stage finetune --device cpu --batch-size 4 --frames 64
     python benchmark.py --data-pipeline        # packed JPEG loader (data.py) vs a per-frame PNG reader, frames/s
+    python benchmark.py --data-pipeline --workers 1 2 4 8 16   # the packed loader's frames/s as workers grow
 
 The models have RANDOM weights (model.get_config(..., pretrained=False)), so nothing is downloaded; the
 inputs are random frames and token ids of a realistic length. Fine-tuning is timed as stage 2 (everything
@@ -11,6 +12,7 @@ trainable trains). Model FLOP utilisation (CUDA) = FLOPs a step counted from the
 """
 import argparse
 import math
+import os
 import resource
 import shutil
 import tempfile
@@ -172,7 +174,7 @@ def bench_model(args):
     print(f"{args.preset} preset, {args.stage}{' (stage 2: everything trainable)' if args.stage == 'finetune' else ''}, "
           f"{device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"batch {B} x {T} frames of {S}x{S}, {L} text tokens, {sum(p.numel() for p in trainable):,} trainable "
-          f"parameters, {'torch.compile, ' if args.compile else ''}{'bf16 autocast' if device.type == 'cuda' else 'fp32'}")
+          f"parameters, {'torch.compile, ' if args.compile else ''}{args.attention + ' attention, ' if device.type == 'cuda' else ''}{'bf16 autocast' if device.type == 'cuda' else 'fp32'}")
     for _ in range(args.warmup):
         step()
     sync(device)
@@ -280,13 +282,15 @@ class PngFrames(torch.utils.data.Dataset):
         return {"name": row["name"], "translation": row["translation"], "frames": torch.stack(out)}
 
 
-def time_loaders(datasets: dict, args, passes: int = 3) -> dict:
+def time_loaders(datasets: dict, args, passes: int = 3, workers: dict = None) -> dict:
     """Frames/s from disk to collated batches: normalised floats for the PNG baseline; the uint8 batches that
     data.Phoenix14T hands to the training loop, and those batches after data.prepare (normalised, augmented
     when training) on the CPU, for the rows so named (on a GPU machine prepare runs on the GPU): the best of `passes` passes, the loaders interleaved (this
-    machine is shared, so load changes during a run), after one warm-up pass each (workers started, page cache)."""
-    loaders = {name: torch.utils.data.DataLoader(ds, batch_size=args.data_batch, num_workers=args.workers,
-                                                 collate_fn=data.collate, persistent_workers=args.workers > 0)
+    machine is shared, so load changes during a run), after one warm-up pass each (workers started, page cache).
+    `workers`: DataLoader workers by name (default: the first --workers for every loader)."""
+    workers = {name: (workers or {}).get(name, args.workers[0]) for name in datasets}
+    loaders = {name: torch.utils.data.DataLoader(ds, batch_size=args.data_batch, num_workers=workers[name],
+                                                 collate_fn=data.collate, persistent_workers=workers[name] > 0)
                for name, ds in datasets.items()}
     best = {name: 0.0 for name in loaders}
     for k in range(passes + 1):
@@ -313,12 +317,12 @@ def bench_data(args):
               f"on average, in {time.perf_counter() - start:.0f} s ({tmp})")
         for resize, packed_dir in ((256, None), (None, tmp / "packed-as-shipped")):
             start = time.perf_counter()
-            folder = data.pack_split(root, "train", packed_dir, args.quality, resize, workers=args.workers or 1)
+            folder = data.pack_split(root, "train", packed_dir, args.quality, resize, workers=args.workers[0] or 1)
             seconds = time.perf_counter() - start
             print(f"packing {'as shipped' if resize is None else f'resized to {resize}x{resize}'} (one-off, not in the "
                   f"throughput): {seconds:.1f} s, {len(paths) / seconds:.0f} frames/s, "
                   f"{(folder / 'frames.bin').stat().st_size / len(paths) / 1e3:.0f} KB a frame (JPEG quality {args.quality})")
-        print(f"DataLoader: {args.workers} workers, batch {args.data_batch}, data.collate, 224x224 centre crop, "
+        print(f"DataLoader: {args.workers[0]} workers, batch {args.data_batch}, data.collate, 224x224 centre crop, "
               f"{torch.get_num_threads()} torch threads in the main process; best of 3 interleaved passes")
         fps = time_loaders({
             "PNG per-frame reader (baseline)": PngFrames(root, "train"),
@@ -337,6 +341,36 @@ def bench_data(args):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_workers(args):
+    """Frames/s of the packed loader (256 pack, the uint8 batches the training loop receives; normalising and
+    augmenting run on the GPU there) for each --workers count up to this machine's cores, all loaders
+    interleaved; the generated videos are repeated so that every worker reads several batches a pass."""
+    cores = len(os.sched_getaffinity(0))
+    counts, skipped = [n for n in args.workers if n <= cores], [n for n in args.workers if n > cores]
+    if not counts:
+        raise SystemExit(f"--workers {' '.join(map(str, args.workers))}: this machine has only {cores} cores")
+    tmp = Path(tempfile.mkdtemp(prefix="slt-bench-"))
+    try:
+        root = write_videos(tmp, args.videos)
+        data.pack_split(root, "train", None, args.quality, 256, workers=cores)
+        ds = data.Phoenix14T(root, "train", packed=True)
+        repeats = max(1, math.ceil(4 * max(counts) * args.data_batch / len(ds)))  # >= 4 batches a worker
+        videos = torch.utils.data.ConcatDataset([ds] * repeats)
+        print(f"data.Phoenix14T(packed=True), 256 pack (JPEG quality {args.quality}), 224x224 centre crop, uint8 "
+              f"batches of {args.data_batch} videos (data.collate), {len(videos)} videos a pass ({args.videos} "
+              f"generated, x{repeats}), {cores} cores; best of 3 interleaved passes")
+        fps = time_loaders({f"{n} workers": videos for n in counts}, args, workers={f"{n} workers": n for n in counts})
+        print(f"{'workers':>8}{'frames/s':>12}{'x 1st':>8}{'frames/s a worker':>20}")
+        first = fps[f"{counts[0]} workers"]
+        for n in counts:
+            value = fps[f"{n} workers"]
+            print(f"{n:>8}{value:>12.0f}{value / first:>8.2f}{value / max(n, 1):>20.0f}")
+        for n in skipped:
+            print(f"{n:>8}    not measured: more workers than the {cores} cores here")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="paper", choices=sorted(model.PRESETS))
@@ -348,11 +382,21 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--attention", choices=["xformers", "sdpa"], default="xformers", help="the temporal encoder's "
+                    "attention on CUDA: xformers' kernel where installed (model.py's choice), or torch's SDPA")
     ap.add_argument("--peak-flops", type=float, help="the device's peak dense bf16 FLOP/s (default: by device name)")
     ap.add_argument("--data-pipeline", action="store_true", help="benchmark the frame loaders instead of the model")
     ap.add_argument("--videos", type=int, default=24, help="--data-pipeline: generated videos (~100 frames each)")
-    ap.add_argument("--workers", type=int, default=2, help="--data-pipeline: DataLoader workers (both loaders)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[2], help="--data-pipeline: DataLoader workers "
+                    "(all loaders); several counts: the packed loader's frames/s for each")
     ap.add_argument("--data-batch", type=int, default=4, help="--data-pipeline: videos a batch (both loaders)")
     ap.add_argument("--quality", type=int, default=93, help="--data-pipeline: JPEG quality of the pack")
     args = ap.parse_args()
-    bench_data(args) if args.data_pipeline else bench_model(args)
+    if args.attention == "sdpa":
+        model.xops = None  # LocalSelfAttention falls back to F.scaled_dot_product_attention
+    elif args.device.startswith("cuda") and model.xops is None:
+        raise SystemExit("--attention xformers: xformers is not installed (pip install xformers), or pass --attention sdpa")
+    if args.data_pipeline:
+        bench_workers(args) if len(args.workers) > 1 else bench_data(args)
+    else:
+        bench_model(args)

@@ -771,6 +771,72 @@ def test_missing_checkpoint_and_unknown_preset_are_clear_errors(corpus, tmp_path
 
 
 # ----------------------------------------------------------------------------------------------
+# torch.compile (--compile) under bf16 autocast: the GPU's path, run on the CPU
+
+
+def test_compiled_bf16_steps_match_eager():
+    """Three AdamW steps of the tiny pre-training model under bf16 autocast, its sign encoder (frozen no_grad
+    DINOv2 block, LoRA, BatchNorm over valid frames, local attention, padded videos) compiled by inductor
+    and eagerly: the same loss at every step within bf16's precision. Only the sign encoder is compiled
+    because inductor needs minutes on 2 cores for the whole model (mBART's encoder twice, forward and
+    backward); test_compile_flag_... runs the whole model through dynamo. Dropout is off, since inductor
+    draws its own random numbers."""
+    import torch._dynamo
+    arch = dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0)
+    cfg = model.get_config("tiny", vocab_size=40, lora_dropout=0.0, mbart_arch=arch)
+    frames, fmask, ids, tmask = tiny_batch()
+    prototypes = torch.cat([torch.randn(6, 300), torch.zeros(1, 300)])
+    labels = (torch.rand(3, 6) > 0.5).float()
+
+    def run(compile):
+        torch.manual_seed(0)
+        net = model.build_pretrain_model(cfg)
+        make_every_weight_count(net)
+        train.train_mode(net)
+        if compile:
+            net.sign.compile()  # in place: the state dict keeps its keys
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-3)
+        out = []
+        for _ in range(3):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                result = net(frames, fmask, ids, tmask)
+                loss = losses.pretrain_loss(result, prototypes, labels)[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            out.append(loss.detach())
+        assert result["glosses"].dtype == torch.bfloat16  # the linear layers ran in bf16
+        return torch.stack(out), net
+
+    torch._dynamo.reset()
+    eager, _ = run(False)
+    compiled, net = run(True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # inductor compiled graphs
+    assert not any("_orig_mod" in k for k in net.state_dict())
+    assert (eager[1:] < eager[0]).all()  # the steps train
+    torch.testing.assert_close(compiled, eager, rtol=2e-2, atol=1e-3)  # bf16 keeps 8 significant bits
+
+
+def test_compile_flag_compiles_the_loop_and_keeps_checkpoint_keys(corpus, tmp_path, monkeypatch):
+    """--compile: the training loop steps a torch.compile'd model; the checkpoints hold the plain model's keys.
+    (Dynamo's eager backend: the same tracing and wrapper as inductor without its code generation, for speed.)"""
+    compiled = []
+
+    def compile(module, **kwargs):
+        compiled.append(module)
+        return torch._dynamo.optimize("eager")(module)
+    monkeypatch.setattr(torch, "compile", compile)
+    out = tmp_path / "run"
+    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--compile"))
+    assert len(compiled) == 1 and isinstance(compiled[0], model.PretrainModel)
+    keys = set(torch.load(out / "pretrain.pt", weights_only=True)["model"])
+    expected = set(train.trainable_state(model.build_pretrain_model(model.get_config("tiny", vocab_size=40))))
+    assert keys == expected
+
+
+# ----------------------------------------------------------------------------------------------
 # Data-parallel training: two CPU processes (gloo) match one process on the same global batch
 
 

@@ -57,6 +57,8 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     ap.add_argument("--stop-after", type=int, help="stop after this many epochs (the schedule still spans "
                     "all of them); continue later with --resume, e.g. under a cluster's time limit")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model the training loop steps "
+                    "(DESIGN.md \"Performance\"); validation, translation and checkpoints use the plain model")
     return ap
 
 
@@ -235,6 +237,8 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         best, start = state["best"], state["epoch"]
         log(f"{name}: resumed from {last} after epoch {start}")
     train_net = data_parallel(net)
+    if args.compile:  # checkpoints read `net`, so their keys carry no `_orig_mod.` prefix
+        train_net = torch.compile(train_net)
     writer = SummaryWriter(out) if is_main() else None
     params = [p for p in net.parameters() if p.requires_grad]
     stop = min(epochs, start + args.stop_after) if args.stop_after else epochs
