@@ -31,7 +31,7 @@ import torch
 import data
 
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
-SPACY_MODELS = ("de_core_news_lg", "de_core_news_md", "de_core_news_sm")
+SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
 
 # STTS -> universal POS, as spaCy's German tag map does it, except that modal verbs are AUX.
 # HanTa's taglevel=1 writes 'VV(FIN)', 'ADJ(A)'; its extra tags NNA/NNI are nominalised words.
@@ -89,9 +89,11 @@ def _pos_tagger(name=None):
         if spacy is not None:
             for model in SPACY_MODELS:
                 try:
-                    return "spacy:" + model, spacy.load(model, disable=["parser", "ner"])
+                    nlp = spacy.load(model)
                 except OSError:
                     continue
+                nlp.select_pipes(disable=[p for p in ("parser", "ner") if p in nlp.pipe_names])  # tags and lemmas only
+                return "spacy:" + model, nlp
         name = HANTA_DEFAULT
     if name not in HANTA_MODES:
         raise ValueError(f"tagger '{name}': expected one of {', '.join(HANTA_MODES)}")
