@@ -650,6 +650,50 @@ def test_mbart_tokenizer_trimming(tmp_path):
         tokenizer.build_mbart(SENTENCES, str(tmp_path / "no-such-model"))
 
 
+def test_paper_preset_from_local_folders(tmp_path):
+    """The main job's code path, offline: the paper preset loads DINOv2 and mBART with from_pretrained from local
+    folders in the Hugging Face layout (small checkpoints of the real classes), trims mBART's tokenizer and
+    embeddings to the corpus, takes its widths from the checkpoints, and pre-trains, fine-tunes and translates."""
+    transformers = pytest.importorskip("transformers")
+    root = synthetic.make_synthetic(tmp_path / "corpus", seed=0, n_train=4, n_dev=2, n_test=2, frame_size=32)
+    train_text = [r["translation"] for r in data.read_split(root, "train")]
+    # an mBART-layout tokenizer over a unigram model of these and other sentences, with mBART's language codes
+    pieces = tokenizer.build_sentencepiece(SENTENCES * 3 + train_text * 3, vocab_size=200).model
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(pieces.id_to_piece(i), pieces.get_score(i)) for i in range(5, pieces.get_piece_size())]
+    mbart_dir, dino_dir, out = tmp_path / "mbart", tmp_path / "dino", tmp_path / "run"
+    full_tok = transformers.MBartTokenizer(vocab=vocab)
+    full_tok.save_pretrained(str(mbart_dir))
+    full = transformers.MBartForConditionalGeneration(transformers.MBartConfig(
+        vocab_size=len(full_tok), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2))
+    full.save_pretrained(str(mbart_dir))
+    transformers.Dinov2Model(transformers.Dinov2Config(
+        hidden_size=24, num_hidden_layers=3, num_attention_heads=2, intermediate_size=48, patch_size=14,
+        image_size=224)).save_pretrained(str(dino_dir))
+    common = ["--data", str(root), "--preset", "paper", "--dino", str(dino_dir), "--mbart", str(mbart_dir),
+              "--out", str(out), "--workers", "0", "--batch-size", "2", "--device", "cpu"]
+    pretrain.main(common + ["--epochs", "1"])
+    finetune.main(common + ["--stage1-epochs", "1", "--stage2-epochs", "1"])
+    evaluate.main(common + ["--split", "test", "--max-new-tokens", "4", "--beams", "2"])
+    assert len((out / "test.hyp.txt").read_text().splitlines()) == 2
+    config = train.load_checkpoint(out / "finetune.pt")["config"]
+    assert config["llm_dim"] == 32 and config["dino_arch"]["hidden_size"] == 24  # widths from the checkpoints
+    # the trimmed vocabulary: specials and every training token kept, ids the same in tokenizer and embeddings
+    tok = tokenizer.Tokenizer.load(out)
+    kept = tok.keep_ids.tolist()
+    specials = full_tok.convert_tokens_to_ids(["<s>", "<pad>", "</s>", "<unk>", "de_DE"])
+    assert kept[:5] == specials and len(set(kept)) == len(kept) < len(full_tok)
+    for sentence in train_text:
+        ids = tok.encode(sentence)
+        assert [kept[i] for i in ids] == full_tok(sentence, add_special_tokens=False)["input_ids"]
+        assert tok.decode([tok.lang_id] + ids + [tok.eos_id]) == sentence
+    cfg = model.Config(**config)
+    trimmed = model.load_mbart(cfg, tok.keep_ids)
+    torch.testing.assert_close(trimmed.model.shared.weight, full.model.shared.weight[tok.keep_ids])
+
+
 # ----------------------------------------------------------------------------------------------
 # the packed frame format (data.py) and the FLOP counter (benchmark.py)
 

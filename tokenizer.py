@@ -66,8 +66,8 @@ class Tokenizer:
         if meta["kind"] == "sentencepiece":
             import sentencepiece as spm
             return cls("sentencepiece", spm.SentencePieceProcessor(model_file=str(out_dir / "spm.model")))
-        from transformers import MBartTokenizer
-        hf = MBartTokenizer.from_pretrained(str(out_dir / "mbart-tokenizer"), src_lang="de_DE", tgt_lang="de_DE")
+        from transformers import AutoTokenizer
+        hf = AutoTokenizer.from_pretrained(str(out_dir / "mbart-tokenizer"), src_lang="de_DE", tgt_lang="de_DE")
         return cls("mbart", hf, meta["keep_ids"])
 
 
@@ -84,9 +84,9 @@ def build_sentencepiece(sentences, vocab_size=1000) -> Tokenizer:
 
 def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25") -> Tokenizer:
     """Paper preset: mBART-cc25's tokenizer kept to <s> <pad> </s> <unk>, de_DE and the tokens the training text uses."""
-    from transformers import MBartTokenizer
+    from transformers import AutoTokenizer  # mBART-cc25, mBART-50 and their kin
     try:
-        hf = MBartTokenizer.from_pretrained(name_or_path, src_lang="de_DE", tgt_lang="de_DE")
+        hf = AutoTokenizer.from_pretrained(name_or_path, src_lang="de_DE", tgt_lang="de_DE")
     except Exception as e:
         raise OSError(f"cannot load the mBART tokenizer '{name_or_path}' ({e}); download it once or pass "
                       "--mbart PATH to a local copy of facebook/mbart-large-cc25") from e
