@@ -12,19 +12,24 @@ def masked_mean(x, mask):
     return (x * m).sum(1) / m.sum(1).clamp(min=1)
 
 
+def gloss_evidence(z, mask, prototypes, tau_t, tau_u):
+    """Eqs. 1-3 before the sum over time: E = S^T * S^U [B, T, U+1], each segment's evidence for each
+    prototype (non-sign last); padded segments get 0. Summed over time it is E-hat (eq. 3)."""
+    # eq. 1: cosine similarity; normalize() leaves the zero prototype at zero, so its cosine is 0, not NaN
+    s = F.normalize(z.float(), dim=-1) @ F.normalize(prototypes.float(), dim=-1).T          # S [B, T, U+1]
+    # eq. 2: softmax over time (padded steps excluded) and over prototypes
+    s_time = (s / tau_t).masked_fill(~mask[..., None], float("-inf")).softmax(dim=1)
+    s_proto = (s / tau_u).softmax(dim=2)
+    return s_time * s_proto
+
+
 def pseudo_gloss_loss(z, mask, prototypes, labels, tau_t, tau_u):
     """L_psp, eqs. 1-3: which pseudo-glosses occur in the video, as a multi-label BCE.
 
     z [B, T, 300] projected segments Z', mask [B, T] (True = valid), prototypes [U+1, 300] with the
     zero non-sign vector last, labels [B, U] multi-hot, tau_t / tau_u the two temperatures.
     """
-    # eq. 1: cosine similarity; normalize() leaves the zero prototype at zero, so its cosine is 0, not NaN
-    s = F.normalize(z.float(), dim=-1) @ F.normalize(prototypes.float(), dim=-1).T          # S [B, T, U+1]
-    # eq. 2: softmax over time (padded steps excluded) and over prototypes
-    s_time = (s / tau_t).masked_fill(~mask[..., None], float("-inf")).softmax(dim=1)
-    s_proto = (s / tau_u).softmax(dim=2)
-    # eq. 3: E = S^T * S^U summed over time; the non-sign column is dropped
-    e_hat = (s_time * s_proto).sum(dim=1)[:, :-1]                                         # [B, U]
+    e_hat = gloss_evidence(z, mask, prototypes, tau_t, tau_u).sum(dim=1)[:, :-1]        # eq. 3, E-hat [B, U]
     e_hat = e_hat.clamp(1e-6, 1 - 1e-6)
     return F.binary_cross_entropy(e_hat, labels.float())
 

@@ -15,9 +15,10 @@ import pseudogloss
 import train
 
 
-def pretrain_step(run: train.Run, pg: dict, lambda_psp: float):
+def pretrain_step(run: train.Run, pg: dict, lambda_psp: float, lambda_align: float = 1.0):
     """One batch of eq. 5: the video through the sign and LLM encoders, its sentence through the frozen text
-    encoder, both losses against the sentence's pseudo-glosses H and the other videos of the batch."""
+    encoder, both losses against the sentence's pseudo-glosses H and the other videos of the batch.
+    lambda_align weighs L_align (1 in the paper; 0 for the study's pseudo-glosses-only variant)."""
     prototypes = pg["prototypes"].to(run.device)                       # P [U+1, 300], the last row non-sign
 
     def step(net, batch):
@@ -25,6 +26,8 @@ def pretrain_step(run: train.Run, pg: dict, lambda_psp: float):
         out = net(*data.prepare(batch, run.device, train=net.training), text_ids, text_mask)
         labels = pseudogloss.multi_hot(batch["names"], pg).to(run.device)         # H [B, U]
         loss, align, psp = losses.pretrain_loss(out, prototypes, labels, lambda_psp)
+        if lambda_align != 1.0:
+            loss = lambda_align * align + lambda_psp * psp
         return loss, {"loss": loss, "align": align, "psp": psp}
     return step
 
@@ -52,16 +55,21 @@ def main(argv=None):
     ap = train.training_flags(__doc__)
     ap.add_argument("--epochs", type=int, default=100, help="pre-training epochs (§4.2)")
     ap.add_argument("--lambda-psp", type=float, default=1.0, help="lambda of eq. 5 (0: no pseudo-gloss loss)")
+    ap.add_argument("--lambda-align", type=float, default=1.0, help="weight of eq. 4's L_align in eq. 5 "
+                    "(the paper: 1; 0: pseudo-glosses only)")
     ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
     args = train.parse(ap, argv)
     run = train.setup(args)
     with train.main_process_first():
         pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
     net = train.build(run, "pretrain")
-    step = pretrain_step(run, pg, args.lambda_psp)
+    step = pretrain_step(run, pg, args.lambda_psp, args.lambda_align)
     train.log(f"pre-training {args.preset} on {run.root}: {len(pg['vocab'])} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = train.fit(run, net, step, validator(run, step), args.epochs, "pretrain", lower_is_better=True)
+    if train.is_main() and (args.out / "pretrain.pt").is_file():  # the vocabulary travels with the weights
+        ckpt = train.load_checkpoint(args.out / "pretrain.pt")
+        train.save_checkpoint(args.out / "pretrain.pt", **ckpt, pseudoglosses={k: pg[k] for k in ("vocab", "prototypes")})
     train.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
 
 

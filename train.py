@@ -62,7 +62,7 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
 def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """Parse, and fill the defaults that depend on other flags."""
     args = ap.parse_args(argv)
-    args.preset = args.preset or ("tiny" if args.data == "synthetic" else "paper")
+    args.preset = args.preset or ("tiny" if args.data in synthetic.SETTINGS else "paper")
     args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
     return args
 
