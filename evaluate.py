@@ -93,11 +93,12 @@ def main(argv=None):
     pretrained = args.pretrained or args.out / "pretrain.pt"
     if args.video:
         pixels, fps = analysis.read_video(args.video)
-        batch, keep = analysis.video_batch(pixels, args.video.stem, run)
+        name = args.video.stem if args.video.is_file() else args.video.name
+        batch, keep = analysis.video_batch(pixels, name, run)
         hyp = translate(net, [batch], run.tok, run.device, args.beams, args.max_new_tokens)[0][0]
         print(f"translation: {hyp}")
         if pretrained.is_file():
-            analysis.show_glosses(run, pretrained, batch, pixels[keep], keep, fps, args.video.stem, hyp,
+            analysis.show_glosses(run, pretrained, batch, pixels[keep], keep, fps, name, hyp,
                                   args.threshold, args.top)
         return {"translation": hyp}
     hyps, refs = translate(net, train.loader(run, args.split, train=False), run.tok, run.device, args.beams,
