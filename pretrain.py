@@ -69,7 +69,8 @@ def main(argv=None):
     best = train.fit(run, net, step, validator(run, step), args.epochs, "pretrain", lower_is_better=True)
     if train.is_main() and (args.out / "pretrain.pt").is_file():  # the vocabulary travels with the weights
         ckpt = train.load_checkpoint(args.out / "pretrain.pt")
-        train.save_checkpoint(args.out / "pretrain.pt", **ckpt, pseudoglosses={k: pg[k] for k in ("vocab", "prototypes")})
+        ckpt["pseudoglosses"] = {k: pg[k] for k in ("vocab", "prototypes")}
+        train.save_checkpoint(args.out / "pretrain.pt", **ckpt)
     train.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
 
 

@@ -682,7 +682,8 @@ def train_flags(corpus, out, *extra):
 def test_three_stages_end_to_end(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    assert (out / "pretrain.pt").exists()
+    assert torch.load(out / "pretrain.pt", weights_only=True)["pseudoglosses"]["vocab"] == \
+        sorted({g for r in data.read_split(corpus, "train") for g in pseudogloss.extract(r["translation"])})
     finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
     assert ckpt["config"]["image_size"] == 32 and any(k.startswith("mapper.") for k in ckpt["model"])
