@@ -50,7 +50,8 @@ def run_one(args, variant: str, seed: int) -> dict:
         pretrain.main(common + schedule + flags + ["--epochs", str(args.pretrain_epochs)])
     finetune.main(common + schedule + ["--stage1-epochs", str(args.stage1_epochs), "--stage2-epochs",
                                        str(args.stage2_epochs)] + ([] if flags else ["--pretrained", "none"]))
-    result = evaluate.main(common + ["--split", "test", "--beams", str(args.beams)])
+    result = evaluate.main(common + ["--split", "test", "--beams", str(args.beams), "--max-new-tokens",
+                                     str(args.max_new_tokens)])
     result["minutes"] = (time.time() - start) / 60
     done.write_text(json.dumps(result, indent=1))
     return result
@@ -86,6 +87,7 @@ def main(argv=None):
     ap.add_argument("--stage2-epochs", type=int, default=12)
     ap.add_argument("--warmup-epochs", type=int, default=1)
     ap.add_argument("--beams", type=int, default=4, help="of the test split's translation (§4.2)")
+    ap.add_argument("--max-new-tokens", type=int, default=150, help="of the test split's translation")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, help="default: runs/study-<corpus>")
     args = ap.parse_args(argv)
