@@ -164,7 +164,9 @@ class Phoenix14T(torch.utils.data.Dataset):
 
     def frame_indices(self, name) -> np.ndarray:
         """Which of the video's frames are read: 0-based indices into its images*.png, after select_frames."""
-        n = self.pack.n_frames(name) if self.pack is not None else len(list((self.frame_dir / name).glob("images*.png")))
+        if self.pack is not None:
+            return select_frames(self.pack.n_frames(name), self.frame_stride, self.max_frames)
+        n = len(list((self.frame_dir / name).glob("images*.png")))
         return select_frames(n, self.frame_stride, self.max_frames)
 
     def read_pixels(self, name) -> np.ndarray:

@@ -173,9 +173,11 @@ def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 6
             lines.append(f"{name}|{name}/1/*.png|-1|-1|Synthetic|{' '.join(s.upper() for s in signs)}|{sentence}")
             parts = [_render_blank(1, frame_size, rng)]
             for k, sign in enumerate(signs):
-                if k:
+                if k:  # non-sign frames between two signs
                     parts.append(_render_blank(int(rng.integers(blank_frames[0], blank_frames[1] + 1)), frame_size, rng))
-                n = int(rng.integers(sign_range[0], sign_range[1] + 1)) if sign_range[0] < sign_range[1] else sign_range[0]
+                n = sign_range[0]  # drawn only for a range, so that the demo's corpus keeps its random stream
+                if sign_range[1] > n:
+                    n = int(rng.integers(n, sign_range[1] + 1))
                 first = sum(len(p) for p in parts) + 1  # 1-based, as images%04d.png
                 parts.append(_render_sign(gloss_index[sign], n, frame_size, rng, variation))
                 timings.append(f"{name}\t{sign}\t{first}\t{first + n - 1}")
