@@ -124,6 +124,22 @@ def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.nd
     return keep
 
 
+def resize_crop(pixels: np.ndarray, size: int, train: bool) -> torch.Tensor:
+    """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, crop 224 (random for training): uint8 [T, 3, 224, 224]
+    (other sizes in the same ratio). Augmentation and normalisation follow on whole batches, on the device
+    (prepare). Every video the project reads, a dataset's or one of your own (evaluate.py --video), passes here."""
+    resize = round(size * 256 / 224)
+    video = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8, channels-last
+    if video.shape[-2:] != (resize, resize):
+        # on uint8 (not float) torch's antialiased bilinear resize is ~15x faster on CPU; rounds to whole levels
+        video = F.interpolate(video, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True)
+    if train:
+        top, left = torch.randint(0, resize - size + 1, (2,)).tolist()  # one crop for the whole video
+    else:
+        top = left = int(round((resize - size) / 2))
+    return video[:, :, top:top + size, left:left + size].contiguous()
+
+
 class Phoenix14T(torch.utils.data.Dataset):
     """Paper §4.2: a PHOENIX14T split as uint8 frames [T, 3, size, size] with translations.
 
@@ -154,6 +170,13 @@ class Phoenix14T(torch.utils.data.Dataset):
             raise FileNotFoundError(f"video folder '{folder}' has no images*.png frames (missing or empty)")
         return [paths[i] for i in select_frames(len(paths), self.frame_stride, self.max_frames)]
 
+    def frame_indices(self, name) -> np.ndarray:
+        """Which of the video's frames are read: 0-based indices into its images*.png, after select_frames."""
+        if self.pack is not None:
+            return select_frames(self.pack.n_frames(name), self.frame_stride, self.max_frames)
+        n = len(list((self.frame_dir / name).glob("images*.png")))
+        return select_frames(n, self.frame_stride, self.max_frames)
+
     def read_pixels(self, name) -> np.ndarray:
         """The selected frames of one video as uint8 [T, H, W, 3], from the PNGs or the pack."""
         if self.pack is not None:
@@ -166,18 +189,8 @@ class Phoenix14T(torch.utils.data.Dataset):
         return np.stack(pixels)
 
     def transform(self, pixels: np.ndarray) -> torch.Tensor:
-        """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, crop 224 (random for training): uint8 [T, 3, 224, 224].
-        Augmentation and normalisation follow on whole batches, on the device (prepare)."""
-        video = torch.from_numpy(pixels).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8, channels-last in memory
-        if video.shape[-2:] != (self.resize, self.resize):
-            # on uint8 (not float) torch's antialiased bilinear resize is ~15x faster on CPU; rounds to whole levels
-            video = F.interpolate(video, size=(self.resize, self.resize), mode="bilinear", align_corners=False,
-                                  antialias=True)
-        if self.train:
-            top, left = torch.randint(0, self.resize - self.size + 1, (2,)).tolist()  # one crop for the whole video
-        else:
-            top = left = int(round((self.resize - self.size) / 2))
-        return video[:, :, top:top + self.size, left:left + self.size].contiguous()
+        """Paper §4.2: uint8 [T, H, W, 3] -> uint8 [T, 3, size, size] (resize_crop)."""
+        return resize_crop(pixels, self.size, self.train)
 
     def __getitem__(self, i):
         row = self.rows[i]

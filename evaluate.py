@@ -1,11 +1,17 @@
-"""Evaluation (paper §4.1): beam-search translation of a split, BLEU-1..4 and ROUGE-L as Table 1 reports them.
+"""Evaluation (paper §4.1): beam-search translation of a split, BLEU-1..4 and ROUGE-L as Table 1 reports them;
+with the run's pre-training checkpoint also the levels below translation (analysis.py): retrieval at the
+video level and, on the synthetic corpus, where the segment level finds each pseudo-gloss.
 
     python evaluate.py --data synthetic --split test        # reads <out>/finetune.pt, writes <out>/test.{hyp,ref}.txt
+    python evaluate.py --data synthetic --video clip.mp4    # one video of your own (a file, or a folder of frames)
 """
+from pathlib import Path
+
 import sacrebleu
 import torch
 from tqdm import tqdm
 
+import analysis
 import data
 import train
 
@@ -73,11 +79,28 @@ def main(argv=None):
     ap.add_argument("--checkpoint", help="the fine-tuned weights (default: <out>/finetune.pt)")
     ap.add_argument("--beams", type=int, default=4, help="beam width (§4.2)")
     ap.add_argument("--max-new-tokens", type=int, default=150, help="longest translation, in tokens")
+    ap.add_argument("--video", type=Path, help="translate this video (mp4, webm, avi, mov; or a folder of frame "
+                    "images) instead of a split")
+    ap.add_argument("--pretrained", type=Path, help="the pre-training checkpoint for retrieval, localisation and "
+                    "--video's pseudo-glosses (default: <out>/pretrain.pt, when there)")
+    ap.add_argument("--threshold", type=float, default=0.5, help="--video: show pseudo-glosses with E-hat above this")
+    ap.add_argument("--top", type=int, default=5, help="--video: else the strongest few")
     args = train.parse(ap, argv)
     ckpt = train.load_checkpoint(args.checkpoint or args.out / "finetune.pt")
     run = train.setup(args, config=ckpt["config"])
     net = train.build(run, "translation")
     train.load_weights(net, ckpt["model"])
+    pretrained = args.pretrained or args.out / "pretrain.pt"
+    if args.video:
+        pixels, fps = analysis.read_video(args.video)
+        name = args.video.stem if args.video.is_file() else args.video.name
+        batch, keep = analysis.video_batch(pixels, name, run)
+        hyp = translate(net, [batch], run.tok, run.device, args.beams, args.max_new_tokens)[0][0]
+        print(f"translation: {hyp}")
+        if pretrained.is_file():
+            analysis.show_glosses(run, pretrained, batch, pixels[keep], keep, fps, name, hyp,
+                                  args.threshold, args.top)
+        return {"translation": hyp}
     hyps, refs = translate(net, train.loader(run, args.split, train=False), run.tok, run.device, args.beams,
                            args.max_new_tokens)
     for kind, lines in (("hyp", hyps), ("ref", refs)):
@@ -86,6 +109,10 @@ def main(argv=None):
     print(table_row(f"{args.split} (raw)", scores(hyps, refs)))
     print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
     print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
+    result = scores(hyps, refs)
+    if pretrained.is_file():  # the video and segment levels (analysis.py)
+        result |= analysis.measure_split(run, args.split, pretrained)
+    return result
 
 
 if __name__ == "__main__":

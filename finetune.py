@@ -57,7 +57,8 @@ def collate_features(items) -> dict:
 
 def main(argv=None):
     ap = train.training_flags(__doc__)
-    ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt)")
+    ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt; none: from scratch, "
+                    "the study's no-pre-training variant)")
     ap.add_argument("--stage1-epochs", type=int, default=100, help="stage 1: mapper and decoder LoRA only (§4.2)")
     ap.add_argument("--stage2-epochs", type=int, default=200, help="stage 2: everything trainable (§4.2)")
     ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
@@ -68,7 +69,8 @@ def main(argv=None):
     args = train.parse(ap, argv)
     run = train.setup(args)
     net = train.build(run, "translation")
-    load_pretrained(net, train.load_checkpoint(args.pretrained or args.out / "pretrain.pt")["model"])
+    if args.pretrained != "none":
+        load_pretrained(net, train.load_checkpoint(args.pretrained or args.out / "pretrain.pt")["model"])
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
     tok, device = run.tok, run.device
     dev = train.loader(run, "dev", train=False)

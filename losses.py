@@ -9,8 +9,9 @@ import torch.nn.functional as F
 # Pseudo-gloss pre-training (§3.2, eqs. 1-3)
 
 
-def pseudo_gloss_scores(z, mask, prototypes, tau_t, tau_u):
-    """E-hat of eq. 3 for every prototype, the zero non-sign one included: [B, U+1], each in [0, 1].
+def gloss_evidence(z, mask, prototypes, tau_t, tau_u):
+    """Eqs. 1-2 and E of eq. 3: each segment's evidence for each prototype, E = S^T * S^U [B, T, U+1] (the zero
+    non-sign prototype last; padded segments get 0). Summed over time it is E-hat.
 
     z [B, T, 300] projected segments Z', mask [B, T] (True = valid), prototypes [U+1, 300] with the
     zero non-sign vector last, tau_t / tau_u the two temperatures.
@@ -20,8 +21,7 @@ def pseudo_gloss_scores(z, mask, prototypes, tau_t, tau_u):
     # eq. 2: softmax over time (padded steps excluded) and over prototypes
     s_time = (s / tau_t).masked_fill(~mask[..., None], float("-inf")).softmax(dim=1)
     s_proto = (s / tau_u).softmax(dim=2)
-    # eq. 3: E = S^T * S^U, summed over time
-    return (s_time * s_proto).sum(dim=1)                                                  # [B, U+1]
+    return s_time * s_proto                                                                # E [B, T, U+1]
 
 
 def pseudo_gloss_loss(z, mask, prototypes, labels, tau_t, tau_u, variant: str = "paper"):
@@ -31,7 +31,7 @@ def pseudo_gloss_loss(z, mask, prototypes, labels, tau_t, tau_u, variant: str = 
     variant="authors": the authors' code, BCE-with-logits applied to E-hat clamped to [1e-8, 1 - 1e-8], i.e.
     to sigmoid(E-hat), over all U+1 columns with target 0 for the non-sign one (DESIGN.md "Losses").
     """
-    e_hat = pseudo_gloss_scores(z, mask, prototypes, tau_t, tau_u)                        # [B, U+1]
+    e_hat = gloss_evidence(z, mask, prototypes, tau_t, tau_u).sum(dim=1)                  # eq. 3, [B, U+1]
     h = labels.float()
     if variant == "paper":
         e_hat = e_hat[:, :-1].clamp(1e-6, 1 - 1e-6)                                      # [B, U]
@@ -63,14 +63,15 @@ def clip_loss(video, text, temperature):
 # Pre-training (eq. 5) and translation (eq. 6)
 
 
-def pretrain_loss(out, labels, lambda_psp: float = 1.0, psp_variant: str = "paper"):
+def pretrain_loss(out, labels, lambda_psp: float = 1.0, psp_variant: str = "paper", lambda_align: float = 1.0):
     """L_pre-train = L_align + lambda * L_psp (eq. 5), from PretrainModel's outputs; returns all three.
-    M~ pools the video over the CLS token and the valid segments, L~ the text over its tokens."""
+    M~ pools the video over the CLS token and the valid segments, L~ the text over its tokens. lambda_align
+    (1 in the paper) lets an ablation drop the alignment term."""
     video, text = masked_mean(out["video"], out["video_mask"]), masked_mean(out["text"], out["text_mask"])
     align = clip_loss(video, text, out["temperature"])
     psp = pseudo_gloss_loss(out["glosses"], out["mask"], out["prototypes"], labels, out["tau_t"], out["tau_u"],
                             variant=psp_variant)
-    return align + lambda_psp * psp, align, psp
+    return lambda_align * align + lambda_psp * psp, align, psp
 
 
 def translation_loss(logits, labels, pad_id: int, label_smoothing: float = 0.1):

@@ -17,7 +17,7 @@ import pseudogloss
 import train
 
 
-def pretrain_step(run: train.Run, pg: dict, lambda_psp: float, psp_variant: str):
+def pretrain_step(run: train.Run, pg: dict, lambda_psp: float, psp_variant: str, lambda_align: float = 1.0):
     """One batch of eq. 5: the video through the sign and LLM encoders, its sentence through the frozen text
     encoder, both losses against the sentence's pseudo-glosses H and the other videos of the batch."""
 
@@ -25,7 +25,7 @@ def pretrain_step(run: train.Run, pg: dict, lambda_psp: float, psp_variant: str)
         (text_ids, text_mask), _, _ = train.text_batch(run.tok, batch["translations"], run.device)
         out = net(*data.prepare(batch, run.device, train=net.training), text_ids, text_mask)
         labels = pseudogloss.multi_hot(batch["names"], pg).to(run.device)         # H [B, U]
-        loss, align, psp = losses.pretrain_loss(out, labels, lambda_psp, psp_variant)
+        loss, align, psp = losses.pretrain_loss(out, labels, lambda_psp, psp_variant, lambda_align)
         return loss, {"loss": loss, "align": align, "psp": psp}
     return step
 
@@ -55,6 +55,8 @@ def main(argv=None):
     ap.add_argument("--lambda-psp", type=float, default=1.0, help="lambda of eq. 5 (0: no pseudo-gloss loss)")
     ap.add_argument("--psp-loss", choices=["paper", "authors"], default="paper", help="eq. 3's BCE on E-hat over "
                     "the U pseudo-glosses (paper), or the authors' code: BCE-with-logits on E-hat over U + 1 columns")
+    ap.add_argument("--lambda-align", type=float, default=1.0, help="weight of eq. 4's L_align in eq. 5 "
+                    "(the paper: 1; 0: pseudo-glosses only)")
     ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
     args = train.parse(ap, argv)
     run = train.setup(args)
@@ -62,10 +64,11 @@ def main(argv=None):
         pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
     run.cfg = dataclasses.replace(run.cfg, n_glosses=len(pg["vocab"]))
     net = train.build(run, "pretrain", prototypes=pg["prototypes"][:-1])   # fastText P, without the non-sign row
-    step = pretrain_step(run, pg, args.lambda_psp, args.psp_loss)
+    step = pretrain_step(run, pg, args.lambda_psp, args.psp_loss, args.lambda_align)
     train.log(f"pre-training {args.preset} on {run.root}: {len(pg['vocab'])} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
-    best = train.fit(run, net, step, validator(run, step), args.epochs, "pretrain", lower_is_better=True)
+    best = train.fit(run, net, step, validator(run, step), args.epochs, "pretrain", lower_is_better=True,
+                     extra={"pseudoglosses": {"vocab": pg["vocab"]}})  # the vocabulary travels with the weights
     train.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
 
 

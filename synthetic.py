@@ -50,17 +50,25 @@ def _shape_mask(shape, x, y, r):
     return ((abs(x) <= r * 0.35) | (abs(y) <= r * 0.35)) & (abs(x) <= r * 1.4) & (abs(y) <= r * 1.4)  # cross
 
 
-def _render_sign(gloss_index, n_frames, size, rng):
-    """Synthetic signs: one gloss as n_frames uint8 frames [n, size, size, 3], its own colours, shape and motion."""
+def _render_sign(gloss_index, n_frames, size, rng, variation=0.0):
+    """Synthetic signs: one gloss as n_frames uint8 frames [n, size, size, 3], its own colours, shape and motion.
+    variation > 0 performs each occurrence differently: shifted colours, size, travel and place."""
     if gloss_index >= len(BRIGHT) * len(DARK):
         raise ValueError(f"the synthetic grammar has more glosses than the {len(BRIGHT) * len(DARK)} colour pairs")
     fg, bg = BRIGHT[gloss_index % len(BRIGHT)], DARK[gloss_index // len(BRIGHT)]
     shape = (gloss_index + gloss_index // len(BRIGHT)) % 5
     direction = DIRECTIONS[(gloss_index // 2 + gloss_index // len(BRIGHT)) % 4]
-    step = np.linspace(-1, 1, n_frames)[:, None, None] * size * 0.16  # [n, 1, 1] travel along the direction
-    jitter = rng.uniform(-0.08, 0.08, 2) * size  # where this occurrence is signed
+    radius, travel, place = 0.26, 0.16, 0.08
+    if variation:
+        fg = (fg + rng.normal(0, 40 * variation, 3)).clip(0, 255)
+        bg = (bg + rng.normal(0, 25 * variation, 3)).clip(0, 255)
+        radius *= 1 + rng.uniform(-0.25, 0.25) * variation
+        travel *= 1 + rng.uniform(-0.5, 0.5) * variation
+        place *= 1 + variation
+    step = np.linspace(-1, 1, n_frames)[:, None, None] * size * travel  # [n, 1, 1] travel along the direction
+    jitter = rng.uniform(-place, place, 2) * size  # where this occurrence is signed
     y, x = np.mgrid[:size, :size] - (size - 1) / 2  # [size, size]
-    mask = _shape_mask(shape, x - jitter[0] - direction[0] * step, y - jitter[1] - direction[1] * step, size * 0.26)
+    mask = _shape_mask(shape, x - jitter[0] - direction[0] * step, y - jitter[1] - direction[1] * step, size * radius)
     return np.where(mask[..., None], fg, bg).astype(np.uint8)  # [n, size, size, 3]
 
 
@@ -110,12 +118,43 @@ def _synthetic_text(slots):
     return sentence, signs
 
 
+def ground_truth_path(root, split) -> Path:
+    """Where a split's sign timings lie, beside its annotations (DESIGN.md "Synthetic corpus"): a TSV with
+    header name, pseudogloss, first, last; one row per sign, its first and last frame numbered from 1 as
+    the images%04d.png files are."""
+    return data.annotation_path(root, split).with_name(f"synthetic.{split}.signs.tsv")
+
+
+def read_ground_truth(root, split) -> dict:
+    """The sign timings of a split: video name -> [(pseudo-gloss, first, last), ...] in sign order; {} when the
+    corpus has none (PHOENIX14T)."""
+    path = ground_truth_path(root, split)
+    if not path.is_file():
+        return {}
+    spans = {}
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        name, gloss, first, last = line.split("\t")
+        spans.setdefault(name, []).append((gloss, int(first), int(last)))
+    return spans
+
+
+# The generator's settings: the README demo's corpus and a harder one for the study (study.py --corpus hard):
+# a quarter of the training videos, longer noise between signs, signs of varying length and performance.
+SETTINGS = {"synthetic": {}, "synthetic-hard": dict(n_train=150, blank_frames=(2, 5), sign_frames=(3, 6),
+                                                   variation=1.0)}
+
+
 def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 60, n_test: int = 80,
-                   frame_size: int = 64, sign_frames: int = 4) -> Path:
-    """Builds (once, cached) a PHOENIX14T-layout corpus of weather sentences signed as coloured moving patterns."""
+                   frame_size: int = 64, sign_frames=4, blank_frames=(1, 2), variation: float = 0.0) -> Path:
+    """Builds (once, cached) a PHOENIX14T-layout corpus of weather sentences signed as coloured moving patterns,
+    and each split's sign timings (ground_truth_path). sign_frames: frames per sign, or (min, max) drawn per
+    sign; blank_frames: (min, max) noise frames between two signs; variation: how differently each
+    occurrence of a sign is performed (0: only its place)."""
     root = Path(root)
+    sign_range = (sign_frames, sign_frames) if isinstance(sign_frames, int) else tuple(sign_frames)
     params = {"seed": seed, "n_train": n_train, "n_dev": n_dev, "n_test": n_test, "frame_size": frame_size,
-              "sign_frames": sign_frames, "version": 2}
+              "sign_frames": list(sign_range), "blank_frames": list(blank_frames), "variation": variation,
+              "version": 3}
     marker = root / "SYNTHETIC_COMPLETE.json"
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return root
@@ -127,22 +166,28 @@ def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 6
     shutil.rmtree(tmp, ignore_errors=True)
     for split, sentences in _synthetic_sentences(rng, n_train, n_dev, n_test).items():
         (tmp / "annotations" / "manual").mkdir(parents=True, exist_ok=True)
-        lines = ["name|video|start|end|speaker|orth|translation"]
+        lines, timings = ["name|video|start|end|speaker|orth|translation"], ["name\tpseudogloss\tfirst\tlast"]
         for i, slots in enumerate(sentences):
             name = f"synthetic_{split}_{i:04d}"
             sentence, signs = _synthetic_text(slots)
             lines.append(f"{name}|{name}/1/*.png|-1|-1|Synthetic|{' '.join(s.upper() for s in signs)}|{sentence}")
             parts = [_render_blank(1, frame_size, rng)]
             for k, sign in enumerate(signs):
-                if k:
-                    parts.append(_render_blank(int(rng.integers(1, 3)), frame_size, rng))  # 1-2 non-sign frames
-                parts.append(_render_sign(gloss_index[sign], sign_frames, frame_size, rng))
+                if k:  # non-sign frames between two signs
+                    parts.append(_render_blank(int(rng.integers(blank_frames[0], blank_frames[1] + 1)), frame_size, rng))
+                n = sign_range[0]  # drawn only for a range, so that the demo's corpus keeps its random stream
+                if sign_range[1] > n:
+                    n = int(rng.integers(n, sign_range[1] + 1))
+                first = sum(len(p) for p in parts) + 1  # 1-based, as images%04d.png
+                parts.append(_render_sign(gloss_index[sign], n, frame_size, rng, variation))
+                timings.append(f"{name}\t{sign}\t{first}\t{first + n - 1}")
             parts.append(_render_blank(1, frame_size, rng))
             folder = tmp / data.FRAME_DIR / split / name
             folder.mkdir(parents=True)
             for t, frame in enumerate(np.concatenate(parts)):
                 Image.fromarray(frame).save(folder / f"images{t + 1:04d}.png", compress_level=1)
         data.annotation_path(tmp, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ground_truth_path(tmp, split).write_text("\n".join(timings) + "\n", encoding="utf-8")
     (tmp / "SYNTHETIC_COMPLETE.json").write_text(json.dumps(params))
     if marker.is_file() and json.loads(marker.read_text()) == params:  # another process finished first
         shutil.rmtree(tmp)
@@ -155,13 +200,15 @@ def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 6
 
 
 def resolve_root(name: str) -> Path:
-    """The --data flag to a dataset root: the synthetic corpus (built on first use) or data.resolve_root."""
-    return make_synthetic(ROOT) if name == "synthetic" else data.resolve_root(name)
+    """The --data flag to a dataset root: a synthetic corpus (synthetic, synthetic-hard; built on first use
+    under data/) or data.resolve_root."""
+    return make_synthetic(ROOT.parent / name, **SETTINGS[name]) if name in SETTINGS else data.resolve_root(name)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", type=Path, default=ROOT, help="where to build the corpus")
+    ap.add_argument("--root", type=Path, help="where to build the corpus (default: data/<setting>)")
+    ap.add_argument("--setting", default="synthetic", choices=sorted(SETTINGS), help="the generator's setting")
     args = ap.parse_args()
-    root = make_synthetic(args.root)
+    root = make_synthetic(args.root or ROOT.parent / args.setting, **SETTINGS[args.setting])
     print(f"synthetic corpus in {root}: " + ", ".join(f"{s} {len(data.read_split(root, s))}" for s in data.SPLITS))

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+import analysis
 import benchmark
 import data
 import evaluate
@@ -28,6 +29,7 @@ import losses
 import model
 import pretrain
 import pseudogloss
+import study
 import synthetic
 import tokenizer
 import train
@@ -567,6 +569,45 @@ def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     assert cached["vocab"] == pg["vocab"]
 
 
+@pytest.mark.parametrize("setting", ["synthetic", "synthetic-hard"])
+def test_ground_truth_tsv_matches_the_drawn_frames(tmp_path, setting):
+    opts = {**synthetic.SETTINGS[setting], "n_train": 12, "n_dev": 3, "n_test": 3, "frame_size": 32}
+    root = synthetic.make_synthetic(tmp_path / "synthetic", seed=1, **opts)
+    pairs, lengths = {}, set()
+    for split in data.SPLITS:
+        lines = synthetic.ground_truth_path(root, split).read_text().splitlines()
+        assert lines[0] == "name\tpseudogloss\tfirst\tlast"
+        spans = {}
+        for line in lines[1:]:
+            name, gloss, first, last = line.split("\t")
+            spans.setdefault(name, []).append((gloss, int(first), int(last)))
+        rows = data.read_split(root, split)
+        assert list(spans) == [r["name"] for r in rows]
+        for row in rows:
+            signs = spans[row["name"]]
+            assert sorted(g for g, _, _ in signs) == sorted(pseudogloss.extract(row["translation"]))
+            paths = sorted((root / data.FRAME_DIR / split / row["name"]).glob("images*.png"))
+            frames = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+            in_sign = np.zeros(len(frames), bool)
+            for gloss, first, last in signs:
+                assert 1 <= first <= last <= len(frames) and not in_sign[first - 1:last].any()
+                # a sign: one shape in one colour on one background, the same two colours over its whole span
+                colours = {tuple(c) for f in frames[first - 1:last] for c in f.reshape(-1, 3)}
+                assert len(colours) == 2, (row["name"], gloss)
+                pairs.setdefault(gloss, set()).add(frozenset(colours))
+                lengths.add(last - first + 1)
+                in_sign[first - 1:last] = True
+            assert not in_sign[0] and not in_sign[-1]
+            for f in (f for f, sign in zip(frames, in_sign) if not sign):  # the rest: blocky grey noise
+                assert (f[..., 0] == f[..., 1]).all() and (f[..., 1] == f[..., 2]).all() and len(np.unique(f)) > 2
+    if setting == "synthetic":  # each pseudo-gloss always signed in its own colours
+        assert all(len(p) == 1 for p in pairs.values()) and len({min(p) for p in pairs.values()}) == len(pairs)
+        assert lengths == {4}
+    else:  # performed differently each time, at varying lengths
+        assert any(len(p) > 1 for p in pairs.values()) and len(lengths) > 1
+    assert synthetic.read_ground_truth(root, "test") == spans and synthetic.read_ground_truth(tmp_path, "test") == {}
+
+
 def test_extract_pseudoglosses():
     assert pseudogloss.extract("am donnerstag regnet es im norden") == ["donnerstag", "regnen", "es", "norden"]
     # articles, prepositions, auxiliaries and modals dropped; adjective, adverb, number and noun kept
@@ -796,6 +837,66 @@ def test_rouge_l_by_hand():
     assert evaluate.lcs("a b a c b".split(), "b a b c".split()) == 3
 
 
+def test_recall_at_k_by_hand():
+    sim = torch.tensor([[0.9, 0.1, 0.5],   # query 0: its match 0.9 is first         -> rank 1
+                        [0.8, 0.2, 0.3],   # query 1: 0.8 and 0.3 above its 0.2       -> rank 3
+                        [0.1, 0.7, 0.6]])  # query 2: 0.7 above its 0.6              -> rank 2
+    assert analysis.recall_at_k(sim, ks=(1, 2, 3)) == pytest.approx({1: 100 / 3, 2: 200 / 3, 3: 100.0})
+    # the other direction: columns as queries, ranks 1, 2 (0.7 above 0.2), 1
+    assert analysis.recall_at_k(sim.T, ks=(1, 2)) == pytest.approx({1: 200 / 3, 2: 100.0})
+    assert analysis.recall_at_k(torch.ones(4, 4), ks=(1,)) == {1: 100.0}  # ties count for the match
+
+
+def test_segments_and_localisation_by_hand():
+    # which frames each segment pools, against the downsampling itself: one-hot frames through avg_pool1d
+    for n in (6, 7):
+        pooled = F.avg_pool1d(torch.eye(n)[:, None], kernel_size=3, stride=2, padding=1)[:, 0]   # [frames, segments]
+        assert pooled.shape[1] == math.ceil(n / 2)
+        for j in range(pooled.shape[1]):
+            assert list(analysis.segment_frames(j, n)) == pooled[:, j].nonzero().flatten().tolist()
+    # 7 frames -> segments {0,1} {1,2,3} {3,4,5} {5,6}
+    evidence = torch.tensor([[0.1, 0.1], [0.2, 0.3], [0.6, 0.2], [0.1, 0.0]])      # [4 segments, 2 glosses]
+    spans = {0: {4, 5}, 1: {0}}
+    # gloss 0 peaks in segment 2, which pools frame 4 and 5: hit; segments 2 and 3 would hit: chance 2/4
+    # gloss 1 peaks in segment 1 (frames 1-3), its sign is frame 0: miss; only segment 0 would hit: chance 1/4
+    assert analysis.localisation(evidence, 7, spans) == [(True, 0.5), (False, 0.25)]
+    # frame numbers (1-based) to positions among the selected frames: keep frames 0, 2, 4, 6 (every 2nd)
+    keep = np.array([0, 2, 4, 6])
+    assert analysis.selected_spans([("a", 3, 5), ("b", 2, 2), ("zzz", 1, 7)], keep, {"a": 0, "b": 1}) == {0: {1, 2}}
+    assert analysis.found_glosses(evidence, threshold=0.8, top=1) == [0]           # E-hat 1.0 and 0.6
+    assert analysis.found_glosses(evidence, threshold=2.0, top=2) == [0, 1]
+    assert analysis.peak_span(torch.tensor([0.0, 0.3, 0.5, 0.2, 0.3]), 9) == (1, 5)  # segments 1-2 (>= 0.25)
+
+
+def write_mp4(path, frames, fps=25):
+    """frames uint8 [N, H, W, 3] as an H.264 mp4 (PyAV), near-lossless."""
+    import av
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_video_file_and_frame_folder_decode_to_their_frames(tmp_path):
+    y, x = np.mgrid[:48, :64]
+    frames = np.stack([np.stack([(x * 4 + 8 * t) % 256, y * 5, np.full_like(x, 40 * (t % 5))], -1)
+                       for t in range(12)]).astype(np.uint8)                      # smooth gradients, moving
+    write_mp4(tmp_path / "clip.mp4", frames, fps=25)
+    decoded, fps = analysis.read_video(tmp_path / "clip.mp4")
+    assert decoded.shape == frames.shape and fps == 25
+    assert np.abs(decoded.astype(int) - frames).mean() < 3   # codec loss only (4:2:0 chroma, quantisation)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in (0, 1, 2, 10, 11):  # natural order: frame2 before frame10
+        Image.fromarray(frames[t]).save(folder / f"frame{t}.png")
+    decoded, fps = analysis.read_video(folder)
+    assert fps is None and np.array_equal(decoded, frames[[0, 1, 2, 10, 11]])
+    with pytest.raises(FileNotFoundError, match="not a video file"):
+        analysis.read_video(tmp_path / "notes.txt")
+
+
 # ----------------------------------------------------------------------------------------------
 # pretrain.py, finetune.py, evaluate.py: the three stages end to end, --resume, clear errors
 
@@ -819,15 +920,35 @@ def train_flags(corpus, out, *extra):
 def test_three_stages_end_to_end(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    assert (out / "pretrain.pt").exists()
+    assert torch.load(out / "pretrain.pt", weights_only=True)["pseudoglosses"]["vocab"] == \
+        sorted({g for r in data.read_split(corpus, "train") for g in pseudogloss.extract(r["translation"])})
     finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
     assert ckpt["config"]["image_size"] == 32 and any(k.startswith("mapper.") for k in ckpt["model"])
     evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
     printed = capsys.readouterr().out
     assert "BLEU-4" in printed and "test (raw)" in printed
+    assert printed.index("BLEU-4") < printed.index("\nretrieval test (3 videos): video-to-text R@1 ") \
+        < printed.index("\nlocalisation test: ")
     hyp, ref = (out / "test.hyp.txt").read_text().splitlines(), (out / "test.ref.txt").read_text().splitlines()
     assert len(hyp) == len(ref) == 3 and ref == [r["translation"] for r in data.read_split(corpus, "test")]
+    # --video on a copy of a test video's frame folder: the frames the model sees are the dataset's, and so is the sentence
+    name = data.read_split(corpus, "test")[1]["name"]
+    clip = tmp_path / "my clip"
+    import shutil
+    shutil.copytree(corpus / data.FRAME_DIR / "test" / name, clip)
+    run = train.setup(train.parse(train.data_flags(""), flags(corpus, out)), torch.load(out / "finetune.pt")["config"])
+    pixels, _ = analysis.read_video(clip)
+    batch, _ = analysis.video_batch(pixels, "clip", run)
+    assert torch.equal(batch["frames"][0], data.Phoenix14T(corpus, "test", size=32)[1]["frames"])
+    assert evaluate.main(flags(corpus, out, "--video", str(clip), "--max-new-tokens", "5"))["translation"] == hyp[1]
+    printed = capsys.readouterr().out
+    assert f"translation: {hyp[1]}\n" in printed and "pseudo-glosses found" in printed
+    assert (out / "my clip.glosses.png").stat().st_size > 1000
+    # and as an mp4 file
+    write_mp4(tmp_path / "clip.mp4", np.stack([np.asarray(Image.open(p)) for p in sorted(clip.glob("*.png"))]))
+    evaluate.main(flags(corpus, out, "--video", str(tmp_path / "clip.mp4"), "--max-new-tokens", "5"))
+    assert "translation: " in capsys.readouterr().out and (out / "clip.glosses.png").is_file()
 
 
 def test_resume_gives_the_same_weights(corpus, tmp_path):

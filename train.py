@@ -65,7 +65,7 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
 def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """Parse, and fill the defaults that depend on other flags."""
     args = ap.parse_args(argv)
-    args.preset = args.preset or ("tiny" if args.data == "synthetic" else "paper")
+    args.preset = args.preset or ("tiny" if args.data in synthetic.SETTINGS else "paper")
     args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
     return args
 
@@ -214,12 +214,13 @@ def train_mode(net):
 
 
 def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: bool,
-        best_name: str = None, best: float = None, keep: set = None, ds=None, collate=data.collate):
+        best_name: str = None, best: float = None, keep: set = None, ds=None, collate=data.collate, extra=None):
     """Train `net` for `epochs` epochs with `step(model, batch) -> (loss, logs)`; after each epoch
     `validate(net) -> (metric, logs)`. Keeps the weights with the best metric so far (`best`, from an
     earlier stage) in <out>/<best_name>.pt, and the full state in <out>/<name>.last.pt, from which
     --resume continues. Checkpoints hold the trainable weights, or those named in `keep`.
-    `ds`, `collate`: a dataset to train on instead of the training videos, and its collate function."""
+    `ds`, `collate`: a dataset to train on instead of the training videos, and its collate function; `extra`:
+    more that the best checkpoint carries (pre-training: the pseudo-gloss vocabulary)."""
     args, out = run.args, run.args.out
     gen = torch.Generator()
     train_loader = loader(run, "train", train=True, generator=gen, ds=ds, collate=collate)
@@ -274,7 +275,8 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         weights = trainable_state(net, keep)
         if improved:
             best = metric
-            save_checkpoint(best_path, model=weights, config=dataclasses.asdict(run.cfg), epoch=epoch + 1, metric=metric)
+            save_checkpoint(best_path, model=weights, config=dataclasses.asdict(run.cfg), epoch=epoch + 1, metric=metric,
+                            **(extra or {}))
         save_checkpoint(last, model=weights, optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), epoch=epoch + 1, best=best)
         print(f"{name} epoch {epoch + 1}/{epochs} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items())

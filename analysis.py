@@ -1,0 +1,224 @@
+"""The hierarchy made visible and measured (DESIGN.md "Evaluation"), for evaluate.py: a video of your own read
+as the evaluation reads a dataset video; the pseudo-glosses the segment level finds in it (eqs. 1-3) with the
+time span where each is strongest, drawn under the video's frames; and, on a split, retrieval at the video
+level (eq. 4's pooled embeddings) and pseudo-gloss localisation against the synthetic corpus's sign timings.
+
+    python evaluate.py --data synthetic --video data/synthetic/features/fullFrame-210x260px/test/synthetic_test_0000
+    python evaluate.py --data synthetic --split test      # BLEU, then the `retrieval` and `localisation` lines
+"""
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import data
+import losses
+import model
+import synthetic
+import train
+
+VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+# ----------------------------------------------------------------------------------------------
+# A video of your own, prepared exactly as Phoenix14T prepares a dataset video
+
+
+def read_video(path) -> tuple:
+    """All frames of a video file (PyAV) or of a folder of frame images (in natural name order) as uint8
+    [N, H, W, 3], and the frame rate (None for a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        def natural(p):  # frame2.png before frame10.png
+            return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural)
+        if not files:
+            raise FileNotFoundError(f"'{path}' holds no frame images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        frames = [data.read_frame(p) for p in files]
+        if len({f.shape for f in frames}) > 1:
+            raise ValueError(f"'{path}' mixes frame sizes {sorted({f.shape for f in frames})}")
+        return np.stack(frames), None
+    if path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file():
+        raise FileNotFoundError(f"--video '{path}': not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) "
+                                "or a folder of frame images")
+    import av  # only this path needs PyAV
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        fps = float(stream.average_rate) if stream.average_rate else None
+    if not frames:
+        raise ValueError(f"'{path}': no video frames could be decoded")
+    return np.stack(frames), fps
+
+
+def video_batch(pixels: np.ndarray, name: str, run: train.Run) -> tuple:
+    """A one-video batch as the evaluation loader yields it (select_frames, resize_crop, collate), and the
+    indices of the frames it keeps."""
+    keep = data.select_frames(len(pixels), run.args.frame_stride, run.args.max_frames)
+    frames = data.resize_crop(pixels[keep], run.cfg.image_size, train=False)
+    return data.collate([{"name": name, "translation": "", "frames": frames}]), keep
+
+
+# ----------------------------------------------------------------------------------------------
+# The pre-training model: the one place that reads its outputs
+
+
+def load_pretrain(run: train.Run, path: Path) -> tuple:
+    """The pre-training model of a run (its own config: U pseudo-glosses), in eval mode, and its pseudo-gloss
+    vocabulary (which the checkpoint carries); the trained prototypes are among its weights."""
+    ckpt = train.load_checkpoint(path)
+    net = train.build(dataclasses.replace(run, cfg=model.Config(**ckpt["config"])), "pretrain")
+    train.load_weights(net, ckpt["model"])
+    return net.eval(), ckpt["pseudoglosses"]["vocab"]
+
+
+@torch.no_grad()
+def pretrain_outputs(net, batch, run: train.Run) -> tuple:
+    """A batch through the pre-training model (its sentences through the text encoder; "" for a video of your
+    own): eq. 4's pooled video and text embeddings, L2-normalised [B, D]; eqs. 1-3's evidence E [B, T, U]
+    (segments x pseudo-glosses, the non-sign column dropped); the segment mask [B, T]."""
+    (ids, text_mask), _, _ = train.text_batch(run.tok, batch["translations"], run.device)
+    with train.autocast(run.device):
+        out = net(*data.prepare(batch, run.device, train=False), ids, text_mask)
+    video = losses.masked_mean(out["video"], out["video_mask"])                  # M~ (CLS and valid segments)
+    text = losses.masked_mean(out["text"], out["text_mask"])                     # L~
+    e = losses.gloss_evidence(out["glosses"], out["mask"], out["prototypes"], out["tau_t"], out["tau_u"])
+    return F.normalize(video.float(), dim=-1), F.normalize(text.float(), dim=-1), e[..., :-1].float(), out["mask"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The metrics (DESIGN.md "Evaluation")
+
+
+def recall_at_k(sim: torch.Tensor, ks=(1, 5, 10)) -> dict:
+    """sim [N, N]: query i against candidate j, the match of query i being candidate i. R@k (in %) = the share
+    of queries whose match ranks in the top k; rank = 1 + the candidates scoring strictly above the match."""
+    rank = 1 + (sim > sim.diagonal()[:, None]).sum(1)
+    return {k: 100 * (rank <= k).float().mean().item() for k in ks}
+
+
+def segment_frames(j: int, n_frames: int) -> range:
+    """The frames (0-based, after frame selection) that segment j pools: avg_pool1d(3, stride 2, padding 1)."""
+    return range(max(2 * j - 1, 0), min(2 * j + 2, n_frames))
+
+
+def localisation(evidence: torch.Tensor, n_frames: int, spans: dict) -> list:
+    """One video: for each pseudo-gloss u signed in it (spans: u -> its frames, 0-based after frame
+    selection), (hit, chance): hit = the segment where E[:, u] peaks pools a frame of the span; chance = the
+    share of the video's segments that would. evidence [T, U] over the valid segments."""
+    results = []
+    for u, frames in spans.items():
+        inside = [any(f in frames for f in segment_frames(j, n_frames)) for j in range(len(evidence))]
+        results.append((inside[int(evidence[:, u].argmax())], sum(inside) / len(inside)))
+    return results
+
+
+def selected_spans(signs: list, keep: np.ndarray, index: dict) -> dict:
+    """Ground-truth signs [(pseudo-gloss, first, last), 1-based frame numbers] -> pseudo-gloss index -> the
+    0-based positions, in the selected frames `keep`, of its frames; glosses outside the vocabulary skipped."""
+    spans = {}
+    for gloss, first, last in signs:
+        if gloss in index:
+            spans.setdefault(index[gloss], set()).update(i for i, f in enumerate(keep) if first - 1 <= f <= last - 1)
+    return {u: s for u, s in spans.items() if s}
+
+
+def measure_split(run: train.Run, split: str, path: Path) -> dict:
+    """Retrieval R@1/5/10 both ways over a split and, on a corpus with sign timings, localisation accuracy and
+    its chance level; prints the `retrieval` and `localisation` lines."""
+    net, vocab = load_pretrain(run, path)
+    loader = train.loader(run, split, train=False)
+    truth, index = synthetic.read_ground_truth(run.root, split), {g: i for i, g in enumerate(vocab)}
+    videos, texts, pairs = [], [], []
+    for batch in loader:
+        video, text, evidence, mask = pretrain_outputs(net, batch, run)
+        videos.append(video.cpu())
+        texts.append(text.cpu())
+        for i, name in enumerate(batch["names"]):
+            if name in truth:
+                keep = loader.dataset.frame_indices(name)
+                spans = selected_spans(truth[name], keep, index)
+                pairs += localisation(evidence[i, :int(mask[i].sum())].cpu(), len(keep), spans)
+    sim = torch.cat(videos) @ torch.cat(texts).T                                 # [N videos, N sentences]
+    v2t, t2v = recall_at_k(sim), recall_at_k(sim.T)
+    print(f"retrieval {split} ({len(sim)} videos): video-to-text " + " ".join(f"R@{k} {v:.1f}" for k, v in v2t.items())
+          + ", text-to-video " + " ".join(f"R@{k} {v:.1f}" for k, v in t2v.items()))
+    result = {"r1_v2t": v2t[1], "r1_t2v": t2v[1], "r5_v2t": v2t[5], "r10_v2t": v2t[10]}
+    if pairs:
+        result |= {"localisation": 100 * float(np.mean([h for h, _ in pairs])),
+                   "chance": 100 * float(np.mean([c for _, c in pairs]))}
+        print(f"localisation {split}: {result['localisation']:.1f}% of {len(pairs)} (video, pseudo-gloss) pairs peak "
+              f"in a segment of their signed span (chance {result['chance']:.1f}%)")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# What the segment level finds in one video
+
+
+def found_glosses(evidence: torch.Tensor, threshold: float, top: int) -> list:
+    """The pseudo-glosses with E-hat (eq. 3, E summed over segments) >= threshold, strongest first; when
+    none is, the `top` strongest. evidence [T, U]."""
+    e_hat = evidence.sum(0)
+    order = e_hat.argsort(descending=True).tolist()
+    chosen = [u for u in order if e_hat[u] >= threshold]
+    return chosen or order[:top]
+
+
+def peak_span(column: torch.Tensor, n_frames: int) -> tuple:
+    """Where one pseudo-gloss is strongest: the run of segments around its peak with E >= half the peak, as
+    (first, last) frames (0-based, after frame selection) that those segments pool."""
+    peak = int(column.argmax())
+    lo = hi = peak
+    while lo > 0 and column[lo - 1] >= column[peak] / 2:
+        lo -= 1
+    while hi < len(column) - 1 and column[hi + 1] >= column[peak] / 2:
+        hi += 1
+    return segment_frames(lo, n_frames)[0], segment_frames(hi, n_frames)[-1]
+
+
+def show_glosses(run, path, batch, pixels, keep, fps, name, translation, threshold=0.5, top=5) -> Path:
+    """Prints the pseudo-glosses the segment level finds in a one-video batch, each with the frames (and
+    seconds) where it is strongest, and draws them under the frames: <out>/<name>.glosses.png."""
+    net, vocab = load_pretrain(run, path)
+    _, _, evidence, mask = pretrain_outputs(net, batch, run)
+    evidence = evidence[0, :int(mask[0].sum())].cpu()                           # [T, U]
+    chosen = found_glosses(evidence, threshold, top)
+    print(f"pseudo-glosses found (E-hat >= {threshold}, else the {top} strongest):")
+    for u in chosen:
+        first, last = peak_span(evidence[:, u], len(keep))
+        where = f"frames {keep[first] + 1}-{keep[last] + 1}"
+        if fps:
+            where += f" ({keep[first] / fps:.2f}-{(keep[last] + 1) / fps:.2f} s)"
+        print(f"  {vocab[u]:<16} E-hat {float(evidence[:, u].sum()):.2f}  {where}")
+    png = run.args.out / f"{name}.glosses.png"
+    plot_glosses(png, pixels, evidence[:, chosen].numpy(), [vocab[u] for u in chosen], translation, fps)
+    print(f"wrote {png}")
+    return png
+
+
+def plot_glosses(png: Path, pixels: np.ndarray, evidence: np.ndarray, names: list, title: str, fps=None):
+    """A strip of thumbnails of the selected frames pixels [N, H, W, 3] along time and, on the same frame axis,
+    the heatmap of E [T segments, G glosses]: segment j drawn over frames 2j-1..2j+1 (its pooling window)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n, k = len(pixels), min(len(pixels), 20)
+    step = math.ceil(n / k)
+    fig, (strip, heat) = plt.subplots(2, 1, sharex=True, figsize=(12, 1.6 + 0.3 * len(names) + 12 / k),
+                                      gridspec_kw={"height_ratios": [12 / k, 0.3 * len(names) + 0.8]})
+    for i in range(0, n, step):
+        strip.imshow(pixels[i], extent=(i - 0.5, i - 0.5 + step, 0, 1), aspect="auto")
+    strip.set(yticks=[], xlim=(-0.5, n - 0.5), ylim=(0, 1), title=f"translation: {title}")
+    x = np.clip(2 * np.arange(len(evidence) + 1) - 1, -0.5, n - 0.5)      # segment edges, in frames
+    mesh = heat.pcolormesh(x, np.arange(len(names) + 1), evidence.T, cmap="viridis", shading="flat")
+    heat.set_yticks(np.arange(len(names)) + 0.5, names)
+    heat.invert_yaxis()
+    heat.set_xlabel(f"frame (after frame selection{f'; {fps:g} fps' if fps else ''})")
+    fig.colorbar(mesh, ax=[strip, heat], label="E = S^T * S^U (eqs. 1-3)", fraction=0.03, pad=0.01)
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    plt.close(fig)
