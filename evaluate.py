@@ -7,6 +7,7 @@ import torch
 from tqdm import tqdm
 
 import data
+import runs
 import train
 
 
@@ -71,17 +72,19 @@ def main(argv=None):
     ap = train.data_flags(__doc__)
     ap.add_argument("--split", default="test", choices=["dev", "test"], help="which split to translate")
     ap.add_argument("--checkpoint", help="the fine-tuned weights (default: <out>/finetune.pt)")
-    ap.add_argument("--beams", type=int, default=4, help="beam width (§4.2)")
-    ap.add_argument("--max-new-tokens", type=int, default=150, help="longest translation, in tokens")
+    ap.add_argument("--beams", type=runs.positive_int, default=4, help="beam width (§4.2)")
+    ap.add_argument("--max-new-tokens", type=runs.positive_int, default=150, help="longest translation, in tokens")
     args = train.parse(ap, argv)
-    ckpt = train.load_checkpoint(args.checkpoint or args.out / "finetune.pt")
-    run = train.setup(args, config=ckpt["config"])
+    ckpt = train.load_checkpoint(args.checkpoint or args.out / "finetune.pt", "finetune")
+    run = train.setup(args, config=ckpt["config"], stage="evaluate", tokenizer_state=ckpt["tokenizer"],
+                      splits=(args.split,))  # the tokenizer the model was trained with, not one rebuilt here
     net = train.build(run, "translation")
     train.load_weights(net, ckpt["model"])
     hyps, refs = translate(net, train.loader(run, args.split, train=False), run.tok, run.device, args.beams,
                            args.max_new_tokens)
     for kind, lines in (("hyp", hyps), ("ref", refs)):
-        (args.out / f"{args.split}.{kind}.txt").write_text("".join(line + "\n" for line in lines))
+        runs.atomic_write(args.out / f"{args.split}.{kind}.txt",
+                                lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
     print(TABLE_HEADER)
     print(table_row(f"{args.split} (raw)", scores(hyps, refs)))
     print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))

@@ -12,6 +12,7 @@ import data
 import losses
 import model
 import pseudogloss
+import runs
 import train
 
 
@@ -50,13 +51,15 @@ def validator(run: train.Run, step):
 
 def main(argv=None):
     ap = train.training_flags(__doc__)
-    ap.add_argument("--epochs", type=int, default=100, help="pre-training epochs (§4.2)")
-    ap.add_argument("--lambda-psp", type=float, default=1.0, help="lambda of eq. 5 (0: no pseudo-gloss loss)")
+    ap.add_argument("--epochs", type=runs.positive_int, default=100, help="pre-training epochs (§4.2)")
+    ap.add_argument("--lambda-psp", type=runs.non_negative_float, default=1.0, help="lambda of eq. 5 (0: no pseudo-gloss loss)")
     ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
     args = train.parse(ap, argv)
-    run = train.setup(args)
+    run = train.setup(args, stage="pretrain")
     with train.main_process_first():
         pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
+    if not pg["vocab"]:
+        raise SystemExit(f"no pseudo-glosses in the training translations of {run.root}: eqs. 1-3 need at least one")
     net = train.build(run, "pretrain")
     step = pretrain_step(run, pg, args.lambda_psp)
     train.log(f"pre-training {args.preset} on {run.root}: {len(pg['vocab'])} pseudo-glosses, "
