@@ -98,8 +98,8 @@ def claim(out: Path, stage: str, resume: bool, overwrite: bool, split: str = Non
         ways = ("continue it with --resume, " if stage != "evaluate" else "") + \
                "write to another folder with --out DIR, or start over with --overwrite (the old files are moved " \
                f"to '{out}/replaced-<time>/')"
-        raise SystemExit(f"'{out}' already holds a {stage} run ({', '.join(p.name for p in own)}); nothing was "
-                         f"changed. To go on: {ways}.")
+        raise SystemExit(f"'{out}' already holds {stage}.py's files ({', '.join(p.name for p in own)}) of a finished "
+                         f"or interrupted run; nothing was changed. To go on: {ways}.")
     later = [s for s in STAGES[STAGES.index(stage) + 1:]]
     moved = [p for s in later for p in _existing(out, OWNED[s], split="*")]
     if not resume:
@@ -159,6 +159,8 @@ def load_checkpoint(path, kind: str = None, role: str = "best") -> dict:
         raise SystemExit(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise SystemExit(f"checkpoint '{path}' is empty (0 bytes): the file was cut off or never written")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise SystemExit(f"checkpoint '{path}' cannot be read: not a torch file (cut off, or another kind of file)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused an object: not something this project writes
@@ -173,12 +175,12 @@ def load_checkpoint(path, kind: str = None, role: str = "best") -> dict:
     if role == "best" and got[1] == "last":
         raise SystemExit(f"'{path}' is the state --resume continues from ({got[0]}, after epoch {ckpt.get('epoch')}), "
                          f"not the kept weights: pass {HINT.get(kind, got[0] + '.pt')}")
-    if kind and got[0] != kind:
-        raise SystemExit(f"'{path}' is a {got[0] or 'foreign'} checkpoint; this needs a {kind} one: {HINT[kind]}")
     missing = [k for k in REQUIRED[role] if k not in ckpt]
     if missing:
         raise SystemExit(f"checkpoint '{path}' lacks {', '.join(missing)} (written by an older version of "
                          "this project?): train it again")
+    if kind and got[0] != kind:
+        raise SystemExit(f"'{path}' is a {got[0]} checkpoint; this needs a {kind} one: {HINT[kind]}")
     return ckpt
 
 
