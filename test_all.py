@@ -460,6 +460,11 @@ def test_mbart_tokenizer_trimming(tmp_path):
     assert tok.decode([tok.lang_id] + ids + [tok.eos_id]) == SENTENCES[0]
     loaded = tokenizer.load_or_build_tokenizer("mbart", [], tmp_path / "tok")
     assert torch.equal(loaded.keep_ids, tok.keep_ids) and loaded.encode(SENTENCES[1]) == tok.encode(SENTENCES[1])
+    state = tok.state()  # what a checkpoint carries: the tokenizer files, used without the hub
+    again = tokenizer.Tokenizer.from_state(state)
+    assert torch.equal(again.keep_ids, tok.keep_ids) and again.encode(SENTENCES[1]) == tok.encode(SENTENCES[1])
+    with pytest.raises(ValueError, match="fingerprint"):
+        tokenizer.Tokenizer.from_state({**state, "fingerprint": "0" * 64})
     with pytest.raises(OSError, match="--mbart"):
         tokenizer.build_mbart(SENTENCES, str(tmp_path / "no-such-model"))
 
