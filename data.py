@@ -51,15 +51,61 @@ def resolve_root(data: str) -> Path:
 
 
 def read_split(root, split) -> list[dict]:
-    """The rows (name, translation) of <root>/annotations/manual/PHOENIX-2014-T.<split>.corpus.csv."""
+    """The rows (name, translation) of <root>/annotations/manual/PHOENIX-2014-T.<split>.corpus.csv; a row that is
+    not UTF-8, lacks a field or has an empty name or translation is an error naming the file and line."""
     path = annotation_path(root, split)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file '{path}' not found (split '{split}' of root '{root}')")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="|", quoting=csv.QUOTE_NONE))
-    if rows and not {"name", "translation"} <= rows[0].keys():
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ValueError(f"'{path}', line {line}: not UTF-8 (byte 0x{raw[e.start]:02x}); "
+                         "save the file as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="|", quoting=csv.QUOTE_NONE)
+    if reader.fieldnames is not None and not {"name", "translation"} <= set(reader.fieldnames):
         raise ValueError(f"'{path}' lacks the name|...|translation header of PHOENIX-2014-T")
-    return [{"name": r["name"], "translation": r["translation"]} for r in rows]
+    rows = []
+    for r in reader:
+        where = f"'{path}', line {reader.line_num}"
+        if None in r or None in r.values():
+            n = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None, []))
+            raise ValueError(f"{where}: {n} fields where the header has {len(reader.fieldnames)} "
+                             "(fields are separated by '|')")
+        if not r["name"].strip() or not r["translation"].strip():
+            raise ValueError(f"{where}: empty {'name' if not r['name'].strip() else 'translation'}")
+        rows.append({"name": r["name"], "translation": r["translation"]})
+    return rows
+
+
+def check_videos(root, splits, packed=False, packed_dir=None, limit: int = 20) -> list[str]:
+    """Every video of `splits`, checked before training (no frame decoded): its folder holds images*.png
+    frames or, with packed=True, its split's pack is intact and holds it. Returns the problems, at most `limit`
+    listed and then a count of the rest."""
+    problems = []
+    for split in splits:
+        names = [r["name"] for r in read_split(root, split)]
+        if packed:
+            folder = packed_path(root, split, packed_dir)
+            command = f"python data.py --pack --data {root} --splits {split}" + (f" --packed-dir {packed_dir}" if packed_dir else "")
+            damage = pack_problems(folder)
+            if damage:
+                problems.append(f"frame pack '{folder}': {damage}; (re)build it with `{command}`")
+                continue
+            packed_names = set(json.loads((folder / "index.json").read_text())["names"])
+            problems += [f"video '{n}' is not in frame pack '{folder}' (packed from another annotation file?): "
+                         f"rebuild it with `{command}`" for n in names if n not in packed_names]
+            continue
+        for name in names:
+            folder = Path(root) / FRAME_DIR / split / name
+            if not folder.is_dir():
+                problems.append(f"video folder '{folder}' is missing")
+            elif not any(e.name.startswith("images") and e.name.endswith(".png") for e in os.scandir(folder)):
+                problems.append(f"video folder '{folder}' has no images*.png frames")
+    if len(problems) > limit:
+        problems = problems[:limit] + [f"... and {len(problems) - limit} more"]
+    return problems
 
 
 # -----------------------------------------------------------------------------
@@ -245,12 +291,38 @@ def _encode_video(job) -> list[bytes]:
     return out
 
 
+def pack_problems(folder: Path) -> str:
+    """What is wrong with a pack's files, checked against each other without decoding a frame ('' if nothing):
+    index.json parses and its counts match offsets.npy, whose offsets rise from 0 to frames.bin's size."""
+    folder = Path(folder)
+    missing = [n for n in ("index.json", "offsets.npy", "frames.bin") if not (folder / n).is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    try:
+        meta = json.loads((folder / "index.json").read_text())
+        names, counts = meta["names"], meta["counts"]
+        assert len(names) == len(counts) and all(isinstance(c, int) and c > 0 for c in counts)
+    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
+        return "index.json is damaged (not the JSON index of a pack)"
+    try:
+        offsets = np.load(folder / "offsets.npy")
+    except (ValueError, OSError, EOFError):
+        return "offsets.npy is damaged (truncated or not a numpy array)"
+    size = (folder / "frames.bin").stat().st_size
+    if offsets.ndim != 1 or len(offsets) != sum(counts) + 1:
+        return f"offsets.npy holds {offsets.size} offsets, index.json counts {sum(counts)} frames (+1)"
+    if offsets[0] != 0 or (np.diff(offsets) <= 0).any():
+        return "offsets.npy is damaged (offsets do not rise from 0)"
+    if offsets[-1] != size:
+        return f"frames.bin holds {size} bytes, offsets.npy ends at {offsets[-1]} (truncated or replaced)"
+    return ""
+
+
 def _pack_complete(folder: Path, names: list, settings: dict) -> bool:
-    """Whether `folder` is a finished pack of exactly these videos with these settings."""
-    index = folder / "index.json"
-    if not (index.is_file() and (folder / "frames.bin").is_file() and (folder / "offsets.npy").is_file()):
+    """Whether `folder` is an intact, finished pack of exactly these videos with these settings."""
+    if pack_problems(folder):
         return False
-    meta = json.loads(index.read_text())
+    meta = json.loads((folder / "index.json").read_text())
     return meta["names"] == names and all(meta.get(k) == v for k, v in settings.items())
 
 
@@ -263,7 +335,7 @@ def pack_split(root, split, packed_dir=None, quality: int = 93, resize: int = No
     settings = {"version": PACK_VERSION, "quality": quality, "resize": resize}
     if _pack_complete(folder, names, settings):
         return folder
-    tmp = folder.parent / f".{folder.name}.tmp{os.getpid()}"
+    tmp = folder.parent / f".{folder.name}.tmp{os.getpid()}-{os.urandom(4).hex()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     jobs = [(root / FRAME_DIR / split / name, quality, resize) for name in names]
@@ -291,6 +363,9 @@ class Pack:
         self.folder, self.command = Path(folder), command
         if not (self.folder / "index.json").is_file():
             raise FileNotFoundError(f"frame pack '{self.folder}' not found or incomplete: build it once with `{command}`")
+        damage = pack_problems(self.folder)
+        if damage:
+            raise OSError(f"frame pack '{self.folder}' is damaged: {damage}; rebuild it with `{command}`")
         meta = json.loads((self.folder / "index.json").read_text())
         starts = np.cumsum([0] + meta["counts"])[:-1].tolist()
         self.videos = {name: (s, n) for name, s, n in zip(meta["names"], starts, meta["counts"])}  # name -> (first, count)
@@ -344,6 +419,9 @@ def main():
     for split in args.splits:
         index = packed_path(root, split, args.packed_dir) / "index.json"
         before = index.stat().st_mtime_ns if index.is_file() else None
+        damage = pack_problems(index.parent) if before is not None else ""
+        if damage:
+            print(f"{split}: the pack in '{index.parent}' is damaged ({damage}): rebuilding it")
         start = time.perf_counter()
         folder = pack_split(root, split, args.packed_dir, args.quality, args.resize or None, args.workers)
         seconds = time.perf_counter() - start

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 import analysis
 import data
+import runs
 import train
 
 
@@ -77,8 +78,8 @@ def main(argv=None):
     ap = train.data_flags(__doc__)
     ap.add_argument("--split", default="test", choices=["dev", "test"], help="which split to translate")
     ap.add_argument("--checkpoint", help="the fine-tuned weights (default: <out>/finetune.pt)")
-    ap.add_argument("--beams", type=int, default=4, help="beam width (§4.2)")
-    ap.add_argument("--max-new-tokens", type=int, default=150, help="longest translation, in tokens")
+    ap.add_argument("--beams", type=runs.positive_int, default=4, help="beam width (§4.2)")
+    ap.add_argument("--max-new-tokens", type=runs.positive_int, default=150, help="longest translation, in tokens")
     ap.add_argument("--video", type=Path, help="translate this video (mp4, webm, avi, mov; or a folder of frame "
                     "images) instead of a split")
     ap.add_argument("--pretrained", type=Path, help="the pre-training checkpoint for retrieval, localisation and "
@@ -86,8 +87,10 @@ def main(argv=None):
     ap.add_argument("--threshold", type=float, default=0.5, help="--video: show pseudo-glosses with E-hat above this")
     ap.add_argument("--top", type=int, default=5, help="--video: else the strongest few")
     args = train.parse(ap, argv)
-    ckpt = train.load_checkpoint(args.checkpoint or args.out / "finetune.pt")
-    run = train.setup(args, config=ckpt["config"])
+    ckpt = train.load_checkpoint(args.checkpoint or args.out / "finetune.pt", "finetune")
+    # the tokenizer the model was trained with, not one rebuilt here; --video writes no split's files
+    run = train.setup(args, config=ckpt["config"], stage=None if args.video else "evaluate",
+                      tokenizer_state=ckpt["tokenizer"], splits=() if args.video else (args.split,))
     net = train.build(run, "translation")
     train.load_weights(net, ckpt["model"])
     pretrained = args.pretrained or args.out / "pretrain.pt"
@@ -104,7 +107,8 @@ def main(argv=None):
     hyps, refs = translate(net, train.loader(run, args.split, train=False), run.tok, run.device, args.beams,
                            args.max_new_tokens)
     for kind, lines in (("hyp", hyps), ("ref", refs)):
-        (args.out / f"{args.split}.{kind}.txt").write_text("".join(line + "\n" for line in lines))
+        runs.atomic_write(args.out / f"{args.split}.{kind}.txt",
+                                lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
     print(TABLE_HEADER)
     print(table_row(f"{args.split} (raw)", scores(hyps, refs)))
     print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))

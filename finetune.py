@@ -13,6 +13,7 @@ import data
 import evaluate
 import losses
 import model
+import runs
 import train
 
 # Stage 1 trains the mapper and the decoder (its LoRA; in the tiny preset, whose mBART trains whole, also the
@@ -59,18 +60,26 @@ def main(argv=None):
     ap = train.training_flags(__doc__)
     ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt; none: from scratch, "
                     "the study's no-pre-training variant)")
-    ap.add_argument("--stage1-epochs", type=int, default=100, help="stage 1: mapper and decoder LoRA only (§4.2)")
-    ap.add_argument("--stage2-epochs", type=int, default=200, help="stage 2: everything trainable (§4.2)")
+    ap.add_argument("--stage1-epochs", type=runs.non_negative_int, default=100, help="stage 1: mapper and decoder LoRA only (§4.2)")
+    ap.add_argument("--stage2-epochs", type=runs.non_negative_int, default=200, help="stage 2: everything trainable (§4.2)")
     ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
                     "per training video, without augmentation, and train on its cached output")
-    ap.add_argument("--label-smoothing", type=float, default=0.2, help="of eq. 6's cross-entropy (the authors' 0.2)")
-    ap.add_argument("--val-beams", type=int, default=1, help="beams for the dev BLEU-4 of each epoch "
+    ap.add_argument("--label-smoothing", type=runs.fraction, default=0.2, help="of eq. 6's cross-entropy (the authors' 0.2)")
+    ap.add_argument("--val-beams", type=runs.positive_int, default=1, help="beams for the dev BLEU-4 of each epoch "
                     "(greedy by default, for speed; evaluate.py uses 4)")
     args = train.parse(ap, argv)
-    run = train.setup(args)
+    if args.stage1_epochs + args.stage2_epochs == 0:
+        ap.error("--stage1-epochs and --stage2-epochs are both 0: nothing to train")
+    if args.pretrained == "none":
+        pretrained, run = None, train.setup(args, stage="finetune")
+    else:
+        path = args.pretrained or args.out / "pretrain.pt"
+        pretrained = train.load_checkpoint(path, "pretrain")
+        run = train.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # the pre-training's tokenizer
+        train.check_matches(run, pretrained, path, ignore=("n_glosses",))  # the pseudo-glosses stay in pre-training
     net = train.build(run, "translation")
-    if args.pretrained != "none":
-        load_pretrained(net, train.load_checkpoint(args.pretrained or args.out / "pretrain.pt")["model"])
+    if pretrained is not None:
+        load_pretrained(net, pretrained["model"])
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
     tok, device = run.tok, run.device
     dev = train.loader(run, "dev", train=False)

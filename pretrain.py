@@ -14,6 +14,7 @@ import data
 import losses
 import model
 import pseudogloss
+import runs
 import train
 
 
@@ -51,17 +52,19 @@ def validator(run: train.Run, step):
 
 def main(argv=None):
     ap = train.training_flags(__doc__)
-    ap.add_argument("--epochs", type=int, default=100, help="pre-training epochs (§4.2)")
-    ap.add_argument("--lambda-psp", type=float, default=1.0, help="lambda of eq. 5 (0: no pseudo-gloss loss)")
+    ap.add_argument("--epochs", type=runs.positive_int, default=100, help="pre-training epochs (§4.2)")
+    ap.add_argument("--lambda-psp", type=runs.non_negative_float, default=1.0, help="lambda of eq. 5 (0: no pseudo-gloss loss)")
     ap.add_argument("--psp-loss", choices=["paper", "authors"], default="paper", help="eq. 3's BCE on E-hat over "
                     "the U pseudo-glosses (paper), or the authors' code: BCE-with-logits on E-hat over U + 1 columns")
-    ap.add_argument("--lambda-align", type=float, default=1.0, help="weight of eq. 4's L_align in eq. 5 "
-                    "(the paper: 1; 0: pseudo-glosses only)")
+    ap.add_argument("--lambda-align", type=runs.non_negative_float, default=1.0, help="weight of eq. 4's L_align in "
+                    "eq. 5 (the paper: 1; 0: pseudo-glosses only)")
     ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
     args = train.parse(ap, argv)
-    run = train.setup(args)
+    run = train.setup(args, stage="pretrain")
     with train.main_process_first():
         pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
+    if not pg["vocab"]:
+        raise SystemExit(f"no pseudo-glosses in the training translations of {run.root}: eqs. 1-3 need at least one")
     run.cfg = dataclasses.replace(run.cfg, n_glosses=len(pg["vocab"]))
     net = train.build(run, "pretrain", prototypes=pg["prototypes"][:-1])   # fastText P, without the non-sign row
     step = pretrain_step(run, pg, args.lambda_psp, args.psp_loss, args.lambda_align)

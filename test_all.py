@@ -3,11 +3,16 @@ equations worked by hand), and the three stages end to end on a few synthetic vi
 
     python -m pytest -q test_all.py
 """
+import argparse
+import contextlib
 import copy
+import hashlib
+import io
 import math
 import os
-
-import hashlib
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,7 @@ import losses
 import model
 import pretrain
 import pseudogloss
+import runs
 import study
 import synthetic
 import tokenizer
@@ -687,6 +693,11 @@ def test_mbart_tokenizer_trimming(tmp_path):
     assert tok.decode([tok.lang_id] + ids + [tok.eos_id]) == SENTENCES[0]
     loaded = tokenizer.load_or_build_tokenizer("mbart", [], tmp_path / "tok")
     assert torch.equal(loaded.keep_ids, tok.keep_ids) and loaded.encode(SENTENCES[1]) == tok.encode(SENTENCES[1])
+    state = tok.state()  # what a checkpoint carries: the tokenizer files, used without the hub
+    again = tokenizer.Tokenizer.from_state(state)
+    assert torch.equal(again.keep_ids, tok.keep_ids) and again.encode(SENTENCES[1]) == tok.encode(SENTENCES[1])
+    with pytest.raises(ValueError, match="fingerprint"):
+        tokenizer.Tokenizer.from_state({**state, "fingerprint": "0" * 64})
     with pytest.raises(OSError, match="--mbart"):
         tokenizer.build_mbart(SENTENCES, str(tmp_path / "no-such-model"))
 
@@ -910,23 +921,33 @@ def corpus(tmp_path_factory):
 
 def flags(corpus, out, *extra):
     """The flags every script takes (evaluate.py); training scripts add train_flags."""
-    return ["--data", str(corpus), "--preset", "tiny", "--out", str(out), "--workers", "0", "--batch-size", "4", *extra]
+    return ["--data", str(corpus), "--preset", "tiny", "--out", str(out), "--workers", "0", "--batch-size", "4",
+            *map(str, extra)]
 
 
 def train_flags(corpus, out, *extra):
     return flags(corpus, out, "--warmup-epochs", "1", *extra)
 
 
-def test_three_stages_end_to_end(corpus, tmp_path, capsys):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished(corpus, tmp_path_factory):
+    """A finished run: pre-training, fine-tuning and evaluation in one folder; and what evaluate.py printed."""
+    out = tmp_path_factory.mktemp("finished") / "run"
     pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    assert torch.load(out / "pretrain.pt", weights_only=True)["pseudoglosses"]["vocab"] == \
-        sorted({g for r in data.read_split(corpus, "train") for g in pseudogloss.extract(r["translation"])})
+    assert torch.load(out / "pretrain.pt", weights_only=True)["pseudoglosses"]["vocab"] == sorted(
+        {g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(r["translation"])})
     finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
+    runs.release()  # main() keeps --out locked until the process ends; later tests run scripts into copies
+    return out, printed.getvalue()
+
+
+def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
+    out, printed = finished
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
     assert ckpt["config"]["image_size"] == 32 and any(k.startswith("mapper.") for k in ckpt["model"])
-    evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
-    printed = capsys.readouterr().out
     assert "BLEU-4" in printed and "test (raw)" in printed
     assert printed.index("BLEU-4") < printed.index("\nretrieval test (3 videos): video-to-text R@1 ") \
         < printed.index("\nlocalisation test: ")
@@ -935,9 +956,10 @@ def test_three_stages_end_to_end(corpus, tmp_path, capsys):
     # --video on a copy of a test video's frame folder: the frames the model sees are the dataset's, and so is the sentence
     name = data.read_split(corpus, "test")[1]["name"]
     clip = tmp_path / "my clip"
-    import shutil
     shutil.copytree(corpus / data.FRAME_DIR / "test" / name, clip)
-    run = train.setup(train.parse(train.data_flags(""), flags(corpus, out)), torch.load(out / "finetune.pt")["config"])
+    ckpt = torch.load(out / "finetune.pt", weights_only=True)
+    run = train.setup(train.parse(train.data_flags(""), flags(corpus, out)), ckpt["config"],
+                      tokenizer_state=ckpt["tokenizer"], splits=())
     pixels, _ = analysis.read_video(clip)
     batch, _ = analysis.video_batch(pixels, "clip", run)
     assert torch.equal(batch["frames"][0], data.Phoenix14T(corpus, "test", size=32)[1]["frames"])
@@ -956,6 +978,13 @@ def test_resume_gives_the_same_weights(corpus, tmp_path):
     pretrain.main(train_flags(corpus, straight, "--epochs", "2"))
     pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--stop-after", "1"))  # interrupted after epoch 1
     assert torch.load(resumed / "pretrain.last.pt", weights_only=True)["epoch"] == 1
+    # issue H case 5: --resume with changed schedule flags is refused, naming them, and changes nothing
+    last = (resumed / "pretrain.last.pt").read_bytes()
+    with pytest.raises(SystemExit, match=r"does not match this run.*--batch-size: 4 -> 2.*--lr: 0.0003 -> 0.01"):
+        pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--resume", "--lr", "1e-2", "--batch-size", "2"))
+    with pytest.raises(SystemExit, match=r"--epochs: 2 -> 3"):
+        pretrain.main(train_flags(corpus, resumed, "--epochs", "3", "--resume"))
+    assert (resumed / "pretrain.last.pt").read_bytes() == last
     pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--resume"))
     a = torch.load(straight / "pretrain.last.pt", weights_only=True)
     b = torch.load(resumed / "pretrain.last.pt", weights_only=True)
@@ -1039,6 +1068,222 @@ def test_compile_flag_compiles_the_loop_and_keeps_checkpoint_keys(corpus, tmp_pa
     keys = set(torch.load(out / "pretrain.pt", weights_only=True)["model"])
     expected = set(train.trainable_state(model.build_pretrain_model(model.get_config("tiny", vocab_size=40))))
     assert keys == expected
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs never lose work (issue H): each case as a user meets it, asserting the message and that nothing was lost
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def script(*argv):
+    """Run a script of the project as a user does: `python pretrain.py ...` in the repository folder."""
+    return subprocess.run([sys.executable, *map(str, argv)], cwd=HERE, capture_output=True, text=True, timeout=300)
+
+
+def digests(folder) -> dict:
+    """sha256 of every file of a folder (sub-folders too), by relative name; the lock file aside."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def copy_corpus(corpus, tmp_path, edit=None):
+    """A copy of the corpus to damage; edit(root) damages it."""
+    root = shutil.copytree(corpus, tmp_path / "corpus" / "synthetic")
+    for cache in root.glob("pseudoglosses-*.pt"):
+        cache.unlink()
+    if edit:
+        edit(root)
+    return root
+
+
+def test_rerun_refuses_and_overwrite_sets_the_old_run_aside(finished, corpus, tmp_path):  # case 1
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    before = digests(out)
+    result = script("pretrain.py", *train_flags(corpus, out, "--epochs", "1"))  # the same command again
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert f"'{out}' already holds pretrain.py's files (pretrain.last.pt, pretrain.pt)" in message
+    assert "--resume" in message and "--out" in message and "--overwrite" in message and "Traceback" not in result.stderr
+    with pytest.raises(SystemExit, match=r"holds finetune.py's files \(finetune-stage1.last.pt, finetune-stage2"):
+        finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
+    with pytest.raises(SystemExit, match=r"holds evaluate.py's files \(test.hyp.txt, test.ref.txt\)"):
+        evaluate.main(flags(corpus, out, "--split", "test"))
+    assert digests(out) == before                                                    # nothing lost
+    # starting over: the old run, fine-tuned model and results included, goes aside, byte for byte
+    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--overwrite"))
+    runs.release(out)
+    aside = list(out.glob("replaced-*"))
+    assert len(aside) == 1
+    moved = digests(aside[0])
+    for name in ("pretrain.pt", "pretrain.last.pt", "finetune.pt", "finetune-stage2.last.pt", "test.hyp.txt", "spm.model"):
+        assert moved[name] == before[name], name
+    assert (out / "pretrain.pt").is_file() and (out / "spm.model").is_file()
+    assert not any((out / n).exists() for n in ("finetune.pt", "finetune-stage1.last.pt", "test.hyp.txt"))
+
+
+def test_checkpoints_carry_tokenizer_config_and_flags(finished, corpus, tmp_path):  # case 2
+    out = finished[0]
+    ckpt = torch.load(out / "finetune.pt", weights_only=True)
+    assert ckpt["kind"] == "finetune" and ckpt["role"] == "best" and ckpt["config"]["image_size"] == 32
+    assert ckpt["flags"]["lr"] == 3e-4 and ckpt["flags"]["batch_size"] == 4 and ckpt["flags"]["stage2_epochs"] == 1
+    assert ckpt["tokenizer"]["files"]["spm.model"] == (out / "spm.model").read_bytes()   # the pre-training's
+    # other annotations, on which a rebuilt tokenizer would give other ids: evaluate decodes with the checkpoint's
+    def longer_sentences(root):
+        csv = data.annotation_path(root, "train")
+        lines = csv.read_text(encoding="utf-8").splitlines()
+        csv.write_text("\n".join(lines[:1] + [ln + " und morgen wieder sonne" for ln in lines[1:]]) + "\n")
+    other = copy_corpus(corpus, tmp_path, longer_sentences)
+    rebuilt = tokenizer.build_sentencepiece([r["translation"] for r in data.read_split(other, "train")])
+    assert rebuilt.fingerprint() != ckpt["tokenizer"]["fingerprint"]
+    evaluate.main(flags(other, tmp_path / "eval", "--checkpoint", out / "finetune.pt", "--max-new-tokens", "5"))
+    assert (tmp_path / "eval" / "test.hyp.txt").read_text() == (out / "test.hyp.txt").read_text()
+    # a pre-trained checkpoint of another configuration: fine-tuning names what differs
+    pre = torch.load(out / "pretrain.pt", weights_only=True)
+    pre["config"]["image_size"] = 64
+    torch.save(pre, tmp_path / "other.pt")
+    with pytest.raises(SystemExit, match=r"other.pt' does not match this run \(saved -> now\): image_size: 64 -> 32"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", tmp_path / "other.pt"))
+    runs.release()
+
+
+def test_a_folder_in_use_is_refused_and_temporary_names_are_unique(corpus, tmp_path, monkeypatch):  # case 3
+    out = tmp_path / "busy"
+    runs.lock(out)  # this process plays the run that is writing to the folder
+    result = script("pretrain.py", *train_flags(corpus, out, "--epochs", "1"))
+    runs.release(out)
+    assert result.returncode != 0
+    assert f"'{out}' is in use by another run (pid {os.getpid()}" in result.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]                          # it wrote nothing
+    tmps = []
+    monkeypatch.setattr(torch, "save", lambda obj, f: (tmps.append(Path(f).name), Path(f).write_bytes(b"x")))
+    runs.save_checkpoint(tmp_path / "a.pt", model={})
+    runs.save_checkpoint(tmp_path / "a.pt", model={})
+    assert tmps[0] != tmps[1] and all(f"tmp{os.getpid()}-" in t for t in tmps)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "busy"]              # no temporary left
+
+
+def test_bad_videos_are_all_listed_before_training(corpus, tmp_path):  # case 4
+    def damage(root):
+        shutil.rmtree(root / data.FRAME_DIR / "dev" / data.read_split(root, "dev")[1]["name"])
+        for png in (root / data.FRAME_DIR / "train" / data.read_split(root, "train")[2]["name"]).glob("*.png"):
+            png.unlink()
+    root = copy_corpus(corpus, tmp_path, damage)
+    dev, train_ = data.read_split(root, "dev")[1]["name"], data.read_split(root, "train")[2]["name"]
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match=r"(?s)2 problem\(s\).*train.*" + train_ + ".* no images.*" + dev + "' is missing"):
+        pretrain.main(train_flags(corpus, out, "--epochs", "1") + ["--data", str(root)])
+    runs.release()
+    assert not list(out.glob("*.pt"))
+
+
+def test_damaged_packs_are_found_and_rebuilt(corpus, tmp_path):  # case 7
+    packs = tmp_path / "packs"
+    folder = data.pack_split(corpus, "train", packs, workers=1)
+    good = digests(folder)
+    for name, cut in (("frames.bin", lambda b: b[:-100]), ("offsets.npy", lambda b: b[:-16]),
+                      ("index.json", lambda b: b[:20])):
+        backup = (folder / name).read_bytes()
+        (folder / name).write_bytes(cut(backup))
+        with pytest.raises(OSError, match=f"frame pack '{folder}' is damaged: .*{name}.*python data.py --pack"):
+            data.Phoenix14T(corpus, "train", packed=True, packed_dir=packs)
+        problems = data.check_videos(corpus, ["train"], packed=True, packed_dir=packs)
+        assert len(problems) == 1 and name in problems[0]
+        (folder / name).write_bytes(backup)
+    (folder / "frames.bin").write_bytes((folder / "frames.bin").read_bytes()[:-100])   # truncated: rebuilt
+    result = script("data.py", "--pack", "--data", corpus, "--splits", "train", "--packed-dir", packs,
+                    "--resize", "0", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "damaged" in result.stdout and "rebuilding" in result.stdout and "already packed" not in result.stdout
+    assert digests(folder) == good and data.pack_problems(folder) == ""
+
+
+def test_nonfinite_loss_and_nothing_to_train_stop_the_run(corpus, tmp_path, monkeypatch):  # case 6
+    real = losses.pretrain_loss
+
+    def nan_psp(*a, **k):
+        loss, align, psp = real(*a, **k)
+        return loss * math.nan, align, psp * math.nan
+    monkeypatch.setattr(losses, "pretrain_loss", nan_psp)
+    out = tmp_path / "nan"
+    with pytest.raises(FloatingPointError, match=r"pretrain epoch 1 step 1: non-finite loss term\(s\) loss, psp"):
+        pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    assert not list(out.glob("*.pt"))                       # no checkpoint claims the broken weights
+    monkeypatch.undo()
+
+    def no_pseudoglosses(root):  # articles only: every word is dropped by the tagger
+        for split in data.SPLITS:
+            csv = data.annotation_path(root, split)
+            lines = csv.read_text(encoding="utf-8").splitlines()
+            csv.write_text("\n".join(lines[:1] + [ln.rsplit("|", 1)[0] + "|der die das" for ln in lines[1:]]) + "\n")
+    root = copy_corpus(corpus, tmp_path, no_pseudoglosses)
+    with pytest.raises(SystemExit, match="no pseudo-glosses in the training translations"):
+        pretrain.main(train_flags(root, tmp_path / "empty", "--epochs", "1"))
+    assert not list((tmp_path / "empty").glob("*.pt"))
+    runs.release()
+
+
+def test_bad_flags_are_errors_naming_the_flag(corpus, tmp_path, capsys):  # case 8
+    out = tmp_path / "run"
+    cases = [(pretrain, ["--max-frames", "0"], "argument --max-frames: must be a positive integer, got '0'"),
+             (pretrain, ["--frame-stride", "0"], "argument --frame-stride: must be a positive integer, got '0'"),
+             (pretrain, ["--batch-size", "0"], "argument --batch-size: must be a positive integer, got '0'"),
+             (pretrain, ["--epochs", "-1"], "argument --epochs: must be a positive integer, got '-1'"),
+             (pretrain, ["--epochs", "0"], "argument --epochs: must be a positive integer, got '0'"),
+             (pretrain, ["--lr", "nan"], "argument --lr: must be a positive number, got 'nan'"),
+             (pretrain, ["--workers", "two"], "argument --workers: expected an integer >= 0, got 'two'"),
+             (pretrain, ["--resume", "--overwrite"], "pass one of them"),
+             (finetune, ["--stage1-epochs", "0", "--stage2-epochs", "0"], "both 0: nothing to train"),
+             (finetune, ["--label-smoothing", "1"], "argument --label-smoothing: must be a number in [0, 1)"),
+             (evaluate, ["--beams", "0"], "argument --beams: must be a positive integer, got '0'")]
+    for script_module, extra, message in cases:
+        with pytest.raises(SystemExit) as e:
+            script_module.main(flags(corpus, out, *extra))
+        assert e.value.code == 2 and message in capsys.readouterr().err, (extra, message)
+    assert not out.exists()                                 # refused before anything was written
+
+
+def test_unreadable_checkpoints_are_clear_errors(finished, corpus, tmp_path):  # case 9
+    out = finished[0]
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "notes.pt").write_text("my notes, not a checkpoint\n")
+    (tmp_path / "cut.pt").write_bytes((out / "finetune.pt").read_bytes()[:100000])
+    torch.save({"model": {}, "args": argparse.Namespace(lr=1.0)}, tmp_path / "pickled.pt")
+    torch.save({"model": {}}, tmp_path / "old.pt")
+    cases = [(tmp_path / "empty.pt", r"is empty \(0 bytes\)"),
+             (tmp_path / "notes.pt", "cannot be read: not a torch file"),
+             (tmp_path / "cut.pt", "cannot be read"),
+             (tmp_path / "pickled.pt", "is not a checkpoint of this project: it holds Python objects"),
+             (tmp_path / "old.pt", "lacks kind, role, config, tokenizer, flags, epoch, metric"),
+             (out / "finetune-stage2.last.pt", "is the state --resume continues from .*pass finetune.py's <out>/finetune.pt"),
+             (out / "pretrain.pt", "is a pretrain checkpoint; this needs a finetune one")]
+    for path, message in cases:
+        with pytest.raises(SystemExit, match=message) as e:
+            evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", path))
+        assert str(path) in str(e.value) and "weights_only" not in str(e.value), str(e.value)
+    with pytest.raises(SystemExit, match=f"'{out / 'finetune.pt'}' is a finetune checkpoint; this needs a pretrain one"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", out / "finetune.pt"))
+    runs.release()
+
+
+def test_csv_errors_name_file_and_line(corpus, tmp_path):  # case 10
+    header = "name|video|start|end|speaker|orth|translation\n"
+    csv = data.annotation_path(tmp_path, "train")
+    csv.parent.mkdir(parents=True)
+    for body, message in ((b"v1|v1/1/*.png|-1|-1|S1|X|am tag\nv2|v2/1/*.png|-1|-1|S1|X\n", "line 3: 6 fields where the header has 7"),
+                          (b"v1|v1/1/*.png|-1|-1|S1|X|am tag\nv2|v2/1/*.png|-1|-1|S1|X|sch\xf6n\n", r"line 3: not UTF-8 \(byte 0xf6\)"),
+                          (b"v1|v1/1/*.png|-1|-1|S1|X| \n", "line 2: empty translation")):
+        csv.write_bytes(header.encode() + body)
+        with pytest.raises(ValueError, match=f"'{csv}', {message}"):
+            data.read_split(tmp_path, "train")
+    # as a user meets it: pre-training on annotations with a Latin-1 byte
+    def latin1(root):
+        path = data.annotation_path(root, "dev")
+        path.write_bytes(path.read_bytes().replace("ü".encode(), b"\xfc", 1) + "x|x|-1|-1|S|X|s\xfcd\n".encode("latin-1"))
+    root = copy_corpus(corpus, tmp_path, latin1)
+    with pytest.raises(ValueError, match=r"PHOENIX-2014-T.dev.corpus.csv', line \d+: not UTF-8"):
+        pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
+    runs.release()
 
 
 # ----------------------------------------------------------------------------------------------

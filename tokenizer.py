@@ -5,8 +5,10 @@ Vocabulary trimming has two halves: here, the tokens kept (mBART's special token
 training translations use) and the map from old to new ids (`build_mbart`, `Tokenizer`); then the same rows
 sliced out of mBART's embedding and output layer (`trim_vocabulary`, which model.load_mbart calls). New id i is old id keep_ids[i].
 """
+import hashlib
 import io
 import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -58,6 +60,38 @@ class Tokenizer:
             meta["keep_ids"] = self.keep_ids.tolist()
         (out_dir / "tokenizer.json").write_text(json.dumps(meta))
 
+    def pieces(self) -> list[str]:
+        """The piece of every id, in id order."""
+        if self.kind == "sentencepiece":
+            return [self.model.id_to_piece(i) for i in range(self.vocab_size)]
+        return self.model.convert_ids_to_tokens(self.keep_ids.tolist())
+
+    def fingerprint(self) -> str:
+        """sha256 of what fixes the ids: kind, every id's piece and (sentencepiece) score. Two tokenizers with
+        the same fingerprint encode and decode alike (DESIGN.md "Runs and checkpoints")."""
+        scores = [self.model.get_score(i) for i in range(self.vocab_size)] if self.kind == "sentencepiece" else None
+        return hashlib.sha256(json.dumps([self.kind, self.pieces(), scores]).encode()).hexdigest()
+
+    def state(self) -> dict:
+        """What a checkpoint keeps to use the tokenizer alone: kind, fingerprint and the files save() writes
+        (spm.model; or mBART's tokenizer files and keep_ids), as plain values that weights_only loading accepts."""
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save(tmp)
+            files = {str(p.relative_to(tmp)): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
+        return {"kind": self.kind, "fingerprint": self.fingerprint(), "files": files}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Tokenizer":
+        """The tokenizer a checkpoint holds (state()), checked against its fingerprint."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, content in state["files"].items():
+                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+                (Path(tmp) / name).write_bytes(content)
+            tok = cls.load(tmp)
+        if tok.fingerprint() != state["fingerprint"]:
+            raise ValueError("the checkpoint's tokenizer does not match its fingerprint (damaged checkpoint?)")
+        return tok
+
     @classmethod
     def load(cls, out_dir):
         """Reads a tokenizer that save() wrote to out_dir."""
@@ -95,12 +129,14 @@ def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25") -> Tokenize
     return Tokenizer("mbart", hf, specials + sorted(used - set(specials)))  # mBART's 0..3 stay 0..3, de_DE -> 4
 
 
-def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart-large-cc25") -> Tokenizer:
-    """Builds the `kind` tokenizer from the training sentences once, saves it in out_dir, later loads it."""
+def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart-large-cc25",
+                            rebuild: bool = False) -> Tokenizer:
+    """Builds the `kind` tokenizer from the training sentences once, saves it in out_dir, later loads it
+    (rebuild: build and save it again, for a run that starts from scratch)."""
     out_dir = Path(out_dir)
     if kind not in ("mbart", "sentencepiece"):
         raise ValueError(f"tokenizer kind '{kind}': expected 'mbart' or 'sentencepiece'")
-    if (out_dir / "tokenizer.json").is_file():
+    if (out_dir / "tokenizer.json").is_file() and not rebuild:
         tok = Tokenizer.load(out_dir)
         if tok.kind != kind:
             raise ValueError(f"{out_dir / 'tokenizer.json'} holds a '{tok.kind}' tokenizer, not '{kind}': use another output folder")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 import data
 import model
+import runs
 import synthetic
 import tokenizer
 
@@ -34,11 +35,14 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
                     "synthetic (generated once under data/synthetic), or a folder in the PHOENIX14T layout")
     ap.add_argument("--preset", choices=sorted(model.PRESETS), help="model size (default: paper; tiny for synthetic)")
     ap.add_argument("--out", type=Path, help="the run's folder (default: runs/<data>-<preset>)")
+    ap.add_argument("--overwrite", action="store_true", help="start over in an --out that holds this script's "
+                    "files: they (and those of the later stages) are moved to <out>/replaced-<time>/")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
-    ap.add_argument("--batch-size", type=int, default=16, help="videos per step, over all processes (§4.2)")
-    ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="data loading processes")
-    ap.add_argument("--max-frames", type=int, default=300, help="longer videos are subsampled evenly to this")
-    ap.add_argument("--frame-stride", type=int, default=1, help="read every n-th frame")
+    ap.add_argument("--batch-size", type=runs.positive_int, default=16, help="videos per step, over all processes (§4.2)")
+    ap.add_argument("--workers", type=runs.non_negative_int, default=min(8, os.cpu_count() or 1),
+                    help="data loading processes")
+    ap.add_argument("--max-frames", type=runs.positive_int, default=300, help="longer videos are subsampled evenly to this")
+    ap.add_argument("--frame-stride", type=runs.positive_int, default=1, help="read every n-th frame")
     ap.add_argument("--packed", action="store_true", help="read frames from the JPEG packs that "
                     "`python data.py --pack --data ...` writes once (much faster than the PNGs)")
     ap.add_argument("--packed-dir", help="where the packs are (default: <root>/packed)")
@@ -51,11 +55,12 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
     """data_flags and the flags of the optimiser, its schedule and the run's bookkeeping."""
     ap = data_flags(doc)
     ap.add_argument("--seed", type=int, default=0, help="data order, augmentation, dropout and initialisation")
-    ap.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the one-cycle schedule (§4.2)")
-    ap.add_argument("--weight-decay", type=float, default=1e-3, help="AdamW weight decay (§4.2)")
-    ap.add_argument("--warmup-epochs", type=int, default=5, help="epochs of warm-up before the cosine decay (§4.2)")
-    ap.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
-    ap.add_argument("--stop-after", type=int, help="stop after this many epochs (the schedule still spans "
+    ap.add_argument("--lr", type=runs.positive_float, default=3e-4, help="peak learning rate of the one-cycle schedule (§4.2)")
+    ap.add_argument("--weight-decay", type=runs.non_negative_float, default=1e-3, help="AdamW weight decay (§4.2)")
+    ap.add_argument("--warmup-epochs", type=runs.non_negative_int, default=5,
+                    help="epochs of warm-up before the cosine decay (§4.2)")
+    ap.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (with the same flags)")
+    ap.add_argument("--stop-after", type=runs.positive_int, help="stop after this many epochs (the schedule still spans "
                     "all of them); continue later with --resume, e.g. under a cluster's time limit")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model the training loop steps "
                     "(DESIGN.md \"Performance\"); validation, translation and checkpoints use the plain model")
@@ -65,6 +70,8 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
 def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """Parse, and fill the defaults that depend on other flags."""
     args = ap.parse_args(argv)
+    if getattr(args, "resume", False) and args.overwrite:
+        ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")
     args.preset = args.preset or ("tiny" if args.data in synthetic.SETTINGS else "paper")
     args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
     return args
@@ -84,8 +91,10 @@ class Run:
     device: torch.device
 
 
-def setup(args, config: dict = None) -> Run:
-    """Resolve the data, build (or load) the tokenizer, and fix the config (from a checkpoint when given)."""
+def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = None, splits=("train", "dev")) -> Run:
+    """Resolve the data, claim --out for `stage` (lock; refuse to write over a run: runs.claim), check every
+    video of `splits`, build the tokenizer (or take a checkpoint's, `tokenizer_state`) and fix the config
+    (from a checkpoint when given)."""
     device = init_distributed(args.device)
     torch.manual_seed(getattr(args, "seed", 0))
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
@@ -93,10 +102,20 @@ def setup(args, config: dict = None) -> Run:
     cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
     with main_process_first():  # one process generates data and tokenizer files, the others read them
         root = synthetic.resolve_root(args.data)
-        args.out.mkdir(parents=True, exist_ok=True)
-        sentences = [row["translation"] for row in data.read_split(root, "train")]
-        kind = "mbart" if cfg.pretrained else "sentencepiece"
-        tok = tokenizer.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart)
+        resume = getattr(args, "resume", False)
+        if stage and is_main():
+            runs.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None))
+        problems = data.check_videos(root, splits, args.packed, args.packed_dir)
+        if problems:
+            raise SystemExit(f"{len(problems)} problem(s) with the videos of {'/'.join(splits)} under '{root}', "
+                             "found before training:\n  " + "\n  ".join(problems))
+        if tokenizer_state is None:
+            sentences = [row["translation"] for row in data.read_split(root, "train")]
+            kind = "mbart" if cfg.pretrained else "sentencepiece"
+            tok = tokenizer.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart,
+                                                    rebuild=is_main() and not resume)
+        else:
+            tok = tokenizer.Tokenizer.from_state(tokenizer_state)
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
     return Run(args, cfg, root, tok, device)
 
@@ -176,19 +195,23 @@ def trainable_state(net, keep: set = None) -> dict:
     return {k: v.detach().cpu() for k, v in net.state_dict().items() if k in keep}
 
 
-def save_checkpoint(path: Path, **content):
-    """torch.save to a temporary file, then an atomic rename: an interruption never leaves half a checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(content, tmp)
-    os.replace(tmp, path)
+save_checkpoint, load_checkpoint = runs.save_checkpoint, runs.load_checkpoint
 
 
-def load_checkpoint(path) -> dict:
-    """A checkpoint of this project (plain tensors and Python values, so weights_only=True)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SystemExit(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+def check_matches(run: Run, ckpt: dict, path, flags: bool = False, ignore=()):
+    """A checkpoint read to go on from must match this run: its config (the weights' shapes and meaning), its
+    tokenizer (what the ids mean) and, for --resume, its schedule flags. Every mismatch is named."""
+    cfg = dataclasses.asdict(run.cfg)
+    wrong = runs.differences(ckpt["config"], cfg, ignore=("dino", "mbart", *ignore))
+    if ckpt["tokenizer"]["fingerprint"] != run.tok.fingerprint():
+        wrong.append(f"tokenizer: {ckpt['tokenizer']['fingerprint'][:12]} -> {run.tok.fingerprint()[:12]} "
+                     "(built from other annotations?)")
+    if flags:
+        wrong += ["--" + d.replace("_", "-") for d in runs.differences(ckpt["flags"], runs.schedule_flags(run.args))]
+    if wrong:
+        raise SystemExit(f"'{path}' does not match this run (saved -> now): " + "; ".join(wrong) +
+                         (". --resume continues a run with its own flags: pass them as they were, or start over "
+                          "with --overwrite or another --out" if flags else ""))
 
 
 def load_weights(net, state: dict):
@@ -222,6 +245,8 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
     `ds`, `collate`: a dataset to train on instead of the training videos, and its collate function; `extra`:
     more that the best checkpoint carries (pre-training: the pseudo-gloss vocabulary)."""
     args, out = run.args, run.args.out
+    if epochs == 0:  # a stage that is skipped (finetune.py --stage1-epochs 0)
+        return (math.inf if lower_is_better else -math.inf) if best is None else best
     gen = torch.Generator()
     train_loader = loader(run, "train", train=True, generator=gen, ds=ds, collate=collate)
     optimizer = torch.optim.AdamW(param_groups(net, args.weight_decay), lr=args.lr)
@@ -231,12 +256,18 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
     if best is None:
         best = math.inf if lower_is_better else -math.inf
     if args.resume and last.exists():
-        state = load_checkpoint(last)
+        state = load_checkpoint(last, (best_name or name).split("-")[0], role="last")
+        check_matches(run, state, last, flags=True)
         load_weights(net, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         best, start = state["best"], state["epoch"]
         log(f"{name}: resumed from {last} after epoch {start}")
+    elif args.resume:
+        log(f"{name}: nothing to resume in {out}, starting from the first epoch")
+    kind = (best_name or name).split("-")[0]  # pretrain or finetune: what the checkpoints hold
+    about = dict(kind=kind, config=dataclasses.asdict(run.cfg), tokenizer=run.tok.state(),
+                 flags=runs.schedule_flags(args))
     train_net = data_parallel(net)
     if args.compile:  # checkpoints read `net`, so their keys carry no `_orig_mod.` prefix
         train_net = torch.compile(train_net)
@@ -249,7 +280,7 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         if isinstance(train_loader.sampler, torch.utils.data.DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         train_mode(net)
-        t0, sums = time.time(), {}
+        t0, sums, finite = time.time(), {}, []
         bar = tqdm(train_loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True,
                    disable=not is_main())
         for i, batch in enumerate(bar):
@@ -262,9 +293,14 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
             scheduler.step()
             for k, v in logs.items():  # summed on the device: no GPU sync per step
                 sums[k] = sums.get(k, 0.0) + v.detach()
-            if i % 10 == 0:
+            finite.append(torch.stack([torch.isfinite(v.detach()).all() for v in logs.values()]))
+            if i % 10 == 0 or i == len(train_loader) - 1:  # checked where the loop syncs anyway, before any save
+                check_finite(finite, logs, f"{name} epoch {epoch + 1}", i + 2 - len(finite))
+                finite = []
                 bar.set_postfix(loss=f"{loss.item():.3f}")
         metric, val_logs = validate(net)
+        check_finite([torch.tensor([math.isfinite(v) for v in val_logs.values()])], val_logs,
+                     f"{name} epoch {epoch + 1} validation")
         if not is_main():
             continue
         logs = {f"train/{k}": float(v) / len(train_loader) for k, v in sums.items()}
@@ -275,16 +311,31 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         weights = trainable_state(net, keep)
         if improved:
             best = metric
-            save_checkpoint(best_path, model=weights, config=dataclasses.asdict(run.cfg), epoch=epoch + 1, metric=metric,
+            save_checkpoint(best_path, **about, role="best", model=weights, epoch=epoch + 1, metric=metric,
                             **(extra or {}))
-        save_checkpoint(last, model=weights, optimizer=optimizer.state_dict(),
+        save_checkpoint(last, **about, role="last", model=weights, optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), epoch=epoch + 1, best=best)
         print(f"{name} epoch {epoch + 1}/{epochs} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items())
               + f" lr {scheduler.get_last_lr()[0]:.2e} {time.time() - t0:.0f}s" + (" *best*" if improved else ""),
               flush=True)
     if writer:
         writer.close()
+    if is_main() and not best_path.is_file() and stop > start:
+        raise RuntimeError(f"{name}: {stop - start} epochs trained but no checkpoint was written to {best_path}")
     return best
+
+
+def check_finite(finite: list, logs: dict, where: str, first_step: int = None):
+    """Stop at a non-finite loss: `finite` holds, per step from `first_step` on, whether each term of `logs`
+    was finite; the error names the epoch, the step and the terms (no checkpoint of the broken weights is written)."""
+    ok = torch.stack(finite).cpu()                                               # [steps, terms]
+    if ok.all():
+        return
+    step, _ = (~ok).nonzero()[0].tolist()
+    bad = [k for k, good in zip(logs, ok[step].tolist()) if not good]
+    raise FloatingPointError(f"{where}" + (f" step {first_step + step}" if first_step is not None else "") +
+                             f": non-finite loss term(s) {', '.join(bad)}; the run stops here (no checkpoint of "
+                             "these weights was written). Lower --lr, or check the data (pseudo-glosses, translations)")
 
 
 # ----------------------------------------------------------------------------------------------
