@@ -373,14 +373,14 @@ def bench_workers(args):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="paper", choices=sorted(model.PRESETS))
-    ap.add_argument("--stage", default="pretrain", choices=["pretrain", "finetune"])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--preset", default="paper", choices=sorted(model.PRESETS), help="model size")
+    ap.add_argument("--stage", default="pretrain", choices=["pretrain", "finetune"], help="which model's training step (finetune: stage 2)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    ap.add_argument("--batch-size", type=int, default=16, help="videos per step")
     ap.add_argument("--frames", type=int, default=117, help="frames a video (PHOENIX14T's average is ~117)")
     ap.add_argument("--text-len", type=int, default=25, help="tokens a sentence")
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--attention", choices=["xformers", "sdpa"], default="xformers", help="the temporal encoder's "
                     "attention on CUDA: xformers' kernel where installed (model.py's choice), or torch's SDPA")

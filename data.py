@@ -404,7 +404,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", action="store_true", help="pack the splits' frames into <root>/packed/<split>/")
     ap.add_argument("--data", default="phoenix14t", help="phoenix14t, synthetic, or a folder in the PHOENIX14T layout")
-    ap.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    ap.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="which splits to pack")
     ap.add_argument("--packed-dir", help="where the packs go (default: <root>/packed); one sub-folder per split")
     ap.add_argument("--quality", type=int, default=93, help="JPEG quality")
     ap.add_argument("--resize", type=int, help="store frames resized to this square size, 0 = as shipped (default: "

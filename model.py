@@ -495,6 +495,6 @@ def print_counts(preset: str):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", action="store_true", help="print the parameter counts (Table 3)")
-    ap.add_argument("--preset", default="paper", choices=sorted(PRESETS))
+    ap.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="model size")
     args = ap.parse_args()
     print_counts(args.preset) if args.count else ap.print_help()

@@ -331,7 +331,7 @@ def main():
     p.add_argument("--vocab-splits", nargs="+", choices=data.SPLITS, help="default: every split present")
     p.add_argument("--fasttext", default=None, help="fastText binary for the prototypes (cc.de.300.bin)")
     p.add_argument("--cache-dir", default=None, help="where to cache (default: the data root)")
-    p.add_argument("--examples", type=int, default=5)
+    p.add_argument("--examples", type=int, default=5, help="sentences to print with their pseudo-glosses")
     p.add_argument("--gold", default=None, help="measure: P/R/F1 of every tagger on a gold file (pseudogloss_gold.tsv)")
     p.add_argument("--weather-check", action="store_true",
                    help="measure: weather-noun lemma shares and vocabulary of --data, before (hanta-cased) and after (default)")
