@@ -1402,3 +1402,14 @@ def _has(module, dotted):
             return False
         obj = getattr(obj, part)
     return True
+
+
+def test_design_citations_resolve():
+    """Every `DESIGN.md "Section"` that the code and README cite is a section of the repository's DESIGN.md."""
+    import pathlib
+    import re
+    here = pathlib.Path(__file__).parent
+    sections = set(re.findall(r"^## (.+)$", (here / "DESIGN.md").read_text(encoding="utf-8"), flags=re.M))
+    cited = {s for p in [*here.glob("*.py"), here / "README.md"]
+             for s in re.findall(r'DESIGN\.md \\?"([^"\\]+)\\?"', p.read_text(encoding="utf-8"))}
+    assert len(cited) >= 8 and cited <= sections, cited - sections
