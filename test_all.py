@@ -1405,7 +1405,7 @@ def _has(module, dotted):
 
 
 def test_design_citations_resolve():
-    """Every `DESIGN.md "Section"` that the code and README cite is a section of the repository's DESIGN.md."""
+    """Every section of DESIGN.md that the code and the README cite by name is one of its sections."""
     import pathlib
     import re
     here = pathlib.Path(__file__).parent
