@@ -88,7 +88,7 @@ def check_videos(root, splits, packed=False, packed_dir=None, limit: int = 20) -
         names = [r["name"] for r in read_split(root, split)]
         if packed:
             folder = packed_path(root, split, packed_dir)
-            command = f"python data.py --pack --data {root} --splits {split}" + (f" --packed-dir {packed_dir}" if packed_dir else "")
+            command = pack_command(root, split, packed_dir)
             damage = pack_problems(folder)
             if damage:
                 problems.append(f"frame pack '{folder}': {damage}; (re)build it with `{command}`")
@@ -196,13 +196,13 @@ class Phoenix14T(torch.utils.data.Dataset):
     def __init__(self, root, split, train=False, size=224, max_frames=300, frame_stride=1, packed=False,
                  packed_dir=None):
         self.root, self.split, self.train = Path(root), split, train
-        self.size, self.resize = size, round(size * 256 / 224)  # 256 -> 224 as in the paper
+        self.size = size
         self.max_frames, self.frame_stride = max_frames, frame_stride
         self.rows = read_split(root, split)
         self.frame_dir = self.root / FRAME_DIR / split
         self.pack = None
         if packed:
-            command = f"python data.py --pack --data {root} --splits {split}" + (f" --packed-dir {packed_dir}" if packed_dir else "")
+            command = pack_command(root, split, packed_dir)
             self.pack = Pack(packed_path(root, split, packed_dir), command)
 
     def __len__(self):
@@ -226,8 +226,7 @@ class Phoenix14T(torch.utils.data.Dataset):
     def read_pixels(self, name) -> np.ndarray:
         """The selected frames of one video as uint8 [T, H, W, 3], from the PNGs or the pack."""
         if self.pack is not None:
-            keep = select_frames(self.pack.n_frames(name), self.frame_stride, self.max_frames)
-            return self.pack.read(name, keep)
+            return self.pack.read(name, self.frame_indices(name))
         paths = self.frame_paths(name)
         pixels = [read_frame(p) for p in paths]
         if len({a.shape for a in pixels}) > 1:
@@ -272,6 +271,11 @@ PACK_VERSION = 1
 def packed_path(root, split, packed_dir=None) -> Path:
     """A split's pack folder, <packed_dir or <root>/packed>/<split>."""
     return (Path(packed_dir) if packed_dir else Path(root) / "packed") / split
+
+
+def pack_command(root, split, packed_dir=None) -> str:
+    """The command that (re)builds a split's pack, for error messages."""
+    return f"python data.py --pack --data {root} --splits {split}" + (f" --packed-dir {packed_dir}" if packed_dir else "")
 
 
 def _encode_video(job) -> list[bytes]:
