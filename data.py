@@ -37,17 +37,60 @@ def annotation_path(root, split) -> Path:
     return Path(root) / "annotations" / "manual" / f"PHOENIX-2014-T.{split}.corpus.csv"
 
 
+# the generated corpora, built by `python synthetic.py --setting NAME` under data/NAME (synthetic.SETTINGS)
+SYNTHETIC = ("synthetic", "synthetic-hard")
+
+
 def resolve_root(data: str) -> Path:
-    """The --data flag -> a dataset root: phoenix14t ($PHOENIX14T_ROOT or data/phoenix14t), synthetic (data/synthetic,
-    which synthetic.py builds) or a folder in the release layout."""
-    named = {"phoenix14t": os.environ.get("PHOENIX14T_ROOT", "data/phoenix14t"), "synthetic": "data/synthetic"}
+    """The --data flag -> a dataset root: phoenix14t ($PHOENIX14T_ROOT or data/phoenix14t), synthetic or
+    synthetic-hard (data/<name>, which `python synthetic.py` builds) or a folder in the release layout."""
+    named = {"phoenix14t": os.environ.get("PHOENIX14T_ROOT", "data/phoenix14t")} | {n: f"data/{n}" for n in SYNTHETIC}
     root = Path(named.get(data, data))
     if not root.is_dir():
-        how = ("build it with `python synthetic.py`" if data == "synthetic" else
+        how = ("generate it once with `python synthetic.py" + (f" --setting {data}`" if data != "synthetic" else "`")
+               if data in SYNTHETIC else
                "set PHOENIX14T_ROOT to the folder holding annotations/ and features/, or pass --data PATH "
                "(or --data synthetic)")
         raise FileNotFoundError(f"dataset root '{root}' (--data {data}) not found: {how}")
     return root
+
+
+def ground_truth_path(root, split) -> Path:
+    """Where a split's sign timings lie, beside its annotations (synthetic corpora only; DESIGN.md "Synthetic
+    corpus"): a TSV with header name, pseudogloss, first, last; one row per sign, its first and last frame
+    numbered from 1 as the images%04d.png files are."""
+    return annotation_path(root, split).with_name(f"synthetic.{split}.signs.tsv")
+
+
+def read_ground_truth(root, split) -> dict:
+    """The sign timings of a split: video name -> [(pseudo-gloss, first, last), ...] in sign order; {} when the
+    corpus has none (PHOENIX14T)."""
+    path = ground_truth_path(root, split)
+    if not path.is_file():
+        return {}
+    spans = {}
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        name, gloss, first, last = line.split("\t")
+        spans.setdefault(name, []).append((gloss, int(first), int(last)))
+    return spans
+
+
+def atomic_write(path: Path, write):
+    """write(tmp) makes a file or a folder at a temporary name of its own (pid + random) beside `path`, which is
+    then renamed to `path` (replacing what was there): never half a file or folder, and two writers never share
+    a temporary. The one temp-and-rename of the project: checkpoints, caches, translations, packs, corpora."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{os.urandom(4).hex()}")
+    old = path.with_name(f".{path.name}.old{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        write(tmp)
+        if tmp.is_dir() and path.is_dir():  # a folder cannot be renamed over another: set the old one aside first
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
 
 def read_split(root, split) -> list[dict]:
@@ -339,24 +382,23 @@ def pack_split(root, split, packed_dir=None, quality: int = 93, resize: int = No
     settings = {"version": PACK_VERSION, "quality": quality, "resize": resize}
     if _pack_complete(folder, names, settings):
         return folder
-    tmp = folder.parent / f".{folder.name}.tmp{os.getpid()}-{os.urandom(4).hex()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    jobs = [(root / FRAME_DIR / split / name, quality, resize) for name in names]
+    atomic_write(folder, lambda tmp: _write_pack(tmp, root, split, names, settings, workers))
+    return folder
+
+
+def _write_pack(folder: Path, root: Path, split: str, names: list, settings: dict, workers: int = None):
+    """The pack of a split's videos `names`, written into a new `folder`."""
+    folder.mkdir()
+    jobs = [(root / FRAME_DIR / split / name, settings["quality"], settings["resize"]) for name in names]
     offsets, counts = [0], []
-    workers = workers or os.cpu_count() or 1
-    with open(tmp / "frames.bin", "wb") as f, multiprocessing.Pool(workers) as pool:
+    with open(folder / "frames.bin", "wb") as f, multiprocessing.Pool(workers or os.cpu_count() or 1) as pool:
         for jpegs in pool.imap(_encode_video, jobs, chunksize=4):  # in order: the file is written sequentially
             for jpeg in jpegs:
                 f.write(jpeg)
                 offsets.append(offsets[-1] + len(jpeg))
             counts.append(len(jpegs))
-    np.save(tmp / "offsets.npy", np.array(offsets, dtype=np.int64))
-    (tmp / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts}))
-    if folder.exists():  # a stale pack (other videos or settings)
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
+    np.save(folder / "offsets.npy", np.array(offsets, dtype=np.int64))
+    (folder / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts}))
 
 
 class Pack:

@@ -107,7 +107,7 @@ def main(argv=None):
     hyps, refs = translate(net, train.loader(run, args.split, train=False), run.tok, run.device, args.beams,
                            args.max_new_tokens)
     for kind, lines in (("hyp", hyps), ("ref", refs)):
-        runs.atomic_write(args.out / f"{args.split}.{kind}.txt",
+        data.atomic_write(args.out / f"{args.split}.{kind}.txt",
                                 lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
     print(TABLE_HEADER)
     print(table_row(f"{args.split} (raw)", scores(hyps, refs)))

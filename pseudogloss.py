@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 import data
-import runs
 
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
 SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
@@ -280,7 +279,7 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
         vectors = _skipgram_vectors([t for _, t in rows["train" if "train" in rows else splits[0]]], vocab, dim, seed, cache_dir)
     prototypes = torch.cat([vectors, torch.zeros(1, dim)])  # [U+1, dim], last row = non-sign
     pg = {"key": key, "vocab": vocab, "prototypes": prototypes, "labels": labels}
-    runs.atomic_write(cache, lambda tmp: torch.save(pg, tmp))
+    data.atomic_write(cache, lambda tmp: torch.save(pg, tmp))
     return pg
 
 

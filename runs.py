@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+import data
+
 # ----------------------------------------------------------------------------------------------
 # Flag types: a bad value is an argparse error naming the flag (argparse adds "argument --flag: ")
 
@@ -118,35 +120,14 @@ def claim(out: Path, stage: str, resume: bool, overwrite: bool, split: str = Non
 # ----------------------------------------------------------------------------------------------
 # Checkpoints: written atomically, self-contained, checked when read
 
-SCHEDULE_FLAGS = ("preset", "lr", "weight_decay", "warmup_epochs", "batch_size", "seed", "max_frames",
-                  "frame_stride", "epochs", "stage1_epochs", "stage2_epochs", "lambda_psp", "label_smoothing",
-                  "cache_features", "fasttext")  # what --resume must find unchanged
-
-
-def schedule_flags(args) -> dict:
-    """The flags that fix a run's schedule and data, as plain values for a checkpoint."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in SCHEDULE_FLAGS}
-
-
-def atomic_write(path: Path, write):
-    """write(tmp) to a temporary file of a unique name (pid + random), then rename: never half a file, and two
-    writers never share a temporary."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{os.urandom(4).hex()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_checkpoint(path: Path, **content):
     """torch.save, atomically."""
-    atomic_write(path, lambda tmp: torch.save(content, tmp))
+    data.atomic_write(path, lambda tmp: torch.save(content, tmp))
 
 
 REQUIRED = {"best": ("kind", "role", "model", "config", "tokenizer", "flags", "epoch", "metric"),
-            "last": ("kind", "role", "model", "config", "tokenizer", "flags", "epoch", "optimizer", "scheduler", "best")}
+            "last": ("kind", "role", "model", "config", "tokenizer", "flags", "epoch", "optimizer", "scheduler",
+                     "best")}
 HINT = {"pretrain": "pretrain.py's <out>/pretrain.pt", "finetune": "finetune.py's <out>/finetune.pt"}
 
 

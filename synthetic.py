@@ -1,14 +1,12 @@
 """A generated stand-in for PHOENIX14T, in the release's layout: German weather-report sentences, each
 pseudo-gloss signed as its own coloured moving pattern, in sign order (not the sentence's word order), with
 non-sign frames between signs (DESIGN.md "Synthetic corpus"). A model that learns the task translates it
-well; one that does not stays near chance. `--data synthetic` builds it once under data/synthetic.
+well; one that does not stays near chance. Build it once, then train with `--data synthetic`:
 
-    python synthetic.py [--root data/synthetic]
+    python synthetic.py [--setting synthetic-hard] [--root data/synthetic]
 """
 import argparse
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +14,6 @@ from PIL import Image
 
 import data
 import pseudogloss
-
-ROOT = Path("data") / "synthetic"
 
 # Slots of a weather report, in sign order: time, place, temperature, weather. The sentence puts them
 # in German word order "<time> <verb> <place> <rest of weather> <temperature>", so the signer's order
@@ -118,91 +114,67 @@ def _synthetic_text(slots):
     return sentence, signs
 
 
-def ground_truth_path(root, split) -> Path:
-    """Where a split's sign timings lie, beside its annotations (DESIGN.md "Synthetic corpus"): a TSV with
-    header name, pseudogloss, first, last; one row per sign, its first and last frame numbered from 1 as
-    the images%04d.png files are."""
-    return data.annotation_path(root, split).with_name(f"synthetic.{split}.signs.tsv")
-
-
-def read_ground_truth(root, split) -> dict:
-    """The sign timings of a split: video name -> [(pseudo-gloss, first, last), ...] in sign order; {} when the
-    corpus has none (PHOENIX14T)."""
-    path = ground_truth_path(root, split)
-    if not path.is_file():
-        return {}
-    spans = {}
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        name, gloss, first, last = line.split("\t")
-        spans.setdefault(name, []).append((gloss, int(first), int(last)))
-    return spans
-
-
-# The generator's settings: the README demo's corpus and a harder one for the study (study.py --corpus hard):
-# a quarter of the training videos, longer noise between signs, signs of varying length and performance.
+# The generator's settings, by their --data names (data.SYNTHETIC): the README demo's corpus and a harder one for
+# the study (study.py --corpus hard): a quarter of the training videos, longer noise between signs, signs of varying length and performance.
 SETTINGS = {"synthetic": {}, "synthetic-hard": dict(n_train=150, blank_frames=(2, 5), sign_frames=(3, 6),
                                                    variation=1.0)}
 
 
-def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 60, n_test: int = 80,
-                   frame_size: int = 64, sign_frames=4, blank_frames=(1, 2), variation: float = 0.0) -> Path:
+DEFAULTS = dict(n_train=600, n_dev=60, n_test=80, frame_size=64, sign_frames=4, blank_frames=(1, 2), variation=0.0)
+
+
+def make_synthetic(root: Path, seed: int = 0, **setting) -> Path:
     """Builds (once, cached) a PHOENIX14T-layout corpus of weather sentences signed as coloured moving patterns,
-    and each split's sign timings (ground_truth_path). sign_frames: frames per sign, or (min, max) drawn per
-    sign; blank_frames: (min, max) noise frames between two signs; variation: how differently each
-    occurrence of a sign is performed (0: only its place)."""
-    root = Path(root)
-    sign_range = (sign_frames, sign_frames) if isinstance(sign_frames, int) else tuple(sign_frames)
-    params = {"seed": seed, "n_train": n_train, "n_dev": n_dev, "n_test": n_test, "frame_size": frame_size,
-              "sign_frames": list(sign_range), "blank_frames": list(blank_frames), "variation": variation,
+    and each split's sign timings (data.ground_truth_path). `setting` overrides DEFAULTS: n_train, n_dev,
+    n_test videos; frame_size; sign_frames: frames per sign, or (min, max) drawn per sign; blank_frames:
+    (min, max) noise frames between two signs; variation: how differently each occurrence of a sign is
+    performed (0: only its place)."""
+    unknown = set(setting) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"make_synthetic: unknown setting(s) {sorted(unknown)}; known: {', '.join(DEFAULTS)}")
+    s = {**DEFAULTS, **setting}
+    sign_range = (s["sign_frames"],) * 2 if isinstance(s["sign_frames"], int) else tuple(s["sign_frames"])
+    params = {"seed": seed, **s, "sign_frames": list(sign_range), "blank_frames": list(s["blank_frames"]),
               "version": 3}
-    marker = root / "SYNTHETIC_COMPLETE.json"
+    marker = Path(root) / "SYNTHETIC_COMPLETE.json"
     if marker.is_file() and json.loads(marker.read_text()) == params:
-        return root
-    rng = np.random.default_rng(seed)
+        return Path(root)
+    data.atomic_write(root, lambda tmp: _write_corpus(tmp, params))
+    return Path(root)
+
+
+def _write_corpus(root: Path, params: dict):
+    """The corpus of make_synthetic's `params`, written into a new folder `root`, its marker last."""
+    rng = np.random.default_rng(params["seed"])
     vocab = sorted({g for phrase in SYNTH_TIME + SYNTH_PLACE + SYNTH_TEMP + [" ".join(w) for w in SYNTH_WEATHER]
                     for g in pseudogloss.extract(phrase)})
     gloss_index = {g: i for i, g in enumerate(vocab)}
-    tmp = root.parent / f".{root.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for split, sentences in _synthetic_sentences(rng, n_train, n_dev, n_test).items():
-        (tmp / "annotations" / "manual").mkdir(parents=True, exist_ok=True)
+    size, (sign_lo, sign_hi), (blank_lo, blank_hi) = params["frame_size"], params["sign_frames"], params["blank_frames"]
+    for split, sentences in _synthetic_sentences(rng, params["n_train"], params["n_dev"], params["n_test"]).items():
+        data.annotation_path(root, split).parent.mkdir(parents=True, exist_ok=True)
         lines, timings = ["name|video|start|end|speaker|orth|translation"], ["name\tpseudogloss\tfirst\tlast"]
         for i, slots in enumerate(sentences):
             name = f"synthetic_{split}_{i:04d}"
             sentence, signs = _synthetic_text(slots)
             lines.append(f"{name}|{name}/1/*.png|-1|-1|Synthetic|{' '.join(s.upper() for s in signs)}|{sentence}")
-            parts = [_render_blank(1, frame_size, rng)]
+            parts = [_render_blank(1, size, rng)]
             for k, sign in enumerate(signs):
                 if k:  # non-sign frames between two signs
-                    parts.append(_render_blank(int(rng.integers(blank_frames[0], blank_frames[1] + 1)), frame_size, rng))
-                n = sign_range[0]  # drawn only for a range, so that the demo's corpus keeps its random stream
-                if sign_range[1] > n:
-                    n = int(rng.integers(n, sign_range[1] + 1))
+                    parts.append(_render_blank(int(rng.integers(blank_lo, blank_hi + 1)), size, rng))
+                n = sign_lo  # drawn only for a range, so that the demo's corpus keeps its random stream
+                if sign_hi > n:
+                    n = int(rng.integers(n, sign_hi + 1))
                 first = sum(len(p) for p in parts) + 1  # 1-based, as images%04d.png
-                parts.append(_render_sign(gloss_index[sign], n, frame_size, rng, variation))
+                parts.append(_render_sign(gloss_index[sign], n, size, rng, params["variation"]))
                 timings.append(f"{name}\t{sign}\t{first}\t{first + n - 1}")
-            parts.append(_render_blank(1, frame_size, rng))
-            folder = tmp / data.FRAME_DIR / split / name
+            parts.append(_render_blank(1, size, rng))
+            folder = root / data.FRAME_DIR / split / name
             folder.mkdir(parents=True)
             for t, frame in enumerate(np.concatenate(parts)):
                 Image.fromarray(frame).save(folder / f"images{t + 1:04d}.png", compress_level=1)
-        data.annotation_path(tmp, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        ground_truth_path(tmp, split).write_text("\n".join(timings) + "\n", encoding="utf-8")
-    (tmp / "SYNTHETIC_COMPLETE.json").write_text(json.dumps(params))
-    if marker.is_file() and json.loads(marker.read_text()) == params:  # another process finished first
-        shutil.rmtree(tmp)
-        return root
-    if root.exists():  # a build with other parameters
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, root)
-    return root
-
-
-def resolve_root(name: str) -> Path:
-    """The --data flag to a dataset root: a synthetic corpus (synthetic, synthetic-hard; built on first use
-    under data/) or data.resolve_root."""
-    return make_synthetic(ROOT.parent / name, **SETTINGS[name]) if name in SETTINGS else data.resolve_root(name)
+        data.annotation_path(root, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        data.ground_truth_path(root, split).write_text("\n".join(timings) + "\n", encoding="utf-8")
+    (root / "SYNTHETIC_COMPLETE.json").write_text(json.dumps(params))
 
 
 if __name__ == "__main__":
@@ -210,5 +182,5 @@ if __name__ == "__main__":
     ap.add_argument("--root", type=Path, help="where to build the corpus (default: data/<setting>)")
     ap.add_argument("--setting", default="synthetic", choices=sorted(SETTINGS), help="the generator's setting")
     args = ap.parse_args()
-    root = make_synthetic(args.root or ROOT.parent / args.setting, **SETTINGS[args.setting])
+    root = make_synthetic(args.root or Path("data") / args.setting, **SETTINGS[args.setting])
     print(f"synthetic corpus in {root}: " + ", ".join(f"{s} {len(data.read_split(root, s))}" for s in data.SPLITS))
