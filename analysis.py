@@ -18,7 +18,6 @@ import torch.nn.functional as F
 import data
 import losses
 import model
-import synthetic
 import train
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv"}
@@ -55,11 +54,11 @@ def read_video(path) -> tuple:
     return np.stack(frames), fps
 
 
-def video_batch(pixels: np.ndarray, name: str, run: train.Run) -> tuple:
+def video_batch(pixels: np.ndarray, name: str, setup: train.Setup) -> tuple:
     """A one-video batch as the evaluation loader yields it (select_frames, resize_crop, collate), and the
     indices of the frames it keeps."""
-    keep = data.select_frames(len(pixels), run.args.frame_stride, run.args.max_frames)
-    frames = data.resize_crop(pixels[keep], run.cfg.image_size, train=False)
+    keep = data.select_frames(len(pixels), setup.args.frame_stride, setup.args.max_frames)
+    frames = data.resize_crop(pixels[keep], setup.cfg.image_size, train=False)
     return data.collate([{"name": name, "translation": "", "frames": frames}]), keep
 
 
@@ -67,23 +66,23 @@ def video_batch(pixels: np.ndarray, name: str, run: train.Run) -> tuple:
 # The pre-training model: the one place that reads its outputs
 
 
-def load_pretrain(run: train.Run, path: Path) -> tuple:
+def load_pretrain(setup: train.Setup, path: Path) -> tuple:
     """The pre-training model of a run (its own config: U pseudo-glosses), in eval mode, and its pseudo-gloss
     vocabulary (which the checkpoint carries); the trained prototypes are among its weights."""
     ckpt = train.load_checkpoint(path)
-    net = train.build(dataclasses.replace(run, cfg=model.Config(**ckpt["config"])), "pretrain")
+    net = train.build(dataclasses.replace(setup, cfg=model.Config(**ckpt["config"])), "pretrain")
     train.load_weights(net, ckpt["model"])
     return net.eval(), ckpt["pseudoglosses"]["vocab"]
 
 
 @torch.no_grad()
-def pretrain_outputs(net, batch, run: train.Run) -> tuple:
+def pretrain_outputs(net, batch, setup: train.Setup) -> tuple:
     """A batch through the pre-training model (its sentences through the text encoder; "" for a video of your
     own): eq. 4's pooled video and text embeddings, L2-normalised [B, D]; eqs. 1-3's evidence E [B, T, U]
     (segments x pseudo-glosses, the non-sign column dropped); the segment mask [B, T]."""
-    (ids, text_mask), _, _ = train.text_batch(run.tok, batch["translations"], run.device)
-    with train.autocast(run.device):
-        out = net(*data.prepare(batch, run.device, train=False), ids, text_mask)
+    (ids, text_mask), _, _ = train.text_batch(setup.tok, batch["translations"], setup.device)
+    with train.autocast(setup.device):
+        out = net(*data.prepare(batch, setup.device, train=False), ids, text_mask)
     video = losses.masked_mean(out["video"], out["video_mask"])                  # M~ (CLS and valid segments)
     text = losses.masked_mean(out["text"], out["text_mask"])                     # L~
     e = losses.gloss_evidence(out["glosses"], out["mask"], out["prototypes"], out["tau_t"], out["tau_u"])
@@ -127,15 +126,15 @@ def selected_spans(signs: list, keep: np.ndarray, index: dict) -> dict:
     return {u: s for u, s in spans.items() if s}
 
 
-def measure_split(run: train.Run, split: str, path: Path) -> dict:
+def measure_split(setup: train.Setup, split: str, path: Path) -> dict:
     """Retrieval R@1/5/10 both ways over a split and, on a corpus with sign timings, localisation accuracy and
     its chance level; prints the `retrieval` and `localisation` lines."""
-    net, vocab = load_pretrain(run, path)
-    loader = train.loader(run, split, train=False)
-    truth, index = synthetic.read_ground_truth(run.root, split), {g: i for i, g in enumerate(vocab)}
+    net, vocab = load_pretrain(setup, path)
+    loader = train.loader(setup, split, train=False)
+    truth, index = data.read_ground_truth(setup.root, split), {g: i for i, g in enumerate(vocab)}
     videos, texts, pairs = [], [], []
     for batch in loader:
-        video, text, evidence, mask = pretrain_outputs(net, batch, run)
+        video, text, evidence, mask = pretrain_outputs(net, batch, setup)
         videos.append(video.cpu())
         texts.append(text.cpu())
         for i, name in enumerate(batch["names"]):
@@ -170,7 +169,7 @@ def found_glosses(evidence: torch.Tensor, threshold: float, top: int) -> list:
 
 
 def peak_span(column: torch.Tensor, n_frames: int) -> tuple:
-    """Where one pseudo-gloss is strongest: the run of segments around its peak with E >= half the peak, as
+    """Where one pseudo-gloss is strongest: the stretch of segments around its peak with E >= half the peak, as
     (first, last) frames (0-based, after frame selection) that those segments pool."""
     peak = int(column.argmax())
     lo = hi = peak
@@ -181,11 +180,13 @@ def peak_span(column: torch.Tensor, n_frames: int) -> tuple:
     return segment_frames(lo, n_frames)[0], segment_frames(hi, n_frames)[-1]
 
 
-def show_glosses(run, path, batch, pixels, keep, fps, name, translation, threshold=0.5, top=5) -> Path:
-    """Prints the pseudo-glosses the segment level finds in a one-video batch, each with the frames (and
-    seconds) where it is strongest, and draws them under the frames: <out>/<name>.glosses.png."""
-    net, vocab = load_pretrain(run, path)
-    _, _, evidence, mask = pretrain_outputs(net, batch, run)
+def show_glosses(setup, path, batch, pixels, keep, fps, translation) -> Path:
+    """Prints the pseudo-glosses the segment level finds in a one-video batch (E-hat >= --threshold, else the
+    --top strongest), each with the frames (and seconds) where it is strongest, and draws them under the
+    frames: <out>/<name>.glosses.png."""
+    name, threshold, top = batch["names"][0], setup.args.threshold, setup.args.top
+    net, vocab = load_pretrain(setup, path)
+    _, _, evidence, mask = pretrain_outputs(net, batch, setup)
     evidence = evidence[0, :int(mask[0].sum())].cpu()                           # [T, U]
     chosen = found_glosses(evidence, threshold, top)
     print(f"pseudo-glosses found (E-hat >= {threshold}, else the {top} strongest):")
@@ -195,7 +196,7 @@ def show_glosses(run, path, batch, pixels, keep, fps, name, translation, thresho
         if fps:
             where += f" ({keep[first] / fps:.2f}-{(keep[last] + 1) / fps:.2f} s)"
         print(f"  {vocab[u]:<16} E-hat {float(evidence[:, u].sum()):.2f}  {where}")
-    png = run.args.out / f"{name}.glosses.png"
+    png = setup.args.out / f"{name}.glosses.png"
     plot_glosses(png, pixels, evidence[:, chosen].numpy(), [vocab[u] for u in chosen], translation, fps)
     print(f"wrote {png}")
     return png

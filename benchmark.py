@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw
 import data
 import losses
 import model
+import pretrain
 import train
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s (SXM data sheets)
@@ -162,7 +163,7 @@ def bench_model(args):
     def step():
         with train.autocast(device):
             if args.stage == "pretrain":
-                loss = losses.pretrain_loss(forward(frames, mask, ids, text_mask), labels)[0]
+                loss = pretrain.loss_terms(forward(frames, mask, ids, text_mask), labels)[0]
             else:
                 loss = losses.translation_loss(forward(frames, mask, ids, text_mask), ids, pad_id=1)
         loss.backward()
@@ -171,10 +172,7 @@ def bench_model(args):
         opt.zero_grad(set_to_none=True)
         return loss
 
-    print(f"{args.preset} preset, {args.stage}{' (stage 2: everything trainable)' if args.stage == 'finetune' else ''}, "
-          f"{device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"batch {B} x {T} frames of {S}x{S}, {L} text tokens, {sum(p.numel() for p in trainable):,} trainable "
-          f"parameters, {'torch.compile, ' if args.compile else ''}{args.attention + ' attention, ' if device.type == 'cuda' else ''}{'bf16 autocast' if device.type == 'cuda' else 'fp32'}")
+    print_setting(args, cfg, device, sum(p.numel() for p in trainable))
     for _ in range(args.warmup):
         step()
     sync(device)
@@ -185,10 +183,29 @@ def bench_model(args):
         loss = step()
     sync(device)
     seconds = (time.perf_counter() - start) / args.steps
-    print(f"train step: {seconds * 1e3:.1f} ms ({args.warmup} warm-up, {args.steps} timed), {B / seconds:.2f} videos/s, "
-          f"{B * T / seconds:.1f} frames/s, loss {loss.item():.3f}")
+    print(f"train step: {seconds * 1e3:.1f} ms ({args.warmup} warm-up, {args.steps} timed), "
+          f"{B / seconds:.2f} videos/s, {B * T / seconds:.1f} frames/s, loss {loss.item():.3f}")
     print(f"peak memory: {peak_memory(device)}")
-    parts = flops_per_step(cfg, args.stage, B, T, L, vocab, n_glosses)
+    print_flops(args, cfg, device, seconds, vocab, n_glosses)
+    if args.stage == "finetune":
+        bench_translate(net, cfg, device, T)
+
+
+def print_setting(args, cfg, device, n_trainable: int):
+    """The line that says what bench_model times."""
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    cuda = device.type == "cuda"
+    stage = args.stage + (" (stage 2: everything trainable)" if args.stage == "finetune" else "")
+    print(f"{args.preset} preset, {stage}, "
+          f"{device} ({where}), batch {args.batch_size} x {args.frames} frames of {cfg.image_size}x{cfg.image_size}, "
+          f"{args.text_len} text tokens, {n_trainable:,} trainable parameters, "
+          f"{'torch.compile, ' if args.compile else ''}{args.attention + ' attention, ' if cuda else ''}"
+          f"{'bf16 autocast' if cuda else 'fp32'}")
+
+
+def print_flops(args, cfg, device, seconds: float, vocab: int, n_glosses: int):
+    """FLOPs of one step, part by part (flops_per_step), the achieved rate and, on a GPU, MFU."""
+    parts = flops_per_step(cfg, args.stage, args.batch_size, args.frames, args.text_len, vocab, n_glosses)
     total = sum(parts.values())
     for name, f in parts.items():
         print(f"  {name:<48}{f / 1e9:>12.1f} GFLOP")
@@ -198,8 +215,6 @@ def bench_model(args):
         peak = peak_flops(torch.cuda.get_device_name(device), args.peak_flops)
         print(f"MFU: {100 * total / seconds / peak:.1f}% of {peak / 1e12:.0f} TFLOP/s bf16 dense" if peak else
               "MFU: unknown device, pass --peak-flops")
-    if args.stage == "finetune":
-        bench_translate(net, cfg, device, T)
 
 
 def bench_translate(net, cfg, device, n_frames, new_tokens=30):
@@ -285,8 +300,9 @@ class PngFrames(torch.utils.data.Dataset):
 def time_loaders(datasets: dict, args, passes: int = 3, workers: dict = None) -> dict:
     """Frames/s from disk to collated batches: normalised floats for the PNG baseline; the uint8 batches that
     data.Phoenix14T hands to the training loop, and those batches after data.prepare (normalised, augmented
-    when training) on the CPU, for the rows so named (on a GPU machine prepare runs on the GPU): the best of `passes` passes, the loaders interleaved (this
-    machine is shared, so load changes during a run), after one warm-up pass each (workers started, page cache).
+    when training) on the CPU, for the rows so named (on a GPU machine prepare runs on the GPU): the best of
+    `passes` passes, the loaders interleaved (this machine is shared, so load changes while it measures), after
+    one warm-up pass each (workers started, page cache).
     `workers`: DataLoader workers by name (default: the first --workers for every loader)."""
     workers = {name: (workers or {}).get(name, args.workers[0]) for name in datasets}
     loaders = {name: torch.utils.data.DataLoader(ds, batch_size=args.data_batch, num_workers=workers[name],
@@ -313,7 +329,8 @@ def bench_data(args):
         root = write_videos(tmp, args.videos)
         paths = sorted((root / data.FRAME_DIR / "train").glob("*/*.png"))
         size = sum(p.stat().st_size for p in paths)
-        print(f"wrote {args.videos} videos, {len(paths)} PNG frames of 210x260, {size / len(paths) / 1e3:.0f} KB a frame "
+        print(f"wrote {args.videos} videos, {len(paths)} PNG frames of 210x260, "
+              f"{size / len(paths) / 1e3:.0f} KB a frame "
               f"on average, in {time.perf_counter() - start:.0f} s ({tmp})")
         for resize, packed_dir in ((256, None), (None, tmp / "packed-as-shipped")):
             start = time.perf_counter()
@@ -321,12 +338,14 @@ def bench_data(args):
             seconds = time.perf_counter() - start
             print(f"packing {'as shipped' if resize is None else f'resized to {resize}x{resize}'} (one-off, not in the "
                   f"throughput): {seconds:.1f} s, {len(paths) / seconds:.0f} frames/s, "
-                  f"{(folder / 'frames.bin').stat().st_size / len(paths) / 1e3:.0f} KB a frame (JPEG quality {args.quality})")
+                  f"{(folder / 'frames.bin').stat().st_size / len(paths) / 1e3:.0f} KB a frame "
+                  f"(JPEG quality {args.quality})")
         print(f"DataLoader: {args.workers[0]} workers, batch {args.data_batch}, data.collate, 224x224 centre crop, "
               f"{torch.get_num_threads()} torch threads in the main process; best of 3 interleaved passes")
         fps = time_loaders({
             "PNG per-frame reader (baseline)": PngFrames(root, "train"),
-            "data.Phoenix14T(packed=True), 256 pack (python data.py --pack default)": data.Phoenix14T(root, "train", packed=True),
+            "data.Phoenix14T(packed=True), 256 pack (python data.py --pack default)":
+                data.Phoenix14T(root, "train", packed=True),
             "data.Phoenix14T(packed=True), 256 pack, + prepare on the CPU": data.Phoenix14T(root, "train", packed=True),
             "data.Phoenix14T(packed=True), pack as shipped (--resize 0)":
                 data.Phoenix14T(root, "train", packed=True, packed_dir=tmp / "packed-as-shipped"),
@@ -374,7 +393,8 @@ def bench_workers(args):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="paper", choices=sorted(model.PRESETS), help="model size")
-    ap.add_argument("--stage", default="pretrain", choices=["pretrain", "finetune"], help="which model's training step (finetune: stage 2)")
+    ap.add_argument("--stage", default="pretrain", choices=["pretrain", "finetune"],
+                    help="which model's training step (finetune: stage 2)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     ap.add_argument("--batch-size", type=int, default=16, help="videos per step")
     ap.add_argument("--frames", type=int, default=117, help="frames a video (PHOENIX14T's average is ~117)")
@@ -395,7 +415,8 @@ if __name__ == "__main__":
     if args.attention == "sdpa":
         model.xops = None  # LocalSelfAttention falls back to F.scaled_dot_product_attention
     elif args.device.startswith("cuda") and model.xops is None:
-        raise SystemExit("--attention xformers: xformers is not installed (pip install xformers), or pass --attention sdpa")
+        raise SystemExit("--attention xformers: xformers is not installed (pip install xformers), "
+                         "or pass --attention sdpa")
     if args.data_pipeline:
         bench_workers(args) if len(args.workers) > 1 else bench_data(args)
     else:

@@ -318,7 +318,8 @@ def packed_path(root, split, packed_dir=None) -> Path:
 
 def pack_command(root, split, packed_dir=None) -> str:
     """The command that (re)builds a split's pack, for error messages."""
-    return f"python data.py --pack --data {root} --splits {split}" + (f" --packed-dir {packed_dir}" if packed_dir else "")
+    return (f"python data.py --pack --data {root} --splits {split}"
+            + (f" --packed-dir {packed_dir}" if packed_dir else ""))
 
 
 def _encode_video(job) -> list[bytes]:
@@ -408,13 +409,15 @@ class Pack:
     def __init__(self, folder: Path, command: str = "python data.py --pack --data ROOT --splits SPLIT"):
         self.folder, self.command = Path(folder), command
         if not (self.folder / "index.json").is_file():
-            raise FileNotFoundError(f"frame pack '{self.folder}' not found or incomplete: build it once with `{command}`")
+            raise FileNotFoundError(f"frame pack '{self.folder}' not found or incomplete: "
+                                    f"build it once with `{command}`")
         damage = pack_problems(self.folder)
         if damage:
             raise OSError(f"frame pack '{self.folder}' is damaged: {damage}; rebuild it with `{command}`")
         meta = json.loads((self.folder / "index.json").read_text())
         starts = np.cumsum([0] + meta["counts"])[:-1].tolist()
-        self.videos = {name: (s, n) for name, s, n in zip(meta["names"], starts, meta["counts"])}  # name -> (first, count)
+        # name -> (first, count)
+        self.videos = {name: (s, n) for name, s, n in zip(meta["names"], starts, meta["counts"])}
         self.offsets = np.load(self.folder / "offsets.npy")                                       # int64 [N + 1]
         self.blob = None
 
@@ -461,7 +464,8 @@ def main():
         ap.error("nothing to do: pass --pack")
     root = resolve_root(args.data)
     if args.resize is None:
-        args.resize = 0 if args.data == "synthetic" else 256  # synthetic frames are 64x64, read at 37 by the tiny preset
+        # synthetic frames are 64x64, read at 37 by the tiny preset
+        args.resize = 0 if args.data in SYNTHETIC else 256
     for split in args.splits:
         index = packed_path(root, split, args.packed_dir) / "index.json"
         before = index.stat().st_mtime_ns if index.is_file() else None

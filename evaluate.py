@@ -8,8 +8,6 @@ video level and, on the synthetic corpus, where the segment level finds each pse
 from pathlib import Path
 
 import sacrebleu
-import torch
-from tqdm import tqdm
 
 import analysis
 import data
@@ -58,22 +56,6 @@ def table_row(name: str, s: dict) -> str:
 TABLE_HEADER = f"{'':<28}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'ROUGE':>8}"
 
 
-@torch.no_grad()
-def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate"):
-    """Hypotheses and references for every video of `loader`, in its order."""
-    was_training = net.training
-    net.eval()
-    hyps, refs = [], []
-    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        frames, mask = data.prepare(batch, device, train=False)
-        with train.autocast(device):
-            ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
-        hyps += [tok.decode(row.tolist()) for row in ids]
-        refs += batch["translations"]
-    net.train(was_training)
-    return hyps, refs
-
-
 def main(argv=None):
     ap = train.data_flags(__doc__)
     ap.add_argument("--split", default="test", choices=["dev", "test"], help="which split to translate")
@@ -89,33 +71,32 @@ def main(argv=None):
     args = train.parse(ap, argv)
     ckpt = train.load_checkpoint(args.checkpoint or args.out / "finetune.pt", "finetune")
     # the tokenizer the model was trained with, not one rebuilt here; --video writes no split's files
-    run = train.setup(args, config=ckpt["config"], stage=None if args.video else "evaluate",
+    setup = train.setup(args, config=ckpt["config"], stage=None if args.video else "evaluate",
                       tokenizer_state=ckpt["tokenizer"], splits=() if args.video else (args.split,))
-    net = train.build(run, "translation")
+    net = train.build(setup, "translation")
     train.load_weights(net, ckpt["model"])
     pretrained = args.pretrained or args.out / "pretrain.pt"
     if args.video:
         pixels, fps = analysis.read_video(args.video)
         name = args.video.stem if args.video.is_file() else args.video.name
-        batch, keep = analysis.video_batch(pixels, name, run)
-        hyp = translate(net, [batch], run.tok, run.device, args.beams, args.max_new_tokens)[0][0]
+        batch, keep = analysis.video_batch(pixels, name, setup)
+        hyp = train.translate(net, [batch], setup.tok, setup.device, args.beams, args.max_new_tokens)[0][0]
         print(f"translation: {hyp}")
         if pretrained.is_file():
-            analysis.show_glosses(run, pretrained, batch, pixels[keep], keep, fps, name, hyp,
-                                  args.threshold, args.top)
+            analysis.show_glosses(setup, pretrained, batch, pixels[keep], keep, fps, hyp)
         return {"translation": hyp}
-    hyps, refs = translate(net, train.loader(run, args.split, train=False), run.tok, run.device, args.beams,
-                           args.max_new_tokens)
+    hyps, refs = train.translate(net, train.loader(setup, args.split, train=False), setup.tok, setup.device,
+                                 args.beams, args.max_new_tokens)
     for kind, lines in (("hyp", hyps), ("ref", refs)):
         data.atomic_write(args.out / f"{args.split}.{kind}.txt",
-                                lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
+                          lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
     print(TABLE_HEADER)
     print(table_row(f"{args.split} (raw)", scores(hyps, refs)))
     print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
     print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
     result = scores(hyps, refs)
     if pretrained.is_file():  # the video and segment levels (analysis.py)
-        result |= analysis.measure_split(run, args.split, pretrained)
+        result |= analysis.measure_split(setup, args.split, pretrained)
     return result
 
 

@@ -5,12 +5,17 @@ mBART's decoder, train eq. 6 in two stages (Cambrian-1's recipe) and keep the be
     stage 2 (--stage2-epochs 200): everything trainable trains
 
     python finetune.py --data synthetic                  # reads <out>/pretrain.pt, writes <out>/finetune.pt
+
+This file is the method and its training loop (`train_stage`); what is not method (flags, loaders, checkpoints,
+--resume, logs, data-parallel) is one call each into train.py.
 """
+import math
+
+import sacrebleu
 import torch
 from tqdm import tqdm
 
 import data
-import evaluate
 import losses
 import model
 import runs
@@ -19,6 +24,28 @@ import train
 # Stage 1 trains the mapper and the decoder (its LoRA; in the tiny preset, whose mBART trains whole, also the
 # embedding the decoder shares with the encoder and the output layer); stage 2 everything that trains at all.
 STAGE1 = ("mapper.", "mbart.model.decoder.", "mbart.model.shared.")
+
+# The flags below that fix the result, besides train.RESULT_FLAGS: --resume refuses a change of any of them
+# (--val-beams too: the dev BLEU-4 decides which weights are kept)
+RESULT_FLAGS = train.RESULT_FLAGS + ("pretrained", "stage1_epochs", "stage2_epochs", "cache_features",
+                                     "label_smoothing", "val_beams")
+
+
+def flags():
+    ap = train.training_flags(__doc__)
+    ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt; none: from scratch, "
+                    "the study's no-pre-training variant)")
+    ap.add_argument("--stage1-epochs", type=runs.non_negative_int, default=100,
+                    help="stage 1: mapper and decoder LoRA only (§4.2)")
+    ap.add_argument("--stage2-epochs", type=runs.non_negative_int, default=200,
+                    help="stage 2: everything trainable (§4.2)")
+    ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
+                    "per training video, without augmentation, and train on its cached output")
+    ap.add_argument("--label-smoothing", type=runs.fraction, default=0.2,
+                    help="of eq. 6's cross-entropy (the authors' 0.2)")
+    ap.add_argument("--val-beams", type=runs.positive_int, default=1, help="beams for the dev BLEU-4 of each epoch "
+                    "(greedy by default, for speed; evaluate.py uses 4)")
+    return ap
 
 
 def load_pretrained(net, state: dict):
@@ -34,17 +61,17 @@ def load_pretrained(net, state: dict):
 
 
 @torch.no_grad()
-def cache_features(run, net) -> list:
+def cache_features(setup: train.Setup, net) -> list:
     """The frozen sign encoder's output for every training video, computed once for stage 1 (--cache-features).
     Exact when augmentation is off, as here: stage 1 freezes the sign encoder and runs it in eval mode."""
     net.eval()
     items = []
-    for batch in tqdm(train.loader(run, "train", train=False), desc="caching features", leave=False,
+    for batch in tqdm(train.loader(setup, "train", train=False), desc="caching features", leave=False,
                       disable=not train.is_main()):
-        with train.autocast(run.device):
-            s, mask = net.sign(*data.prepare(batch, run.device, train=False))
-        items += [{"features": s[i, :n].cpu(), "name": name, "translation": text}
-                  for i, (n, name, text) in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
+        with train.autocast(setup.device):
+            s, mask = net.sign(*data.prepare(batch, setup.device, train=False))
+        items += [{"features": s[i, :n].cpu(), "name": name, "translation": text} for i, (n, name, text)
+                  in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
     return items
 
 
@@ -56,54 +83,85 @@ def collate_features(items) -> dict:
             "names": [x["name"] for x in items], "translations": [x["translation"] for x in items]}
 
 
+def forward(net, batch, setup: train.Setup):
+    """One batch of eq. 6: the video through the sign encoder, the mapper and mBART, teacher-forced on its
+    sentence (decoder input `de_DE x`, labels `x </s>`)."""
+    tok, device = setup.tok, setup.device
+    _, (dec_ids, dec_mask), labels = train.text_batch(tok, batch["translations"], device)
+    logits = net(*data.prepare(batch, device, train=net.training), dec_ids, dec_mask)
+    return losses.translation_loss(logits, labels, tok.pad_id, setup.args.label_smoothing)      # eq. 6
+
+
+def validate(net, dev, setup: train.Setup) -> dict:
+    """Dev BLEU-4 of --val-beams beam search: sacrebleu's corpus BLEU, as evaluate.bleu computes it."""
+    hyps, refs = train.translate(net, dev, setup.tok, setup.device, num_beams=setup.args.val_beams, desc="dev")
+    return {"bleu4": sacrebleu.corpus_bleu(hyps, [refs]).score}
+
+
+def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set, val_every: int = 1) -> float:
+    """Stage 1 or 2 of §3.3 trained as §4.2 says: only STAGE1's parameters train in stage 1, everything
+    `trainable` in stage 2; AdamW under the one-cycle schedule, stepped every batch; eq. 6, backward,
+    gradients clipped at norm 1.0, update. Validates every `val_every` epochs and after the last, and keeps
+    the weights with the best dev BLEU-4 over both stages (`best`: stage 1's, when stage 2 starts) in
+    <out>/finetune.pt. -> that BLEU-4"""
+    args = setup.args
+    epochs = args.stage1_epochs if stage == 1 else args.stage2_epochs
+    if epochs == 0:  # a skipped stage
+        return best
+    for n, p in net.named_parameters():
+        p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
+    cached = dict(ds=cache_features(setup, net), collate=collate_features) if stage == 1 and args.cache_features else {}
+    batches, dev = train.loader(setup, "train", train=True, **cached), train.loader(setup, "dev", train=False)
+    optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
+    scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), epochs * len(batches))
+    checkpoints = train.Checkpoints(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, names=trainable)
+    epoch_range, best = checkpoints.resume(net, optimizer, scheduler, epochs, best)
+    stepped = train.for_training(net, args.compile)             # data-parallel, --compile
+    params = [p for p in net.parameters() if p.requires_grad]
+    progress = train.Progress(setup, f"finetune-stage{stage}", epochs)
+    for epoch in epoch_range:
+        train.start_epoch(net, batches, args.seed, epoch)
+        for batch in progress.batches(batches, epoch):
+            with train.autocast(setup.device):
+                loss = forward(stepped, batch, setup)                                           # eq. 6
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)                                         # §4.2
+            optimizer.step()
+            scheduler.step()
+            progress.step(loss=loss)
+        val = progress.validated(validate(net, dev, setup) if train.validates(epoch, epochs, val_every) else {})
+        improved = bool(val) and val["bleu4"] > best
+        if improved:                                            # the best dev BLEU-4 is kept
+            best = val["bleu4"]
+            checkpoints.save_best(net, epoch, best)
+        checkpoints.save_last(net, optimizer, scheduler, epoch, best)
+        progress.end_epoch(scheduler.get_last_lr()[0], improved)
+    progress.close()
+    return best
+
+
 def main(argv=None):
-    ap = train.training_flags(__doc__)
-    ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt; none: from scratch, "
-                    "the study's no-pre-training variant)")
-    ap.add_argument("--stage1-epochs", type=runs.non_negative_int, default=100, help="stage 1: mapper and decoder LoRA only (§4.2)")
-    ap.add_argument("--stage2-epochs", type=runs.non_negative_int, default=200, help="stage 2: everything trainable (§4.2)")
-    ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
-                    "per training video, without augmentation, and train on its cached output")
-    ap.add_argument("--label-smoothing", type=runs.fraction, default=0.2, help="of eq. 6's cross-entropy (the authors' 0.2)")
-    ap.add_argument("--val-beams", type=runs.positive_int, default=1, help="beams for the dev BLEU-4 of each epoch "
-                    "(greedy by default, for speed; evaluate.py uses 4)")
+    ap = flags()
     args = train.parse(ap, argv)
     if args.stage1_epochs + args.stage2_epochs == 0:
         ap.error("--stage1-epochs and --stage2-epochs are both 0: nothing to train")
     if args.pretrained == "none":
-        pretrained, run = None, train.setup(args, stage="finetune")
+        pretrained, setup = None, train.setup(args, stage="finetune")
     else:
         path = args.pretrained or args.out / "pretrain.pt"
         pretrained = train.load_checkpoint(path, "pretrain")
-        run = train.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # the pre-training's tokenizer
-        train.check_matches(run, pretrained, path, ignore=("n_glosses",))  # the pseudo-glosses stay in pre-training
-    net = train.build(run, "translation")
+        setup = train.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # pre-training's
+        train.check_matches(setup, pretrained, path, ignore=("n_glosses",))  # the pseudo-glosses stay behind
+    net = train.build(setup, "translation")
     if pretrained is not None:
         load_pretrained(net, pretrained["model"])
-    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
-    tok, device = run.tok, run.device
-    dev = train.loader(run, "dev", train=False)
-
-    def step(net, batch):
-        _, (dec_ids, dec_mask), labels = train.text_batch(tok, batch["translations"], device)
-        logits = net(*data.prepare(batch, device, train=net.training), dec_ids, dec_mask)
-        loss = losses.translation_loss(logits, labels, tok.pad_id, args.label_smoothing)
-        return loss, {"loss": loss}
-
-    def validate(net):
-        hyps, refs = evaluate.translate(net, dev, tok, device, num_beams=args.val_beams, desc="dev")
-        b = evaluate.bleu(hyps, refs)
-        return b["bleu4"], b
-
-    train.log(f"fine-tuning {args.preset} on {run.root}: {model.count(net)[0]:,} trainable parameters, out {args.out}")
-    best = None
-    for stage, epochs in ((1, args.stage1_epochs), (2, args.stage2_epochs)):
-        for n, p in net.named_parameters():
-            p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
-        cached = stage == 1 and args.cache_features and epochs > 0
-        train_set = dict(ds=cache_features(run, net), collate=collate_features) if cached else {}
-        best = train.fit(run, net, step, validate, epochs, f"finetune-stage{stage}", lower_is_better=False,
-                            best_name="finetune", best=best, keep=trainable, **train_set)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}  # what the checkpoints hold
+    train.log(f"fine-tuning {args.preset} on {setup.root}: {model.count(net)[0]:,} trainable parameters, "
+              f"out {args.out}")
+    best = -math.inf
+    for stage in (1, 2):
+        best = train_stage(setup, net, stage, best, trainable)
     train.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
 
 

@@ -1,5 +1,6 @@
 """The losses of the paper: pseudo-gloss pre-training (eqs. 1-3), video-language alignment (eq. 4),
-their sum (eq. 5) and translation (eq. 6). Pure functions of tensors; only torch is imported."""
+their sum (eq. 5) and translation (eq. 6). Pure functions of tensors; only torch is imported, so the file
+works copied alone into another project."""
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
@@ -63,15 +64,10 @@ def clip_loss(video, text, temperature):
 # Pre-training (eq. 5) and translation (eq. 6)
 
 
-def pretrain_loss(out, labels, lambda_psp: float = 1.0, psp_variant: str = "paper", lambda_align: float = 1.0):
-    """L_pre-train = L_align + lambda * L_psp (eq. 5), from PretrainModel's outputs; returns all three.
-    M~ pools the video over the CLS token and the valid segments, L~ the text over its tokens. lambda_align
+def pretrain_loss(align, psp, lambda_psp: float = 1.0, lambda_align: float = 1.0):
+    """L_pre-train = L_align + lambda * L_psp (eq. 5), from the two losses (scalar tensors). lambda_align
     (1 in the paper) lets an ablation drop the alignment term."""
-    video, text = masked_mean(out["video"], out["video_mask"]), masked_mean(out["text"], out["text_mask"])
-    align = clip_loss(video, text, out["temperature"])
-    psp = pseudo_gloss_loss(out["glosses"], out["mask"], out["prototypes"], labels, out["tau_t"], out["tau_u"],
-                            variant=psp_variant)
-    return lambda_align * align + lambda_psp * psp, align, psp
+    return lambda_align * align + lambda_psp * psp
 
 
 def translation_loss(logits, labels, pad_id: int, label_smoothing: float = 0.1):

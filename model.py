@@ -7,6 +7,8 @@ A sign video is encoded at three levels (paper §3.1):
   video    -> mBART's encoder with LoRA
 Pre-training (§3.2) adds the pseudo-gloss head, prototypes, a CLS token and the frozen text encoder; fine-tuning
 (§3.3) the mapper and mBART's decoder (DESIGN.md "Architecture", "Differences from the authors' code").
+Only torch is needed to import this file and use its parts; transformers is imported only where DINOv2 and
+mBART are built or used (load_dinov2, load_mbart, widths_from_checkpoints, TranslationModel.translate).
 
     python model.py --count [--preset paper|tiny]    # parameter counts of Table 3, on the meta device
 """
@@ -19,8 +21,6 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import AutoConfig, Dinov2Config, Dinov2Model, MBartConfig, MBartForConditionalGeneration
-from transformers.modeling_outputs import BaseModelOutput
 
 import lora
 import tokenizer
@@ -107,7 +107,7 @@ def requires_grad(module: nn.Module) -> bool:
 class VisualEncoder(nn.Module):
     """DINOv2 with LoRA on its top blocks; CLS -> Linear -> BatchNorm over the valid frames: F [B,T*,D*]."""
 
-    def __init__(self, dino: Dinov2Model, cfg: Config):
+    def __init__(self, dino: nn.Module, cfg: Config):
         super().__init__()
         self.dino = dino.requires_grad_(False)
         for block in dino.encoder.layer[-cfg.dino_lora_blocks:]:
@@ -272,7 +272,7 @@ class TemporalEncoder(nn.Module):
 class SignEncoder(nn.Module):
     """Frames to segment features Z [B, T, D]: the part shared by pre-training and fine-tuning."""
 
-    def __init__(self, dino: Dinov2Model, cfg: Config):
+    def __init__(self, dino: nn.Module, cfg: Config):
         super().__init__()
         self.visual = VisualEncoder(dino, cfg)
         self.temporal = TemporalEncoder(cfg)
@@ -305,7 +305,7 @@ class FrozenTextEncoder(nn.Module):
 class PretrainModel(nn.Module):
     """Everything eqs. 1-5 need: Z' and the prototypes for the pseudo-gloss loss, M and L for the alignment loss."""
 
-    def __init__(self, dino: Dinov2Model, llm_encoder: nn.Module, text_encoder: nn.Module, cfg: Config):
+    def __init__(self, dino: nn.Module, llm_encoder: nn.Module, text_encoder: nn.Module, cfg: Config):
         super().__init__()
         self.cfg = cfg
         self.sign = SignEncoder(dino, cfg)
@@ -343,7 +343,7 @@ class PretrainModel(nn.Module):
 class TranslationModel(nn.Module):
     """Sign encoder -> mapper -> mBART encoder + decoder (§3.3, eq. 6); no CLS token."""
 
-    def __init__(self, dino: Dinov2Model, mbart: MBartForConditionalGeneration, cfg: Config):
+    def __init__(self, dino: nn.Module, mbart: nn.Module, cfg: Config):
         super().__init__()
         self.cfg = cfg
         self.sign = SignEncoder(dino, cfg)
@@ -372,6 +372,7 @@ class TranslationModel(nn.Module):
     def translate(self, frames, frame_mask, start_id: int, eos_id: int, pad_id: int,
                   num_beams: int = 4, max_new_tokens: int = 100):
         """Beam search from mBART's language token (de_DE); token ids [B, L] without the start token."""
+        from transformers.modeling_outputs import BaseModelOutput  # self.mbart is transformers' already
         m, mask = self.encode(frames, frame_mask)
         out = self.mbart.generate(encoder_outputs=BaseModelOutput(last_hidden_state=m), attention_mask=mask.long(),
                                   decoder_start_token_id=start_id, bos_token_id=start_id, eos_token_id=eos_id,
@@ -396,13 +397,15 @@ def widths_from_checkpoints(cfg: Config) -> Config:
     image encoder's from DINOv2's config, the LLM's (D of Z, M and the mapper) from mBART's d_model."""
     if not cfg.pretrained:
         return cfg
+    from transformers import AutoConfig
     dino, mbart = _load(AutoConfig, cfg.dino, "--dino").to_dict(), _load(AutoConfig, cfg.mbart, "--mbart").to_dict()
     return dataclasses.replace(cfg, dino_arch={k: dino[k] for k in cfg.dino_arch if k in dino},
                                mbart_arch={k: mbart[k] for k in cfg.mbart_arch if k in mbart}, llm_dim=mbart["d_model"])
 
 
-def load_dinov2(cfg: Config) -> Dinov2Model:
+def load_dinov2(cfg: Config) -> nn.Module:
     """DINOv2 ViT-S/14 (facebook/dinov2-small) or, for random weights, the same class from cfg.dino_arch."""
+    from transformers import Dinov2Config, Dinov2Model  # only here and in load_mbart: model.py imports with torch
     if cfg.pretrained:
         return _load(Dinov2Model, cfg.dino, "--dino")
     with torch.random.fork_rng(devices=[]):  # random weights that stand in for a download: the same in every
@@ -410,8 +413,10 @@ def load_dinov2(cfg: Config) -> Dinov2Model:
         return Dinov2Model(Dinov2Config(**cfg.dino_arch))
 
 
-def load_mbart(cfg: Config, keep_ids=None) -> MBartForConditionalGeneration:
-    """mBART-large-cc25, its vocabulary trimmed to `keep_ids` (DESIGN.md "Tokenizer"); or random weights."""
+def load_mbart(cfg: Config, keep_ids=None) -> nn.Module:
+    """mBART-large-cc25 (MBartForConditionalGeneration), its vocabulary trimmed to `keep_ids` (DESIGN.md
+    "Tokenizer"); or random weights."""
+    from transformers import MBartConfig, MBartForConditionalGeneration
     if cfg.pretrained:
         mbart = _load(MBartForConditionalGeneration, cfg.mbart, "--mbart")
         if keep_ids is not None:

@@ -76,7 +76,8 @@ PRONOUN_LEMMAS = {"mir": "ich", "mich": "ich", "dir": "du", "dich": "du", "uns":
 
 @functools.lru_cache(maxsize=None)
 def _pos_tagger(name=None):
-    """The German POS tagger and lemmatiser of DESIGN.md "Pseudo-glosses": spaCy if installed, else HanTa (name picks a HanTa mode); loaded once."""
+    """The German POS tagger and lemmatiser of DESIGN.md "Pseudo-glosses": spaCy if installed, else HanTa (name
+    picks a HanTa mode); loaded once."""
     if name is None:
         try:
             import spacy
@@ -138,7 +139,8 @@ def _fix_lemma(word, lemma, upos):
 
 @functools.lru_cache(maxsize=None)
 def tag_sentence(sentence, tagger=None):
-    """(word, lower-case lemma, universal POS) of every token of a sentence; tagger: None (default) or a HANTA_MODES name."""
+    """(word, lower-case lemma, universal POS) of every token of a sentence; tagger: None (default) or a
+    HANTA_MODES name."""
     name, model = _pos_tagger(tagger)
     if name.startswith("spacy"):
         return tuple((t.text, t.lemma_.lower(), t.pos_) for t in model(sentence))
@@ -162,7 +164,8 @@ def tag_sentence(sentence, tagger=None):
 
 
 def extract(sentence: str, tagger=None) -> list[str]:
-    """Paper §3.2: the pseudo-glosses of one translation, lower-case lemmas of NOUN/NUM/ADV/PRON/PROPN/ADJ/VERB tokens, in order."""
+    """Paper §3.2: the pseudo-glosses of one translation, lower-case lemmas of NOUN/NUM/ADV/PRON/PROPN/ADJ/VERB
+    tokens, in order."""
     return [lemma for _, lemma, upos in tag_sentence(sentence, tagger) if upos in KEEP_POS]
 
 
@@ -224,7 +227,8 @@ def read_translations(root, split):
 
 
 def _skipgram_vectors(sentences, words, dim, seed, workdir):
-    """DESIGN.md "Pseudo-glosses": 300-d skip-gram fastText trained on the training translations when no cc.de.300.bin is given."""
+    """DESIGN.md "Pseudo-glosses": 300-d skip-gram fastText trained on the training translations when no
+    cc.de.300.bin is given."""
     import fasttext
     # fastText's Python trainer seeds its RNG with 0 and takes no seed argument; thread=1 makes it
     # deterministic, so `seed` only enters the cache key. t=1 turns off frequent-word subsampling,
@@ -276,7 +280,8 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
     if fasttext_path:
         vectors = _pretrained_vectors(fasttext_path, vocab, dim)
     else:
-        vectors = _skipgram_vectors([t for _, t in rows["train" if "train" in rows else splits[0]]], vocab, dim, seed, cache_dir)
+        text = [t for _, t in rows["train" if "train" in rows else splits[0]]]
+        vectors = _skipgram_vectors(text, vocab, dim, seed, cache_dir)
     prototypes = torch.cat([vectors, torch.zeros(1, dim)])  # [U+1, dim], last row = non-sign
     pg = {"key": key, "vocab": vocab, "prototypes": prototypes, "labels": labels}
     data.atomic_write(cache, lambda tmp: torch.save(pg, tmp))
@@ -298,7 +303,8 @@ def multi_hot(names, pg) -> torch.Tensor:
 
 
 def report(root, gold=None, weather_check=False, taggers=None):
-    """CLI --gold / --weather-check: P/R/F1 of each tagger on the gold file; weather-noun shares and vocabulary on the real text."""
+    """CLI --gold / --weather-check: P/R/F1 of each tagger on the gold file; weather-noun shares and vocabulary on
+    the real text."""
     taggers = taggers or ([None] + [t for t in HANTA_MODES if t != _pos_tagger()[0]] if gold else ["hanta-cased", None])
     names = [_pos_tagger(t)[0] + (" (default)" if t is None else "") for t in taggers]
     if gold:
@@ -323,7 +329,8 @@ def report(root, gold=None, weather_check=False, taggers=None):
 
 
 def main():
-    """CLI: builds and caches the pseudo-glosses of a root and prints their vocabulary sizes and examples; or measures the tagger."""
+    """CLI: builds and caches the pseudo-glosses of a root and prints their vocabulary sizes and examples; or
+    measures the tagger."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="synthetic", help="phoenix14t, synthetic, or a PHOENIX14T-layout folder")
     p.add_argument("--vocab-splits", nargs="+", choices=data.SPLITS, help="default: every split present")
@@ -332,7 +339,8 @@ def main():
     p.add_argument("--examples", type=int, default=5, help="sentences to print with their pseudo-glosses")
     p.add_argument("--gold", default=None, help="measure: P/R/F1 of every tagger on a gold file (pseudogloss_gold.tsv)")
     p.add_argument("--weather-check", action="store_true",
-                   help="measure: weather-noun lemma shares and vocabulary of --data, before (hanta-cased) and after (default)")
+                   help="measure: weather-noun lemma shares and vocabulary of --data, before (hanta-cased) and "
+                   "after (default)")
     p.add_argument("--taggers", nargs="+", default=None, choices=["default"] + list(HANTA_MODES),
                    help="taggers to measure (default: all with --gold, hanta-cased and the default otherwise)")
     args = p.parse_args()

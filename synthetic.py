@@ -75,7 +75,8 @@ def _render_blank(n_frames, size, rng):
 
 
 def _synthetic_sentences(rng, n_train, n_dev, n_test):
-    """Synthetic corpus: distinct (time, place, weather, temp) slot choices; dev/test combinations unseen, their words seen, in train."""
+    """Synthetic corpus: distinct (time, place, weather, temp) slot choices; dev/test combinations unseen, their
+    words seen, in train."""
     def draw():
         temp = int(rng.integers(len(SYNTH_TEMP))) if rng.random() < SYNTH_TEMP_P else -1
         return (int(rng.integers(len(SYNTH_TIME))), int(rng.integers(len(SYNTH_PLACE))),
@@ -83,7 +84,8 @@ def _synthetic_sentences(rng, n_train, n_dev, n_test):
 
     n_all = len(SYNTH_TIME) * len(SYNTH_PLACE) * len(SYNTH_WEATHER) * (len(SYNTH_TEMP) + 1)
     if n_train + n_dev + n_test > n_all // 2:
-        raise ValueError(f"make_synthetic: {n_train + n_dev + n_test} videos asked, the grammar has only {n_all} sentences")
+        raise ValueError(f"make_synthetic: {n_train + n_dev + n_test} videos asked, the grammar has only {n_all} "
+                         "sentences")
     splits, taken = {}, set()
     for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
         chosen = []
@@ -115,7 +117,8 @@ def _synthetic_text(slots):
 
 
 # The generator's settings, by their --data names (data.SYNTHETIC): the README demo's corpus and a harder one for
-# the study (study.py --corpus hard): a quarter of the training videos, longer noise between signs, signs of varying length and performance.
+# the study (study.py --corpus hard): a quarter of the training videos, longer noise between signs, signs of
+# varying length and performance.
 SETTINGS = {"synthetic": {}, "synthetic-hard": dict(n_train=150, blank_frames=(2, 5), sign_frames=(3, 6),
                                                    variation=1.0)}
 

@@ -68,7 +68,7 @@ def test_lora_matches_peft():
 def tiny_dino_block():
     torch.manual_seed(0)
     cfg = model.get_config("tiny")
-    return model.Dinov2Model(model.Dinov2Config(**cfg.dino_arch)).encoder.layer[0].eval()
+    return model.load_dinov2(cfg).encoder.layer[0].eval()
 
 
 def test_fused_qkv_visual_lora_matches_peft_on_a_fused_layer():
@@ -304,7 +304,7 @@ def test_pretrain_model_trains_exactly_lora_and_new_layers():
     assert out["video"].shape == (3, 6, 64) and out["video_mask"][:, 0].all()              # CLS first
     assert torch.equal(out["video_mask"][:, 1:], out["mask"])
     assert out["prototypes"].shape == (7, 300) and not out["prototypes"][-1].any()
-    loss, _, _ = losses.pretrain_loss(out, (torch.rand(3, 6) > 0.5).float())
+    loss, _, _ = pretrain.loss_terms(out, (torch.rand(3, 6) > 0.5).float())
     loss.backward()
     assert seen == [False]  # the frozen DINOv2 blocks kept no graph
     expected = sign_encoder_parameters(net, cfg) | llm_lora_parameters("llm_encoder", 2)
@@ -455,11 +455,11 @@ def test_masked_mean_and_eq5_and_eq6():
                prototypes=torch.cat([torch.randn(3, 8), torch.zeros(1, 8)]),
                tau_t=torch.tensor(0.1), tau_u=torch.tensor(0.1))
     labels = torch.tensor([[1.0, 0, 0], [0, 1, 1]])
-    total, align, psp = losses.pretrain_loss(out, labels, lambda_psp=0.5)
+    total, align, psp = pretrain.loss_terms(out, labels, lambda_psp=0.5)
     torch.testing.assert_close(total, align + 0.5 * psp)
     pooled = torch.stack([out["video"][0, :3].mean(0), out["video"][1].mean(0)])  # M~: CLS and valid segments
     torch.testing.assert_close(align, losses.clip_loss(pooled, out["text"].mean(1), 0.1))
-    _, _, psp_authors = losses.pretrain_loss(out, labels, psp_variant="authors")
+    _, _, psp_authors = pretrain.loss_terms(out, labels, psp_variant="authors")
     torch.testing.assert_close(psp_authors, losses.pseudo_gloss_loss(out["glosses"], out["mask"], out["prototypes"],
                                                                      labels, 0.1, 0.1, variant="authors"))
     # eq. 6 by hand: mean over non-pad tokens of -log p(reference), no smoothing
@@ -581,7 +581,7 @@ def test_ground_truth_tsv_matches_the_drawn_frames(tmp_path, setting):
     root = synthetic.make_synthetic(tmp_path / "synthetic", seed=1, **opts)
     pairs, lengths = {}, set()
     for split in data.SPLITS:
-        lines = synthetic.ground_truth_path(root, split).read_text().splitlines()
+        lines = data.ground_truth_path(root, split).read_text().splitlines()
         assert lines[0] == "name\tpseudogloss\tfirst\tlast"
         spans = {}
         for line in lines[1:]:
@@ -611,7 +611,7 @@ def test_ground_truth_tsv_matches_the_drawn_frames(tmp_path, setting):
         assert lengths == {4}
     else:  # performed differently each time, at varying lengths
         assert any(len(p) > 1 for p in pairs.values()) and len(lengths) > 1
-    assert synthetic.read_ground_truth(root, "test") == spans and synthetic.read_ground_truth(tmp_path, "test") == {}
+    assert data.read_ground_truth(root, "test") == spans and data.read_ground_truth(tmp_path, "test") == {}
 
 
 def test_extract_pseudoglosses():
@@ -1035,7 +1035,7 @@ def test_compiled_bf16_steps_match_eager():
         for _ in range(3):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 result = net(frames, fmask, ids, tmask)
-                loss = losses.pretrain_loss(result, labels)[0]
+                loss = pretrain.loss_terms(result, labels)[0]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -1199,12 +1199,8 @@ def test_damaged_packs_are_found_and_rebuilt(corpus, tmp_path):  # case 7
 
 
 def test_nonfinite_loss_and_nothing_to_train_stop_the_run(corpus, tmp_path, monkeypatch):  # case 6
-    real = losses.pretrain_loss
-
-    def nan_psp(*a, **k):
-        loss, align, psp = real(*a, **k)
-        return loss * math.nan, align, psp * math.nan
-    monkeypatch.setattr(losses, "pretrain_loss", nan_psp)
+    real = losses.pseudo_gloss_loss
+    monkeypatch.setattr(losses, "pseudo_gloss_loss", lambda *a, **k: real(*a, **k) * math.nan)
     out = tmp_path / "nan"
     with pytest.raises(FloatingPointError, match=r"pretrain epoch 1 step 1: non-finite loss term\(s\) loss, psp"):
         pretrain.main(train_flags(corpus, out, "--epochs", "1"))
@@ -1313,7 +1309,7 @@ def ddp_worker(out_file):
     ddp = train.data_parallel(train.sync_batch_norm(net))
     half = slice(2 * rank, 2 * rank + 2)
     out = ddp(*(x[half] for x in batch))
-    loss, _, _ = losses.pretrain_loss(out, labels[half])
+    loss, _, _ = pretrain.loss_terms(out, labels[half])
     loss.backward()
     losses_all = [torch.zeros(()) for _ in range(2)]
     dist.all_gather(losses_all, loss.detach())
@@ -1334,7 +1330,7 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     got = torch.load(out_file, weights_only=True)
     net, batch, labels = ddp_case()
-    loss, _, _ = losses.pretrain_loss(net(*batch), labels)
+    loss, _, _ = pretrain.loss_terms(net(*batch), labels)
     loss.backward()
     torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got["running_mean"], net.sign.visual.norm.running_mean, rtol=1e-4, atol=1e-6)

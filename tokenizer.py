@@ -3,7 +3,8 @@ trained on the training translations (tiny preset), behind one interface (DESIGN
 
 Vocabulary trimming has two halves: here, the tokens kept (mBART's special tokens, de_DE and every token the
 training translations use) and the map from old to new ids (`build_mbart`, `Tokenizer`); then the same rows
-sliced out of mBART's embedding and output layer (`trim_vocabulary`, which model.load_mbart calls). New id i is old id keep_ids[i].
+sliced out of mBART's embedding and output layer (`trim_vocabulary`, which model.load_mbart calls). New id i is
+old id keep_ids[i].
 """
 import hashlib
 import io
@@ -23,7 +24,8 @@ class Tokenizer:
         if kind == "sentencepiece":
             self.keep_ids = None
             self.vocab_size = model.get_piece_size()
-            self.bos_id, self.pad_id, self.eos_id, self.unk_id = model.bos_id(), model.pad_id(), model.eos_id(), model.unk_id()
+            self.bos_id, self.pad_id = model.bos_id(), model.pad_id()
+            self.eos_id, self.unk_id = model.eos_id(), model.unk_id()
             self.lang_id = model.piece_to_id("de_DE")
         else:
             self.keep_ids = torch.as_tensor(keep_ids, dtype=torch.long)
@@ -117,7 +119,8 @@ def build_sentencepiece(sentences, vocab_size=1000) -> Tokenizer:
 
 
 def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25") -> Tokenizer:
-    """Paper preset: mBART-cc25's tokenizer kept to <s> <pad> </s> <unk>, de_DE and the tokens the training text uses."""
+    """Paper preset: mBART-cc25's tokenizer kept to <s> <pad> </s> <unk>, de_DE and the tokens the training text
+    uses."""
     from transformers import AutoTokenizer  # mBART-cc25, mBART-50 and their kin
     try:
         hf = AutoTokenizer.from_pretrained(name_or_path, src_lang="de_DE", tgt_lang="de_DE")
@@ -139,7 +142,8 @@ def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart
     if (out_dir / "tokenizer.json").is_file() and not rebuild:
         tok = Tokenizer.load(out_dir)
         if tok.kind != kind:
-            raise ValueError(f"{out_dir / 'tokenizer.json'} holds a '{tok.kind}' tokenizer, not '{kind}': use another output folder")
+            raise ValueError(f"{out_dir / 'tokenizer.json'} holds a '{tok.kind}' tokenizer, not '{kind}': "
+                             "use another output folder")
         return tok
     sentences = list(sentences)
     tok = build_mbart(sentences, mbart_name) if kind == "mbart" else build_sentencepiece(sentences)

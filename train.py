@@ -1,10 +1,13 @@
-"""The training machinery that pretrain.py, finetune.py and evaluate.py share, kept apart so that those three
-read as the paper's sections (§3.2, §3.3, §4.1): flags, set-up, data loaders, mBART's text formats, the
-optimiser and its schedule, checkpoints, the training loop, and data-parallel set-up (DESIGN.md "Training").
+"""The machinery that pretrain.py, finetune.py and evaluate.py share, kept apart so that those three read as
+the paper's sections (§3.2, §3.3, §4.1) with their training loops in view: flags (and which of them fix the
+result), set-up, data loaders, mBART's text formats, translation, the optimiser and its schedule, and what
+the loops call for what is not method, one call each: checkpoints and --resume (Checkpoints), progress, logs
+and the non-finite stop (Progress), data-parallel and --compile (for_training) (DESIGN.md "Training").
 """
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -21,7 +24,6 @@ from tqdm import tqdm
 import data
 import model
 import runs
-import synthetic
 import tokenizer
 
 # ----------------------------------------------------------------------------------------------
@@ -32,16 +34,19 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
     """The flags of every script: which data, which run, which device, how frames are read."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="phoenix14t", help="phoenix14t ($PHOENIX14T_ROOT or data/phoenix14t), "
-                    "synthetic (generated once under data/synthetic), or a folder in the PHOENIX14T layout")
+                    "synthetic (`python synthetic.py` builds it once under data/synthetic), or a folder in the "
+                    "PHOENIX14T layout")
     ap.add_argument("--preset", choices=sorted(model.PRESETS), help="model size (default: paper; tiny for synthetic)")
     ap.add_argument("--out", type=Path, help="the run's folder (default: runs/<data>-<preset>)")
     ap.add_argument("--overwrite", action="store_true", help="start over in an --out that holds this script's "
                     "files: they (and those of the later stages) are moved to <out>/replaced-<time>/")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
-    ap.add_argument("--batch-size", type=runs.positive_int, default=16, help="videos per step, over all processes (§4.2)")
+    ap.add_argument("--batch-size", type=runs.positive_int, default=16,
+                    help="videos per step, over all processes (§4.2)")
     ap.add_argument("--workers", type=runs.non_negative_int, default=min(8, os.cpu_count() or 1),
                     help="data loading processes")
-    ap.add_argument("--max-frames", type=runs.positive_int, default=300, help="longer videos are subsampled evenly to this")
+    ap.add_argument("--max-frames", type=runs.positive_int, default=300,
+                    help="longer videos are subsampled evenly to this")
     ap.add_argument("--frame-stride", type=runs.positive_int, default=1, help="read every n-th frame")
     ap.add_argument("--packed", action="store_true", help="read frames from the JPEG packs that "
                     "`python data.py --pack --data ...` writes once (much faster than the PNGs)")
@@ -55,16 +60,26 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
     """data_flags and the flags of the optimiser, its schedule and the run's bookkeeping."""
     ap = data_flags(doc)
     ap.add_argument("--seed", type=int, default=0, help="data order, augmentation, dropout and initialisation")
-    ap.add_argument("--lr", type=runs.positive_float, default=3e-4, help="peak learning rate of the one-cycle schedule (§4.2)")
+    ap.add_argument("--lr", type=runs.positive_float, default=3e-4,
+                    help="peak learning rate of the one-cycle schedule (§4.2)")
     ap.add_argument("--weight-decay", type=runs.non_negative_float, default=1e-3, help="AdamW weight decay (§4.2)")
     ap.add_argument("--warmup-epochs", type=runs.non_negative_int, default=5,
                     help="epochs of warm-up before the cosine decay (§4.2)")
-    ap.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (with the same flags)")
-    ap.add_argument("--stop-after", type=runs.positive_int, help="stop after this many epochs (the schedule still spans "
-                    "all of them); continue later with --resume, e.g. under a cluster's time limit")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the interrupted run in --out (with the same flags)")
+    ap.add_argument("--stop-after", type=runs.positive_int, help="stop after this many epochs (the schedule still "
+                    "spans all of them); continue later with --resume, e.g. under a cluster's time limit")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model the training loop steps "
                     "(DESIGN.md \"Performance\"); validation, translation and checkpoints use the plain model")
     return ap
+
+
+# The flags above that fix a training run's result: --resume refuses a change of any of them, naming it (each
+# script adds its own: pretrain.RESULT_FLAGS, finetune.RESULT_FLAGS). --data also fixes it by the fingerprint of
+# the dataset's annotation files. Not among them: where and how fast (--device, --workers, --packed-dir, --out),
+# how long this process runs (--stop-after), --compile, and --dino/--mbart, whose weights the config checks.
+RESULT_FLAGS = ("data", "preset", "batch_size", "max_frames", "frame_stride", "packed", "seed", "lr", "weight_decay",
+                "warmup_epochs")
 
 
 def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
@@ -72,7 +87,7 @@ def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if getattr(args, "resume", False) and args.overwrite:
         ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")
-    args.preset = args.preset or ("tiny" if args.data in synthetic.SETTINGS else "paper")
+    args.preset = args.preset or ("tiny" if args.data in data.SYNTHETIC else "paper")
     args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
     return args
 
@@ -82,7 +97,7 @@ def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
 
 
 @dataclass
-class Run:
+class Setup:
     """What a script works with: its flags, the model config, the data root, the tokenizer and the device."""
     args: argparse.Namespace
     cfg: model.Config
@@ -91,17 +106,17 @@ class Run:
     device: torch.device
 
 
-def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = None, splits=("train", "dev")) -> Run:
+def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = None, splits=("train", "dev")):
     """Resolve the data, claim --out for `stage` (lock; refuse to write over a run: runs.claim), check every
     video of `splits`, build the tokenizer (or take a checkpoint's, `tokenizer_state`) and fix the config
-    (from a checkpoint when given)."""
+    (from a checkpoint when given). -> Setup"""
     device = init_distributed(args.device)
     torch.manual_seed(getattr(args, "seed", 0))
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
     cfg = dataclasses.replace(model.get_config(args.preset) if config is None else model.Config(**config), **names)
     cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
-    with main_process_first():  # one process generates data and tokenizer files, the others read them
-        root = synthetic.resolve_root(args.data)
+    with main_process_first():  # one process writes the tokenizer files, the others read them
+        root = data.resolve_root(args.data)
         resume = getattr(args, "resume", False)
         if stage and is_main():
             runs.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None))
@@ -117,32 +132,35 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
         else:
             tok = tokenizer.Tokenizer.from_state(tokenizer_state)
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
-    return Run(args, cfg, root, tok, device)
+    return Setup(args, cfg, root, tok, device)
 
 
-def build(run: Run, kind: str, **kwargs):
+def build(setup: Setup, kind: str, **kwargs):
     """The pre-training or translation model of the run's preset, on its device."""
     build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
-    net = build_fn(run.cfg, keep_ids=run.tok.keep_ids, **kwargs)
-    return sync_batch_norm(net).to(run.device) if dist.is_initialized() else net.to(run.device)
+    net = build_fn(setup.cfg, keep_ids=setup.tok.keep_ids, **kwargs)
+    return sync_batch_norm(net).to(setup.device) if dist.is_initialized() else net.to(setup.device)
 
 
-def loader(run: Run, split: str, train: bool, generator=None, ds=None, collate=data.collate):
+def loader(setup: Setup, split: str, train: bool, ds=None, collate=data.collate):
     """A DataLoader over one split (or over `ds`): shuffled and augmented for training (each process its
-    share of the --batch-size videos, which is the global batch), in order otherwise."""
+    share of the --batch-size videos, which is the global batch; its generator reseeded by start_epoch),
+    in order otherwise."""
+    args = setup.args
     if ds is None:
-        ds = data.Phoenix14T(run.root, split, train=train, size=run.cfg.image_size, max_frames=run.args.max_frames,
-                             frame_stride=run.args.frame_stride, packed=run.args.packed, packed_dir=run.args.packed_dir)
+        ds = data.Phoenix14T(setup.root, split, train=train, size=setup.cfg.image_size, max_frames=args.max_frames,
+                             frame_stride=args.frame_stride, packed=args.packed, packed_dir=args.packed_dir)
     rank, n = world()
-    if run.args.batch_size % n:
-        raise SystemExit(f"--batch-size {run.args.batch_size} is the global batch: it must divide by {n} processes")
+    if args.batch_size % n:
+        raise SystemExit(f"--batch-size {args.batch_size} is the global batch: it must divide by {n} processes")
     sampler = None
     if train and n > 1:
-        sampler = torch.utils.data.DistributedSampler(ds, n, rank, shuffle=True, seed=run.args.seed, drop_last=True)
+        sampler = torch.utils.data.DistributedSampler(ds, n, rank, shuffle=True, seed=args.seed, drop_last=True)
     return torch.utils.data.DataLoader(
-        ds, batch_size=run.args.batch_size // n, shuffle=train and sampler is None, sampler=sampler,
-        generator=generator, drop_last=train and len(ds) > run.args.batch_size, num_workers=run.args.workers,
-        collate_fn=collate, pin_memory=run.device.type == "cuda", persistent_workers=run.args.workers > 0)
+        ds, batch_size=args.batch_size // n, shuffle=train and sampler is None, sampler=sampler,
+        generator=torch.Generator() if train else None, drop_last=train and len(ds) > args.batch_size,
+        num_workers=args.workers, collate_fn=collate, pin_memory=setup.device.type == "cuda",
+        persistent_workers=args.workers > 0)
 
 
 def text_batch(tok, sentences, device, max_tokens: int = 100):
@@ -166,8 +184,25 @@ def autocast(device):
                           enabled=torch.device(device).type == "cuda")
 
 
+@torch.no_grad()
+def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate"):
+    """Beam search (§4.1): hypotheses and references for every video of `loader`, in its order; fine-tuning's
+    dev BLEU-4 and evaluate.py both translate with it."""
+    was_training = net.training
+    net.eval()
+    hyps, refs = [], []
+    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not is_main()):
+        frames, mask = data.prepare(batch, device, train=False)
+        with autocast(device):
+            ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
+        hyps += [tok.decode(row.tolist()) for row in ids]
+        refs += batch["translations"]
+    net.train(was_training)
+    return hyps, refs
+
+
 # ----------------------------------------------------------------------------------------------
-# Optimisation and checkpoints
+# The optimiser and its schedule (§4.2), and the mode the loop trains in
 
 
 def param_groups(net, weight_decay: float):
@@ -187,45 +222,6 @@ def one_cycle(optimizer, warmup_steps: int, total_steps: int):
                                                anneal_strategy="cos")
 
 
-def trainable_state(net, keep: set = None) -> dict:
-    """The weights a checkpoint keeps: trainable parameters (or those named in `keep`) and buffers;
-    frozen weights come from the hub."""
-    keep = keep or {n for n, p in net.named_parameters() if p.requires_grad}
-    keep = keep | {n for n, _ in net.named_buffers()}
-    return {k: v.detach().cpu() for k, v in net.state_dict().items() if k in keep}
-
-
-save_checkpoint, load_checkpoint = runs.save_checkpoint, runs.load_checkpoint
-
-
-def check_matches(run: Run, ckpt: dict, path, flags: bool = False, ignore=()):
-    """A checkpoint read to go on from must match this run: its config (the weights' shapes and meaning), its
-    tokenizer (what the ids mean) and, for --resume, its schedule flags. Every mismatch is named."""
-    cfg = dataclasses.asdict(run.cfg)
-    wrong = runs.differences(ckpt["config"], cfg, ignore=("dino", "mbart", *ignore))
-    if ckpt["tokenizer"]["fingerprint"] != run.tok.fingerprint():
-        wrong.append(f"tokenizer: {ckpt['tokenizer']['fingerprint'][:12]} -> {run.tok.fingerprint()[:12]} "
-                     "(built from other annotations?)")
-    if flags:
-        wrong += ["--" + d.replace("_", "-") for d in runs.differences(ckpt["flags"], runs.schedule_flags(run.args))]
-    if wrong:
-        raise SystemExit(f"'{path}' does not match this run (saved -> now): " + "; ".join(wrong) +
-                         (". --resume continues a run with its own flags: pass them as they were, or start over "
-                          "with --overwrite or another --out" if flags else ""))
-
-
-def load_weights(net, state: dict):
-    """Load a trainable-only state dict; every key must exist in the model."""
-    missing_in_model = set(state) - set(net.state_dict())
-    if missing_in_model:
-        raise KeyError(f"checkpoint keys not in the model: {sorted(missing_in_model)[:5]}")
-    net.load_state_dict(state, strict=False)
-
-
-# ----------------------------------------------------------------------------------------------
-# The training loop, shared by pre-training and both fine-tuning stages
-
-
 def train_mode(net):
     """Training mode for what trains; every module whose parameters are all frozen runs as at inference
     (fixed BatchNorm statistics, no dropout), e.g. fine-tuning stage 1's mBART encoder beside the decoder."""
@@ -236,98 +232,196 @@ def train_mode(net):
             m.eval()
 
 
-def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: bool,
-        best_name: str = None, best: float = None, keep: set = None, ds=None, collate=data.collate, extra=None):
-    """Train `net` for `epochs` epochs with `step(model, batch) -> (loss, logs)`; after each epoch
-    `validate(net) -> (metric, logs)`. Keeps the weights with the best metric so far (`best`, from an
-    earlier stage) in <out>/<best_name>.pt, and the full state in <out>/<name>.last.pt, from which
-    --resume continues. Checkpoints hold the trainable weights, or those named in `keep`.
-    `ds`, `collate`: a dataset to train on instead of the training videos, and its collate function; `extra`:
-    more that the best checkpoint carries (pre-training: the pseudo-gloss vocabulary)."""
-    args, out = run.args, run.args.out
-    if epochs == 0:  # a stage that is skipped (finetune.py --stage1-epochs 0)
-        return (math.inf if lower_is_better else -math.inf) if best is None else best
-    gen = torch.Generator()
-    train_loader = loader(run, "train", train=True, generator=gen, ds=ds, collate=collate)
-    optimizer = torch.optim.AdamW(param_groups(net, args.weight_decay), lr=args.lr)
-    scheduler = one_cycle(optimizer, args.warmup_epochs * len(train_loader), epochs * len(train_loader))
-    best_path, last = out / f"{best_name or name}.pt", out / f"{name}.last.pt"
-    start = 0
-    if best is None:
-        best = math.inf if lower_is_better else -math.inf
-    if args.resume and last.exists():
-        state = load_checkpoint(last, (best_name or name).split("-")[0], role="last")
-        check_matches(run, state, last, flags=True)
-        load_weights(net, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        best, start = state["best"], state["epoch"]
-        log(f"{name}: resumed from {last} after epoch {start}")
-    elif args.resume:
-        log(f"{name}: nothing to resume in {out}, starting from the first epoch")
-    kind = (best_name or name).split("-")[0]  # pretrain or finetune: what the checkpoints hold
-    about = dict(kind=kind, config=dataclasses.asdict(run.cfg), tokenizer=run.tok.state(),
-                 flags=runs.schedule_flags(args))
-    train_net = data_parallel(net)
-    if args.compile:  # checkpoints read `net`, so their keys carry no `_orig_mod.` prefix
-        train_net = torch.compile(train_net)
-    writer = SummaryWriter(out) if is_main() else None
-    params = [p for p in net.parameters() if p.requires_grad]
-    stop = min(epochs, start + args.stop_after) if args.stop_after else epochs
-    for epoch in range(start, stop):
-        torch.manual_seed(args.seed + epoch)  # data order, augmentation and dropout: resumable exactly
-        gen.manual_seed(args.seed + epoch)
-        if isinstance(train_loader.sampler, torch.utils.data.DistributedSampler):
-            train_loader.sampler.set_epoch(epoch)
-        train_mode(net)
-        t0, sums, finite = time.time(), {}, []
-        bar = tqdm(train_loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True,
-                   disable=not is_main())
-        for i, batch in enumerate(bar):
-            with autocast(run.device):
-                loss, logs = step(train_net, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            for k, v in logs.items():  # summed on the device: no GPU sync per step
-                sums[k] = sums.get(k, 0.0) + v.detach()
-            finite.append(torch.stack([torch.isfinite(v.detach()).all() for v in logs.values()]))
-            if i % 10 == 0 or i == len(train_loader) - 1:  # checked where the loop syncs anyway, before any save
-                check_finite(finite, logs, f"{name} epoch {epoch + 1}", i + 2 - len(finite))
-                finite = []
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        metric, val_logs = validate(net)
-        check_finite([torch.tensor([math.isfinite(v) for v in val_logs.values()])], val_logs,
-                     f"{name} epoch {epoch + 1} validation")
+def start_epoch(net, batches, seed: int, epoch: int):
+    """Before an epoch: its data order, augmentation and dropout seeded by the epoch (so --resume continues
+    exactly), each process its share of the shuffled videos, and the model in training mode (train_mode)."""
+    torch.manual_seed(seed + epoch)
+    batches.generator.manual_seed(seed + epoch)
+    if isinstance(batches.sampler, torch.utils.data.DistributedSampler):
+        batches.sampler.set_epoch(epoch)
+    train_mode(net)
+
+
+def validates(epoch: int, epochs: int, every: int) -> bool:
+    """Whether the loop validates after `epoch` (0-based): every `every` epochs, and always after the last."""
+    return (epoch + 1) % every == 0 or epoch + 1 == epochs
+
+
+def for_training(net, compile: bool = False):
+    """The model the loop steps: `net` data-parallel under torchrun, torch.compile'd with --compile. Checkpoints,
+    validation and translation use `net` itself, so their keys carry no `_orig_mod.`/`module.` prefix."""
+    stepped = data_parallel(net)
+    return torch.compile(stepped) if compile else stepped
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints: what they hold, as the caller says; --resume and the flags that fix a run's result
+
+
+def trainable_state(net, names: set = None) -> dict:
+    """The weights a checkpoint holds: trainable parameters (or those named in `names`) and buffers;
+    frozen weights come from the hub."""
+    names = names or {n for n, p in net.named_parameters() if p.requires_grad}
+    names = names | {n for n, _ in net.named_buffers()}
+    return {k: v.detach().cpu() for k, v in net.state_dict().items() if k in names}
+
+
+save_checkpoint, load_checkpoint = runs.save_checkpoint, runs.load_checkpoint
+
+
+def dataset_fingerprint(root) -> str:
+    """sha256 of the bytes of the training and dev annotation files: what a run learns from and is kept by."""
+    digest = hashlib.sha256()
+    for split in ("train", "dev"):
+        digest.update(data.annotation_path(root, split).read_bytes())
+    return digest.hexdigest()
+
+
+def result_flags(setup: Setup, names: tuple) -> dict:
+    """The values of the flags `names` that fix the run's result, as plain values, and the dataset's fingerprint."""
+    unknown = [n for n in names if n not in vars(setup.args)]
+    if unknown:
+        raise ValueError(f"result flags {unknown} are not flags of this script")
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(setup.args).items() if k in names} | \
+        {"dataset": dataset_fingerprint(setup.root)}
+
+
+def check_matches(setup: Setup, ckpt: dict, path, flags: dict = None, ignore=()):
+    """A checkpoint read to go on from must match this run: its config (the weights' shapes and meaning), its
+    tokenizer (what the ids mean) and, for --resume, the flags that fix the result (`flags`, this run's) and
+    the dataset. Every mismatch is named."""
+    wrong = runs.differences(ckpt["config"], dataclasses.asdict(setup.cfg), ignore=("dino", "mbart", *ignore))
+    if ckpt["tokenizer"]["fingerprint"] != setup.tok.fingerprint():
+        wrong.append(f"tokenizer: {ckpt['tokenizer']['fingerprint'][:12]} -> {setup.tok.fingerprint()[:12]} "
+                     "(built from other annotations?)")
+    if flags is not None:
+        saved, dataset = dict(ckpt["flags"]), ckpt["flags"].get("dataset")
+        saved.pop("dataset", None)
+        wrong += ["--" + d.replace("_", "-") for d in runs.differences(saved, flags, ignore=("dataset",))]
+        if dataset != flags["dataset"]:
+            wrong.append(f"the dataset (sha256 of its train and dev annotation files): {str(dataset)[:12]} -> "
+                         f"{flags['dataset'][:12]}")
+    if wrong:
+        raise SystemExit(f"'{path}' does not match this run (saved -> now): " + "; ".join(wrong) +
+                         (". --resume continues a run with its own flags and data: pass them as they were, or "
+                          "start over with --overwrite or another --out" if flags is not None else ""))
+
+
+def load_weights(net, state: dict):
+    """Load a trainable-only state dict; every key must exist in the model."""
+    missing_in_model = set(state) - set(net.state_dict())
+    if missing_in_model:
+        raise KeyError(f"checkpoint keys not in the model: {sorted(missing_in_model)[:5]}")
+    net.load_state_dict(state, strict=False)
+
+
+class Checkpoints:
+    """A training stage's files in --out, which say what they hold because the caller says so: `kind`
+    ('pretrain' or 'finetune') is what the weights are, <out>/<kind>.pt the kept (best) weights, what the next
+    stage reads, and <out>/<name>.last.pt the full state after the last epoch, what --resume continues.
+    Both hold the parameters named in `names` (default: those that train) and buffers, the config, the
+    tokenizer and the values of the flags `flag_names` (result_flags); `extra` is more that the kept weights
+    carry. Only the first process writes."""
+
+    def __init__(self, setup: Setup, kind: str, name: str, flag_names: tuple, names: set = None,
+                 extra: dict = None):
+        self.setup, self.kind, self.name, self.names, self.extra = setup, kind, name, names, extra or {}
+        self.best_path, self.last_path = setup.args.out / f"{kind}.pt", setup.args.out / f"{name}.last.pt"
+        self.about = dict(kind=kind, config=dataclasses.asdict(setup.cfg), tokenizer=setup.tok.state(),
+                          flags=result_flags(setup, flag_names))
+
+    def resume(self, net, optimizer, scheduler, epochs: int, best: float) -> tuple:
+        """With --resume and a last state: its weights, optimiser and schedule loaded, after checking that the
+        config, tokenizer, result flags and dataset are this run's. -> (the epochs left to run in this process,
+        at most --stop-after of them; the best metric so far)."""
+        args, start = self.setup.args, 0
+        if args.resume and self.last_path.exists():
+            state = load_checkpoint(self.last_path, self.kind, role="last")
+            check_matches(self.setup, state, self.last_path, flags=self.about["flags"])
+            load_weights(net, state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            best, start = state["best"], state["epoch"]
+            log(f"{self.name}: resumed from {self.last_path} after epoch {start}")
+        elif args.resume:
+            log(f"{self.name}: nothing to resume in {args.out}, starting from the first epoch")
+        return range(start, min(epochs, start + args.stop_after) if args.stop_after else epochs), best
+
+    def save_best(self, net, epoch: int, metric: float):
+        """The weights after `epoch` (0-based), kept as <out>/<kind>.pt with their metric."""
+        if is_main():
+            save_checkpoint(self.best_path, **self.about, role="best", model=trainable_state(net, self.names),
+                            epoch=epoch + 1, metric=metric, **self.extra)
+
+    def save_last(self, net, optimizer, scheduler, epoch: int, best: float):
+        """The full state after `epoch` (0-based), what --resume continues: <out>/<name>.last.pt."""
+        if is_main():
+            save_checkpoint(self.last_path, **self.about, role="last", model=trainable_state(net, self.names),
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), epoch=epoch + 1,
+                            best=best)
+
+
+# ----------------------------------------------------------------------------------------------
+# Progress: the bar, the loss terms' sums, the non-finite stop, TensorBoard and the epoch's line
+
+
+class Progress:
+    """What the loop shows and records: a progress bar over each epoch's batches; the loss terms of each step
+    summed on the device and checked to be finite every 10 steps (no GPU sync per step), so that a non-finite
+    loss stops the run before any checkpoint of those weights; TensorBoard scalars <name>/train/* and
+    <name>/val/* and one printed line per epoch (first process only)."""
+
+    def __init__(self, setup: Setup, name: str, epochs: int):
+        self.name, self.epochs = name, epochs
+        self.writer = SummaryWriter(setup.args.out) if is_main() else None
+
+    def batches(self, loader, epoch: int):
+        """The batches of one epoch (0-based), under a progress bar."""
+        self.epoch, self.sums, self.finite, self.val = epoch, {}, [], {}
+        self.t0, self.n = time.time(), len(loader)
+        self.bar = tqdm(loader, desc=f"{self.name} {epoch + 1}/{self.epochs}", leave=False, dynamic_ncols=True,
+                        disable=not is_main())
+        for self.i, batch in enumerate(self.bar):
+            yield batch
+
+    def step(self, **terms):
+        """One step's loss terms (tensors), e.g. step(loss=loss, align=align, psp=psp)."""
+        for k, v in terms.items():  # summed on the device: no GPU sync per step
+            self.sums[k] = self.sums.get(k, 0.0) + v.detach()
+        self.finite.append(torch.stack([torch.isfinite(v.detach()).all() for v in terms.values()]))
+        if self.i % 10 == 0 or self.i == self.n - 1:  # checked where the loop syncs anyway, before any save
+            check_finite(self.finite, terms, f"{self.name} epoch {self.epoch + 1}", self.i + 2 - len(self.finite))
+            self.finite = []
+            self.bar.set_postfix(loss=f"{next(iter(terms.values())).item():.3f}")
+
+    def validated(self, val: dict) -> dict:
+        """The validation's values ({} in an epoch that does not validate), once checked to be finite."""
+        check_finite([torch.tensor([math.isfinite(v) for v in val.values()], dtype=torch.bool)], val,
+                     f"{self.name} epoch {self.epoch + 1} validation")
+        self.val = val
+        return val
+
+    def end_epoch(self, lr: float, improved: bool):
+        """The epoch's mean training terms and validation values to TensorBoard, and its printed line."""
         if not is_main():
-            continue
-        logs = {f"train/{k}": float(v) / len(train_loader) for k, v in sums.items()}
-        logs |= {f"val/{k}": v for k, v in val_logs.items()}
+            return
+        logs = {f"train/{k}": float(v) / self.n for k, v in self.sums.items()}
+        logs |= {f"val/{k}": v for k, v in self.val.items()}
         for k, v in logs.items():
-            writer.add_scalar(f"{name}/{k}", v, epoch + 1)
-        improved = metric < best if lower_is_better else metric > best
-        weights = trainable_state(net, keep)
-        if improved:
-            best = metric
-            save_checkpoint(best_path, **about, role="best", model=weights, epoch=epoch + 1, metric=metric,
-                            **(extra or {}))
-        save_checkpoint(last, **about, role="last", model=weights, optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), epoch=epoch + 1, best=best)
-        print(f"{name} epoch {epoch + 1}/{epochs} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items())
-              + f" lr {scheduler.get_last_lr()[0]:.2e} {time.time() - t0:.0f}s" + (" *best*" if improved else ""),
-              flush=True)
-    if writer:
-        writer.close()
-    if is_main() and not best_path.is_file() and stop > start:
-        raise RuntimeError(f"{name}: {stop - start} epochs trained but no checkpoint was written to {best_path}")
-    return best
+            self.writer.add_scalar(f"{self.name}/{k}", v, self.epoch + 1)
+        print(f"{self.name} epoch {self.epoch + 1}/{self.epochs} "
+              + " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+              + f" lr {lr:.2e} {time.time() - self.t0:.0f}s" + (" *best*" if improved else ""), flush=True)
+
+    def close(self):
+        if self.writer:
+            self.writer.close()
 
 
 def check_finite(finite: list, logs: dict, where: str, first_step: int = None):
     """Stop at a non-finite loss: `finite` holds, per step from `first_step` on, whether each term of `logs`
-    was finite; the error names the epoch, the step and the terms (no checkpoint of the broken weights is written)."""
+    was finite; the error names the epoch, the step and the terms (no checkpoint of the broken weights is
+    written)."""
     ok = torch.stack(finite).cpu()                                               # [steps, terms]
     if ok.all():
         return
@@ -335,7 +429,8 @@ def check_finite(finite: list, logs: dict, where: str, first_step: int = None):
     bad = [k for k, good in zip(logs, ok[step].tolist()) if not good]
     raise FloatingPointError(f"{where}" + (f" step {first_step + step}" if first_step is not None else "") +
                              f": non-finite loss term(s) {', '.join(bad)}; the run stops here (no checkpoint of "
-                             "these weights was written). Lower --lr, or check the data (pseudo-glosses, translations)")
+                             "these weights was written). Lower --lr, or check the data (pseudo-glosses, "
+                             "translations)")
 
 
 # ----------------------------------------------------------------------------------------------
