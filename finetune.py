@@ -108,13 +108,13 @@ def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set
     epochs = args.stage1_epochs if stage == 1 else args.stage2_epochs
     if epochs == 0:  # a skipped stage
         return best
+    checkpoints = train.Checkpoints(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, names=trainable)
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
     cached = dict(ds=cache_features(setup, net), collate=collate_features) if stage == 1 and args.cache_features else {}
     batches, dev = train.loader(setup, "train", train=True, **cached), train.loader(setup, "dev", train=False)
     optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
     scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), epochs * len(batches))
-    checkpoints = train.Checkpoints(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, names=trainable)
     epoch_range, best = checkpoints.resume(net, optimizer, scheduler, epochs, best)
     stepped = train.for_training(net, args.compile)             # data-parallel, --compile
     params = [p for p in net.parameters() if p.requires_grad]

@@ -76,11 +76,11 @@ def pretrain(setup: train.Setup, net, pg: dict, val_every: int = 1) -> float:
     gradients clipped at norm 1.0, update. Validates every `val_every` epochs and after the last, and keeps
     the weights with the lowest validation loss (<out>/pretrain.pt). -> that loss"""
     args = setup.args
+    checkpoints = train.Checkpoints(setup, "pretrain", "pretrain", RESULT_FLAGS,
+                                    extra={"pseudoglosses": {"vocab": pg["vocab"]}})  # the vocabulary travels along
     batches, dev = train.loader(setup, "train", train=True), train.loader(setup, "dev", train=False)
     optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
     scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), args.epochs * len(batches))
-    checkpoints = train.Checkpoints(setup, "pretrain", "pretrain", RESULT_FLAGS,
-                                    extra={"pseudoglosses": {"vocab": pg["vocab"]}})  # the vocabulary travels along
     epochs, best = checkpoints.resume(net, optimizer, scheduler, args.epochs, best=math.inf)
     stepped = train.for_training(net, args.compile)             # data-parallel, --compile
     params = [p for p in net.parameters() if p.requires_grad]

@@ -329,19 +329,21 @@ class Checkpoints:
         self.best_path, self.last_path = setup.args.out / f"{kind}.pt", setup.args.out / f"{name}.last.pt"
         self.about = dict(kind=kind, config=dataclasses.asdict(setup.cfg), tokenizer=setup.tok.state(),
                           flags=result_flags(setup, flag_names))
+        self.state = None  # with --resume, the last state, read and checked here, before the stage's long work
+        if setup.args.resume and self.last_path.exists():
+            self.state = load_checkpoint(self.last_path, kind, role="last")
+            check_matches(setup, self.state, self.last_path, flags=self.about["flags"])
 
     def resume(self, net, optimizer, scheduler, epochs: int, best: float) -> tuple:
-        """With --resume and a last state: its weights, optimiser and schedule loaded, after checking that the
-        config, tokenizer, result flags and dataset are this run's. -> (the epochs left to run in this process,
-        at most --stop-after of them; the best metric so far)."""
-        args, start = self.setup.args, 0
-        if args.resume and self.last_path.exists():
-            state = load_checkpoint(self.last_path, self.kind, role="last")
-            check_matches(self.setup, state, self.last_path, flags=self.about["flags"])
+        """With --resume and a last state (checked when this was made: config, tokenizer, result flags and
+        dataset are this run's): its weights, optimiser and schedule loaded. -> (the epochs left to run in this
+        process, at most --stop-after of them; the best metric so far)."""
+        args, start, state = self.setup.args, 0, self.state
+        if state is not None:
             load_weights(net, state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            best, start = state["best"], state["epoch"]
+            best, start, self.state = state["best"], state["epoch"], None
             log(f"{self.name}: resumed from {self.last_path} after epoch {start}")
         elif args.resume:
             log(f"{self.name}: nothing to resume in {args.out}, starting from the first epoch")
