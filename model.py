@@ -203,8 +203,8 @@ def drop_path(x, p: float, training: bool):
     """Stochastic depth (Huang et al.): drop a residual branch for whole videos with probability p."""
     if p == 0.0 or not training:
         return x
-    keep = x.new_empty(x.shape[0], *(1,) * (x.dim() - 1)).bernoulli_(1 - p)
-    return x * keep / (1 - p)
+    survive = x.new_empty(x.shape[0], *(1,) * (x.dim() - 1)).bernoulli_(1 - p)   # [B, 1, ...]
+    return x * survive / (1 - p)
 
 
 class TemporalBlock(nn.Module):

@@ -70,9 +70,9 @@ def table(results: dict, seeds: list) -> str:
     """The markdown table: one row per variant, mean +- std over seeds of each metric."""
     lines = ["| variant | " + " | ".join(METRICS.values()) + " | chance (localisation) | minutes a run |",
              "|---" * (len(METRICS) + 3) + "|"]
-    for variant, runs in results.items():
-        row = [cell([r.get(k) for r in runs]) for k in METRICS]
-        row += [cell([r.get("chance") for r in runs]), cell([r["minutes"] for r in runs])]
+    for variant, per_seed in results.items():
+        row = [cell([r.get(k) for r in per_seed]) for k in METRICS]
+        row += [cell([r.get("chance") for r in per_seed]), cell([r["minutes"] for r in per_seed])]
         lines.append(f"| {VARIANTS[variant][0]} | " + " | ".join(row) + " |")
     return "\n".join(lines) + f"\n\n(test split, mean ± std over seeds {', '.join(map(str, seeds))}; R@1 and " \
         "localisation come from the pre-training checkpoint, which the no-pre-training variant has not)\n"
