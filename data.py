@@ -56,9 +56,9 @@ def resolve_root(data: str) -> Path:
 
 
 def ground_truth_path(root, split) -> Path:
-    """Where a split's sign timings lie, beside its annotations (synthetic corpora only; DESIGN.md "Synthetic
-    corpus"): a TSV with header name, pseudogloss, first, last; one row per sign, its first and last frame
-    numbered from 1 as the images%04d.png files are."""
+    """Where a split's sign timings lie, beside its annotations (synthetic corpora only, DESIGN.md
+    "Synthetic corpus"): a TSV with header name, pseudogloss, first, last; one row per sign, its first and
+    last frame numbered from 1 as the images%04d.png files are."""
     return annotation_path(root, split).with_name(f"synthetic.{split}.signs.tsv")
 
 
