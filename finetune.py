@@ -6,6 +6,8 @@ mBART's decoder, train eq. 6 in two stages (Cambrian-1's recipe) and keep the be
 
     python finetune.py --data synthetic                  # reads <out>/pretrain.pt, writes <out>/finetune.pt
 """
+from pathlib import Path
+
 import torch
 from tqdm import tqdm
 
@@ -73,7 +75,10 @@ def main(argv=None):
     if args.pretrained == "none":
         pretrained, run = None, train.setup(args, stage="finetune")
     else:
-        path = args.pretrained or args.out / "pretrain.pt"
+        path = args.out / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
+        if args.pretrained is not None and not path.is_file():  # a mistyped path is never passed over
+            raise SystemExit(f"--pretrained '{args.pretrained}': checkpoint not found (pass pretrain.py's "
+                             "<out>/pretrain.pt, or none to fine-tune without pre-training)")
         pretrained = train.load_checkpoint(path, "pretrain")
         run = train.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # the pre-training's tokenizer
         train.check_matches(run, pretrained, path, ignore=("n_glosses",))  # the pseudo-glosses stay in pre-training
@@ -81,6 +86,8 @@ def main(argv=None):
     if pretrained is not None:
         load_pretrained(net, pretrained["model"])
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    # the pre-training this model comes from (None: none), so that evaluate.py uses no other one
+    lineage = {"pretrained": {"sha256": runs.file_digest(path)} if pretrained is not None else None}
     tok, device = run.tok, run.device
     dev = train.loader(run, "dev", train=False)
 
@@ -103,7 +110,7 @@ def main(argv=None):
         cached = stage == 1 and args.cache_features and epochs > 0
         train_set = dict(ds=cache_features(run, net), collate=collate_features) if cached else {}
         best = train.fit(run, net, step, validate, epochs, f"finetune-stage{stage}", lower_is_better=False,
-                            best_name="finetune", best=best, keep=trainable, **train_set)
+                            best_name="finetune", best=best, keep=trainable, extra=lineage, **train_set)
     train.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
 
 

@@ -564,14 +564,14 @@ def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     ds = data.Phoenix14T(a, "test", size=32, train=True)
     item = ds[0]
     assert item["frames"].ndim == 4 and item["frames"].shape[1:] == (3, 32, 32) and 10 <= len(item["frames"]) <= 60
-    pg = pseudogloss.build_pseudoglosses(a, dim=16)
+    pg = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert pg["prototypes"].shape == (len(pg["vocab"]) + 1, 16) and not pg["prototypes"][-1].any()
     assert set(pg["labels"]) == {r["name"] for s in data.SPLITS for r in data.read_split(a, s)}
     h = pseudogloss.multi_hot([r["name"] for r in data.read_split(a, "train")[:2]], pg)
     assert h.shape == (2, len(pg["vocab"])) and h.sum() > 0
-    again = pseudogloss.build_pseudoglosses(a, dim=16)
+    again = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert again["vocab"] == pg["vocab"] and torch.equal(again["prototypes"], pg["prototypes"])
-    cached = torch.load(a / "pseudoglosses-train-dev-test.pt", weights_only=True)  # all splits: the default
+    cached = torch.load(tmp_path / "cache" / "pseudoglosses-train-dev-test.pt", weights_only=True)  # all splits
     assert cached["vocab"] == pg["vocab"]
 
 
@@ -1489,7 +1489,8 @@ def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, 
 
 
 def retrieval_line(printed: str) -> str:
-    return next((ln for ln in printed.splitlines() if ln.startswith("retrieval ")), None)
+    """The `retrieval <split> (N videos): ... R@k ...` line of evaluate.py's output, or None."""
+    return next((ln for ln in printed.splitlines() if ln.startswith(("retrieval test", "retrieval dev"))), None)
 
 
 def test_evaluate_reads_only_the_pretraining_its_checkpoint_came_from(finished, corpus, tmp_path, capsys):
@@ -1513,13 +1514,14 @@ def test_evaluate_reads_only_the_pretraining_its_checkpoint_came_from(finished, 
                             ("pretrained-again", lambda c: edited_checkpoint(
                                 a / "pretrain.pt", c / "pretrain.pt",
                                 lambda ck: ck["model"].update({k: v + 1 for k, v in list(ck["model"].items())[:1]})),
-                             "not the pre-training")):
+                             "it is not the pre-training that the model was fine-tuned from")):
         c = shutil.copytree(a, tmp_path / name)
         edit(c)
         evaluate.main(flags(corpus, c, "--overwrite", "--max-new-tokens", "5"))
         shown = capsys.readouterr().out
         assert retrieval_line(shown) is None and "BLEU-4" in shown
-        assert f"retrieval and localisation not measured: '{c / 'pretrain.pt'}' {why}" in shown, shown
+        assert f"retrieval and localisation not measured: '{c / 'pretrain.pt'}' does not belong to " \
+            f"'{c / 'finetune.pt'}': {why}" in shown, shown
     # and named with --pretrained: an error before anything is translated or written
     with pytest.raises(SystemExit) as e:
         evaluate.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune.pt", "--pretrained", b / "pretrain.pt"))
@@ -1590,3 +1592,20 @@ def test_evaluate_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finis
                                  "--max-new-tokens", "5"))
     assert result["translation"] == (out / "test.hyp.txt").read_text().splitlines()[1]
     assert not missing.exists() and (tmp_path / "eval" / "clip.glosses.png").is_file()
+
+
+def test_tokenizer_state_file_names_are_checked_as_data():
+    meta = b'{"kind": "mbart", "keep_ids": [0, 1, 2, 3]}'
+    good = {"kind": "mbart", "fingerprint": "0" * 64,
+            "files": {"tokenizer.json": meta, "mbart-tokenizer/sentencepiece.bpe.model": b"x"}}
+    assert tokenizer.check_state(good) is good["files"]
+    for bad in ("mbart-tokenizer/../x", "mbart-tokenizer/a/b", "mbart-tokenizer/", "/etc/x", "../x", "spm.model/..",
+                "other/x", "mbart-tokenizer/..", "mbart-tokenizer/a\\..\\..\\b"):
+        state = {**good, "files": {**good["files"], bad: b"x"}}
+        with pytest.raises(ValueError, match="its tokenizer holds a file named .*names in a checkpoint are never used"):
+            tokenizer.check_state(state)
+    with pytest.raises(ValueError, match="holds str, not bytes"):
+        tokenizer.check_state({**good, "files": {**good["files"], "tokenizer.json": "{}"}})
+    with pytest.raises(ValueError, match="does not describe a sentencepiece tokenizer"):
+        tokenizer.check_state({"kind": "sentencepiece", "fingerprint": "", "files": {"tokenizer.json": meta,
+                                                                                     "spm.model": b""}})
