@@ -83,7 +83,7 @@ def pretraining(args, ckpt: dict, ckpt_path: Path):
     path = ckpt_path.parent / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
     if not path.is_file():
         if args.pretrained is not None:
-            raise SystemExit(f"--pretrained '{args.pretrained}': checkpoint not found (pass pretrain.py's "
+            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's "
                              "<out>/pretrain.pt, the one the model was fine-tuned from)")
         print(f"{what}: no pre-training checkpoint '{path}'")
         return None

@@ -77,7 +77,7 @@ def main(argv=None):
     else:
         path = args.out / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
         if args.pretrained is not None and not path.is_file():  # a mistyped path is never passed over
-            raise SystemExit(f"--pretrained '{args.pretrained}': checkpoint not found (pass pretrain.py's "
+            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's "
                              "<out>/pretrain.pt, or none to fine-tune without pre-training)")
         pretrained = train.load_checkpoint(path, "pretrain")
         run = train.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # the pre-training's tokenizer

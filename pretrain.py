@@ -62,7 +62,8 @@ def main(argv=None):
     args = train.parse(ap, argv)
     run = train.setup(args, stage="pretrain")
     with train.main_process_first():
-        pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext, cache_dir=args.out)  # not the root
+        # cached in the run's folder (not the data root, which may be read-only), apart from its checkpoints
+        pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache")
     if not pg["vocab"]:
         raise SystemExit(f"no pseudo-glosses in the training translations of {run.root}: eqs. 1-3 need at least one")
     run.cfg = dataclasses.replace(run.cfg, n_glosses=len(pg["vocab"]))

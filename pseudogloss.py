@@ -279,7 +279,7 @@ def _read_cache(cache: Path, key: dict):
 def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0) -> dict:
     """Paper §3.2: the vocabulary of `splits` (default: every split present, "all pseudo-glosses in the dataset" as
     the paper and the authors' code have it), prototypes P [U+1, dim] (last row non-sign), labels of every video;
-    cached in `cache_dir` when given (pretrain.py: its --out; never the data root, which may be read-only), and
+    cached in `cache_dir` when given (pretrain.py: <out>/cache; never the data root, which may be read-only), and
     rebuilt when the cache is stale or damaged (DESIGN.md "Pseudo-glosses")."""
     root = Path(root)
     present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
@@ -356,7 +356,7 @@ def main():
     p.add_argument("--vocab-splits", nargs="+", choices=data.SPLITS, help="default: every split present")
     p.add_argument("--fasttext", default=None, help="fastText binary for the prototypes (cc.de.300.bin)")
     p.add_argument("--cache-dir", default=None, help="where to cache them (default: nowhere; pretrain.py caches "
-                   "them in its --out)")
+                   "them in <out>/cache)")
     p.add_argument("--examples", type=int, default=5, help="sentences to print with their pseudo-glosses")
     p.add_argument("--gold", default=None, help="measure: P/R/F1 of every tagger on a gold file (pseudogloss_gold.tsv)")
     p.add_argument("--weather-check", action="store_true",

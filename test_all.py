@@ -1538,10 +1538,10 @@ def test_a_mistyped_pretrained_path_is_an_error_naming_it(finished, corpus, tmp_
         with pytest.raises(SystemExit) as e:
             finetune.main(train_flags(corpus, out, "--overwrite", "--pretrained", given, "--stage1-epochs", "1",
                                       "--stage2-epochs", "0"))
-        assert f"--pretrained '{given}': checkpoint not found" in str(e.value)
+        assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
         with pytest.raises(SystemExit) as e:
             evaluate.main(flags(corpus, out, "--overwrite", "--pretrained", given, "--max-new-tokens", "2"))
-        assert f"--pretrained '{given}': checkpoint not found" in str(e.value)
+        assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
     assert digests(out) == before
     runs.release()
 
@@ -1559,7 +1559,7 @@ def test_pretraining_writes_nothing_into_the_dataset_root(corpus, tmp_path):
             folder.chmod(0o755)
         runs.release()
     assert digests(root) == before
-    assert [p.name for p in (tmp_path / "run").glob("pseudoglosses-*.pt")] == ["pseudoglosses-train-dev-test.pt"]
+    assert [p.name for p in (tmp_path / "run" / "cache").iterdir()] == ["pseudoglosses-train-dev-test.pt"]
 
 
 def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, capsys):
