@@ -197,6 +197,7 @@ def show_glosses(setup, path, batch, pixels, keep, fps, translation) -> Path:
             where += f" ({keep[first] / fps:.2f}-{(keep[last] + 1) / fps:.2f} s)"
         print(f"  {vocab[u]:<16} E-hat {float(evidence[:, u].sum()):.2f}  {where}")
     png = setup.args.out / f"{name}.glosses.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
     plot_glosses(png, pixels, evidence[:, chosen].numpy(), [vocab[u] for u in chosen], translation, fps)
     print(f"wrote {png}")
     return png

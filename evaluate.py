@@ -56,26 +56,60 @@ def table_row(name: str, s: dict) -> str:
 TABLE_HEADER = f"{'':<28}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'ROUGE':>8}"
 
 
+def pretraining(args, ckpt: dict, ckpt_path: Path):
+    """The pre-training checkpoint for the levels below translation (retrieval, localisation, --video's
+    pseudo-glosses): --pretrained, else the pretrain.pt beside the fine-tuned checkpoint. Used only if it is
+    the one that model was fine-tuned from (the sha256 finetune.py records) with its tokenizer; otherwise the
+    default is not used and the output says why, and --pretrained is an error. None: not used."""
+    what = "pseudo-glosses not shown" if args.video else "retrieval and localisation not measured"
+    path = ckpt_path.parent / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
+    if not path.is_file():
+        if args.pretrained is not None:
+            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's "
+                             "<out>/pretrain.pt, the one the model was fine-tuned from)")
+        print(f"{what}: no pre-training checkpoint '{path}'")
+        return None
+    pre, lineage = runs.load_checkpoint(path, "pretrain"), ckpt.get("pretrained", "unknown")
+    if pre["tokenizer"]["fingerprint"] != ckpt["tokenizer"]["fingerprint"]:
+        why = (f"its tokenizer differs ({pre['tokenizer']['fingerprint'][:12]}, the model's "
+               f"{ckpt['tokenizer']['fingerprint'][:12]}): another run's pre-training")
+    elif lineage == "unknown":
+        why = "the model does not record which pre-training it came from (fine-tuned by an older version)"
+    elif lineage is None:
+        why = "the model was fine-tuned without pre-training (--pretrained none)"
+    elif lineage.get("sha256") != runs.file_digest(path):
+        why = "it is not the pre-training that the model was fine-tuned from (another or a later pretrain.py run)"
+    else:
+        return path
+    if args.pretrained is not None:
+        raise SystemExit(f"--pretrained '{path}' does not belong to '{ckpt_path}': {why}")
+    print(f"{what}: '{path}' does not belong to '{ckpt_path}': {why}")
+    return None
+
+
 def main(argv=None):
     ap = train.data_flags(__doc__)
     ap.add_argument("--split", default="test", choices=["dev", "test"], help="which split to translate")
-    ap.add_argument("--checkpoint", help="the fine-tuned weights (default: <out>/finetune.pt)")
+    ap.add_argument("--checkpoint", type=Path, help="the fine-tuned weights (default: <out>/finetune.pt)")
     ap.add_argument("--beams", type=runs.positive_int, default=4, help="beam width (§4.2)")
     ap.add_argument("--max-new-tokens", type=runs.positive_int, default=150, help="longest translation, in tokens")
     ap.add_argument("--video", type=Path, help="translate this video (mp4, webm, avi, mov; or a folder of frame "
-                    "images) instead of a split")
-    ap.add_argument("--pretrained", type=Path, help="the pre-training checkpoint for retrieval, localisation and "
-                    "--video's pseudo-glosses (default: <out>/pretrain.pt, when there)")
-    ap.add_argument("--threshold", type=float, default=0.5, help="--video: show pseudo-glosses with E-hat above this")
-    ap.add_argument("--top", type=int, default=5, help="--video: else the strongest few")
+                    "images) instead of a split; reads no dataset")
+    ap.add_argument("--pretrained", help="the pre-training checkpoint for retrieval, localisation and --video's "
+                    "pseudo-glosses (default: the pretrain.pt beside --checkpoint); only the one the model was "
+                    "fine-tuned from is used")
+    ap.add_argument("--threshold", type=runs.non_negative_float, default=0.5,
+                    help="--video: show pseudo-glosses with E-hat above this")
+    ap.add_argument("--top", type=runs.positive_int, default=5, help="--video: else the strongest few")
     args = train.parse(ap, argv)
-    ckpt = train.load_checkpoint(args.checkpoint or args.out / "finetune.pt", "finetune")
+    ckpt_path = args.out / "finetune.pt" if args.checkpoint is None else args.checkpoint
+    ckpt = train.load_checkpoint(ckpt_path, "finetune")
+    pretrained = pretraining(args, ckpt, ckpt_path)  # checked before anything is translated or written
     # the tokenizer the model was trained with, not one rebuilt here; --video writes no split's files
     setup = train.setup(args, config=ckpt["config"], stage=None if args.video else "evaluate",
                       tokenizer_state=ckpt["tokenizer"], splits=() if args.video else (args.split,))
     net = train.build(setup, "translation")
     train.load_weights(net, ckpt["model"])
-    pretrained = args.pretrained or args.out / "pretrain.pt"
     if args.video:
         pixels, fps = analysis.read_video(args.video)
         name = args.video.stem if args.video.is_file() else args.video.name
@@ -95,7 +129,7 @@ def main(argv=None):
     print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
     print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
     result = scores(hyps, refs)
-    if pretrained.is_file():  # the video and segment levels (analysis.py)
+    if pretrained:  # the video and segment levels (analysis.py)
         result |= analysis.measure_split(setup, args.split, pretrained)
     return result
 

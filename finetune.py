@@ -10,6 +10,7 @@ This file is the method and its training loop (`train_stage`); what is not metho
 --resume, logs, data-parallel) is one call each into train.py.
 """
 import math
+from pathlib import Path
 
 import sacrebleu
 import torch
@@ -98,17 +99,19 @@ def validate(net, dev, setup: train.Setup) -> dict:
     return {"bleu4": sacrebleu.corpus_bleu(hyps, [refs]).score}
 
 
-def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set, val_every: int = 1) -> float:
+def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set, lineage: dict = None,
+                val_every: int = 1) -> float:
     """Stage 1 or 2 of §3.3 trained as §4.2 says: only STAGE1's parameters train in stage 1, everything
     `trainable` in stage 2; AdamW under the one-cycle schedule, stepped every batch; eq. 6, backward,
     gradients clipped at norm 1.0, update. Validates every `val_every` epochs and after the last, and keeps
     the weights with the best dev BLEU-4 over both stages (`best`: stage 1's, when stage 2 starts) in
-    <out>/finetune.pt. -> that BLEU-4"""
+    <out>/finetune.pt, with `lineage` (the pre-training it started from). -> that BLEU-4"""
     args = setup.args
     epochs = args.stage1_epochs if stage == 1 else args.stage2_epochs
     if epochs == 0:  # a skipped stage
         return best
-    checkpoints = train.Checkpoints(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, names=trainable)
+    checkpoints = train.Checkpoints(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, names=trainable,
+                                    extra=lineage)
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
     cached = dict(ds=cache_features(setup, net), collate=collate_features) if stage == 1 and args.cache_features else {}
@@ -149,7 +152,10 @@ def main(argv=None):
     if args.pretrained == "none":
         pretrained, setup = None, train.setup(args, stage="finetune")
     else:
-        path = args.pretrained or args.out / "pretrain.pt"
+        path = args.out / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
+        if args.pretrained is not None and not path.is_file():  # a mistyped path is never passed over
+            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's "
+                             "<out>/pretrain.pt, or none to fine-tune without pre-training)")
         pretrained = train.load_checkpoint(path, "pretrain")
         setup = train.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # pre-training's
         train.check_matches(setup, pretrained, path, ignore=("n_glosses",))  # the pseudo-glosses stay behind
@@ -157,11 +163,13 @@ def main(argv=None):
     if pretrained is not None:
         load_pretrained(net, pretrained["model"])
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}  # what the checkpoints hold
+    # the pre-training this model comes from (None: none), so that evaluate.py uses no other one
+    lineage = {"pretrained": {"sha256": runs.file_digest(path)} if pretrained is not None else None}
     train.log(f"fine-tuning {args.preset} on {setup.root}: {model.count(net)[0]:,} trainable parameters, "
               f"out {args.out}")
     best = -math.inf
     for stage in (1, 2):
-        best = train_stage(setup, net, stage, best, trainable)
+        best = train_stage(setup, net, stage, best, trainable, lineage)
     train.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
 
 

@@ -112,7 +112,8 @@ def main(argv=None):
     args = train.parse(flags(), argv)
     setup = train.setup(args, stage="pretrain")
     with train.main_process_first():
-        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext)
+        # cached in the run's folder (not the data root, which may be read-only), apart from its checkpoints
+        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache")
     if not pg["vocab"]:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg["vocab"]))

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import re
 import tempfile
 from collections import Counter
@@ -255,10 +256,34 @@ def _pretrained_vectors(path, words, dim):
     return torch.from_numpy(np.array([model.get_word_vector(w) for w in words], np.float32).reshape(len(words), dim))
 
 
+def _read_cache(cache: Path, key: dict):
+    """The pseudo-glosses cached in `cache` for `key`; None when there is none, it is for another key, or it is
+    damaged (cut off, not a torch file, foreign objects, fields missing), which is said, naming the file."""
+    if not cache.is_file():
+        return None
+    try:
+        pg = torch.load(cache, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused an object: not a cache this project writes
+        pg, why = None, "it holds Python objects other than tensors and plain values"
+    except Exception as e:  # EOFError, RuntimeError (not a zip), ...: whatever a cut-off file makes torch raise
+        pg, why = None, f"{type(e).__name__}: cut off or not a torch file"
+    else:
+        if isinstance(pg, dict) and pg.get("key") != key:
+            return None  # built from other annotations or options: rebuilt, as nothing is wrong with it
+        fields = isinstance(pg, dict) and isinstance(pg.get("vocab"), list) and isinstance(pg.get("labels"), dict) \
+            and isinstance(pg.get("prototypes"), torch.Tensor) and len(pg["prototypes"]) == len(pg["vocab"]) + 1
+        why = None if fields else "vocab, prototypes or labels missing or inconsistent"
+    if why:
+        print(f"pseudo-gloss cache '{cache}' is damaged ({why}); rebuilding it", flush=True)
+        return None
+    return pg
+
+
 def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0) -> dict:
     """Paper §3.2: the vocabulary of `splits` (default: every split present, "all pseudo-glosses in the dataset" as
     the paper and the authors' code have it), prototypes P [U+1, dim] (last row non-sign), labels of every video;
-    cached (DESIGN.md "Pseudo-glosses")."""
+    cached in `cache_dir` when given (pretrain.py: <out>/cache; never the data root, which may be read-only), and
+    rebuilt when the cache is stale or damaged (DESIGN.md "Pseudo-glosses")."""
     root = Path(root)
     present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
     splits = tuple(splits or present)
@@ -266,25 +291,25 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
     digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
     key = {"splits": list(splits), "fasttext": str(Path(fasttext_path).resolve()) if fasttext_path else None,
            "dim": dim, "seed": seed, "tagger": _pos_tagger()[0], "annotations": digest}
-    cache_dir = Path(cache_dir) if cache_dir else root
-    cache = cache_dir / f"pseudoglosses-{'-'.join(splits)}.pt"
-    if cache.is_file():
-        pg = torch.load(cache, weights_only=True)
-        if pg.get("key") == key:
-            return pg
+    cache = Path(cache_dir) / f"pseudoglosses-{'-'.join(splits)}.pt" if cache_dir else None
+    pg = _read_cache(cache, key) if cache else None
+    if pg is not None:
+        return pg
 
     vocab = sorted({g for s in splits for _, sentence in rows[s] for g in extract(sentence)})
     index = {g: i for i, g in enumerate(vocab)}
     labels = {name: [index[g] for g in extract(sentence) if g in index] for s in rows for name, sentence in rows[s]}
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
     if fasttext_path:
         vectors = _pretrained_vectors(fasttext_path, vocab, dim)
     else:
-        text = [t for _, t in rows["train" if "train" in rows else splits[0]]]
-        vectors = _skipgram_vectors(text, vocab, dim, seed, cache_dir)
+        train_text = [t for _, t in rows["train" if "train" in rows else splits[0]]]
+        vectors = _skipgram_vectors(train_text, vocab, dim, seed, cache.parent if cache else None)
     prototypes = torch.cat([vectors, torch.zeros(1, dim)])  # [U+1, dim], last row = non-sign
     pg = {"key": key, "vocab": vocab, "prototypes": prototypes, "labels": labels}
-    data.atomic_write(cache, lambda tmp: torch.save(pg, tmp))
+    if cache:
+        data.atomic_write(cache, lambda tmp: torch.save(pg, tmp))
     return pg
 
 
@@ -335,7 +360,8 @@ def main():
     p.add_argument("--data", default="synthetic", help="phoenix14t, synthetic, or a PHOENIX14T-layout folder")
     p.add_argument("--vocab-splits", nargs="+", choices=data.SPLITS, help="default: every split present")
     p.add_argument("--fasttext", default=None, help="fastText binary for the prototypes (cc.de.300.bin)")
-    p.add_argument("--cache-dir", default=None, help="where to cache (default: the data root)")
+    p.add_argument("--cache-dir", default=None, help="where to cache them (default: nowhere; pretrain.py caches "
+                   "them in <out>/cache)")
     p.add_argument("--examples", type=int, default=5, help="sentences to print with their pseudo-glosses")
     p.add_argument("--gold", default=None, help="measure: P/R/F1 of every tagger on a gold file (pseudogloss_gold.tsv)")
     p.add_argument("--weather-check", action="store_true",

@@ -9,6 +9,7 @@ continuing, moves the files of the later stages (made from the old weights) into
 """
 import argparse
 import fcntl
+import hashlib
 import math
 import os
 import pickle
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 import data
+import tokenizer
 
 # ----------------------------------------------------------------------------------------------
 # Flag types: a bad value is an argparse error naming the flag (argparse adds "argument --flag: ")
@@ -92,7 +94,8 @@ def _existing(out: Path, patterns, **fields) -> list[Path]:
 def claim(out: Path, stage: str, resume: bool, overwrite: bool, split: str = None):
     """Lock --out for `stage`, then: its own files there and neither --resume nor --overwrite: refuse, naming
     the folder, the files and the ways on; --overwrite: move its files and those of the later stages aside;
-    --resume: keep its files, move the later stages' aside (they were made from weights that change now)."""
+    --resume: keep its files, move the later stages' aside (they were made from weights that change now); but
+    --resume beside kept weights (pretrain.pt, finetune.pt) without a *.last.pt to continue from: refuse."""
     out = Path(out)
     lock(out)
     own = _existing(out, OWNED[stage], split=split or "*")
@@ -102,6 +105,13 @@ def claim(out: Path, stage: str, resume: bool, overwrite: bool, split: str = Non
                f"to '{out}/replaced-<time>/')"
         raise SystemExit(f"'{out}' already holds {stage}.py's files ({', '.join(p.name for p in own)}) of a finished "
                          f"or interrupted run; nothing was changed. To go on: {ways}.")
+    kept, states = OWNED[stage][0], OWNED[stage][1:]
+    if resume and stage != "evaluate" and (out / kept).exists() and not any((out / s).exists() for s in states):
+        # a fresh start here would replace the kept weights with epoch 1's
+        raise SystemExit(f"--resume: '{out}' holds {kept} but not {' or '.join(states)}, the state --resume "
+                         f"continues from, so there is nothing to resume; nothing was changed. To go on: start over "
+                         f"with --overwrite ({kept} is moved to '{out}/replaced-<time>/'), or write to another folder "
+                         "with --out DIR.")
     later = [s for s in STAGES[STAGES.index(stage) + 1:]]
     moved = [p for s in later for p in _existing(out, OWNED[s], split="*")]
     if not resume:
@@ -120,6 +130,12 @@ def claim(out: Path, stage: str, resume: bool, overwrite: bool, split: str = Non
 # ----------------------------------------------------------------------------------------------
 # Checkpoints: written atomically, self-contained, checked when read
 
+def file_digest(path) -> str:
+    """sha256 of a file's bytes: a fine-tuned checkpoint records its pre-training's, its lineage (evaluate.py)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def save_checkpoint(path: Path, **content):
     """torch.save, atomically."""
     data.atomic_write(path, lambda tmp: torch.save(content, tmp))
@@ -133,7 +149,8 @@ HINT = {"pretrain": "pretrain.py's <out>/pretrain.pt", "finetune": "finetune.py'
 
 def load_checkpoint(path, kind: str = None, role: str = "best") -> dict:
     """A checkpoint of this project: plain tensors and values (weights_only=True), of the expected kind
-    ('pretrain' or 'finetune') and role ('best' weights, or the 'last' state that --resume reads).
+    ('pretrain' or 'finetune') and role ('best' weights, or the 'last' state that --resume reads), whose tokenizer
+    passes Tokenizer.from_state's checks (file names, fingerprint recomputed from the stored bytes).
     Anything else is an error naming the file and what is wrong with it."""
     path = Path(path)
     if not path.is_file():
@@ -162,6 +179,10 @@ def load_checkpoint(path, kind: str = None, role: str = "best") -> dict:
                          "this project?): train it again")
     if kind and got[0] != kind:
         raise SystemExit(f"'{path}' is a {got[0]} checkpoint; this needs a {kind} one: {HINT[kind]}")
+    try:  # a checkpoint is data, never a path: its tokenizer's file names and fingerprint, before anything is written
+        tokenizer.Tokenizer.from_state(ckpt["tokenizer"])
+    except ValueError as e:
+        raise SystemExit(f"checkpoint '{path}' cannot be used: {e}; nothing was written") from None
     return ckpt
 
 

@@ -565,14 +565,14 @@ def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     ds = data.Phoenix14T(a, "test", size=32, train=True)
     item = ds[0]
     assert item["frames"].ndim == 4 and item["frames"].shape[1:] == (3, 32, 32) and 10 <= len(item["frames"]) <= 60
-    pg = pseudogloss.build_pseudoglosses(a, dim=16)
+    pg = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert pg["prototypes"].shape == (len(pg["vocab"]) + 1, 16) and not pg["prototypes"][-1].any()
     assert set(pg["labels"]) == {r["name"] for s in data.SPLITS for r in data.read_split(a, s)}
     h = pseudogloss.multi_hot([r["name"] for r in data.read_split(a, "train")[:2]], pg)
     assert h.shape == (2, len(pg["vocab"])) and h.sum() > 0
-    again = pseudogloss.build_pseudoglosses(a, dim=16)
+    again = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert again["vocab"] == pg["vocab"] and torch.equal(again["prototypes"], pg["prototypes"])
-    cached = torch.load(a / "pseudoglosses-train-dev-test.pt", weights_only=True)  # all splits: the default
+    cached = torch.load(tmp_path / "cache" / "pseudoglosses-train-dev-test.pt", weights_only=True)  # all splits
     assert cached["vocab"] == pg["vocab"]
 
 
@@ -1613,3 +1613,196 @@ def test_losses_lora_and_model_work_copied_into_another_project(name, tmp_path):
                             timeout=120, env={**os.environ, "PYTHONPATH": ""})
     assert result.returncode == 0 and result.stdout.strip() == "used", result.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".py") == sorted(PORTABLE[name])
+# Issue L (helper l): a checkpoint is data, never a path; a run reads and writes only its own folder; no figure
+# comes from another run
+
+
+def edited_checkpoint(source, dest, edit):
+    """A copy of checkpoint `source` at `dest` after edit(ckpt) (a crafted or mixed-up file)."""
+    ckpt = torch.load(source, weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, dest)
+    return dest
+
+
+def copy_test_video(corpus, dest, i=1):
+    """The frame folder of the corpus's i-th test video, copied to `dest` (a video of one's own)."""
+    return shutil.copytree(corpus / data.FRAME_DIR / "test" / data.read_split(corpus, "test")[i]["name"], dest)
+
+
+def test_checkpoint_file_names_and_fingerprint_are_checked_before_anything_is_written(finished, corpus, tmp_path):
+    import tempfile
+    out = finished[0]
+    victim, escaped = tmp_path / "victim.txt", tmp_path / "escaped.txt"
+    victim.write_text("keep me\n")
+    up = "../" + os.path.relpath(escaped, tempfile.gettempdir())      # from a fresh temporary folder to `escaped`
+    clip = copy_test_video(corpus, tmp_path / "clip")
+    for bad in (str(victim), up, "mbart-tokenizer/../../x.txt", ".", "a\\b", "notes.txt"):
+        def add(ckpt):
+            ckpt["tokenizer"]["files"][bad] = b"overwritten\n"
+        ft = edited_checkpoint(out / "finetune.pt", tmp_path / "ft.pt", add)
+        pre = edited_checkpoint(out / "pretrain.pt", tmp_path / "pre.pt", add)
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", ft, "--video", clip, "--max-new-tokens", "2"))
+        assert f"checkpoint '{ft}' cannot be used: its tokenizer holds a file named {bad!r}" in str(e.value), bad
+        with pytest.raises(SystemExit) as e:
+            finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1",
+                                      "--stage2-epochs", "0"))
+        assert f"checkpoint '{pre}' cannot be used: its tokenizer holds a file named {bad!r}" in str(e.value), bad
+        assert victim.read_text() == "keep me\n" and not escaped.exists() and not (tmp_path / "x.txt").exists()
+        assert not (tmp_path / "ft").exists() and not (tmp_path / "eval").exists()
+    # the stored files of another tokenizer under the recorded fingerprint: refused before --out is touched
+    other = tokenizer.build_sentencepiece([r["translation"] + " und morgen wieder sonne" for r in data.read_split(corpus, "train")])
+    def swap(ckpt):
+        ckpt["tokenizer"]["files"]["spm.model"] = other.model.serialized_model_proto()
+    pre = edited_checkpoint(out / "pretrain.pt", tmp_path / "pre.pt", swap)
+    with pytest.raises(SystemExit) as e:
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1", "--stage2-epochs", "0"))
+    assert f"checkpoint '{pre}' cannot be used: its tokenizer's files do not give the fingerprint it records" in str(e.value)
+    assert not (tmp_path / "ft").exists()
+    runs.release()
+
+
+def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, tmp_path):
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    (out / "pretrain.last.pt").unlink()
+    before = digests(out)
+    with pytest.raises(SystemExit) as e:
+        pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume"))
+    assert f"--resume: '{out}' holds pretrain.pt but not pretrain.last.pt" in str(e.value)
+    assert "--overwrite" in str(e.value)
+    assert digests(out) == before                                                    # nothing replaced or moved
+    out = shutil.copytree(finished[0], tmp_path / "run2")
+    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt"):
+        (out / name).unlink()
+    before = digests(out)
+    with pytest.raises(SystemExit) as e:
+        finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features",
+                                  "--resume"))
+    assert f"--resume: '{out}' holds finetune.pt but not finetune-stage1.last.pt or finetune-stage2.last.pt" \
+        in str(e.value)
+    assert digests(out) == before
+    runs.release()
+
+
+def retrieval_line(printed: str) -> str:
+    """The `retrieval <split> (N videos): ... R@k ...` line of evaluate.py's output, or None."""
+    return next((ln for ln in printed.splitlines() if ln.startswith(("retrieval test", "retrieval dev"))), None)
+
+
+def test_evaluate_reads_only_the_pretraining_its_checkpoint_came_from(finished, corpus, tmp_path, capsys):
+    a, printed = finished
+    assert retrieval_line(printed)
+    def other_sentences(root):  # another tokenizer
+        csv = data.annotation_path(root, "train")
+        lines = csv.read_text(encoding="utf-8").splitlines()
+        csv.write_text("\n".join(lines[:1] + [ln + " und morgen wieder sonne" for ln in lines[1:]]) + "\n")
+    b = tmp_path / "b"
+    pretrain.main(train_flags(copy_corpus(corpus, tmp_path, other_sentences), b, "--epochs", "1"))
+    assert torch.load(b / "pretrain.pt", weights_only=True)["tokenizer"]["fingerprint"] != \
+        torch.load(a / "finetune.pt", weights_only=True)["tokenizer"]["fingerprint"]
+    capsys.readouterr()
+    # A's fine-tuned model evaluated into B's folder: the figures are of A's pre-training, not of B's
+    evaluate.main(flags(corpus, b, "--checkpoint", a / "finetune.pt", "--max-new-tokens", "5"))
+    assert retrieval_line(capsys.readouterr().out) == retrieval_line(printed)
+    # a folder whose pretrain.pt is not the one its finetune.pt came from: not used, and the output says why
+    for name, edit, why in (("other-tokenizer", lambda c: shutil.copy(b / "pretrain.pt", c / "pretrain.pt"),
+                             "its tokenizer differs"),
+                            ("pretrained-again", lambda c: edited_checkpoint(
+                                a / "pretrain.pt", c / "pretrain.pt",
+                                lambda ck: ck["model"].update({k: v + 1 for k, v in list(ck["model"].items())[:1]})),
+                             "it is not the pre-training that the model was fine-tuned from")):
+        c = shutil.copytree(a, tmp_path / name)
+        edit(c)
+        evaluate.main(flags(corpus, c, "--overwrite", "--max-new-tokens", "5"))
+        shown = capsys.readouterr().out
+        assert retrieval_line(shown) is None and "BLEU-4" in shown
+        assert f"retrieval and localisation not measured: '{c / 'pretrain.pt'}' does not belong to " \
+            f"'{c / 'finetune.pt'}': {why}" in shown, shown
+    # and named with --pretrained: an error before anything is translated or written
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune.pt", "--pretrained", b / "pretrain.pt"))
+    assert f"--pretrained '{b / 'pretrain.pt'}' does not belong to '{a / 'finetune.pt'}': its tokenizer differs" \
+        in str(e.value)
+    assert not (tmp_path / "e").exists()
+    runs.release()
+
+
+def test_a_mistyped_pretrained_path_is_an_error_naming_it(finished, corpus, tmp_path):
+    out = shutil.copytree(finished[0], tmp_path / "run")       # holds a pretrain.pt that a fallback would use
+    before = digests(out)
+    for given in ("", str(tmp_path / "pretrian.pt")):
+        with pytest.raises(SystemExit) as e:
+            finetune.main(train_flags(corpus, out, "--overwrite", "--pretrained", given, "--stage1-epochs", "1",
+                                      "--stage2-epochs", "0"))
+        assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(flags(corpus, out, "--overwrite", "--pretrained", given, "--max-new-tokens", "2"))
+        assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
+    assert digests(out) == before
+    runs.release()
+
+
+def test_pretraining_writes_nothing_into_the_dataset_root(corpus, tmp_path):
+    root = copy_corpus(corpus, tmp_path)
+    before = digests(root)
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    for folder in folders:                                       # read-only (binding only for a user other than root)
+        folder.chmod(0o555)
+    try:
+        pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+        runs.release()
+    assert digests(root) == before
+    assert [p.name for p in (tmp_path / "run" / "cache").iterdir()] == ["pseudoglosses-train-dev-test.pt"]
+
+
+def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, capsys):
+    cache_dir = tmp_path / "cache"
+    pg = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
+    cache = cache_dir / "pseudoglosses-train-dev-test.pt"
+    good = cache.read_bytes()
+    capsys.readouterr()
+    for damage in (lambda: cache.write_bytes(good[:len(good) // 2]), lambda: cache.write_bytes(b""),
+                   lambda: torch.save({"key": argparse.Namespace(a=1)}, cache),
+                   lambda: torch.save({"key": torch.load(io.BytesIO(good), weights_only=True)["key"]}, cache)):
+        damage()
+        again = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
+        assert f"pseudo-gloss cache '{cache}' is damaged" in capsys.readouterr().out
+        assert again["vocab"] == pg["vocab"] and again["labels"] == pg["labels"]
+        assert torch.equal(again["prototypes"], pg["prototypes"])
+        assert torch.load(cache, weights_only=True)["vocab"] == pg["vocab"]            # rebuilt in place
+
+
+def test_evaluate_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finished, corpus, tmp_path, capsys):
+    for extra, message in ((["--top", "-3"], "argument --top: must be a positive integer, got '-3'"),
+                           (["--threshold", "nan"], "argument --threshold: must be a number >= 0, got 'nan'")):
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(flags(corpus, tmp_path / "x", *extra))
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    out = finished[0]
+    clip = copy_test_video(corpus, tmp_path / "clip", 1)
+    missing = tmp_path / "no-dataset-here"
+    result = evaluate.main(flags(missing, tmp_path / "eval", "--checkpoint", out / "finetune.pt", "--video", clip,
+                                 "--max-new-tokens", "5"))
+    assert result["translation"] == (out / "test.hyp.txt").read_text().splitlines()[1]
+    assert not missing.exists() and (tmp_path / "eval" / "clip.glosses.png").is_file()
+
+
+def test_tokenizer_state_file_names_are_checked_as_data():
+    meta = b'{"kind": "mbart", "keep_ids": [0, 1, 2, 3]}'
+    good = {"kind": "mbart", "fingerprint": "0" * 64,
+            "files": {"tokenizer.json": meta, "mbart-tokenizer/sentencepiece.bpe.model": b"x"}}
+    assert tokenizer.check_state(good) is good["files"]
+    for bad in ("mbart-tokenizer/../x", "mbart-tokenizer/a/b", "mbart-tokenizer/", "/etc/x", "../x", "spm.model/..",
+                "other/x", "mbart-tokenizer/..", "mbart-tokenizer/a\\..\\..\\b"):
+        state = {**good, "files": {**good["files"], bad: b"x"}}
+        with pytest.raises(ValueError, match="its tokenizer holds a file named .*names in a checkpoint are never used"):
+            tokenizer.check_state(state)
+    with pytest.raises(ValueError, match="holds str, not bytes"):
+        tokenizer.check_state({**good, "files": {**good["files"], "tokenizer.json": "{}"}})
+    with pytest.raises(ValueError, match="does not describe a sentencepiece tokenizer"):
+        tokenizer.check_state({"kind": "sentencepiece", "fingerprint": "", "files": {"tokenizer.json": meta,
+                                                                                     "spm.model": b""}})

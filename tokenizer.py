@@ -84,14 +84,27 @@ class Tokenizer:
 
     @classmethod
     def from_state(cls, state: dict) -> "Tokenizer":
-        """The tokenizer a checkpoint holds (state()), checked against its fingerprint."""
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, content in state["files"].items():
-                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
-                (Path(tmp) / name).write_bytes(content)
-            tok = cls.load(tmp)
+        """The tokenizer a checkpoint holds (state()), checked before it is used (check_state): file names,
+        kind, and the fingerprint recomputed from the stored bytes. A checkpoint is data, never a path: its
+        files are read from memory (sentencepiece) or written, under their checked names, into a fresh
+        temporary folder (mBART's tokenizer reads files); ValueError says what is wrong."""
+        files = check_state(state)
+        try:
+            if state["kind"] == "sentencepiece":
+                import sentencepiece as spm
+                tok = cls("sentencepiece", spm.SentencePieceProcessor(model_proto=files["spm.model"]))
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    for name, content in files.items():
+                        (Path(tmp) / name).parent.mkdir(exist_ok=True)
+                        (Path(tmp) / name).write_bytes(content)
+                    tok = cls.load(tmp)
+        except Exception as e:  # whatever the stored bytes make the tokenizer libraries raise
+            raise ValueError(f"its tokenizer's files cannot be read as a {state['kind']} tokenizer "
+                             f"({type(e).__name__}: {str(e)[:200]})") from None
         if tok.fingerprint() != state["fingerprint"]:
-            raise ValueError("the checkpoint's tokenizer does not match its fingerprint (damaged checkpoint?)")
+            raise ValueError("its tokenizer's files do not give the fingerprint it records (damaged or edited "
+                             "checkpoint)")
         return tok
 
     @classmethod
@@ -105,6 +118,37 @@ class Tokenizer:
         from transformers import AutoTokenizer
         hf = AutoTokenizer.from_pretrained(str(out_dir / "mbart-tokenizer"), src_lang="de_DE", tgt_lang="de_DE")
         return cls("mbart", hf, meta["keep_ids"])
+
+
+def check_state(state) -> dict:
+    """A checkpoint's tokenizer (Tokenizer.state()) checked as data before anything is written: kind, fingerprint
+    and files of the right types; every file name one that save() writes, i.e. tokenizer.json and spm.model, or
+    tokenizer.json and mbart-tokenizer/<plain name> (no other separator, no '.' or '..', nothing absolute).
+    Returns its files; a ValueError says what is wrong ("its tokenizer ...")."""
+    if not isinstance(state, dict) or state.get("kind") not in ("sentencepiece", "mbart") or \
+            not isinstance(state.get("fingerprint"), str) or not isinstance(state.get("files"), dict):
+        raise ValueError("its tokenizer is not a tokenizer state (kind sentencepiece or mbart, fingerprint, files)")
+    kind, files = state["kind"], state["files"]
+    expected = "tokenizer.json, spm.model" if kind == "sentencepiece" else "tokenizer.json, mbart-tokenizer/NAME"
+    for name, content in files.items():
+        parts = name.split("/") if isinstance(name, str) else [""]
+        plain = all(p not in ("", ".", "..") and "\\" not in p and "\0" not in p for p in parts)
+        known = name in expected.split(", ") or (kind == "mbart" and len(parts) == 2 and parts[0] == "mbart-tokenizer")
+        if not (plain and known):
+            raise ValueError(f"its tokenizer holds a file named {name!r}, not one of a {kind} tokenizer's files "
+                             f"({expected}): names in a checkpoint are never used as paths")
+        if not isinstance(content, bytes):
+            raise ValueError(f"its tokenizer's file {name!r} holds {type(content).__name__}, not bytes")
+    missing = [n for n in ["tokenizer.json"] + (["spm.model"] if kind == "sentencepiece" else []) if n not in files]
+    if missing:
+        raise ValueError(f"its tokenizer lacks {', '.join(missing)}")
+    try:
+        described = json.loads(files["tokenizer.json"])["kind"]
+    except (ValueError, TypeError, KeyError):
+        described = None
+    if described != kind:
+        raise ValueError(f"its tokenizer's tokenizer.json does not describe a {kind} tokenizer")
+    return files
 
 
 def build_sentencepiece(sentences, vocab_size=1000) -> Tokenizer:

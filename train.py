@@ -101,7 +101,7 @@ class Setup:
     """What a script works with: its flags, the model config, the data root, the tokenizer and the device."""
     args: argparse.Namespace
     cfg: model.Config
-    root: Path
+    root: Path  # None for evaluate.py --video, which reads no dataset
     tok: tokenizer.Tokenizer
     device: torch.device
 
@@ -115,8 +115,9 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
     cfg = dataclasses.replace(model.get_config(args.preset) if config is None else model.Config(**config), **names)
     cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
-    with main_process_first():  # one process writes the tokenizer files, the others read them
-        root = data.resolve_root(args.data)
+    with main_process_first():  # one process generates data and tokenizer files, the others read them
+        # no split and a checkpoint's tokenizer (evaluate.py --video): no dataset is read, or needed
+        root = data.resolve_root(args.data) if splits or tokenizer_state is None else None
         resume = getattr(args, "resume", False)
         if stage and is_main():
             runs.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None))
