@@ -1413,3 +1413,72 @@ def test_design_citations_resolve():
     cited = {s for p in [*here.glob("*.py"), here / "README.md"]
              for s in re.findall(r'DESIGN\.md \\?"([^"\\]+)\\?"', p.read_text(encoding="utf-8"))}
     assert len(cited) >= 8 and cited <= sections, cited - sections
+
+
+# ----------------------------------------------------------------------------------------------
+# the authors' run, not only their model: their scoring, trimming, text formats, augmentation order, checkpoint choice
+
+
+def hand_mbart(tmp_path):
+    """An mBART-layout tokenizer over hand-set unigram pieces: "▁regen" is one piece (the full model's best
+    spelling of "regen"), "▁reg" + "en" another spelling; "am tag regnet" and "am tag reg en" use only
+    ▁am ▁tag ▁regnet ▁reg ▁ en."""
+    transformers = pytest.importorskip("transformers")
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁am", -1.0), ("▁tag", -1.0),
+             ("▁regnet", -1.0), ("▁regen", -1.0), ("▁reg", -2.0), ("net", -2.0), ("en", -3.0), ("▁", -5.0),
+             ("e", -5.0), ("n", -5.0), ("x", -5.0)]
+    transformers.MBartTokenizer(vocab=vocab).save_pretrained(str(tmp_path / "hand-mbart"))
+    return tokenizer.build_mbart(["am tag regnet", "am tag reg en"], str(tmp_path / "hand-mbart"))
+
+
+def test_trimming_keeps_every_special_token_and_spells_unseen_words_with_kept_pieces(tmp_path):
+    tok = hand_mbart(tmp_path)
+    full = tok.model
+    # kept: the 4 specials, de_DE, the other 24 language codes and <mask> (hftrim keeps all_special_tokens), and
+    # the 6 pieces the two training sentences use
+    assert len(full.all_special_ids) == 30 and set(full.all_special_ids) <= set(tok.keep_ids.tolist())
+    assert (tok.bos_id, tok.pad_id, tok.eos_id, tok.unk_id, tok.lang_id) == (0, 1, 2, 3, 4)
+    assert sorted(full.convert_ids_to_tokens(tok.keep_ids[30:].tolist())) == sorted(
+        ["▁am", "▁tag", "▁regnet", "▁reg", "▁", "en"]) and tok.vocab_size == 36
+    assert [tok.pieces()[i] for i in tok.encode("am tag regnet")] == ["▁am", "▁tag", "▁regnet"]
+    # "regen": the full model spells it "▁regen", which trimming dropped; the trimmed model spells it "▁reg" "en",
+    # as the authors' trimmed sentencepiece model does, so it survives decoding
+    assert full.convert_ids_to_tokens(full("regen", add_special_tokens=False)["input_ids"]) == ["▁regen"]
+    assert [tok.pieces()[i] for i in tok.encode("am tag regen")] == ["▁am", "▁tag", "▁reg", "en"]
+    assert tok.decode(tok.encode("am tag regen")) == "am tag regen"
+    # "x" is a piece of the full model but no kept piece spells it: <unk>, which decoding drops
+    assert tok.encode("regenx")[-1] == tok.unk_id and tok.decode(tok.encode("am regenx")) == "am regen"
+    # every kept special token is skipped in decoding, e.g. another language code the decoder might emit
+    other = tok.keep_ids.tolist().index(full.convert_tokens_to_ids("en_XX"))
+    assert tok.decode([tok.lang_id, other] + tok.encode("am tag") + [tok.eos_id]) == "am tag"
+
+
+def test_authors_scoring_row_by_hand():
+    tok = tokenizer.build_sentencepiece(SENTENCES * 3)  # no "q" in the training text: <unk>, dropped in decoding
+    hyps, refs = ["am donnerstag regnet es"], ["am donnerstag regnet es qqq"]
+    assert evaluate.authors_references(refs, tok)[0].split() == ["am", "donnerstag", "regnet", "es"]
+    # raw: every n-gram of the 4 hypothesis words matches; brevity penalty exp(1 - 5/4)
+    assert evaluate.scores(hyps, refs)["bleu4"] == pytest.approx(100 * math.exp(1 - 5 / 4))
+    # " ." appended: 5/5 unigrams, 3/4 bigrams ("es ." is not in the reference), 2/3 trigrams, 1/2 4-grams, BP exp(1 - 6/5)
+    period = evaluate.scores([h + " ." for h in hyps], [r + " ." for r in refs])["bleu4"]
+    assert period == pytest.approx(100 * math.exp(1 - 6 / 5) * (3 / 4 * 2 / 3 * 1 / 2) ** 0.25)
+    # the authors' scoring: " ." appended to the hypothesis and to the decoded reference "am donnerstag regnet es"
+    got = evaluate.authors_scores(hyps, refs, tok)
+    assert got["bleu4"] == pytest.approx(100) and got["bleu1"] == pytest.approx(100)
+    assert got["rouge"] == pytest.approx(100)
+
+
+def test_text_formats_are_the_authors_and_cut_at_128_tokens():
+    tok = tokenizer.build_sentencepiece(SENTENCES * 3)
+    lang, eos, pad = tok.lang_id, tok.eos_id, tok.pad_id
+    short, long = SENTENCES[0], " ".join(SENTENCES * 20)
+    p, q = tok.encode(short), tok.encode(long)
+    assert len(q) > 200
+    (src, src_mask), (dec, dec_mask), labels = train.text_batch(tok, [short, long], "cpu")
+    # source and labels `x </s> de_DE`, decoder input `de_DE x </s>` (mBART's shift of the labels), 128 at most
+    assert src.shape == dec.shape == labels.shape == (2, 128)
+    assert src[0, :len(p) + 2].tolist() == p + [eos, lang] and (src[0, len(p) + 2:] == pad).all()
+    assert labels[0, :len(p) + 2].tolist() == p + [eos, lang] and (labels[0, len(p) + 2:] == pad).all()
+    assert dec[0, :len(p) + 2].tolist() == [lang] + p + [eos] and dec_mask[0].sum() == len(p) + 2
+    assert src[1].tolist() == q[:126] + [eos, lang] == labels[1].tolist()
+    assert dec[1].tolist() == [lang] + q[:126] + [eos] and src_mask[1].all()
