@@ -503,7 +503,8 @@ def test_loader_shapes_masks_and_collate(tmp_path):
     assert (batch["frames"][1, 3:] == 0).all()
     assert batch["names"] == ["v1", "v2"] and batch["translations"] == SENTENCES[:2]
     train_ds = data.Phoenix14T(root, "train", train=True, size=32, max_frames=2)
-    assert train_ds[0]["frames"].shape == (2, 3, 32, 32)
+    assert train_ds[0]["frames"].shape == (2, 3, 37, 37)  # the whole resize: the crop follows the augmentation
+    assert train_ds[0]["source_size"] == (60, 48) and data.collate([train_ds[0]])["crop"] == 32
     assert data.Phoenix14T(root, "train", size=32, frame_stride=2)[0]["frames"].shape[0] == 3
 
 
@@ -529,12 +530,18 @@ def test_augmentation_is_one_transform_per_video_and_prepare_normalises():
     torch.manual_seed(1)
     frame = torch.rand(1, 1, 3, 24, 24)
     videos = frame.expand(8, 6, 3, 24, 24).contiguous()
-    out = data.augment(videos, p=1.0)
-    assert out.shape == videos.shape
+    sizes = torch.tensor([[260, 210]] * 8)
+    out = data.augment(videos, sizes, 21, p=1.0)
+    assert out.shape == (8, 6, 3, 21, 21)
     assert torch.equal(out, out[:, :1].expand_as(out))  # the same transform on every frame of a video
     assert not torch.allclose(out[0], out[1], atol=1e-3)  # another one for the next video
-    assert not torch.allclose(out, videos, atol=1e-3)
-    torch.testing.assert_close(data.augment(videos, p=0.0), videos, atol=1e-5, rtol=0)  # identity grid
+    crops = [videos[0, 0, :, t:t + 21, u:u + 21] for t in range(4) for u in range(4)]
+    assert not any(torch.allclose(out[0, 0], c, atol=1e-3) for c in crops)
+    plain = data.augment(videos, sizes, 21, p=0.0)  # no rotation, no shift: one of the 4 x 4 crops, exactly
+    assert all(any(torch.allclose(plain[b, 0], c, atol=1e-5, rtol=0) for c in crops) for b in range(8))
+    central = data.prepare({"frames": (videos * 255).to(torch.uint8), "frame_mask": torch.ones(8, 6, dtype=torch.bool),
+                            "crop": 21, "source_sizes": sizes}, "cpu", train=False)[0]  # unaugmented: centre crop
+    assert central.shape == (8, 6, 3, 21, 21)
     batch = {"frames": torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8),
              "frame_mask": torch.ones(2, 3, dtype=torch.bool)}
     frames, mask = data.prepare(batch, "cpu", train=False)
@@ -1482,3 +1489,25 @@ def test_text_formats_are_the_authors_and_cut_at_128_tokens():
     assert dec[0, :len(p) + 2].tolist() == [lang] + p + [eos] and dec_mask[0].sum() == len(p) + 2
     assert src[1].tolist() == q[:126] + [eos, lang] == labels[1].tolist()
     assert dec[1].tolist() == [lang] + q[:126] + [eos] and src_mask[1].all()
+
+
+def test_augmentation_follows_the_authors_order_of_operations():
+    """Rotation and whole-pixel shift on the 210x260 frame as released, then the resize and the crop, as the
+    authors' vidaug + PIL pipeline does (nearest-neighbour rotation, PIL's affine shift, bicubic resize), against
+    our one grid_sample on the square resize: the same image up to interpolation."""
+    H, W, R, size = 260, 210, 64, 56
+    y, x = np.mgrid[:H, :W]
+    raw = Image.fromarray((128 + 100 * np.sin(np.stack([x / 23 + y / 41, y / 17, (x - y) / 29], -1))).astype(np.uint8))
+    degrees, mx, my, top, left = 25.0, 7, -4, 3, 5
+    authors = raw.rotate(degrees).transform(raw.size, Image.AFFINE, (1, 0, mx, 0, 1, my)).resize((R, R), Image.BICUBIC)
+    authors = torch.from_numpy(np.array(authors)[top:top + size, left:left + size]).permute(2, 0, 1).float()
+    resized = torch.from_numpy(np.array(raw.resize((R, R), Image.BICUBIC))).permute(2, 0, 1).float()[None, None]
+
+    def ours(aspect):
+        return data.affine_crop(resized, torch.tensor([aspect]), size, torch.tensor([math.radians(degrees)]),
+                                torch.tensor([[mx / W, my / H]]), torch.tensor([[top, left]]))[0, 0]
+    assert (ours(H / W) - authors).abs().mean() / 255 < 0.005        # measured 0.0019
+    assert (ours(1.0) - authors).abs().mean() / 255 > 0.03           # rotating the square resize instead: 0.064
+    no_change = data.affine_crop(resized, torch.tensor([H / W]), size, torch.zeros(1), torch.zeros(1, 2),
+                                 torch.tensor([[top, left]]))[0, 0]
+    torch.testing.assert_close(no_change, resized[0, 0, :, top:top + size, left:left + size], atol=1e-3, rtol=0)
