@@ -65,6 +65,18 @@ def authors_scores(hypotheses, references, tok) -> dict:
     return scores([h + " ." for h in hypotheses], [r + " ." for r in authors_references(references, tok)])
 
 
+def dev_bleu(hypotheses, references, tok, scoring: str = "raw") -> dict:
+    """BLEU-1..4 under one of evaluate.py's conventions, for finetune.py's choice of the kept weights: "raw" (the
+    corpus text), "period" (" ." appended to both sides) or "authors" (authors_scores)."""
+    if scoring not in ("raw", "period", "authors"):
+        raise ValueError(f"scoring {scoring!r}: expected raw, period or authors")
+    if scoring == "authors":
+        references = authors_references(references, tok)
+    if scoring != "raw":
+        hypotheses, references = [h + " ." for h in hypotheses], [r + " ." for r in references]
+    return bleu(hypotheses, references)
+
+
 def table_row(name: str, s: dict) -> str:
     """One row in the layout of the paper's Table 1."""
     return f"{name:<28}{s['bleu1']:>8.2f}{s['bleu2']:>8.2f}{s['bleu3']:>8.2f}{s['bleu4']:>8.2f}{s['rouge']:>8.2f}"

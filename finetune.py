@@ -20,6 +20,12 @@ import train
 # embedding the decoder shares with the encoder and the output layer); stage 2 everything that trains at all.
 STAGE1 = ("mapper.", "mbart.model.decoder.", "mbart.model.shared.")
 
+# How the dev BLEU-4 that picks the kept weights is measured, by preset (DESIGN.md "Training"): the paper preset as
+# the authors' code (`finetune.py` L26, L138-141; `models/Finetune_Model.py` L108-150, L212): beam 4, every 2
+# epochs, their scoring; the tiny preset greedily, every epoch, on the raw text, for speed.
+VALIDATION = {"paper": dict(val_beams=4, val_every=2, val_scoring="authors"),
+              "tiny": dict(val_beams=1, val_every=1, val_scoring="raw")}
+
 
 def load_pretrained(net, state: dict):
     """Copy the pre-trained sign encoder and LLM encoder LoRA into the translation model; drop the
@@ -65,9 +71,16 @@ def main(argv=None):
     ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
                     "per training video, without augmentation, and train on its cached output")
     ap.add_argument("--label-smoothing", type=runs.fraction, default=0.2, help="of eq. 6's cross-entropy (the authors' 0.2)")
-    ap.add_argument("--val-beams", type=runs.positive_int, default=1, help="beams for the dev BLEU-4 of each epoch "
-                    "(greedy by default, for speed; evaluate.py uses 4)")
+    ap.add_argument("--val-beams", type=runs.positive_int, help="beams of the dev translation whose BLEU-4 picks "
+                    "the kept weights (default: paper 4, as the authors; tiny 1, greedy)")
+    ap.add_argument("--val-every", type=runs.positive_int, help="validate every N epochs of a stage and after its "
+                    "last (default: paper 2, as the authors; tiny 1)")
+    ap.add_argument("--val-scoring", choices=["raw", "period", "authors"], help="the dev BLEU-4 on the corpus text "
+                    "(raw), with ' .' appended (period), or as the authors' code: ' .' appended, references decoded "
+                    "through the tokenizer (authors). Default: paper authors, tiny raw")
     args = train.parse(ap, argv)
+    for k, v in VALIDATION.get(args.preset, VALIDATION["tiny"]).items():
+        setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
     if args.stage1_epochs + args.stage2_epochs == 0:
         ap.error("--stage1-epochs and --stage2-epochs are both 0: nothing to train")
     if args.pretrained == "none":
@@ -92,7 +105,7 @@ def main(argv=None):
 
     def validate(net):
         hyps, refs = evaluate.translate(net, dev, tok, device, num_beams=args.val_beams, desc="dev")
-        b = evaluate.bleu(hyps, refs)
+        b = evaluate.dev_bleu(hyps, refs, tok, args.val_scoring)
         return b["bleu4"], b
 
     train.log(f"fine-tuning {args.preset} on {run.root}: {model.count(net)[0]:,} trainable parameters, out {args.out}")
@@ -103,7 +116,7 @@ def main(argv=None):
         cached = stage == 1 and args.cache_features and epochs > 0
         train_set = dict(ds=cache_features(run, net), collate=collate_features) if cached else {}
         best = train.fit(run, net, step, validate, epochs, f"finetune-stage{stage}", lower_is_better=False,
-                            best_name="finetune", best=best, keep=trainable, **train_set)
+                            best_name="finetune", best=best, keep=trainable, val_every=args.val_every, **train_set)
     train.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
 
 

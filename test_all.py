@@ -955,7 +955,7 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     out, printed = finished
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
     assert ckpt["config"]["image_size"] == 32 and any(k.startswith("mapper.") for k in ckpt["model"])
-    assert "BLEU-4" in printed and "test (raw)" in printed
+    assert "BLEU-4" in printed and "test (raw)" in printed and "test (authors' scoring)" in printed
     assert printed.index("BLEU-4") < printed.index("\nretrieval test (3 videos): video-to-text R@1 ") \
         < printed.index("\nlocalisation test: ")
     hyp, ref = (out / "test.hyp.txt").read_text().splitlines(), (out / "test.ref.txt").read_text().splitlines()
@@ -1511,3 +1511,34 @@ def test_augmentation_follows_the_authors_order_of_operations():
     no_change = data.affine_crop(resized, torch.tensor([H / W]), size, torch.zeros(1), torch.zeros(1, 2),
                                  torch.tensor([[top, left]]))[0, 0]
     torch.testing.assert_close(no_change, resized[0, 0, :, top:top + size, left:left + size], atol=1e-3, rtol=0)
+
+
+def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(corpus, tmp_path, monkeypatch):
+    """--val-beams 4 --val-every 2 --val-scoring authors (the paper preset's defaults): validation after epochs 2, 4
+    and 6 only, beam 4, and the kept weights are those whose dev hypotheses score best with " ." appended, here
+    not those that score best on the raw text."""
+    assert finetune.VALIDATION["paper"] == {"val_beams": 4, "val_every": 2, "val_scoring": "authors"}
+    refs = [r["translation"] for r in data.read_split(corpus, "dev")]
+    # three sets of dev hypotheses, one per validation: one word replaced; the last two words dropped; three dropped
+    canned = [[" ".join("und" if i == 1 else w for i, w in enumerate(r.split())) for r in refs],
+              [" ".join(r.split()[:-2]) for r in refs], [" ".join(r.split()[:-3]) for r in refs]]
+    period = [sacrebleu.corpus_bleu([h + " ." for h in hyps], [[r + " ." for r in refs]]).score for hyps in canned]
+    raw = [sacrebleu.corpus_bleu(hyps, [refs]).score for hyps in canned]
+    assert int(np.argmax(period)) == 0 and int(np.argmax(raw)) == 1  # the scorings disagree on these
+    calls, real = [], evaluate.translate
+
+    def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate"):
+        _, got = real(net, loader, tok, device, num_beams, 3, desc)  # a real beam search, 3 tokens long
+        assert evaluate.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
+        calls.append({"beams": num_beams, "state": {k: v.clone() for k, v in net.state_dict().items()}})
+        return canned[len(calls) - 1], got
+    monkeypatch.setattr(evaluate, "translate", translate)
+    out = tmp_path / "run"
+    finetune.main(train_flags(corpus, out, "--pretrained", "none", "--stage1-epochs", "0", "--stage2-epochs", "6",
+                              "--val-beams", "4", "--val-every", "2", "--val-scoring", "authors"))
+    runs.release()
+    assert [c["beams"] for c in calls] == [4, 4, 4]
+    kept = torch.load(out / "finetune.pt", weights_only=True)
+    assert kept["epoch"] == 2 and kept["metric"] == pytest.approx(period[0])
+    assert all(torch.equal(v, calls[0]["state"][k]) for k, v in kept["model"].items())
+    assert not all(torch.equal(v, calls[1]["state"][k]) for k, v in kept["model"].items())

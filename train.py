@@ -244,13 +244,15 @@ def train_mode(net):
 
 
 def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: bool,
-        best_name: str = None, best: float = None, keep: set = None, ds=None, collate=data.collate, extra=None):
+        best_name: str = None, best: float = None, keep: set = None, ds=None, collate=data.collate, extra=None,
+        val_every: int = 1):
     """Train `net` for `epochs` epochs with `step(model, batch) -> (loss, logs)`; after each epoch
     `validate(net) -> (metric, logs)`. Keeps the weights with the best metric so far (`best`, from an
     earlier stage) in <out>/<best_name>.pt, and the full state in <out>/<name>.last.pt, from which
     --resume continues. Checkpoints hold the trainable weights, or those named in `keep`.
     `ds`, `collate`: a dataset to train on instead of the training videos, and its collate function; `extra`:
-    more that the best checkpoint carries (pre-training: the pseudo-gloss vocabulary)."""
+    more that the best checkpoint carries (pre-training: the pseudo-gloss vocabulary); `val_every`: validate only
+    every n-th epoch and after the last (fine-tuning as the authors: every 2)."""
     args, out = run.args, run.args.out
     if epochs == 0:  # a stage that is skipped (finetune.py --stage1-epochs 0)
         return (math.inf if lower_is_better else -math.inf) if best is None else best
@@ -281,6 +283,7 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
     writer = SummaryWriter(out) if is_main() else None
     params = [p for p in net.parameters() if p.requires_grad]
     stop = min(epochs, start + args.stop_after) if args.stop_after else epochs
+    validated = False
     for epoch in range(start, stop):
         torch.manual_seed(args.seed + epoch)  # data order, augmentation and dropout: resumable exactly
         gen.manual_seed(args.seed + epoch)
@@ -305,16 +308,19 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
                 check_finite(finite, logs, f"{name} epoch {epoch + 1}", i + 2 - len(finite))
                 finite = []
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-        metric, val_logs = validate(net)
-        check_finite([torch.tensor([math.isfinite(v) for v in val_logs.values()])], val_logs,
-                     f"{name} epoch {epoch + 1} validation")
+        validating = (epoch + 1) % val_every == 0 or epoch + 1 == epochs
+        metric, val_logs = validate(net) if validating else (None, {})
+        validated |= validating
+        if validating:
+            check_finite([torch.tensor([math.isfinite(v) for v in val_logs.values()])], val_logs,
+                         f"{name} epoch {epoch + 1} validation")
         if not is_main():
             continue
         logs = {f"train/{k}": float(v) / len(train_loader) for k, v in sums.items()}
         logs |= {f"val/{k}": v for k, v in val_logs.items()}
         for k, v in logs.items():
             writer.add_scalar(f"{name}/{k}", v, epoch + 1)
-        improved = metric < best if lower_is_better else metric > best
+        improved = validating and (metric < best if lower_is_better else metric > best)
         weights = trainable_state(net, keep)
         if improved:
             best = metric
@@ -327,7 +333,7 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
               flush=True)
     if writer:
         writer.close()
-    if is_main() and not best_path.is_file() and stop > start:
+    if is_main() and not best_path.is_file() and validated:
         raise RuntimeError(f"{name}: {stop - start} epochs trained but no checkpoint was written to {best_path}")
     return best
 
