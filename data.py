@@ -164,41 +164,66 @@ def read_frame(path) -> np.ndarray:
         raise OSError(f"cannot read frame '{path}': {e}") from e
 
 
-# §4.2's augmentation at the authors' magnitudes: rotation up to 30 degrees and translation up to 10 px of the
-# 210x260 (width x height) release frame, each on its own with probability p. Their random resize is followed by
-# a fixed resize to 256x256, so it changes nothing and is left out (DESIGN.md "Data").
+# §4.2's augmentation in the authors' order of operations (DESIGN.md "Data"; `dataset/slt_dataset.py` L41-48,
+# L100-106, vidaug): on the frame as released, a rotation by up to 30 degrees about its centre and a shift by whole
+# pixels, up to 10 px of the 210x260 (width x height) release frame (the same fraction of any other frame), each on
+# its own with probability p; then the resize to 256x256 and the 224 crop. Their random resize is undone by that
+# fixed resize, so it is left out.
 MAX_ROTATION = math.radians(30)
-MAX_SHIFT = (10 / 210, 10 / 260)          # of the frame's width and height
+MAX_SHIFT_PX = 10
+RELEASE_SIZE = (210, 260)                 # (width, height) of PHOENIX14T's frames
 
 
-def augment(frames, p=0.5):
-    """One random rotation and one random translation per video (each with probability p), the same for every
-    frame of it. frames [B, T, 3, H, W], the 224 crops of the 256x256 resize, on any device: one grid_sample."""
-    B, T, C, H, W = frames.shape
-    u = torch.rand(B, 3, device=frames.device) * 2 - 1                      # uniform in [-1, 1]
-    on = torch.rand(B, 2, device=frames.device) < p                          # rotate?, translate?
-    angle = torch.where(on[:, 0], MAX_ROTATION * u[:, 0], 0.0)
-    # a fraction f of the frame is 2 f * 256/224 in the crop's [-1, 1] grid units
-    max_shift = 2 * torch.tensor(MAX_SHIFT, device=frames.device) * 256 / 224
-    shift = torch.where(on[:, 1:], max_shift * u[:, 1:], 0.0)               # [B, 2] (x, y)
-    # affine_grid maps output to input coordinates: the inverse of x -> R(angle) x + shift
+def affine_crop(frames, aspect, size: int, angle, shift, offset):
+    """The authors' order in one grid_sample: rotate the source frame by `angle` (radians, counter-clockwise as
+    PIL's Image.rotate) about its centre, shift it (content moves by -shift, as PIL's affine transform), resize
+    it to the R x R square that `frames` already are, crop size x size at `offset`. Working on the square resize
+    of a frame of height/width `aspect`, the rotation is S A S^-1 with S = diag(R / W, R / H).
+    frames [B, T, C, R, R] float; aspect [B]; angle [B]; shift [B, 2] (x, y) as fractions of the frame's width
+    and height; offset [B, 2] (top, left) pixels of the resize -> [B, T, C, size, size]."""
+    B, T, C, R, _ = frames.shape
     cos, sin = angle.cos(), angle.sin()
-    inverse = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], 1)  # [B, 2, 2]
-    theta = torch.cat([inverse, -(inverse @ shift[:, :, None])], 2).to(frames.dtype)      # [B, 2, 3]
-    grid = F.affine_grid(theta, [B, T * C, H, W], align_corners=False)                    # [B, H, W, 2]
-    out = F.grid_sample(frames.reshape(B, T * C, H, W), grid, mode="bilinear", padding_mode="zeros",
+    rot = torch.stack([torch.stack([cos, -sin * aspect], -1), torch.stack([sin / aspect, cos], -1)], 1)  # [B, 2, 2]
+    # an output pixel at o (the crop's [-1, 1] grid) reads the resize at rot (o size / 2 + d + R shift), relative to
+    # its centre, d = crop centre - frame centre; grid_sample wants that in the resize's [-1, 1] grid
+    d = offset.flip(-1).to(frames.dtype) + (size - R) / 2                                        # [B, 2] (x, y)
+    t = rot @ (d + R * shift)[:, :, None]                                                        # [B, 2, 1]
+    theta = torch.cat([rot * size / R, 2 / R * t], 2).to(frames.dtype)                          # [B, 2, 3]
+    grid = F.affine_grid(theta, [B, T * C, size, size], align_corners=False)                    # [B, size, size, 2]
+    out = F.grid_sample(frames.reshape(B, T * C, R, R), grid, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
-    return out.view(B, T, C, H, W)
+    return out.view(B, T, C, size, size)
+
+
+def augment(frames, source_sizes, size: int, p=0.5):
+    """One random rotation and one random shift per video (each with probability p) and one random crop, the
+    same for every frame of it. frames [B, T, 3, R, R], the square resize of frames of source_sizes [B, 2]
+    (height, width), on any device -> [B, T, 3, size, size]."""
+    B, R, device = frames.shape[0], frames.shape[-1], frames.device
+    on = torch.rand(B, 2, device=device) < p                                 # rotate?, shift?
+    angle = torch.where(on[:, 0], MAX_ROTATION * (torch.rand(B, device=device) * 2 - 1), 0.0)
+    pixels = torch.randint(-MAX_SHIFT_PX, MAX_SHIFT_PX + 1, (B, 2), device=device)  # whole pixels, as vidaug
+    shift = torch.where(on[:, 1:], pixels / torch.tensor(RELEASE_SIZE, device=device), 0.0)
+    offset = torch.randint(0, R - size + 1, (B, 2), device=device)          # one crop for the whole video
+    aspect = (source_sizes[:, 0] / source_sizes[:, 1]).to(device, frames.dtype)
+    return affine_crop(frames, aspect, size, angle, shift, offset)
 
 
 def prepare(batch, device, train: bool):
-    """Paper §4.2 on a whole batch, on the device: uint8 frames -> augmented (training) and ImageNet-normalised
-    float frames [B, T, 3, H, W]; the loader ships uint8, a quarter of the bytes of float."""
+    """Paper §4.2 on a whole batch, on the device: uint8 frames -> augmented and cropped (training) and ImageNet-
+    normalised float frames [B, T, 3, H, W]; the loader ships uint8, a quarter of the bytes of float. A training
+    loader ships the whole square resize (`crop` in the batch), whose crop follows the augmentation."""
     frames, mask = batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device, non_blocking=True)
     if frames.dim() == 3:  # precomputed features (finetune.py --cache-features), not frames
         return frames, mask
-    if train:
-        frames = augment(frames.float())  # on 0..255: the zero padding of the affine transform is black
+    size = batch.get("crop")
+    if size is not None and train:
+        frames = augment(frames.float(), batch["source_sizes"], size)  # on 0..255: the affine's zero padding is black
+    elif size is not None:  # a training loader's frames, read without augmentation: the central crop
+        top = int(round((frames.shape[-1] - size) / 2))
+        frames = frames[..., top:top + size, top:top + size]
+    elif train:
+        raise ValueError("augmentation needs the whole resized frames of a training loader (Phoenix14T(train=True))")
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
     # (x / 255 - mean) / std in one pass over the batch (uint8 * float promotes to float)
@@ -214,19 +239,19 @@ def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.nd
 
 
 def resize_crop(pixels: np.ndarray, size: int, train: bool) -> torch.Tensor:
-    """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, crop 224 (random for training): uint8 [T, 3, 224, 224]
-    (other sizes in the same ratio). Augmentation and normalisation follow on whole batches, on the device
-    (prepare). Every video the project reads, a dataset's or one of your own (evaluate.py --video), passes here."""
+    """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, central crop 224: uint8 [T, 3, 224, 224] (other sizes in the
+    same ratio); for training the whole 256x256 resize, which prepare augments and crops on the device (the
+    authors augment before the crop). Every video the project reads, a dataset's or one of your own
+    (evaluate.py --video), passes here."""
     resize = round(size * 256 / 224)
     video = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8, channels-last
     if video.shape[-2:] != (resize, resize):
         # on uint8 (not float) torch's antialiased bilinear resize is ~15x faster on CPU; rounds to whole levels
         video = F.interpolate(video, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True)
     if train:
-        top, left = torch.randint(0, resize - size + 1, (2,)).tolist()  # one crop for the whole video
-    else:
-        top = left = int(round((resize - size) / 2))
-    return video[:, :, top:top + size, left:left + size].contiguous()
+        return video  # channels-last strides: collate's copy into the batch makes it contiguous
+    top = int(round((resize - size) / 2))
+    return video[:, :, top:top + size, top:top + size].contiguous()
 
 
 class Phoenix14T(torch.utils.data.Dataset):
@@ -282,8 +307,10 @@ class Phoenix14T(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         row = self.rows[i]
-        frames = self.transform(self.read_pixels(row["name"]))
-        return {"name": row["name"], "translation": row["translation"], "frames": frames}
+        pixels = self.read_pixels(row["name"])
+        source = self.pack.source_size(row["name"]) if self.pack is not None else pixels.shape[1:3]
+        return {"name": row["name"], "translation": row["translation"], "frames": self.transform(pixels),
+                "source_size": tuple(source), "crop": self.size if self.train else None}
 
 
 def collate(batch) -> dict:
@@ -300,15 +327,18 @@ def collate(batch) -> dict:
         frames[i, :len(b["frames"])] = b["frames"]
         frames[i, len(b["frames"]):] = 0  # only the padding is zeroed: one pass over the batch less
     return {"frames": frames, "frame_mask": torch.arange(frames.shape[1])[None] < lengths[:, None],
-            "names": [b["name"] for b in batch], "translations": [b["translation"] for b in batch]}
+            "names": [b["name"] for b in batch], "translations": [b["translation"] for b in batch],
+            "source_sizes": torch.tensor([b.get("source_size", shape[-2:]) for b in batch]),  # [B, 2] (H, W)
+            "crop": batch[0].get("crop")}  # training: the crop size; the frames are the whole resize
 
 
 # -----------------------------------------------------------------------------
 # packed frames: each split once as one memory-mapped stream of JPEGs (DESIGN.md "Data"; decoding ~100 small PNG
 # files a video is too slow to keep a GPU busy). <packed-dir>/<split>/ holds frames.bin (the JPEGs back to back),
-# offsets.npy (int64 [N + 1], byte offsets of the N frames) and index.json (video names, frame counts, settings).
+# offsets.npy (int64 [N + 1], byte offsets of the N frames) and index.json (video names, frame counts, each video's
+# frame size before any resize, which the augmentation needs, and settings).
 
-PACK_VERSION = 1
+PACK_VERSION = 2
 
 
 def packed_path(root, split, packed_dir=None) -> Path:
@@ -322,21 +352,23 @@ def pack_command(root, split, packed_dir=None) -> str:
             + (f" --packed-dir {packed_dir}" if packed_dir else ""))
 
 
-def _encode_video(job) -> list[bytes]:
-    """One video folder's PNG frames, in file-name order, as JPEG bytes (runs in a pool worker)."""
+def _encode_video(job) -> tuple:
+    """One video folder's PNG frames, in file-name order, as JPEG bytes, and their (height, width) before the
+    resize (runs in a pool worker)."""
     folder, quality, resize = job
     paths = sorted(Path(folder).glob("images*.png"))
     if not paths:
         raise FileNotFoundError(f"video folder '{folder}' has no images*.png frames (missing or empty)")
-    out = []
+    out, source = [], None
     for path in paths:
         image = Image.fromarray(read_frame(path))
+        source = source or [image.height, image.width]
         if resize:  # PIL's bilinear resize is antialiased, like the loader's
             image = image.resize((resize, resize), Image.BILINEAR)
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=quality)
         out.append(buf.getvalue())
-    return out
+    return out, source
 
 
 def pack_problems(folder: Path) -> str:
@@ -352,6 +384,8 @@ def pack_problems(folder: Path) -> str:
         assert len(names) == len(counts) and all(isinstance(c, int) and c > 0 for c in counts)
     except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
         return "index.json is damaged (not the JSON index of a pack)"
+    if meta.get("version") != PACK_VERSION or len(meta.get("sizes", ())) != len(names):
+        return f"index.json is of pack format {meta.get('version')}, not {PACK_VERSION} (no frame sizes)"
     try:
         offsets = np.load(folder / "offsets.npy")
     except (ValueError, OSError, EOFError):
@@ -391,15 +425,16 @@ def _write_pack(folder: Path, root: Path, split: str, names: list, settings: dic
     """The pack of a split's videos `names`, written into a new `folder`."""
     folder.mkdir()
     jobs = [(root / FRAME_DIR / split / name, settings["quality"], settings["resize"]) for name in names]
-    offsets, counts = [0], []
+    offsets, counts, sizes = [0], [], []
     with open(folder / "frames.bin", "wb") as f, multiprocessing.Pool(workers or os.cpu_count() or 1) as pool:
-        for jpegs in pool.imap(_encode_video, jobs, chunksize=4):  # in order: the file is written sequentially
+        for jpegs, source in pool.imap(_encode_video, jobs, chunksize=4):  # in order: written sequentially
             for jpeg in jpegs:
                 f.write(jpeg)
                 offsets.append(offsets[-1] + len(jpeg))
             counts.append(len(jpegs))
+            sizes.append(source)
     np.save(folder / "offsets.npy", np.array(offsets, dtype=np.int64))
-    (folder / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts}))
+    (folder / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts, "sizes": sizes}))
 
 
 class Pack:
@@ -416,8 +451,9 @@ class Pack:
             raise OSError(f"frame pack '{self.folder}' is damaged: {damage}; rebuild it with `{command}`")
         meta = json.loads((self.folder / "index.json").read_text())
         starts = np.cumsum([0] + meta["counts"])[:-1].tolist()
-        # name -> (first, count)
+        # name -> (first, count), and the frames' size before the pack's resize
         self.videos = {name: (s, n) for name, s, n in zip(meta["names"], starts, meta["counts"])}
+        self.sizes = dict(zip(meta["names"], meta["sizes"]))                                      # name -> [H, W]
         self.offsets = np.load(self.folder / "offsets.npy")                                       # int64 [N + 1]
         self.blob = None
 
@@ -430,6 +466,11 @@ class Pack:
             raise FileNotFoundError(f"video '{name}' is not in frame pack '{self.folder}' (packed from another "
                                     f"annotation file?): delete the pack and rebuild it with `{self.command}`")
         return self.videos[name][1]
+
+    def source_size(self, name) -> tuple:
+        """The video's (height, width) before the pack's resize."""
+        self.n_frames(name)  # a video not in the pack: the error that names it
+        return tuple(self.sizes[name])
 
     def read(self, name, keep) -> np.ndarray:
         """Frames `keep` (indices into the video) decoded to uint8 [T, H, W, 3]."""

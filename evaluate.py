@@ -48,6 +48,33 @@ def scores(hypotheses, references) -> dict:
     return {**bleu(hypotheses, references), "rouge": rouge_l(hypotheses, references)}
 
 
+def authors_references(references, tok, max_tokens: int = None) -> list[str]:
+    """The references as the authors' code scores against them: each sentence encoded with the run's (trimmed)
+    tokenizer, cut as in training, and decoded with special tokens skipped (`models/Finetune_Model.py` L111,
+    L180, through `dataset/slt_dataset.py` L133-134), so characters the kept pieces cannot spell, which become
+    <unk>, vanish."""
+    max_tokens = max_tokens or train.MAX_TEXT_TOKENS
+    return [tok.decode(tok.encode(r)[:max_tokens - 2]) for r in references]  # room for `</s> de_DE`
+
+
+def authors_scores(hypotheses, references, tok) -> dict:
+    """Scores as the authors' code computes them (`models/Finetune_Model.py` L133-135, L181-182, L198-199):
+    " ." appended to every hypothesis and to every reference decoded through the tokenizer (authors_references)."""
+    return scores([h + " ." for h in hypotheses], [r + " ." for r in authors_references(references, tok)])
+
+
+def dev_bleu(hypotheses, references, tok, scoring: str = "raw") -> dict:
+    """BLEU-1..4 under one of evaluate.py's conventions, for finetune.py's choice of the kept weights: "raw" (the
+    corpus text), "period" (" ." appended to both sides) or "authors" (authors_scores)."""
+    if scoring not in ("raw", "period", "authors"):
+        raise ValueError(f"scoring {scoring!r}: expected raw, period or authors")
+    if scoring == "authors":
+        references = authors_references(references, tok)
+    if scoring != "raw":
+        hypotheses, references = [h + " ." for h in hypotheses], [r + " ." for r in references]
+    return bleu(hypotheses, references)
+
+
 def table_row(name: str, s: dict) -> str:
     """One row in the layout of the paper's Table 1."""
     return f"{name:<28}{s['bleu1']:>8.2f}{s['bleu2']:>8.2f}{s['bleu3']:>8.2f}{s['bleu4']:>8.2f}{s['rouge']:>8.2f}"
@@ -127,6 +154,7 @@ def main(argv=None):
     print(TABLE_HEADER)
     print(table_row(f"{args.split} (raw)", scores(hyps, refs)))
     print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
+    print(table_row(f"{args.split} (authors' scoring)", authors_scores(hyps, refs, setup.tok)))
     print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
     result = scores(hyps, refs)
     if pretrained:  # the video and segment levels (analysis.py)

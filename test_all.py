@@ -504,7 +504,8 @@ def test_loader_shapes_masks_and_collate(tmp_path):
     assert (batch["frames"][1, 3:] == 0).all()
     assert batch["names"] == ["v1", "v2"] and batch["translations"] == SENTENCES[:2]
     train_ds = data.Phoenix14T(root, "train", train=True, size=32, max_frames=2)
-    assert train_ds[0]["frames"].shape == (2, 3, 32, 32)
+    assert train_ds[0]["frames"].shape == (2, 3, 37, 37)  # the whole resize: the crop follows the augmentation
+    assert train_ds[0]["source_size"] == (60, 48) and data.collate([train_ds[0]])["crop"] == 32
     assert data.Phoenix14T(root, "train", size=32, frame_stride=2)[0]["frames"].shape[0] == 3
 
 
@@ -530,12 +531,18 @@ def test_augmentation_is_one_transform_per_video_and_prepare_normalises():
     torch.manual_seed(1)
     frame = torch.rand(1, 1, 3, 24, 24)
     videos = frame.expand(8, 6, 3, 24, 24).contiguous()
-    out = data.augment(videos, p=1.0)
-    assert out.shape == videos.shape
+    sizes = torch.tensor([[260, 210]] * 8)
+    out = data.augment(videos, sizes, 21, p=1.0)
+    assert out.shape == (8, 6, 3, 21, 21)
     assert torch.equal(out, out[:, :1].expand_as(out))  # the same transform on every frame of a video
     assert not torch.allclose(out[0], out[1], atol=1e-3)  # another one for the next video
-    assert not torch.allclose(out, videos, atol=1e-3)
-    torch.testing.assert_close(data.augment(videos, p=0.0), videos, atol=1e-5, rtol=0)  # identity grid
+    crops = [videos[0, 0, :, t:t + 21, u:u + 21] for t in range(4) for u in range(4)]
+    assert not any(torch.allclose(out[0, 0], c, atol=1e-3) for c in crops)
+    plain = data.augment(videos, sizes, 21, p=0.0)  # no rotation, no shift: one of the 4 x 4 crops, exactly
+    assert all(any(torch.allclose(plain[b, 0], c, atol=1e-5, rtol=0) for c in crops) for b in range(8))
+    central = data.prepare({"frames": (videos * 255).to(torch.uint8), "frame_mask": torch.ones(8, 6, dtype=torch.bool),
+                            "crop": 21, "source_sizes": sizes}, "cpu", train=False)[0]  # unaugmented: centre crop
+    assert central.shape == (8, 6, 3, 21, 21)
     batch = {"frames": torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8),
              "frame_mask": torch.ones(2, 3, dtype=torch.bool)}
     frames, mask = data.prepare(batch, "cpu", train=False)
@@ -949,7 +956,7 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     out, printed = finished
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
     assert ckpt["config"]["image_size"] == 32 and any(k.startswith("mapper.") for k in ckpt["model"])
-    assert "BLEU-4" in printed and "test (raw)" in printed
+    assert "BLEU-4" in printed and "test (raw)" in printed and "test (authors' scoring)" in printed
     assert printed.index("BLEU-4") < printed.index("\nretrieval test (3 videos): video-to-text R@1 ") \
         < printed.index("\nlocalisation test: ")
     hyp, ref = (out / "test.hyp.txt").read_text().splitlines(), (out / "test.ref.txt").read_text().splitlines()
@@ -1806,3 +1813,122 @@ def test_tokenizer_state_file_names_are_checked_as_data():
     with pytest.raises(ValueError, match="does not describe a sentencepiece tokenizer"):
         tokenizer.check_state({"kind": "sentencepiece", "fingerprint": "", "files": {"tokenizer.json": meta,
                                                                                      "spm.model": b""}})
+# the authors' run, not only their model: their scoring, trimming, text formats, augmentation order, checkpoint choice
+
+
+def hand_mbart(tmp_path):
+    """An mBART-layout tokenizer over hand-set unigram pieces: "▁regen" is one piece (the full model's best
+    spelling of "regen"), "▁reg" + "en" another spelling; "am tag regnet" and "am tag reg en" use only
+    ▁am ▁tag ▁regnet ▁reg ▁ en."""
+    transformers = pytest.importorskip("transformers")
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁am", -1.0), ("▁tag", -1.0),
+             ("▁regnet", -1.0), ("▁regen", -1.0), ("▁reg", -2.0), ("net", -2.0), ("en", -3.0), ("▁", -5.0),
+             ("e", -5.0), ("n", -5.0), ("x", -5.0)]
+    transformers.MBartTokenizer(vocab=vocab).save_pretrained(str(tmp_path / "hand-mbart"))
+    return tokenizer.build_mbart(["am tag regnet", "am tag reg en"], str(tmp_path / "hand-mbart"))
+
+
+def test_trimming_keeps_every_special_token_and_spells_unseen_words_with_kept_pieces(tmp_path):
+    tok = hand_mbart(tmp_path)
+    full = tok.model
+    # kept: the 4 specials, de_DE, the other 24 language codes and <mask> (hftrim keeps all_special_tokens), and
+    # the 6 pieces the two training sentences use
+    assert len(full.all_special_ids) == 30 and set(full.all_special_ids) <= set(tok.keep_ids.tolist())
+    assert (tok.bos_id, tok.pad_id, tok.eos_id, tok.unk_id, tok.lang_id) == (0, 1, 2, 3, 4)
+    assert sorted(full.convert_ids_to_tokens(tok.keep_ids[30:].tolist())) == sorted(
+        ["▁am", "▁tag", "▁regnet", "▁reg", "▁", "en"]) and tok.vocab_size == 36
+    assert [tok.pieces()[i] for i in tok.encode("am tag regnet")] == ["▁am", "▁tag", "▁regnet"]
+    # "regen": the full model spells it "▁regen", which trimming dropped; the trimmed model spells it "▁reg" "en",
+    # as the authors' trimmed sentencepiece model does, so it survives decoding
+    assert full.convert_ids_to_tokens(full("regen", add_special_tokens=False)["input_ids"]) == ["▁regen"]
+    assert [tok.pieces()[i] for i in tok.encode("am tag regen")] == ["▁am", "▁tag", "▁reg", "en"]
+    assert tok.decode(tok.encode("am tag regen")) == "am tag regen"
+    # "x" is a piece of the full model but no kept piece spells it: <unk>, which decoding drops
+    assert tok.encode("regenx")[-1] == tok.unk_id and tok.decode(tok.encode("am regenx")) == "am regen"
+    # every kept special token is skipped in decoding, e.g. another language code the decoder might emit
+    other = tok.keep_ids.tolist().index(full.convert_tokens_to_ids("en_XX"))
+    assert tok.decode([tok.lang_id, other] + tok.encode("am tag") + [tok.eos_id]) == "am tag"
+
+
+def test_authors_scoring_row_by_hand():
+    tok = tokenizer.build_sentencepiece(SENTENCES * 3)  # no "q" in the training text: <unk>, dropped in decoding
+    hyps, refs = ["am donnerstag regnet es"], ["am donnerstag regnet es qqq"]
+    assert evaluate.authors_references(refs, tok)[0].split() == ["am", "donnerstag", "regnet", "es"]
+    # raw: every n-gram of the 4 hypothesis words matches; brevity penalty exp(1 - 5/4)
+    assert evaluate.scores(hyps, refs)["bleu4"] == pytest.approx(100 * math.exp(1 - 5 / 4))
+    # " ." appended: 5/5 unigrams, 3/4 bigrams ("es ." is not in the reference), 2/3 trigrams, 1/2 4-grams, BP exp(1 - 6/5)
+    period = evaluate.scores([h + " ." for h in hyps], [r + " ." for r in refs])["bleu4"]
+    assert period == pytest.approx(100 * math.exp(1 - 6 / 5) * (3 / 4 * 2 / 3 * 1 / 2) ** 0.25)
+    # the authors' scoring: " ." appended to the hypothesis and to the decoded reference "am donnerstag regnet es"
+    got = evaluate.authors_scores(hyps, refs, tok)
+    assert got["bleu4"] == pytest.approx(100) and got["bleu1"] == pytest.approx(100)
+    assert got["rouge"] == pytest.approx(100)
+
+
+def test_text_formats_are_the_authors_and_cut_at_128_tokens():
+    tok = tokenizer.build_sentencepiece(SENTENCES * 3)
+    lang, eos, pad = tok.lang_id, tok.eos_id, tok.pad_id
+    short, long = SENTENCES[0], " ".join(SENTENCES * 20)
+    p, q = tok.encode(short), tok.encode(long)
+    assert len(q) > 200
+    (src, src_mask), (dec, dec_mask), labels = train.text_batch(tok, [short, long], "cpu")
+    # source and labels `x </s> de_DE`, decoder input `de_DE x </s>` (mBART's shift of the labels), 128 at most
+    assert src.shape == dec.shape == labels.shape == (2, 128)
+    assert src[0, :len(p) + 2].tolist() == p + [eos, lang] and (src[0, len(p) + 2:] == pad).all()
+    assert labels[0, :len(p) + 2].tolist() == p + [eos, lang] and (labels[0, len(p) + 2:] == pad).all()
+    assert dec[0, :len(p) + 2].tolist() == [lang] + p + [eos] and dec_mask[0].sum() == len(p) + 2
+    assert src[1].tolist() == q[:126] + [eos, lang] == labels[1].tolist()
+    assert dec[1].tolist() == [lang] + q[:126] + [eos] and src_mask[1].all()
+
+
+def test_augmentation_follows_the_authors_order_of_operations():
+    """Rotation and whole-pixel shift on the 210x260 frame as released, then the resize and the crop, as the
+    authors' vidaug + PIL pipeline does (nearest-neighbour rotation, PIL's affine shift, bicubic resize), against
+    our one grid_sample on the square resize: the same image up to interpolation."""
+    H, W, R, size = 260, 210, 64, 56
+    y, x = np.mgrid[:H, :W]
+    raw = Image.fromarray((128 + 100 * np.sin(np.stack([x / 23 + y / 41, y / 17, (x - y) / 29], -1))).astype(np.uint8))
+    degrees, mx, my, top, left = 25.0, 7, -4, 3, 5
+    authors = raw.rotate(degrees).transform(raw.size, Image.AFFINE, (1, 0, mx, 0, 1, my)).resize((R, R), Image.BICUBIC)
+    authors = torch.from_numpy(np.array(authors)[top:top + size, left:left + size]).permute(2, 0, 1).float()
+    resized = torch.from_numpy(np.array(raw.resize((R, R), Image.BICUBIC))).permute(2, 0, 1).float()[None, None]
+
+    def ours(aspect):
+        return data.affine_crop(resized, torch.tensor([aspect]), size, torch.tensor([math.radians(degrees)]),
+                                torch.tensor([[mx / W, my / H]]), torch.tensor([[top, left]]))[0, 0]
+    assert (ours(H / W) - authors).abs().mean() / 255 < 0.005        # measured 0.0019
+    assert (ours(1.0) - authors).abs().mean() / 255 > 0.03           # rotating the square resize instead: 0.064
+    no_change = data.affine_crop(resized, torch.tensor([H / W]), size, torch.zeros(1), torch.zeros(1, 2),
+                                 torch.tensor([[top, left]]))[0, 0]
+    torch.testing.assert_close(no_change, resized[0, 0, :, top:top + size, left:left + size], atol=1e-3, rtol=0)
+
+
+def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(corpus, tmp_path, monkeypatch):
+    """--val-beams 4 --val-every 2 --val-scoring authors (the paper preset's defaults): validation after epochs 2, 4
+    and 6 only, beam 4, and the kept weights are those whose dev hypotheses score best with " ." appended, here
+    not those that score best on the raw text."""
+    assert finetune.VALIDATION["paper"] == {"val_beams": 4, "val_every": 2, "val_scoring": "authors"}
+    refs = [r["translation"] for r in data.read_split(corpus, "dev")]
+    # three sets of dev hypotheses, one per validation: one word replaced; the last two words dropped; three dropped
+    canned = [[" ".join("und" if i == 1 else w for i, w in enumerate(r.split())) for r in refs],
+              [" ".join(r.split()[:-2]) for r in refs], [" ".join(r.split()[:-3]) for r in refs]]
+    period = [sacrebleu.corpus_bleu([h + " ." for h in hyps], [[r + " ." for r in refs]]).score for hyps in canned]
+    raw = [sacrebleu.corpus_bleu(hyps, [refs]).score for hyps in canned]
+    assert int(np.argmax(period)) == 0 and int(np.argmax(raw)) == 1  # the scorings disagree on these
+    calls, real = [], train.translate
+
+    def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate"):
+        _, got = real(net, loader, tok, device, num_beams, 3, desc)  # a real beam search, 3 tokens long
+        assert evaluate.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
+        calls.append({"beams": num_beams, "state": {k: v.clone() for k, v in net.state_dict().items()}})
+        return canned[len(calls) - 1], got
+    monkeypatch.setattr(train, "translate", translate)
+    out = tmp_path / "run"
+    finetune.main(train_flags(corpus, out, "--pretrained", "none", "--stage1-epochs", "0", "--stage2-epochs", "6",
+                              "--val-beams", "4", "--val-every", "2", "--val-scoring", "authors"))
+    runs.release()
+    assert [c["beams"] for c in calls] == [4, 4, 4]
+    kept = torch.load(out / "finetune.pt", weights_only=True)
+    assert kept["epoch"] == 2 and kept["metric"] == pytest.approx(period[0])
+    assert all(torch.equal(v, calls[0]["state"][k]) for k, v in kept["model"].items())
+    assert not all(torch.equal(v, calls[1]["state"][k]) for k, v in kept["model"].items())

@@ -34,14 +34,18 @@ class Tokenizer:
             self.bos_id, self.pad_id = self._new_id[model.bos_token_id], self._new_id[model.pad_token_id]
             self.eos_id, self.unk_id = self._new_id[model.eos_token_id], self._new_id[model.unk_token_id]
             self.lang_id = self._new_id[model.convert_tokens_to_ids("de_DE")]
+            self._trimmed = trimmed_unigram(model, self.keep_ids.tolist(), self.unk_id)
         self.special_ids = {self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.lang_id}
+        if kind == "mbart":  # mBART's other language codes and <mask>, kept as the authors' trimming keeps them
+            self.special_ids |= {self._new_id[i] for i in model.all_special_ids if i in self._new_id}
 
     def encode(self, sentence: str) -> list[int]:
-        """Content token ids of one sentence, no special tokens."""
+        """Content token ids of one sentence, no special tokens. mBART: segmented with the kept pieces only, as
+        the authors' trimmed sentencepiece model does, so that a word unseen in training is spelt with seen
+        pieces; a character no kept piece covers is <unk> (DESIGN.md "Tokenizer")."""
         if self.kind == "sentencepiece":
             return self.model.encode(sentence)
-        old = self.model(sentence, add_special_tokens=False)["input_ids"]
-        return [self._new_id.get(i, self.unk_id) for i in old]
+        return self._trimmed.encode(sentence, add_special_tokens=False).ids
 
     def decode(self, ids) -> str:
         """The sentence of a token id sequence, special tokens dropped."""
@@ -149,6 +153,22 @@ def check_state(state) -> dict:
     if described != kind:
         raise ValueError(f"its tokenizer's tokenizer.json does not describe a {kind} tokenizer")
     return files
+def trimmed_unigram(hf, keep_ids: list, unk_id: int):
+    """mBART's unigram segmenter (its normaliser, pre-tokeniser and piece scores) over the kept pieces only, with
+    new id i = old id keep_ids[i]: what hftrim's TokenizerTrimmer, which the authors trim with, makes of the
+    sentencepiece model. On the training text it segments as the full model does (every piece of the best
+    segmentation is kept, so it stays the best)."""
+    from tokenizers import Tokenizer as Backend
+    spec = json.loads(hf.backend_tokenizer.to_str())
+    if spec["model"]["type"] != "Unigram":
+        raise ValueError(f"the mBART tokenizer's model is {spec['model']['type']}, not the sentencepiece unigram "
+                         "model of mbart-large-cc25: cannot trim it")
+    scores = {piece: score for piece, score in spec["model"]["vocab"]}
+    pieces = hf.convert_ids_to_tokens(keep_ids)
+    spec["model"] = {"type": "Unigram", "unk_id": unk_id, "byte_fallback": False,
+                     "vocab": [[p, scores.get(p, 0.0)] for p in pieces]}  # special tokens: not in the text
+    spec["added_tokens"], spec["post_processor"] = [], None
+    return Backend.from_str(json.dumps(spec))
 
 
 def build_sentencepiece(sentences, vocab_size=1000) -> Tokenizer:
@@ -163,8 +183,8 @@ def build_sentencepiece(sentences, vocab_size=1000) -> Tokenizer:
 
 
 def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25") -> Tokenizer:
-    """Paper preset: mBART-cc25's tokenizer kept to <s> <pad> </s> <unk>, de_DE and the tokens the training text
-    uses."""
+    """Paper preset: mBART-cc25's tokenizer kept to its special tokens (<s> <pad> </s> <unk>, de_DE, the other 24
+    language codes, <mask>: the authors' hftrim keeps them all) and the tokens the training text uses."""
     from transformers import AutoTokenizer  # mBART-cc25, mBART-50 and their kin
     try:
         hf = AutoTokenizer.from_pretrained(name_or_path, src_lang="de_DE", tgt_lang="de_DE")
@@ -172,8 +192,9 @@ def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25") -> Tokenize
         raise OSError(f"cannot load the mBART tokenizer '{name_or_path}' ({e}); download it once or pass "
                       "--mbart PATH to a local copy of facebook/mbart-large-cc25") from e
     specials = [hf.bos_token_id, hf.pad_token_id, hf.eos_token_id, hf.unk_token_id, hf.convert_tokens_to_ids("de_DE")]
-    used = {i for s in sentences for i in hf(s, add_special_tokens=False)["input_ids"]}
-    return Tokenizer("mbart", hf, specials + sorted(used - set(specials)))  # mBART's 0..3 stay 0..3, de_DE -> 4
+    others = sorted(set(hf.all_special_ids) - set(specials))
+    used = {i for s in sentences for i in hf(s, add_special_tokens=False)["input_ids"]} - set(specials) - set(others)
+    return Tokenizer("mbart", hf, specials + others + sorted(used))  # mBART's 0..3 stay 0..3, de_DE -> 4
 
 
 def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart-large-cc25",

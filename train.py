@@ -157,16 +157,23 @@ def loader(setup: Setup, split: str, train: bool, ds=None, collate=data.collate)
     sampler = None
     if train and n > 1:
         sampler = torch.utils.data.DistributedSampler(ds, n, rank, shuffle=True, seed=args.seed, drop_last=True)
+    # drop_last=False: the last partial batch trains, as in the authors' loader (`dataset/slt_dataset.py` L200)
     return torch.utils.data.DataLoader(
         ds, batch_size=args.batch_size // n, shuffle=train and sampler is None, sampler=sampler,
-        generator=torch.Generator() if train else None, drop_last=train and len(ds) > args.batch_size,
+        generator=torch.Generator() if train else None, drop_last=False,
         num_workers=args.workers, collate_fn=collate, pin_memory=setup.device.type == "cuda",
         persistent_workers=args.workers > 0)
 
 
-def text_batch(tok, sentences, device, max_tokens: int = 100):
-    """mBART's formats: source `x </s> de_DE` for the text encoder; decoder input `de_DE x`, labels `x </s>`."""
-    pieces = [tok.encode(s)[:max_tokens] for s in sentences]
+# the authors' max_words (`dataset/slt_dataset.py` L25, L134): `x </s> de_DE` is cut to at most 128 tokens
+MAX_TEXT_TOKENS = 128
+
+
+def text_batch(tok, sentences, device, max_tokens: int = MAX_TEXT_TOKENS):
+    """mBART's formats as the authors' code builds them (DESIGN.md "Tokenizer"): source `x </s> de_DE` for the
+    text encoder; decoder labels the same `x </s> de_DE` and decoder input `de_DE x </s>` (mBART's
+    shift_tokens_right of the labels); each at most max_tokens long."""
+    pieces = [tok.encode(s)[:max_tokens - 2] for s in sentences]
 
     def pad(rows):
         ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(r) for r in rows], batch_first=True,
@@ -174,8 +181,8 @@ def text_batch(tok, sentences, device, max_tokens: int = 100):
         return ids, ids != tok.pad_id
 
     source = pad([p + [tok.eos_id, tok.lang_id] for p in pieces])
-    decoder_input = pad([[tok.lang_id] + p for p in pieces])
-    labels, _ = pad([p + [tok.eos_id] for p in pieces])
+    decoder_input = pad([[tok.lang_id] + p + [tok.eos_id] for p in pieces])
+    labels, _ = pad([p + [tok.eos_id, tok.lang_id] for p in pieces])
     return source, decoder_input, labels
 
 
