@@ -322,8 +322,8 @@ def _en_rules(tags, lemmas):
             perfect = nxt[:1] == "V" and nxt[2:] in ("N", "D")
             upos[i] = "AUX" if perfect or (nxt == "TO0" and after[:1] == "V") else "VERB"
         elif u == "DET?":
-            upos[i] = "DET" if tags[i + 1:i + 2] and tags[i + 1][:2] in ("NN", "NP", "AJ", "CR", "OR", "AT", "DP", "DT") \
-                else "PRON"
+            determined = (tags + [""])[i + 1][:2] in ("NN", "NP", "AJ", "CR", "OR", "AT", "DP", "DT")
+            upos[i] = "DET" if determined else "PRON"
         elif lemmas[i] == "go" and t == "VVG" and i and tags[i - 1].startswith("VB") and nxt == "TO0" \
                 and after[:1] == "V":
             upos[i] = "AUX"
@@ -530,7 +530,8 @@ def report(root, gold=None, weather_check=False, taggers=None, lang="de"):
         taggers = [None]
         names = [tagger_name(lang) + " (default)"]
     else:
-        taggers = taggers or ([None] + [t for t in HANTA_MODES if t != _pos_tagger()[0]] if gold else ["hanta-cased", None])
+        default = _pos_tagger()[0]
+        taggers = taggers or ([None] + [t for t in HANTA_MODES if t != default] if gold else ["hanta-cased", None])
         names = [_pos_tagger(t)[0] + (" (default)" if t is None else "") for t in taggers]
     if gold:
         pairs = read_gold(gold)
