@@ -233,12 +233,12 @@ ZH_NEGATING_VERBS = {"没有", "别"}
 # alone (我要这个); 每天 is a word of its own (every day), kept
 ZH_DEMONSTRATIVES = ("这", "那", "哪")
 # jieba's dictionary also holds phrases (我会, 你家, 太冷, 回家吧, 别忘了, 坐地铁), cut into words by _recut: an
-# entry that begins with a personal pronoun (Chinese pronouns form no compounds but the plural 们), an entry of a
-# content class that begins with a degree adverb or negation or ends in a sentence particle, the rest a content
-# word of the dictionary; set phrases (l) and idioms (i) that are not four-character chengyu, unless the last
+# entry that begins with a personal pronoun (Chinese pronouns form no compounds but the plural 们); an entry of a
+# content class made of a negation and a verb or adjective (不下雨), of a degree adverb and an adjective (太冷),
+# or of a content word and a sentence particle (回家吧); set phrases (l) and idioms (i) that are not four-character chengyu, unless the last
 # word is a one-character noun (打火机, 跑步机: compound nouns, whole as in German).
 ZH_PRONOUN_HEADS = {"我", "你", "他", "她"}
-ZH_PHRASE_HEADS = {"不", "没", "别", "太", "很", "真", "最", "更"}
+ZH_PHRASE_HEADS = {**dict.fromkeys("不没别", ("v", "a")), **dict.fromkeys("太很真最更", ("a",))}  # -> the rest's class
 ZH_PHRASE_TAILS = {"吧", "吗", "呢", "啊", "了"}
 
 
@@ -382,10 +382,12 @@ def _recut(word, flag, posseg):
     if len(word) > 1 and word[0] in ZH_PRONOUN_HEADS and word[1:] != "们" and word[1:] in tags:
         return [(word[0], "r"), (word[1:], tags[word[1:]])]
     if len(word) > 1 and flag[:1] in ("n", "v", "l", "i", "s"):  # not adverbs, adjectives, time words: 不断, 最近
-        for head, tail in ((word[:1], word[1:]), (word[:-1], word[-1:])):
-            content = tail if head in ZH_PHRASE_HEADS else head if tail in ZH_PHRASE_TAILS else ""
-            if content and tags.get(content, "x")[:1] in ("n", "v", "a", "t"):
-                return [(head, tags[head]), (tail, tags[tail])]
+        head, tail = word[:1], word[1:]
+        if tags.get(tail, "x")[:1] in ZH_PHRASE_HEADS.get(head, ()):  # 太冷, 不下雨; not 太阳, 不丹, 不动产
+            return [(head, tags[head]), (tail, tags[tail])]
+        head, tail = word[:-1], word[-1:]
+        if tail in ZH_PHRASE_TAILS and tags.get(head, "x")[:1] in ("n", "v", "a", "t"):  # 回家吧
+            return [(head, tags[head]), (tail, tags[tail])]
     return [(word, flag)]
 
 
