@@ -208,9 +208,9 @@ C5_TO_UPOS = {
 EN_PRONOUN_LEMMAS = {"me": "i", "us": "we", "'s": "we", "him": "he", "her": "she", "them": "they"}
 # Clitics split as the Penn Treebank does, before tagging: don't -> do n't, it's -> it 's; can't, won't and
 # cannot -> can n't, will n't, can not (HanTa knows "can" and "will" better than "ca" and "wo").
-EN_CLITICS = [(r"\b([Cc])an't\b", r"\1an n't"), (r"\b([Ww])on't\b", r"\1ill n't"), (r"\b([Ss])han't\b", r"\1hall n't"),
-              (r"\b([Cc])annot\b", r"\1an not"), (r"(\w)n't\b", r"\1 n't"), (r"(\w)'(s|re|ve|ll|d|m)\b", r"\1 '\2")]
-EN_TOKEN = r"n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,:]\d+)*|\w+(?:-\w+)*|[^\w\s]"
+EN_CLITICS = [(r"\b(c)an't\b", r"\1an n't"), (r"\b(w)on't\b", r"\1ill n't"), (r"\b(s)han't\b", r"\1hall n't"),
+              (r"\b(c)annot\b", r"\1an not"), (r"(\w)n't\b", r"\1 n't"), (r"(\w)'(s|re|ve|ll|d|m)\b", r"\1 '\2")]
+EN_TOKEN = r"n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,:]\d+)+|\w+(?:-\w+)*|[^\w\s]"  # 2.5 and 3-D are one token
 
 # jieba's flags -> universal POS (jieba's tag set is ICTCLAS's: n* nouns, t time, s place, v verbs, a adjectives,
 # b non-predicate adjectives, z state words, d adverbs, m numerals, r pronouns, f localisers, q classifiers,
@@ -294,8 +294,9 @@ def _tag_english(sentence, hanta):
     """HanTa's English model on the clitic-split sentence, C5 tags mapped by C5_TO_UPOS and _en_rules."""
     text = sentence.replace("\u2019", "'")
     for pattern, repl in EN_CLITICS:
-        text = re.sub(pattern, repl, text)
-    words = re.findall(EN_TOKEN, text)
+        text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
+    words = [w.lower() if re.fullmatch(r"n't|'(?:s|re|ve|ll|d|m)", w, flags=re.IGNORECASE) else w  # N'T -> n't
+             for w in re.findall(EN_TOKEN, text, flags=re.IGNORECASE)]
     if not words:
         return ()
     tagged = hanta.tag_sent(words, taglevel=1)  # [(word, lemma, C5 tag)]
