@@ -235,8 +235,9 @@ ZH_DEMONSTRATIVES = ("这", "那", "哪")
 # jieba's dictionary also holds phrases (我会, 你家, 太冷, 回家吧, 别忘了, 坐地铁), cut into words by _recut: an
 # entry that begins with a personal pronoun (Chinese pronouns form no compounds but the plural 们); an entry of a
 # content class made of a negation and a verb or adjective (不下雨), of a degree adverb and an adjective (太冷),
-# or of a content word and a sentence particle (回家吧); set phrases (l) and idioms (i) that are not four-character chengyu, unless the last
-# word is a one-character noun (打火机, 跑步机: compound nouns, whole as in German).
+# or of a content word and a sentence particle (回家吧); set phrases (l) and idioms (i) that are not
+# four-character chengyu, unless the last word is a one-character noun (打火机, 跑步机: compound nouns, whole as
+# in German).
 ZH_PRONOUN_HEADS = {"我", "你", "他", "她"}
 ZH_PHRASE_HEADS = {**dict.fromkeys("不没别", ("v", "a")), **dict.fromkeys("太很真最更", ("a",))}  # -> the rest's class
 ZH_PHRASE_TAILS = {"吧", "吗", "呢", "啊", "了"}
