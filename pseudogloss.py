@@ -340,6 +340,8 @@ def _tag_chinese(sentence, posseg):
         for word, flag in _recut(w.word, w.flag, posseg):
             if not word.strip():
                 continue
+            if w.flag == "eng" or word.isascii() and word.isalnum():  # jieba's 'eng': digits and Latin letters
+                flag = "m" if word.isdigit() else "nz"  # 10 a numeral, WiFi a foreign name
             if flag.startswith("q") and pairs and pairs[-1][1].startswith("m"):
                 pairs[-1] = (pairs[-1][0] + word, "m")  # numeral + classifier: one numeral word (三个, 两斤)
             elif len(word) == 1 and pairs and pairs[-1][0] in ("这", "那", "哪") and flag[:1] in ("q", "n"):

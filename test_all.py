@@ -1468,6 +1468,7 @@ def test_chinese_pseudogloss_rule_by_hand():
     assert zh("我要一杯咖啡。") == ["我", "要", "一杯", "咖啡"]  # 要 without a verb is lexical; numeral + classifier
     assert zh("我不喜欢那个颜色。") == ["我", "喜欢", "颜色"]  # negation dropped; 那个 before a noun is a determiner
     assert zh("我要这个。") == ["我", "要", "这个"]  # standing alone, a pronoun
+    assert zh("我买了10个苹果和WiFi。") == ["我", "买", "10个", "苹果", "wifi"]  # digits and Latin letters kept
     assert zh("") == []
 
 
