@@ -389,7 +389,8 @@ def video_problem(video: Path, full: bool = False) -> str:
             except (OSError, ValueError, SyntaxError) as e:
                 return f"frame '{f}' cannot be read: {e}"
         if len(sizes) > 1:
-            return f"video folder '{video}' mixes frame sizes {sorted(sizes)} (e.g. '{list(sizes.values())[1]}')"
+            shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
+            return f"video folder '{video}' mixes frame sizes (width x height) {shown}: e.g. '{list(sizes.values())[1]}'"
         return ""
     if not video.exists():
         return f"video '{video}' is missing"
