@@ -196,9 +196,12 @@ def read_table(path, delimiter: str, fields: tuple, quoting=csv.QUOTE_NONE) -> l
     if reader.fieldnames is None or not set(fields) <= set(reader.fieldnames):
         raise ValueError(f"'{path}' lacks the header naming {', '.join(fields)} (separated by {delimiter!r}); "
                          f"its first line is {reader.fieldnames}")
-    rows = []
+    rows, first = [], reader.line_num + 1
     for r in reader:
-        where = f"'{path}', line {reader.line_num}"
+        where, start, first = f"'{path}', line {reader.line_num}", first, reader.line_num + 1
+        if any("\n" in v or "\r" in v for v in r.values() if isinstance(v, str)):
+            raise ValueError(f"'{path}', lines {start}-{reader.line_num} hold one row: a field runs over "
+                             "several lines (a quote \" opening a field and never closed?)")
         if None in r or None in r.values():
             n = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None, []))
             raise ValueError(f"{where}: {n} fields where the header has {len(reader.fieldnames)} "
@@ -281,7 +284,8 @@ class _PlainUnpickler(pickle.Unpickler):
     pickle that names any other class or function is refused instead of run."""
     ALLOWED = {("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype"),
                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -324,8 +328,8 @@ def _read_csl_daily(root: Path, split: str) -> list[dict]:
     labels = read_csl_labels(root / CSL_LABELS)
     rows = []
     for line, text in enumerate(read_text(path).splitlines(), 1):
-        parts = [p.strip() for p in text.split("|")]
-        if not text.strip() or (line == 1 and parts == ["name", "split"]):
+        parts = [p.strip() for p in text.split("|")] if "|" in text else text.split()  # some copies: white space
+        if not parts or (line == 1 and parts == ["name", "split"]):
             continue
         where = f"'{path}', line {line}"
         if len(parts) != 2 or not parts[0]:

@@ -1476,7 +1476,7 @@ def test_how2sign_read_as_released(tmp_path, capsys):
             data.resolve_root("csl-daily")
 
 
-def write_csl_daily(root, frames_dir="sentence/frames_512x512", header=True, labels=None):
+def write_csl_daily(root, frames_dir="sentence/frames_512x512", header=True, labels=None, sep="|"):
     """CSL-Daily as released: the label pickle (info entries with all their fields, and the vocabularies), the
     split file and JPEG frame folders 000000.jpg ...; returns {split: [(name, sentence)]}."""
     import pickle
@@ -1491,7 +1491,8 @@ def write_csl_daily(root, frames_dir="sentence/frames_512x512", header=True, lab
     with open(root / "sentence_label" / "csl2020ct_v2.pkl", "wb") as f:
         pickle.dump(labels if labels is not None else {"info": info, "gloss_map": ["今天", "天气", "好"],
                                                        "char_map": ["今", "天"], "word_map": ["今天"]}, f)
-    lines = ["name|split"] * header + ["S000000_P0000_T00|train", "S000001_P0003_T00|dev", "S000002_P0001_T00|train"]
+    lines = [line.replace("|", sep) for line in ["name|split"] * header + [
+        "S000000_P0000_T00|train", "S000001_P0003_T00|dev", "S000002_P0001_T00|train"]]
     (root / "sentence_label" / "split_1.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     for k, entry in enumerate(info):
         folder = root / frames_dir / entry["name"]
@@ -1502,11 +1503,12 @@ def write_csl_daily(root, frames_dir="sentence/frames_512x512", header=True, lab
             "dev": [("S000001_P0003_T00", "我喜欢看书")]}
 
 
-@pytest.mark.parametrize("frames_dir,header", [("sentence/frames_512x512", True),
-                                                ("sentence_frames-512x512/frames_512x512", False)])
-def test_csl_daily_read_as_released(tmp_path, frames_dir, header):
+@pytest.mark.parametrize("frames_dir,header,sep", [("sentence/frames_512x512", True, "|"),
+                                                    ("sentence_frames-512x512/frames_512x512", False, "|"),
+                                                    ("sentence_frames-512x512", True, " ")])
+def test_csl_daily_read_as_released(tmp_path, frames_dir, header, sep):
     root = tmp_path / "csl"
-    expected = write_csl_daily(root, frames_dir, header)
+    expected = write_csl_daily(root, frames_dir, header, sep=sep)
     assert data.detect_layout(root) == "csl-daily" and data.dataset_language(root) == "zh"
     for split in ("train", "dev"):
         rows = data.read_split(root, split)
@@ -1605,6 +1607,11 @@ def test_bad_input_of_the_new_layouts_is_named_before_training(tmp_path):
         data.read_split(csl3, "train")
     how2sign = tmp_path / "how2sign"
     write_how2sign(how2sign)
+    table = data.how2sign_csv(how2sign, "train")
+    text = table.read_text(encoding="utf-8")
+    table.write_text(text.replace("\tAnd I call", "\t\"And I call"), encoding="utf-8")   # a quote never closed
+    with pytest.raises(ValueError, match=f"'{table}', lines 2-3 hold one row: a field runs over several lines"):
+        data.check_videos(how2sign, ["train"])
     shutil.rmtree(how2sign / "sentence_level" / "val" / "rgb_front")
     with pytest.raises(FileNotFoundError, match="how2sign_realigned_val.csv': none of its 1 sentences has its clip"):
         data.check_videos(how2sign, ["dev"])
