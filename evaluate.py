@@ -17,10 +17,35 @@ import runs
 import train
 
 
-def bleu(hypotheses, references) -> dict:
-    """Corpus BLEU-1..4 (sacrebleu; BLEU-n = brevity penalty x geometric mean of the 1..n-gram precisions)."""
-    return {f"bleu{n}": sacrebleu.BLEU(max_ngram_order=n).corpus_score(hypotheses, [references]).score
-            for n in range(1, 5)}
+# How each dataset's papers score translations (issue N): PHOENIX14T (de) and How2Sign (en) with sacrebleu's
+# default 13a tokenisation on the cased text and ROUGE-L over whitespace words; CSL-Daily (zh) at character
+# level, sacrebleu's "zh" tokenisation (every CJK character a token) and ROUGE-L over characters.
+LANGS = ("de", "en", "zh")
+
+
+def _check_lang(lang: str):
+    """A clear error for a language the scoring does not know."""
+    if lang not in LANGS:
+        raise ValueError(f"language '{lang}': expected one of {', '.join(LANGS)}")
+
+
+def scoring_note(lang: str = "de") -> str:
+    """One line that says how `scores(..., lang)` scores, for the printed table."""
+    _check_lang(lang)
+    if lang == "zh":
+        return ("scoring (zh): sacrebleu BLEU-1..4, tokenize='zh' (one token per Chinese character), cased; ROUGE-L "
+                "(beta 1.2) over characters, whitespace ignored; against the raw reference text")
+    return (f"scoring ({lang}): sacrebleu BLEU-1..4, tokenize='13a', cased; ROUGE-L (beta 1.2) over whitespace "
+            "words; against the raw reference text")
+
+
+def bleu(hypotheses, references, lang: str = "de") -> dict:
+    """Corpus BLEU-1..4 (sacrebleu; BLEU-n = brevity penalty x geometric mean of the 1..n-gram precisions);
+    lang 'zh' tokenises by character (sacrebleu's 'zh'), 'de' and 'en' with 13a on the cased text."""
+    _check_lang(lang)
+    tokenize = "zh" if lang == "zh" else "13a"
+    return {f"bleu{n}": sacrebleu.BLEU(max_ngram_order=n, tokenize=tokenize).corpus_score(
+        hypotheses, [references]).score for n in range(1, 5)}
 
 
 def lcs(a: list, b: list) -> int:
@@ -33,11 +58,19 @@ def lcs(a: list, b: list) -> int:
     return row[-1]
 
 
-def rouge_l(hypotheses, references, beta: float = 1.2) -> float:
-    """ROUGE-L as SLT papers report it: sentence-level LCS F-score with beta 1.2, averaged, x100."""
+def rouge_tokens(text: str, lang: str = "de") -> list:
+    """ROUGE-L's units: whitespace words (de, en), or every non-space character (zh; rouge_score's tokenizer
+    would drop Chinese characters altogether, so CSL-Daily's character-level ROUGE-L is written out here)."""
+    return [c for c in text if not c.isspace()] if lang == "zh" else text.split()
+
+
+def rouge_l(hypotheses, references, lang: str = "de", beta: float = 1.2) -> float:
+    """ROUGE-L as SLT papers report it: sentence-level LCS F-score with beta 1.2, averaged, x100; over characters
+    for lang 'zh'."""
+    _check_lang(lang)
     total = 0.0
     for hyp, ref in zip(hypotheses, references, strict=True):
-        h, r = hyp.split(), ref.split()
+        h, r = rouge_tokens(hyp, lang), rouge_tokens(ref, lang)
         n = lcs(h, r)
         if n:
             p, rec = n / len(h), n / len(r)
@@ -45,9 +78,9 @@ def rouge_l(hypotheses, references, beta: float = 1.2) -> float:
     return 100 * total / max(len(references), 1)
 
 
-def scores(hypotheses, references) -> dict:
-    """BLEU-1..4 and ROUGE-L of one corpus."""
-    return {**bleu(hypotheses, references), "rouge": rouge_l(hypotheses, references)}
+def scores(hypotheses, references, lang: str = "de") -> dict:
+    """BLEU-1..4 and ROUGE-L of one corpus, scored as `lang`'s dataset is (scoring_note)."""
+    return {**bleu(hypotheses, references, lang), "rouge": rouge_l(hypotheses, references, lang)}
 
 
 def table_row(name: str, s: dict) -> str:

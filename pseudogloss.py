@@ -1,12 +1,13 @@
 """
 Pseudo-glosses (paper §3.2 "Pseudo-Gloss Pretraining"; DESIGN.md "Pseudo-glosses"): POS-tag and
-lemmatise every German translation, keep the lemmas whose universal POS is NOUN, NUM, ADV, PRON,
-PROPN, ADJ or VERB, lower-cased. Each pseudo-gloss gets a 300-d fastText prototype, plus a zero
+lemmatise every translation (German, English or Chinese), keep the lemmas whose universal POS is NOUN, NUM,
+ADV, PRON, PROPN, ADJ or VERB, lower-cased. Each pseudo-gloss gets a 300-d fastText prototype, plus a zero
 "non-sign" row; the multi-hot labels H of eq. 3 say which pseudo-glosses a video's sentence holds.
 
     python pseudogloss.py --data synthetic
     python pseudogloss.py --data phoenix14t [--vocab-splits train]
     python pseudogloss.py --gold pseudogloss_gold.tsv                 # P/R/F1 of every tagger
+    python pseudogloss.py --gold pseudogloss_gold_en.tsv --lang en    # English (How2Sign), Chinese (CSL-Daily)
     python pseudogloss.py --data phoenix14t --weather-check           # weather nouns, vocabulary: before/after
 """
 
@@ -28,6 +29,7 @@ import data
 import runs
 
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
+LANGS = ("de", "en", "zh")  # PHOENIX14T, How2Sign, CSL-Daily
 SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
 
 # STTS -> universal POS, as spaCy's German tag map does it, except that modal verbs are AUX.
@@ -138,8 +140,11 @@ def _fix_lemma(word, lemma, upos):
 
 
 @functools.lru_cache(maxsize=None)
-def tag_sentence(sentence, tagger=None):
-    """(word, lower-case lemma, universal POS) of every token of a sentence; tagger: None (default) or a HANTA_MODES name."""
+def tag_sentence(sentence, tagger=None, lang="de"):
+    """(word, lower-case lemma, universal POS) of every token of a sentence; tagger: None (the language's default)
+    or, for German, a HANTA_MODES name; lang: de, en or zh."""
+    if lang != "de":
+        return _tag_en_zh(sentence, tagger, lang)
     name, model = _pos_tagger(tagger)
     if name.startswith("spacy"):
         return tuple((t.text, t.lemma_.lower(), t.pos_) for t in model(sentence))
@@ -162,9 +167,170 @@ def tag_sentence(sentence, tagger=None):
     return out
 
 
-def extract(sentence: str, tagger=None) -> list[str]:
-    """Paper §3.2: the pseudo-glosses of one translation, lower-case lemmas of NOUN/NUM/ADV/PRON/PROPN/ADJ/VERB tokens, in order."""
-    return [lemma for _, lemma, upos in tag_sentence(sentence, tagger) if upos in KEEP_POS]
+def extract(sentence: str, tagger=None, lang="de") -> list[str]:
+    """Paper §3.2: the pseudo-glosses of one translation in language `lang` (de, en, zh), lower-case lemmas of
+    NOUN/NUM/ADV/PRON/PROPN/ADJ/VERB tokens, in order."""
+    return [lemma for _, lemma, upos in tag_sentence(sentence, tagger, lang) if upos in KEEP_POS]
+
+
+def tagger_name(lang="de") -> str:
+    """The default tagger of a language, by name (it enters the pseudo-gloss cache's key)."""
+    return _pos_tagger()[0] if lang == "de" else _en_zh_tagger(lang)[0]
+
+
+# -----------------------------------------------------------------------------
+# English and Chinese (issue N; DESIGN.md "Pseudo-glosses in English and Chinese"): the same rule as German.
+# spaCy's universal POS where a pipeline of the language is installed (not measured here: none installs
+# offline); otherwise HanTa's English model (BNC C5 tags) and jieba's POS tagger, mapped onto the same classes.
+
+SPACY_MODELS_EN_ZH = {"en": ("en_core_web_trf", "en_core_web_lg", "en_core_web_md", "en_core_web_sm"),
+                      "zh": ("zh_core_web_trf", "zh_core_web_lg", "zh_core_web_md", "zh_core_web_sm")}
+DEFAULT_TAGGERS = {"en": "hanta-en", "zh": "jieba"}
+
+# BNC C5 -> universal POS. be (VB*) and modals (VM0) are AUX like German sein and the modals; do (VD*) and
+# have (VH*) are AUX only before a verb (_en_rules), lexical verbs otherwise. Possessive determiners (DPS:
+# your, my) are DET, as German's PPOSAT; DT0/DTQ (this, all, what) are DET before what they determine and
+# pronouns standing alone (_en_rules). AVP (the particle of "fold up") is ADP like German's separated PTKVZ;
+# XX0 (not, n't) is PART like PTKNEG; EX0 (existential there) is PRON like German's "es gibt".
+C5_TO_UPOS = {
+    **dict.fromkeys(["NN0", "NN1", "NN2"], "NOUN"), "NP0": "PROPN", "CRD": "NUM",
+    **dict.fromkeys(["AJ0", "AJC", "AJS", "ORD"], "ADJ"), **dict.fromkeys(["AV0", "AVQ"], "ADV"),
+    **dict.fromkeys(["PNP", "PNX", "PNI", "PNQ", "EX0"], "PRON"),
+    **dict.fromkeys(["VVB", "VVD", "VVG", "VVI", "VVN", "VVZ"], "VERB"),
+    **dict.fromkeys(["VBB", "VBD", "VBG", "VBI", "VBN", "VBZ", "VM0"], "AUX"),
+    **dict.fromkeys(["VDB", "VDD", "VDG", "VDI", "VDN", "VDZ", "VHB", "VHD", "VHG", "VHI", "VHN", "VHZ"], "AUX?"),
+    **dict.fromkeys(["AT0", "DPS"], "DET"), **dict.fromkeys(["DT0", "DTQ"], "DET?"),
+    **dict.fromkeys(["PRP", "PRF", "AVP"], "ADP"), **dict.fromkeys(["CJC", "CJS", "CJT"], "CCONJ"),
+    **dict.fromkeys(["TO0", "XX0", "POS"], "PART"), "ITJ": "INTJ",
+    **dict.fromkeys(["PUN", "PUL", "PUR", "PUQ"], "PUNCT"),
+}
+# Pronouns take their nominative, as in German (them -> they); "'s" is tagged PNP only in "let's".
+EN_PRONOUN_LEMMAS = {"me": "i", "us": "we", "'s": "we", "him": "he", "her": "she", "them": "they"}
+# Clitics split as the Penn Treebank does, before tagging: don't -> do n't, it's -> it 's; can't, won't and
+# cannot -> can n't, will n't, can not (HanTa knows "can" and "will" better than "ca" and "wo").
+EN_CLITICS = [(r"\b([Cc])an't\b", r"\1an n't"), (r"\b([Ww])on't\b", r"\1ill n't"), (r"\b([Ss])han't\b", r"\1hall n't"),
+              (r"\b([Cc])annot\b", r"\1an not"), (r"(\w)n't\b", r"\1 n't"), (r"(\w)'(s|re|ve|ll|d|m)\b", r"\1 '\2")]
+EN_TOKEN = r"n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,:]\d+)*|\w+(?:-\w+)*|[^\w\s]"
+
+# jieba's flags -> universal POS (jieba's tag set is ICTCLAS's: n* nouns, t time, s place, v verbs, a adjectives,
+# b non-predicate adjectives, z state words, d adverbs, m numerals, r pronouns, f localisers, q classifiers,
+# p prepositions, c conjunctions, u particles, y sentence-final particles, e interjections, x punctuation).
+# Localisers (上, 里, 前) are ADP, as UD Chinese has them; a classifier is dropped, or joined to the numeral
+# before it (三 个 -> 三个, jieba's own numeral-classifier words); idioms and set phrases (i, l) and
+# abbreviations (j) are content words of one piece, kept like nouns.
+JIEBA_TO_UPOS = {"n": "NOUN", "t": "NOUN", "s": "NOUN", "v": "VERB", "a": "ADJ", "b": "ADJ", "z": "ADJ",
+                 "d": "ADV", "m": "NUM", "r": "PRON", "i": "NOUN", "l": "NOUN", "j": "PROPN", "f": "ADP",
+                 "q": "X", "p": "ADP", "c": "CCONJ", "u": "PART", "y": "PART", "e": "INTJ", "o": "INTJ",
+                 "x": "PUNCT", "w": "PUNCT"}
+ZH_COPULA = {"是"}  # AUX always, like sein and be
+ZH_NEGATION = {"不", "没"}  # PART always, like nicht and not
+# AUX before a verb (modal verbs, 没有/别 negating a verb), lexical verbs otherwise (要一杯咖啡, 没有时间)
+ZH_AUX_BEFORE_VERB = {"能", "会", "要", "可以", "能够", "应该", "应当", "可能", "必须", "得", "该", "没有", "别"}
+ZH_DEMONSTRATIVES = {"这", "那", "这个", "那个", "这些", "那些", "哪", "哪个", "哪些", "每", "各", "某", "这种", "那种"}
+
+
+@functools.lru_cache(maxsize=None)
+def _en_zh_tagger(lang, name=None):
+    """The tagger of `lang` (en, zh): spaCy if one of its pipelines is installed, else HanTa's English model or
+    jieba's POS tagger; `name` forces one ('hanta-en', 'jieba', 'spacy')."""
+    if lang not in SPACY_MODELS_EN_ZH:
+        raise ValueError(f"language '{lang}': expected one of {', '.join(LANGS)}")
+    if name in (None, "spacy"):
+        nlp = _spacy_pipeline(SPACY_MODELS_EN_ZH[lang])
+        if nlp is not None:
+            return "spacy:" + nlp.meta["lang"] + "_" + nlp.meta["name"], nlp
+        if name == "spacy":
+            raise ImportError(f"no spaCy pipeline for '{lang}' installed ({', '.join(SPACY_MODELS_EN_ZH[lang])})")
+    name = name or DEFAULT_TAGGERS[lang]
+    if name != DEFAULT_TAGGERS[lang]:
+        raise ValueError(f"tagger '{name}' for '{lang}': expected 'spacy' or '{DEFAULT_TAGGERS[lang]}'")
+    if lang == "zh":
+        import jieba
+        import jieba.posseg
+        jieba.setLogLevel(60)  # no "Building prefix dict" chatter
+        return name, jieba.posseg
+    from HanTa import HanoverTagger
+    return name, HanoverTagger.HanoverTagger("morphmodel_en.pgz")
+
+
+def _spacy_pipeline(models):
+    """The first installed spaCy pipeline of `models`, tagger and lemmatiser only; None without spaCy or one."""
+    try:
+        import spacy
+    except ImportError:
+        return None
+    for model in models:
+        try:
+            nlp = spacy.load(model)
+        except OSError:
+            continue
+        nlp.select_pipes(disable=[p for p in ("parser", "ner") if p in nlp.pipe_names])
+        return nlp
+    return None
+
+
+def _tag_en_zh(sentence, tagger, lang):
+    """tag_sentence for English and Chinese: (word, lemma, universal POS) of every token."""
+    name, model = _en_zh_tagger(lang, tagger)
+    if name.startswith("spacy"):  # Chinese pipelines have no lemmatiser: the word is the lemma
+        return tuple((t.text, (t.lemma_ or t.text).lower(), t.pos_) for t in model(sentence))
+    return _tag_english(sentence, model) if lang == "en" else _tag_chinese(sentence, model)
+
+
+def _tag_english(sentence, hanta):
+    """HanTa's English model on the clitic-split sentence, C5 tags mapped by C5_TO_UPOS and _en_rules."""
+    text = sentence.replace("\u2019", "'")
+    for pattern, repl in EN_CLITICS:
+        text = re.sub(pattern, repl, text)
+    words = re.findall(EN_TOKEN, text)
+    if not words:
+        return ()
+    tagged = hanta.tag_sent(words, taglevel=1)  # [(word, lemma, C5 tag)]
+    lemmas, upos = [lemma.lower() for _, lemma, _ in tagged], _en_rules([t for _, _, t in tagged])
+    lemmas = [EN_PRONOUN_LEMMAS.get(w.lower(), m) if u == "PRON" else m for w, m, u in zip(words, lemmas, upos)]
+    return tuple(zip(words, lemmas, upos))
+
+
+def _en_rules(tags):
+    """Universal POS of C5 tags in context: do/have before a verb (skipping adverbs, not, pronouns and the "to" of
+    "have to") are AUX, else VERB; "going" of "be going to" + verb is AUX (the future, like German werden);
+    DT0/DTQ before a noun, adjective, number or article is DET, else PRON."""
+    upos = [C5_TO_UPOS.get(t, "X") for t in tags]
+    for i, u in enumerate(upos):
+        nxt = next((t for t in tags[i + 1:] if t not in ("XX0", "AV0", "PNP", "PNI", "PNX", "EX0", "TO0")), "")
+        if u == "AUX?":
+            upos[i] = "AUX" if nxt[:1] == "V" else "VERB"
+        elif u == "DET?":
+            after = tags[i + 1] if i + 1 < len(tags) else ""
+            upos[i] = "DET" if after[:2] in ("NN", "NP", "AJ", "CR", "OR", "AT", "DP", "DT") else "PRON"
+        elif tags[i] == "VVG" and i and tags[i - 1].startswith("VB") and tags[i + 1:i + 2] == ["TO0"] \
+                and tags[i + 2:i + 3] and tags[i + 2][0] == "V":
+            upos[i] = "AUX"
+    return upos
+
+
+def _tag_chinese(sentence, posseg):
+    """jieba's words (the lemmas) with JIEBA_TO_UPOS and the rules of ZH_COPULA, ZH_NEGATION,
+    ZH_AUX_BEFORE_VERB and ZH_DEMONSTRATIVES."""
+    pairs = []
+    for w in posseg.cut(sentence):
+        word, flag = w.word, w.flag
+        if not word.strip():
+            continue
+        if flag.startswith("q") and pairs and pairs[-1][1].startswith("m"):
+            pairs[-1] = (pairs[-1][0] + word, "m")  # numeral + classifier: one numeral word (三个, 两斤)
+        else:
+            pairs.append((word, flag))
+    upos = ["PROPN" if f[:2] in ("nr", "ns", "nt", "nz") else JIEBA_TO_UPOS.get(f[:1], "X") for _, f in pairs]
+    for i, (word, _) in enumerate(pairs):
+        rest = [u for u in upos[i + 1:] if u != "ADV"]
+        if word in ZH_COPULA or (word in ZH_AUX_BEFORE_VERB and rest[:1] == ["VERB"]):
+            upos[i] = "AUX"
+        elif word in ZH_NEGATION:
+            upos[i] = "PART"
+        elif word in ZH_DEMONSTRATIVES and upos[i + 1:i + 2] and upos[i + 1] in ("NOUN", "PROPN", "NUM", "X", "ADJ"):
+            upos[i] = "DET"
+    return tuple((w, w.lower(), u) for (w, _), u in zip(pairs, upos))
 
 
 # -----------------------------------------------------------------------------
@@ -191,11 +357,11 @@ def read_gold(path):
     return pairs
 
 
-def gold_scores(pairs, tagger=None):
+def gold_scores(pairs, tagger=None, lang="de"):
     """Micro-averaged precision, recall, F1 of extract() against gold pseudo-glosses, multiset match per sentence."""
     hit = predicted = expected = 0
     for sentence, gold in pairs:
-        got = extract(sentence, tagger)
+        got = extract(sentence, tagger, lang)
         hit += sum((Counter(got) & Counter(gold)).values())
         predicted, expected = predicted + len(got), expected + len(gold)
     p, r = hit / max(predicted, 1), hit / max(expected, 1)
@@ -252,17 +418,19 @@ def _pretrained_vectors(path, words, dim):
     return torch.from_numpy(np.array([model.get_word_vector(w) for w in words], np.float32).reshape(len(words), dim))
 
 
-def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0) -> dict:
+def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0, lang="de") -> dict:
     """Paper §3.2: the vocabulary of `splits` (default: every split present, "all pseudo-glosses in the dataset" as
     the paper and the authors' code have it), prototypes P [U+1, dim] (last row non-sign), labels of every video;
-    cached (DESIGN.md "Pseudo-glosses")."""
+    translations in language `lang` (de, en, zh); cached (DESIGN.md "Pseudo-glosses")."""
+    if lang not in LANGS:
+        raise ValueError(f"language '{lang}': expected one of {', '.join(LANGS)}")
     root = Path(root)
     present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
     splits = tuple(splits or present)
     rows = {s: read_translations(root, s) for s in dict.fromkeys(list(splits) + present)}
     digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
     key = {"splits": list(splits), "fasttext": str(Path(fasttext_path).resolve()) if fasttext_path else None,
-           "dim": dim, "seed": seed, "tagger": _pos_tagger()[0], "annotations": digest}
+           "dim": dim, "seed": seed, "tagger": tagger_name(lang), "annotations": digest}
     cache_dir = Path(cache_dir) if cache_dir else root
     cache = cache_dir / f"pseudoglosses-{'-'.join(splits)}.pt"
     if cache.is_file():
@@ -270,9 +438,10 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
         if pg.get("key") == key:
             return pg
 
-    vocab = sorted({g for s in splits for _, sentence in rows[s] for g in extract(sentence)})
+    vocab = sorted({g for s in splits for _, sentence in rows[s] for g in extract(sentence, lang=lang)})
     index = {g: i for i, g in enumerate(vocab)}
-    labels = {name: [index[g] for g in extract(sentence) if g in index] for s in rows for name, sentence in rows[s]}
+    labels = {name: [index[g] for g in extract(sentence, lang=lang) if g in index]
+              for s in rows for name, sentence in rows[s]}
     cache_dir.mkdir(parents=True, exist_ok=True)
     if fasttext_path:
         vectors = _pretrained_vectors(fasttext_path, vocab, dim)
@@ -298,16 +467,21 @@ def multi_hot(names, pg) -> torch.Tensor:
 # command line
 
 
-def report(root, gold=None, weather_check=False, taggers=None):
-    """CLI --gold / --weather-check: P/R/F1 of each tagger on the gold file; weather-noun shares and vocabulary on the real text."""
-    taggers = taggers or ([None] + [t for t in HANTA_MODES if t != _pos_tagger()[0]] if gold else ["hanta-cased", None])
-    names = [_pos_tagger(t)[0] + (" (default)" if t is None else "") for t in taggers]
+def report(root, gold=None, weather_check=False, taggers=None, lang="de"):
+    """CLI --gold / --weather-check: P/R/F1 of each tagger on the gold file; weather-noun shares and vocabulary on
+    the real text (German); English and Chinese have one tagger each."""
+    if lang != "de":
+        taggers = [None]
+        names = [tagger_name(lang) + " (default)"]
+    else:
+        taggers = taggers or ([None] + [t for t in HANTA_MODES if t != _pos_tagger()[0]] if gold else ["hanta-cased", None])
+        names = [_pos_tagger(t)[0] + (" (default)" if t is None else "") for t in taggers]
     if gold:
         pairs = read_gold(gold)
-        print(f"{gold}: {len(pairs)} sentences, {sum(len(g) for _, g in pairs)} pseudo-glosses")
+        print(f"{gold} ({lang}): {len(pairs)} sentences, {sum(len(g) for _, g in pairs)} pseudo-glosses")
         print(f"{'tagger':32s} {'P':>6s} {'R':>6s} {'F1':>6s}")
         for t, name in zip(taggers, names):
-            print(f"{name:32s} " + " ".join(f"{x:6.3f}" for x in gold_scores(pairs, t)))
+            print(f"{name:32s} " + " ".join(f"{x:6.3f}" for x in gold_scores(pairs, t, lang)))
     if weather_check:
         present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
         rows = {s: [t for _, t in read_translations(root, s)] for s in present}
@@ -335,26 +509,29 @@ def main():
     p.add_argument("--weather-check", action="store_true",
                    help="measure: weather-noun lemma shares and vocabulary of --data, before (hanta-cased) and after (default)")
     p.add_argument("--taggers", nargs="+", default=None, choices=["default"] + list(HANTA_MODES),
-                   help="taggers to measure (default: all with --gold, hanta-cased and the default otherwise)")
+                   help="German taggers to measure (default: all with --gold, hanta-cased and the default otherwise)")
+    p.add_argument("--lang", default="de", choices=LANGS, help="the translations' language (default de)")
     args = p.parse_args()
+    if args.weather_check and args.lang != "de":
+        p.error("--weather-check measures German weather nouns: it takes --lang de")
     if args.gold or args.weather_check:
         taggers = [None if t == "default" else t for t in args.taggers] if args.taggers else None
         root = data.resolve_root(args.data) if args.weather_check else None
-        report(root, args.gold, args.weather_check, taggers)
+        report(root, args.gold, args.weather_check, taggers, args.lang)
         return
-    root = data.resolve_root(args.data)
-    pg = build_pseudoglosses(root, args.vocab_splits, args.fasttext, args.cache_dir)
+    root, lang = data.resolve_root(args.data), args.lang
+    pg = build_pseudoglosses(root, args.vocab_splits, args.fasttext, args.cache_dir, lang=lang)
     present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
     args.vocab_splits = args.vocab_splits or present
-    print(f"tagger: {_pos_tagger()[0]}")
+    print(f"tagger: {tagger_name(lang)}")
     rows = {s: read_translations(root, s) for s in present}
     for chosen in [[s] for s in present] + [present]:
-        n = len({g for s in chosen for _, t in rows[s] for g in extract(t)})
+        n = len({g for s in chosen for _, t in rows[s] for g in extract(t, lang=lang)})
         print(f"pseudo-gloss vocabulary of {'+'.join(chosen)}: {n}")
     print(f"cached vocabulary ({'+'.join(args.vocab_splits)}): {len(pg['vocab'])}, "
           f"prototypes {tuple(pg['prototypes'].shape)}")
     for _, sentence in rows[args.vocab_splits[0]][:args.examples]:
-        print(f"  {sentence}\n    -> {' '.join(extract(sentence))}")
+        print(f"  {sentence}\n    -> {' '.join(extract(sentence, lang=lang))}")
 
 
 if __name__ == "__main__":

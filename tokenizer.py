@@ -14,24 +14,37 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+# mBART-cc25's language codes of the three datasets' languages (PHOENIX14T, How2Sign, CSL-Daily); the decoder
+# starts from the target language's code, and the text encoder's source ends with it.
+LANG_CODES = {"de": "de_DE", "en": "en_XX", "zh": "zh_CN"}
+
+
+def lang_code(lang: str) -> str:
+    """mBART's code of a language ('zh' -> 'zh_CN'); a clear error for one the project does not know."""
+    if lang not in LANG_CODES:
+        raise ValueError(f"language '{lang}': expected one of {', '.join(LANG_CODES)}")
+    return LANG_CODES[lang]
+
 
 class Tokenizer:
     """Trimmed mBART-cc25 (paper preset) or a small sentencepiece model (tiny preset), one interface."""
 
-    def __init__(self, kind, model, keep_ids=None):
-        self.kind, self.model = kind, model
+    def __init__(self, kind, model, keep_ids=None, lang_code="de_DE"):
+        self.kind, self.model, self.lang_code = kind, model, lang_code
         if kind == "sentencepiece":
             self.keep_ids = None
             self.vocab_size = model.get_piece_size()
             self.bos_id, self.pad_id, self.eos_id, self.unk_id = model.bos_id(), model.pad_id(), model.eos_id(), model.unk_id()
-            self.lang_id = model.piece_to_id("de_DE")
+            self.lang_id = model.piece_to_id(lang_code)
+            if self.lang_id == self.unk_id:
+                raise ValueError(f"the sentencepiece model has no piece '{lang_code}' (built for another language?)")
         else:
             self.keep_ids = torch.as_tensor(keep_ids, dtype=torch.long)
             self._new_id = {old: new for new, old in enumerate(self.keep_ids.tolist())}
             self.vocab_size = len(self.keep_ids)
             self.bos_id, self.pad_id = self._new_id[model.bos_token_id], self._new_id[model.pad_token_id]
             self.eos_id, self.unk_id = self._new_id[model.eos_token_id], self._new_id[model.unk_token_id]
-            self.lang_id = self._new_id[model.convert_tokens_to_ids("de_DE")]
+            self.lang_id = self._new_id[model.convert_tokens_to_ids(lang_code)]
         self.special_ids = {self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.lang_id}
 
     def encode(self, sentence: str) -> list[int]:
@@ -52,7 +65,7 @@ class Tokenizer:
         """Writes the tokenizer to out_dir (tokenizer.json + spm.model or mbart-tokenizer/)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        meta = {"kind": self.kind}
+        meta = {"kind": self.kind, "lang_code": self.lang_code}
         if self.kind == "sentencepiece":
             (out_dir / "spm.model").write_bytes(self.model.serialized_model_proto())
         else:
@@ -67,18 +80,21 @@ class Tokenizer:
         return self.model.convert_ids_to_tokens(self.keep_ids.tolist())
 
     def fingerprint(self) -> str:
-        """sha256 of what fixes the ids: kind, every id's piece and (sentencepiece) score. Two tokenizers with
-        the same fingerprint encode and decode alike (DESIGN.md "Runs and checkpoints")."""
+        """sha256 of what fixes the ids: kind, every id's piece and (sentencepiece) score, and the language code
+        the decoder starts from. Two tokenizers with the same fingerprint encode and decode alike (DESIGN.md
+        "Runs and checkpoints"). de_DE is left out of the hash, so German tokenizers keep their former one."""
         scores = [self.model.get_score(i) for i in range(self.vocab_size)] if self.kind == "sentencepiece" else None
-        return hashlib.sha256(json.dumps([self.kind, self.pieces(), scores]).encode()).hexdigest()
+        fields = [self.kind, self.pieces(), scores] + ([self.lang_code] if self.lang_code != "de_DE" else [])
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
     def state(self) -> dict:
-        """What a checkpoint keeps to use the tokenizer alone: kind, fingerprint and the files save() writes
-        (spm.model; or mBART's tokenizer files and keep_ids), as plain values that weights_only loading accepts."""
+        """What a checkpoint keeps to use the tokenizer alone: kind, language code, fingerprint and the files save()
+        writes (spm.model; or mBART's tokenizer files and keep_ids), as plain values that weights_only loading
+        accepts."""
         with tempfile.TemporaryDirectory() as tmp:
             self.save(tmp)
             files = {str(p.relative_to(tmp)): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
-        return {"kind": self.kind, "fingerprint": self.fingerprint(), "files": files}
+        return {"kind": self.kind, "lang_code": self.lang_code, "fingerprint": self.fingerprint(), "files": files}
 
     @classmethod
     def from_state(cls, state: dict) -> "Tokenizer":
@@ -97,52 +113,65 @@ class Tokenizer:
         """Reads a tokenizer that save() wrote to out_dir."""
         out_dir = Path(out_dir)
         meta = json.loads((out_dir / "tokenizer.json").read_text())
+        code = meta.get("lang_code", "de_DE")  # tokenizers saved before the language was recorded are German
         if meta["kind"] == "sentencepiece":
             import sentencepiece as spm
-            return cls("sentencepiece", spm.SentencePieceProcessor(model_file=str(out_dir / "spm.model")))
+            return cls("sentencepiece", spm.SentencePieceProcessor(model_file=str(out_dir / "spm.model")),
+                       lang_code=code)
         from transformers import AutoTokenizer
-        hf = AutoTokenizer.from_pretrained(str(out_dir / "mbart-tokenizer"), src_lang="de_DE", tgt_lang="de_DE")
-        return cls("mbart", hf, meta["keep_ids"])
+        hf = AutoTokenizer.from_pretrained(str(out_dir / "mbart-tokenizer"), src_lang=code, tgt_lang=code)
+        return cls("mbart", hf, meta["keep_ids"], lang_code=code)
 
 
-def build_sentencepiece(sentences, vocab_size=1000) -> Tokenizer:
-    """Tiny preset: sentencepiece on the training translations; <s>=0 <pad>=1 </s>=2 <unk>=3 de_DE=4."""
+def build_sentencepiece(sentences, vocab_size=1000, lang="de") -> Tokenizer:
+    """Tiny preset: sentencepiece on the training translations; <s>=0 <pad>=1 </s>=2 <unk>=3, the language code
+    (de_DE, en_XX, zh_CN) = 4. character_coverage=1.0 keeps every character of the training text, which
+    Chinese needs (sentencepiece's default 0.9995 maps the rarest characters to <unk>); Chinese is written
+    without spaces, so its pieces may span words, and split_by_whitespace has nothing to split."""
     import sentencepiece as spm
+    code = lang_code(lang)
     proto = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences), model_writer=proto, vocab_size=vocab_size, hard_vocab_limit=False,
         model_type="unigram", character_coverage=1.0, bos_id=0, pad_id=1, eos_id=2, unk_id=3,
-        user_defined_symbols=["de_DE"], num_threads=1, minloglevel=2)
-    return Tokenizer("sentencepiece", spm.SentencePieceProcessor(model_proto=proto.getvalue()))
+        user_defined_symbols=[code], num_threads=1, minloglevel=2)
+    return Tokenizer("sentencepiece", spm.SentencePieceProcessor(model_proto=proto.getvalue()), lang_code=code)
 
 
-def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25") -> Tokenizer:
-    """Paper preset: mBART-cc25's tokenizer kept to <s> <pad> </s> <unk>, de_DE and the tokens the training text uses."""
+def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25", lang="de") -> Tokenizer:
+    """Paper preset: mBART-cc25's tokenizer kept to <s> <pad> </s> <unk>, the language code (de_DE, en_XX, zh_CN)
+    and the tokens the training text uses (Chinese characters included: mBART's sentencepiece covers them)."""
     from transformers import AutoTokenizer  # mBART-cc25, mBART-50 and their kin
+    code = lang_code(lang)
     try:
-        hf = AutoTokenizer.from_pretrained(name_or_path, src_lang="de_DE", tgt_lang="de_DE")
+        hf = AutoTokenizer.from_pretrained(name_or_path, src_lang=code, tgt_lang=code)
     except Exception as e:
         raise OSError(f"cannot load the mBART tokenizer '{name_or_path}' ({e}); download it once or pass "
                       "--mbart PATH to a local copy of facebook/mbart-large-cc25") from e
-    specials = [hf.bos_token_id, hf.pad_token_id, hf.eos_token_id, hf.unk_token_id, hf.convert_tokens_to_ids("de_DE")]
+    specials = [hf.bos_token_id, hf.pad_token_id, hf.eos_token_id, hf.unk_token_id, hf.convert_tokens_to_ids(code)]
     used = {i for s in sentences for i in hf(s, add_special_tokens=False)["input_ids"]}
-    return Tokenizer("mbart", hf, specials + sorted(used - set(specials)))  # mBART's 0..3 stay 0..3, de_DE -> 4
+    # mBART's 0..3 stay 0..3, the language code -> 4
+    return Tokenizer("mbart", hf, specials + sorted(used - set(specials)), lang_code=code)
 
 
 def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart-large-cc25",
-                            rebuild: bool = False) -> Tokenizer:
-    """Builds the `kind` tokenizer from the training sentences once, saves it in out_dir, later loads it
-    (rebuild: build and save it again, for a run that starts from scratch)."""
+                            rebuild: bool = False, lang: str = "de") -> Tokenizer:
+    """Builds the `kind` tokenizer for language `lang` (de, en, zh) from the training sentences once, saves it in
+    out_dir, later loads it (rebuild: build and save it again, for a run that starts from scratch)."""
     out_dir = Path(out_dir)
     if kind not in ("mbart", "sentencepiece"):
         raise ValueError(f"tokenizer kind '{kind}': expected 'mbart' or 'sentencepiece'")
+    code = lang_code(lang)
     if (out_dir / "tokenizer.json").is_file() and not rebuild:
         tok = Tokenizer.load(out_dir)
         if tok.kind != kind:
             raise ValueError(f"{out_dir / 'tokenizer.json'} holds a '{tok.kind}' tokenizer, not '{kind}': use another output folder")
+        if tok.lang_code != code:
+            raise ValueError(f"{out_dir / 'tokenizer.json'} holds a {tok.lang_code} tokenizer, not {code} "
+                             f"(--lang {lang}): use another output folder")
         return tok
     sentences = list(sentences)
-    tok = build_mbart(sentences, mbart_name) if kind == "mbart" else build_sentencepiece(sentences)
+    tok = build_mbart(sentences, mbart_name, lang) if kind == "mbart" else build_sentencepiece(sentences, lang=lang)
     tok.save(out_dir)
     return tok
 
