@@ -142,11 +142,13 @@ def main(argv=None):
     for kind, lines in (("hyp", hyps), ("ref", refs)):
         runs.atomic_write(args.out / f"{args.split}.{kind}.txt",
                                 lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
+    result = scores(hyps, refs, run.lang)
+    print(scoring_note(run.lang))
     print(TABLE_HEADER)
-    print(table_row(f"{args.split} (raw)", scores(hyps, refs)))
-    print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
+    print(table_row(f"{args.split} (raw)", result))
+    if run.lang == "de":  # PHOENIX14T's convention, for comparison with its papers (README)
+        print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
     print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
-    result = scores(hyps, refs)
     if pretrained.is_file():  # the video and segment levels (analysis.py)
         result |= analysis.measure_split(run, args.split, pretrained)
     return result

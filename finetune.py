@@ -92,7 +92,7 @@ def main(argv=None):
 
     def validate(net):
         hyps, refs = evaluate.translate(net, dev, tok, device, num_beams=args.val_beams, desc="dev")
-        b = evaluate.bleu(hyps, refs)
+        b = evaluate.bleu(hyps, refs, run.lang)
         return b["bleu4"], b
 
     train.log(f"fine-tuning {args.preset} on {run.root}: {model.count(net)[0]:,} trainable parameters, out {args.out}")

@@ -58,17 +58,18 @@ def main(argv=None):
                     "the U pseudo-glosses (paper), or the authors' code: BCE-with-logits on E-hat over U + 1 columns")
     ap.add_argument("--lambda-align", type=runs.non_negative_float, default=1.0, help="weight of eq. 4's L_align in "
                     "eq. 5 (the paper: 1; 0: pseudo-glosses only)")
-    ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
+    ap.add_argument("--fasttext", help="cc.de.300.bin (cc.en/cc.zh for the other languages) for the prototypes "
+                    "(default: skip-gram on the training text)")
     args = train.parse(ap, argv)
     run = train.setup(args, stage="pretrain")
     with train.main_process_first():
-        pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext)
+        pg = pseudogloss.build_pseudoglosses(run.root, fasttext_path=args.fasttext, lang=run.lang)
     if not pg["vocab"]:
         raise SystemExit(f"no pseudo-glosses in the training translations of {run.root}: eqs. 1-3 need at least one")
     run.cfg = dataclasses.replace(run.cfg, n_glosses=len(pg["vocab"]))
     net = train.build(run, "pretrain", prototypes=pg["prototypes"][:-1])   # fastText P, without the non-sign row
     step = pretrain_step(run, pg, args.lambda_psp, args.psp_loss, args.lambda_align)
-    train.log(f"pre-training {args.preset} on {run.root}: {len(pg['vocab'])} pseudo-glosses, "
+    train.log(f"pre-training {args.preset} on {run.root} ({run.lang}): {len(pg['vocab'])} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = train.fit(run, net, step, validator(run, step), args.epochs, "pretrain", lower_is_better=True,
                      extra={"pseudoglosses": {"vocab": pg["vocab"]}})  # the vocabulary travels with the weights

@@ -31,8 +31,12 @@ import tokenizer
 def data_flags(doc: str) -> argparse.ArgumentParser:
     """The flags of every script: which data, which run, which device, how frames are read."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="phoenix14t", help="phoenix14t ($PHOENIX14T_ROOT or data/phoenix14t), "
-                    "synthetic (generated once under data/synthetic), or a folder in the PHOENIX14T layout")
+    ap.add_argument("--data", default="phoenix14t", help="phoenix14t, how2sign, csl-daily ($PHOENIX14T_ROOT, "
+                    "$HOW2SIGN_ROOT, $CSL_DAILY_ROOT or data/<name>), synthetic, synthetic-hard, synthetic-en, "
+                    "synthetic-zh (generated once under data/<name>), or a folder in one of these layouts or the "
+                    "custom one (README \"Datasets\")")
+    ap.add_argument("--lang", choices=sorted(tokenizer.LANG_CODES), help="the translations' language (default: the "
+                    "dataset's: phoenix14t de, how2sign en, csl-daily zh; required for the custom layout)")
     ap.add_argument("--preset", choices=sorted(model.PRESETS), help="model size (default: paper; tiny for synthetic)")
     ap.add_argument("--out", type=Path, help="the run's folder (default: runs/<data>-<preset>)")
     ap.add_argument("--overwrite", action="store_true", help="start over in an --out that holds this script's "
@@ -89,6 +93,7 @@ class Run:
     root: Path
     tok: tokenizer.Tokenizer
     device: torch.device
+    lang: str = "de"  # the translations' language: pseudo-glosses, mBART's language code, scoring
 
 
 def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = None, splits=("train", "dev")) -> Run:
@@ -102,6 +107,7 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
     cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
     with main_process_first():  # one process generates data and tokenizer files, the others read them
         root = synthetic.resolve_root(args.data)
+        lang = data.dataset_language(root, args.lang)
         resume = getattr(args, "resume", False)
         if stage and is_main():
             runs.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None))
@@ -113,11 +119,14 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
             sentences = [row["translation"] for row in data.read_split(root, "train")]
             kind = "mbart" if cfg.pretrained else "sentencepiece"
             tok = tokenizer.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart,
-                                                    rebuild=is_main() and not resume)
+                                                    rebuild=is_main() and not resume, lang=lang)
         else:
             tok = tokenizer.Tokenizer.from_state(tokenizer_state)
+            if tok.lang_code != tokenizer.lang_code(lang):  # a checkpoint trained on another language's data
+                raise SystemExit(f"the checkpoint's tokenizer is {tok.lang_code}, the data under '{root}' is "
+                                 f"{lang} ({tokenizer.lang_code(lang)}): pass the run and data of one language")
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
-    return Run(args, cfg, root, tok, device)
+    return Run(args, cfg, root, tok, device, lang)
 
 
 def build(run: Run, kind: str, **kwargs):
@@ -267,7 +276,7 @@ def fit(run: Run, net, step, validate, epochs: int, name: str, lower_is_better: 
         log(f"{name}: nothing to resume in {out}, starting from the first epoch")
     kind = (best_name or name).split("-")[0]  # pretrain or finetune: what the checkpoints hold
     about = dict(kind=kind, config=dataclasses.asdict(run.cfg), tokenizer=run.tok.state(),
-                 flags=runs.schedule_flags(args))
+                 flags=runs.schedule_flags(args), lang=run.lang)
     train_net = data_parallel(net)
     if args.compile:  # checkpoints read `net`, so their keys carry no `_orig_mod.` prefix
         train_net = torch.compile(train_net)
