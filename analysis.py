@@ -8,7 +8,6 @@ level (eq. 4's pooled embeddings) and pseudo-gloss localisation against the synt
 """
 import dataclasses
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,38 +20,22 @@ import model
 import synthetic
 import train
 
-VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-
-# ----------------------------------------------------------------------------------------------
-# A video of your own, prepared exactly as Phoenix14T prepares a dataset video
+# --video is read with its frames scaled down (aspect kept) to this shorter side while decoding: memory follows
+# this size, not the file's (a 1080p clip would take 6 MB a frame); the model's resize_crop squashes to a square
+# of at most this side, so the smaller frames change nothing but the filter.
+VIDEO_SHORT_SIDE = 256
 
 
 def read_video(path) -> tuple:
     """All frames of a video file (PyAV) or of a folder of frame images (in natural name order) as uint8
-    [N, H, W, 3], and the frame rate (None for a folder)."""
+    [N, H, W, 3], decoded by data.read_video at most VIDEO_SHORT_SIDE on the shorter side, and the frame rate
+    (None for a folder)."""
     path = Path(path)
-    if path.is_dir():
-        def natural(p):  # frame2.png before frame10.png
-            return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural)
-        if not files:
-            raise FileNotFoundError(f"'{path}' holds no frame images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        frames = [data.read_frame(p) for p in files]
-        if len({f.shape for f in frames}) > 1:
-            raise ValueError(f"'{path}' mixes frame sizes {sorted({f.shape for f in frames})}")
-        return np.stack(frames), None
-    if path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file():
-        raise FileNotFoundError(f"--video '{path}': not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) "
+    if not path.is_dir() and (path.suffix.lower() not in data.VIDEO_SUFFIXES or not path.is_file()):
+        raise FileNotFoundError(f"--video '{path}': not a video file ({', '.join(sorted(data.VIDEO_SUFFIXES))}) "
                                 "or a folder of frame images")
-    import av  # only this path needs PyAV
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-        fps = float(stream.average_rate) if stream.average_rate else None
-    if not frames:
-        raise ValueError(f"'{path}': no video frames could be decoded")
-    return np.stack(frames), fps
+    pixels = data.read_video(path, short_side=VIDEO_SHORT_SIDE)
+    return pixels, None if path.is_dir() else data.video_fps(path)
 
 
 def video_batch(pixels: np.ndarray, name: str, run: train.Run) -> tuple:
