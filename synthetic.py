@@ -296,19 +296,12 @@ def make_synthetic(root: Path, seed: int = 0, n_train: int = 600, n_dev: int = 6
     return _build_once(root, params, write)
 
 
-# How2Sign's release (https://how2sign.github.io): per split (its dev split is `val`) the sentence clips and the
-# realigned sentences, a tab-separated CSV with standard quoting; some sentences have no clip.
+# How2Sign's release (https://how2sign.github.io; data.how2sign_csv, how2sign_clips): per split (its dev split is
+# `val`) the sentence clips and the realigned sentences, a tab-separated CSV with standard quoting; some
+# sentences have no clip.
 HOW2SIGN_COLUMNS = ("VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED",
                     "SENTENCE")
 HOW2SIGN_FPS = 24
-
-
-def how2sign_paths(root, split) -> tuple:
-    """(the folder of a split's sentence clips, its realigned CSV) in How2Sign's layout; split train/dev/test."""
-    s = "val" if split == "dev" else split
-    base = Path(root) / "sentence_level" / s
-    return (base / "rgb_front" / "raw_videos",
-            base / "text" / "en" / "raw_text" / "re_aligned" / f"how2sign_realigned_{s}.csv")
 
 
 def write_mp4(path, frames, fps=HOW2SIGN_FPS):
@@ -325,7 +318,7 @@ def write_mp4(path, frames, fps=HOW2SIGN_FPS):
 def _write_how2sign(tmp: Path, split: str, items: list, render) -> dict:
     """One split in How2Sign's layout: four sentences per source video, each sentence's clip an mp4; the last
     training sentence keeps its CSV row but has no clip, as some do in the release. Returns its timings."""
-    clips, csv_path = how2sign_paths(tmp, split)
+    clips, csv_path = data.how2sign_clips(tmp, split), data.how2sign_csv(tmp, split)
     clips.mkdir(parents=True)
     csv_path.parent.mkdir(parents=True)
     timings, start = {}, 0.0
