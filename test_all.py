@@ -1570,3 +1570,23 @@ def test_a_checkpoint_of_another_language_is_refused(lang_runs, tmp_path):
     with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
         finetune.main(train_flags(zh_corpus, tmp_path / "ft", "--pretrained", en_out / "pretrain.pt"))
     runs.release()
+
+
+def test_readme_recipe_turns_clips_and_sentences_into_the_custom_layout(tmp_path, monkeypatch):
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    recipe = readme[readme.index("**Your own videos.**"):]
+    recipe = recipe[recipe.index("```python\n") + len("```python\n"):recipe.index("```\n", recipe.index("```python"))]
+    clips = tmp_path / "data" / "mysigns" / "clips"
+    clips.mkdir(parents=True)
+    sentences = [f"Sentence number {i}, with a comma." for i in range(12)]
+    for i in range(12):
+        synthetic.write_mp4(clips / f"clip{i:02d}.mp4", np.full((3 + i % 3, 16, 16, 3), 20 * i, np.uint8))
+    (clips.parent / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(recipe, "README recipe", "exec"), {})
+    root = clips.parent
+    rows = {s: data.read_split(root, s) for s in data.SPLITS}
+    assert [len(rows[s]) for s in data.SPLITS] == [10, 1, 1] and data.detect_layout(root) == "custom"
+    got = sorted((r["name"], r["video"].name, r["translation"]) for s in data.SPLITS for r in rows[s])
+    assert got == [(f"clip{i:02d}", f"clip{i:02d}.mp4", sentences[i]) for i in range(12)]
+    assert data.check_videos(root, data.SPLITS) == [] and data.dataset_language(root, "en") == "en"
