@@ -56,7 +56,8 @@ GRAMMARS = {
     "en": dict(slots=EN_SLOTS, optional_p=1 / 3, sign_order=(0, 3, 1, 2, 4),
                join=lambda w: " ".join(x for x in w if x)[:1].upper() + " ".join(x for x in w if x)[1:] + "."),
     # "明天我在学校看书" (tomorrow I at school read) signed 明天 学校 我 看书 (place before person)
-    "zh": dict(slots=ZH_SLOTS, optional_p=None, sign_order=(0, 2, 1, 3), join=lambda w: w[0] + w[1] + "在" + w[2] + w[3]),
+    "zh": dict(slots=ZH_SLOTS, optional_p=None, sign_order=(0, 2, 1, 3),
+               join=lambda w: w[0] + w[1] + "在" + w[2] + w[3]),
 }
 
 BRIGHT = np.array([[230, 30, 30], [30, 210, 30], [40, 90, 255], [250, 230, 20], [230, 40, 230], [20, 230, 230],
@@ -171,7 +172,8 @@ def grammar_vocabulary(lang) -> list:
     if lang == "de":
         phrases = SYNTH_TIME + SYNTH_PLACE + SYNTH_TEMP + [" ".join(w) for w in SYNTH_WEATHER]
         return sorted({g for phrase in phrases for g in pseudogloss.extract(phrase)})
-    return sorted({g for fillers in GRAMMARS[lang]["slots"] for f in fillers for g in pseudogloss.extract(f, lang=lang)})
+    fillers = [f for slot in GRAMMARS[lang]["slots"] for f in slot]
+    return sorted({g for f in fillers for g in pseudogloss.extract(f, lang=lang)})
 
 
 def _synthetic_text(slots):
