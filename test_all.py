@@ -1569,6 +1569,9 @@ def test_a_checkpoint_of_another_language_is_refused(lang_runs, tmp_path):
     (en_corpus, en_out, *_), (zh_corpus, *_) = lang_runs["en"], lang_runs["zh"]
     with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
         finetune.main(train_flags(zh_corpus, tmp_path / "ft", "--pretrained", en_out / "pretrain.pt"))
+    with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
+        evaluate.main(flags(zh_corpus, tmp_path / "ev", "--checkpoint", en_out / "finetune.pt"))
+    assert not (tmp_path / "ft").exists() and not (tmp_path / "ev").exists()  # refused before anything is written
     runs.release()
 
 

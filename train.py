@@ -108,6 +108,10 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
     with main_process_first():  # one process generates data and tokenizer files, the others read them
         root = synthetic.resolve_root(args.data)
         lang = data.dataset_language(root, args.lang)
+        saved = (tokenizer_state or {}).get("lang_code", "de_DE")  # a checkpoint's (older ones: German)
+        if tokenizer_state is not None and saved != tokenizer.lang_code(lang):
+            raise SystemExit(f"the checkpoint's tokenizer is {saved}, the data under '{root}' is {lang} "
+                             f"({tokenizer.lang_code(lang)}): pass the run and the data of one language")
         resume = getattr(args, "resume", False)
         if stage and is_main():
             runs.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None))
@@ -122,9 +126,6 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
                                                     rebuild=is_main() and not resume, lang=lang)
         else:
             tok = tokenizer.Tokenizer.from_state(tokenizer_state)
-            if tok.lang_code != tokenizer.lang_code(lang):  # a checkpoint trained on another language's data
-                raise SystemExit(f"the checkpoint's tokenizer is {tok.lang_code}, the data under '{root}' is "
-                                 f"{lang} ({tokenizer.lang_code(lang)}): pass the run and data of one language")
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
     return Run(args, cfg, root, tok, device, lang)
 
