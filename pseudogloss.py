@@ -208,9 +208,9 @@ C5_TO_UPOS = {
 EN_PRONOUN_LEMMAS = {"me": "i", "us": "we", "'s": "we", "him": "he", "her": "she", "them": "they"}
 # Clitics split as the Penn Treebank does, before tagging: don't -> do n't, it's -> it 's; can't, won't and
 # cannot -> can n't, will n't, can not (HanTa knows "can" and "will" better than "ca" and "wo").
-EN_CLITICS = [(r"\b([Cc])an't\b", r"\1an n't"), (r"\b([Ww])on't\b", r"\1ill n't"), (r"\b([Ss])han't\b", r"\1hall n't"),
-              (r"\b([Cc])annot\b", r"\1an not"), (r"(\w)n't\b", r"\1 n't"), (r"(\w)'(s|re|ve|ll|d|m)\b", r"\1 '\2")]
-EN_TOKEN = r"n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,:]\d+)*|\w+(?:-\w+)*|[^\w\s]"
+EN_CLITICS = [(r"\b(c)an't\b", r"\1an n't"), (r"\b(w)on't\b", r"\1ill n't"), (r"\b(s)han't\b", r"\1hall n't"),
+              (r"\b(c)annot\b", r"\1an not"), (r"(\w)n't\b", r"\1 n't"), (r"(\w)'(s|re|ve|ll|d|m)\b", r"\1 '\2")]
+EN_TOKEN = r"n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,:]\d+)+|\w+(?:-\w+)*|[^\w\s]"  # 2.5 and 3-D are one token
 
 # jieba's flags -> universal POS (jieba's tag set is ICTCLAS's: n* nouns, t time, s place, v verbs, a adjectives,
 # b non-predicate adjectives, z state words, d adverbs, m numerals, r pronouns, f localisers, q classifiers,
@@ -224,9 +224,23 @@ JIEBA_TO_UPOS = {"n": "NOUN", "t": "NOUN", "s": "NOUN", "v": "VERB", "a": "ADJ",
                  "x": "PUNCT", "w": "PUNCT"}
 ZH_COPULA = {"是"}  # AUX always, like sein and be
 ZH_NEGATION = {"不", "没"}  # PART always, like nicht and not
-# AUX before a verb (modal verbs, 没有/别 negating a verb), lexical verbs otherwise (要一杯咖啡, 没有时间)
-ZH_AUX_BEFORE_VERB = {"能", "会", "要", "可以", "能够", "应该", "应当", "可能", "必须", "得", "该", "没有", "别"}
-ZH_DEMONSTRATIVES = {"这", "那", "这个", "那个", "这些", "那些", "哪", "哪个", "哪些", "每", "各", "某", "这种", "那种"}
+ZH_ASPECT = {"正在"}  # the progressive, AUX like English be + -ing (在 is a preposition, dropped anyway)
+# modal verbs: AUX when a verb follows in their clause (能帮我拿, 可以在网上买), lexical verbs otherwise
+# (要一杯咖啡, 要半个小时); 没有 and 别: AUX (negation) right before a verb, lexical verbs otherwise (没有时间)
+ZH_MODALS = {"能", "会", "要", "可以", "能够", "应该", "应当", "可能", "必须", "得", "该"}
+ZH_NEGATING_VERBS = {"没有", "别"}
+# 这/那/哪 and the words they begin (这个, 这件, 那种), and 每, 各, 某: DET before a noun or numeral, PRON standing
+# alone (我要这个); 每天 is a word of its own (every day), kept
+ZH_DEMONSTRATIVES = ("这", "那", "哪")
+# jieba's dictionary also holds phrases (我会, 你家, 太冷, 回家吧, 别忘了, 坐地铁), cut into words by _recut: an
+# entry that begins with a personal pronoun (Chinese pronouns form no compounds but the plural 们); an entry of a
+# content class made of a negation and a verb or adjective (不下雨), of a degree adverb and an adjective (太冷),
+# or of a content word and a sentence particle (回家吧); set phrases (l) and idioms (i) that are not
+# four-character chengyu, unless the last word is a one-character noun (打火机, 跑步机: compound nouns, whole as
+# in German).
+ZH_PRONOUN_HEADS = {"我", "你", "他", "她"}
+ZH_PHRASE_HEADS = {**dict.fromkeys("不没别", ("v", "a")), **dict.fromkeys("太很真最更", ("a",))}  # -> the rest's class
+ZH_PHRASE_TAILS = {"吧", "吗", "呢", "啊", "了"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -281,56 +295,104 @@ def _tag_english(sentence, hanta):
     """HanTa's English model on the clitic-split sentence, C5 tags mapped by C5_TO_UPOS and _en_rules."""
     text = sentence.replace("\u2019", "'")
     for pattern, repl in EN_CLITICS:
-        text = re.sub(pattern, repl, text)
-    words = re.findall(EN_TOKEN, text)
+        text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
+    words = [w.lower() if re.fullmatch(r"n't|'(?:s|re|ve|ll|d|m)", w, flags=re.IGNORECASE) else w  # N'T -> n't
+             for w in re.findall(EN_TOKEN, text, flags=re.IGNORECASE)]
     if not words:
         return ()
     tagged = hanta.tag_sent(words, taglevel=1)  # [(word, lemma, C5 tag)]
-    lemmas, upos = [lemma.lower() for _, lemma, _ in tagged], _en_rules([t for _, _, t in tagged])
+    lemmas = [lemma.lower() for _, lemma, _ in tagged]
+    upos = _en_rules([t for _, _, t in tagged], lemmas)
     lemmas = [EN_PRONOUN_LEMMAS.get(w.lower(), m) if u == "PRON" else m for w, m, u in zip(words, lemmas, upos)]
     return tuple(zip(words, lemmas, upos))
 
 
-def _en_rules(tags):
-    """Universal POS of C5 tags in context: do/have before a verb (skipping adverbs, not, pronouns and the "to" of
-    "have to") are AUX, else VERB; "going" of "be going to" + verb is AUX (the future, like German werden);
-    DT0/DTQ before a noun, adjective, number or article is DET, else PRON."""
+def _en_rules(tags, lemmas):
+    """Universal POS of C5 tags in context (C5 does not tell auxiliary do/have from lexical, nor determiners from
+    pronouns): do before a base-form verb and have before a participle or "to" + verb ("have to", a modal) are AUX,
+    else VERB (adverbs, not and pronouns between are skipped: "do you want", "have n't seen"); "going" of
+    "be going to" + verb is AUX (the future, like German werden); DT0/DTQ before a noun, adjective, number or
+    determiner is DET, else PRON ("like this", "what you want")."""
     upos = [C5_TO_UPOS.get(t, "X") for t in tags]
-    for i, u in enumerate(upos):
-        nxt = next((t for t in tags[i + 1:] if t not in ("XX0", "AV0", "PNP", "PNI", "PNX", "EX0", "TO0")), "")
-        if u == "AUX?":
-            upos[i] = "AUX" if nxt[:1] == "V" else "VERB"
+    for i, (t, u) in enumerate(zip(tags, upos)):
+        j = next((k for k in range(i + 1, len(tags)) if tags[k] not in ("XX0", "AV0", "PNP", "PNI", "PNX", "EX0")),
+                 len(tags))
+        nxt, after = (tags + ["", ""])[j], (tags + ["", ""])[j + 1]
+        if t.startswith("VD"):
+            upos[i] = "AUX" if nxt in ("VVI", "VVB", "VBI", "VBB", "VHI", "VHB", "VDI", "VDB") else "VERB"
+        elif t.startswith("VH"):
+            perfect = nxt[:1] == "V" and nxt[2:] in ("N", "D")
+            upos[i] = "AUX" if perfect or (nxt == "TO0" and after[:1] == "V") else "VERB"
         elif u == "DET?":
-            after = tags[i + 1] if i + 1 < len(tags) else ""
-            upos[i] = "DET" if after[:2] in ("NN", "NP", "AJ", "CR", "OR", "AT", "DP", "DT") else "PRON"
-        elif tags[i] == "VVG" and i and tags[i - 1].startswith("VB") and tags[i + 1:i + 2] == ["TO0"] \
-                and tags[i + 2:i + 3] and tags[i + 2][0] == "V":
+            determined = (tags + [""])[i + 1][:2] in ("NN", "NP", "AJ", "CR", "OR", "AT", "DP", "DT")
+            upos[i] = "DET" if determined else "PRON"
+        elif lemmas[i] == "go" and t == "VVG" and i and tags[i - 1].startswith("VB") and nxt == "TO0" \
+                and after[:1] == "V":
             upos[i] = "AUX"
     return upos
 
 
 def _tag_chinese(sentence, posseg):
-    """jieba's words (the lemmas) with JIEBA_TO_UPOS and the rules of ZH_COPULA, ZH_NEGATION,
-    ZH_AUX_BEFORE_VERB and ZH_DEMONSTRATIVES."""
+    """jieba's dictionary words (the lemmas; no HMM guesses of unknown words) with JIEBA_TO_UPOS and the rules of
+    ZH_COPULA, ZH_NEGATION, ZH_ASPECT, ZH_MODALS, ZH_NEGATING_VERBS and ZH_DEMONSTRATIVES."""
     pairs = []
-    for w in posseg.cut(sentence):
-        word, flag = w.word, w.flag
-        if not word.strip():
-            continue
-        if flag.startswith("q") and pairs and pairs[-1][1].startswith("m"):
-            pairs[-1] = (pairs[-1][0] + word, "m")  # numeral + classifier: one numeral word (三个, 两斤)
-        else:
-            pairs.append((word, flag))
+    for w in posseg.cut(sentence, HMM=False):
+        for word, flag in _recut(w.word, w.flag, posseg):
+            if not word.strip():
+                continue
+            if w.flag == "eng" or word.isascii() and word.isalnum():  # jieba's 'eng': digits and Latin letters
+                flag = "m" if word.isdigit() else "nz"  # 10 a numeral, WiFi a foreign name
+            if flag.startswith("q") and pairs and pairs[-1][1].startswith("m"):
+                pairs[-1] = (pairs[-1][0] + word, "m")  # numeral + classifier: one numeral word (三个, 两斤)
+            elif len(word) == 1 and pairs and pairs[-1][0] in ("这", "那", "哪") and flag[:1] in ("q", "n"):
+                pairs[-1] = (pairs[-1][0] + word, "r")  # demonstrative + classifier: one word (这双, 那本)
+            else:  # a classifier after no numeral or demonstrative is the noun (我在家: 家 'home')
+                pairs.append((word, "n" if flag.startswith("q") else flag))
     upos = ["PROPN" if f[:2] in ("nr", "ns", "nt", "nz") else JIEBA_TO_UPOS.get(f[:1], "X") for _, f in pairs]
-    for i, (word, _) in enumerate(pairs):
+    for i, (word, flag) in enumerate(pairs):
+        nxt = upos[i + 1] if i + 1 < len(upos) else "PUNCT"
         rest = [u for u in upos[i + 1:] if u != "ADV"]
-        if word in ZH_COPULA or (word in ZH_AUX_BEFORE_VERB and rest[:1] == ["VERB"]):
+        clause = upos[i + 1:(upos + ["PUNCT"]).index("PUNCT", i + 1)]
+        if word in ZH_COPULA or word in ZH_ASPECT or (word in ZH_MODALS and "VERB" in clause) \
+                or (word in ZH_NEGATING_VERBS and rest[:1] == ["VERB"]):
             upos[i] = "AUX"
         elif word in ZH_NEGATION:
             upos[i] = "PART"
-        elif word in ZH_DEMONSTRATIVES and upos[i + 1:i + 2] and upos[i + 1] in ("NOUN", "PROPN", "NUM", "X", "ADJ"):
+        elif (word[0] in ZH_DEMONSTRATIVES and flag[:1] in ("r", "m") or word in ("每", "各", "某")) \
+                and nxt in ("NOUN", "PROPN", "NUM", "X"):
             upos[i] = "DET"
+        elif flag == "f" and len(word) > 1:
+            upos[i] = "NOUN"  # two-character localisers are nouns (外面, 里面)
+        elif word in ("上", "下") and nxt in ("NOUN", "PROPN"):
+            upos[i] = "VERB"  # a localiser has no object after it: 上小学, 下大雨 are the verbs
     return tuple((w, w.lower(), u) for (w, _), u in zip(pairs, upos))
+
+
+def _recut(word, flag, posseg):
+    """[(word, flag)]: a jieba entry, or its dictionary words where it is a phrase (ZH_PHRASE_HEADS/TAILS, l, i)."""
+    tags = posseg.dt.word_tag_tab
+    if flag == "l" or (flag == "i" and len(word) != 4):
+        dt = posseg.dt.tokenizer
+        dag = dt.get_DAG(word)
+        dag[0] = [j for j in dag[0] if j < len(word) - 1] or [0]  # every split but the whole entry
+        route = {}
+        dt.calc(word, dag, route)
+        pieces, i = [], 0
+        while i < len(word):
+            pieces.append(word[i:route[i][1] + 1])
+            i = route[i][1] + 1
+        if len(pieces[-1]) > 1 or not tags.get(pieces[-1], "x").startswith("n"):  # 打火机, 跑步机: compound nouns
+            return [(w, tags.get(w, "x")) for w in pieces]
+    if len(word) > 1 and word[0] in ZH_PRONOUN_HEADS and word[1:] != "们" and word[1:] in tags:
+        return [(word[0], "r"), (word[1:], tags[word[1:]])]
+    if len(word) > 1 and flag[:1] in ("n", "v", "l", "i", "s"):  # not adverbs, adjectives, time words: 不断, 最近
+        head, tail = word[:1], word[1:]
+        if tags.get(tail, "x")[:1] in ZH_PHRASE_HEADS.get(head, ()):  # 太冷, 不下雨; not 太阳, 不丹, 不动产
+            return [(head, tags[head]), (tail, tags[tail])]
+        head, tail = word[:-1], word[-1:]
+        if tail in ZH_PHRASE_TAILS and tags.get(head, "x")[:1] in ("n", "v", "a", "t"):  # 回家吧
+            return [(head, tags[head]), (tail, tags[tail])]
+    return [(word, flag)]
 
 
 # -----------------------------------------------------------------------------
@@ -474,7 +536,8 @@ def report(root, gold=None, weather_check=False, taggers=None, lang="de"):
         taggers = [None]
         names = [tagger_name(lang) + " (default)"]
     else:
-        taggers = taggers or ([None] + [t for t in HANTA_MODES if t != _pos_tagger()[0]] if gold else ["hanta-cased", None])
+        default = _pos_tagger()[0]
+        taggers = taggers or ([None] + [t for t in HANTA_MODES if t != default] if gold else ["hanta-cased", None])
         names = [_pos_tagger(t)[0] + (" (default)" if t is None else "") for t in taggers]
     if gold:
         pairs = read_gold(gold)

@@ -127,14 +127,17 @@ def build_sentencepiece(sentences, vocab_size=1000, lang="de") -> Tokenizer:
     """Tiny preset: sentencepiece on the training translations; <s>=0 <pad>=1 </s>=2 <unk>=3, the language code
     (de_DE, en_XX, zh_CN) = 4. character_coverage=1.0 keeps every character of the training text, which
     Chinese needs (sentencepiece's default 0.9995 maps the rarest characters to <unk>); Chinese is written
-    without spaces, so its pieces may span words, and split_by_whitespace has nothing to split."""
+    without spaces, so its pieces may span words. Chinese text is not NFKC-normalised (normalization "identity"):
+    NFKC turns the full-width punctuation of Chinese text (？，) into ASCII, so decoded hypotheses would differ from
+    the raw references that character-level BLEU compares them with."""
     import sentencepiece as spm
     code = lang_code(lang)
     proto = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences), model_writer=proto, vocab_size=vocab_size, hard_vocab_limit=False,
         model_type="unigram", character_coverage=1.0, bos_id=0, pad_id=1, eos_id=2, unk_id=3,
-        user_defined_symbols=[code], num_threads=1, minloglevel=2)
+        user_defined_symbols=[code], num_threads=1, minloglevel=2,
+        normalization_rule_name="identity" if lang == "zh" else "nmt_nfkc")
     return Tokenizer("sentencepiece", spm.SentencePieceProcessor(model_proto=proto.getvalue()), lang_code=code)
 
 
