@@ -1742,3 +1742,289 @@ def test_readme_recipe_turns_clips_and_sentences_into_the_custom_layout(tmp_path
     got = sorted((r["name"], r["video"].name, r["translation"]) for s in data.SPLITS for r in rows[s])
     assert got == [(f"clip{i:02d}", f"clip{i:02d}.mp4", sentences[i]) for i in range(12)]
     assert data.check_videos(root, data.SPLITS) == [] and data.dataset_language(root, "en") == "en"
+
+
+# ----------------------------------------------------------------------------------------------
+# n2a: data.py reads How2Sign, CSL-Daily and a custom layout as released; names stay inside the dataset; video
+# files decoded resized; every frame checked before training; packs of video files; interrupted packs cleaned
+
+def moving_frames(n, height=48, width=64, seed=0):
+    """uint8 [n, height, width, 3]: smooth gradients that move with t (codec- and JPEG-friendly)."""
+    y, x = np.mgrid[:height, :width]
+    return np.stack([128 + 100 * np.sin(np.stack([x / 9 + t + seed, y / 7 + seed, (x + y) / 13 - t / 2], -1))
+                     for t in range(n)]).astype(np.uint8)
+
+
+def write_how2sign(root):
+    """How2Sign as its download script lays it out: train and val (our dev), a realigned CSV each; one train
+    sentence without a clip; quoted fields holding a tab, quotes and a pipe. Returns {split: [(name, sentence)]}."""
+    header = "VIDEO_ID\tVIDEO_NAME\tSENTENCE_ID\tSENTENCE_NAME\tSTART_REALIGNED\tEND_REALIGNED\tSENTENCE\n"
+    tables = {"train": header + "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t--7E2sU6zP4_10\t--7E2sU6zP4_10-5-rgb_front\t"
+                                "129.06\t142.48\tAnd I call them decorative elements.\n"
+                                "a1\ta1-1-rgb_front\ta1_0\ta1_0-1-rgb_front\t1.0\t2.5\t"
+                                "\"She said \"\"hello\"\"\tthen | left.\"\n"
+                                "a1\ta1-1-rgb_front\ta1_1\ta1_1-1-rgb_front\t3.0\t4.0\tThis clip was never released.\n",
+              "val": header + "b2\tb2-8-rgb_front\tb2_3\tb2_3-8-rgb_front\t10.5\t12.0\t\"Quoted, plainly.\"\n"}
+    for split, table in tables.items():
+        csv_dir = root / "sentence_level" / split / "text" / "en" / "raw_text" / "re_aligned"
+        csv_dir.mkdir(parents=True)
+        (csv_dir / f"how2sign_realigned_{split}.csv").write_text(table, encoding="utf-8")
+        (root / "sentence_level" / split / "rgb_front" / "raw_videos").mkdir(parents=True)
+    clips = {"train": ["--7E2sU6zP4_10-5-rgb_front", "a1_0-1-rgb_front"], "val": ["b2_3-8-rgb_front"]}
+    for split, names in clips.items():
+        for k, name in enumerate(names):
+            write_mp4(root / "sentence_level" / split / "rgb_front" / "raw_videos" / f"{name}.mp4",
+                      moving_frames(6 + k, seed=k))
+    return {"train": [("--7E2sU6zP4_10-5-rgb_front", "And I call them decorative elements."),
+                      ("a1_0-1-rgb_front", 'She said "hello"\tthen | left.')],
+            "dev": [("b2_3-8-rgb_front", "Quoted, plainly.")]}
+
+
+def test_how2sign_read_as_released(tmp_path, capsys):
+    root = tmp_path / "how2sign"
+    expected = write_how2sign(root)
+    assert data.detect_layout(root) == "how2sign" and data.dataset_language(root) == "en"
+    for split in ("train", "dev"):
+        rows = data.read_split(root, split)
+        assert [(r["name"], r["translation"]) for r in rows] == expected[split]
+        assert all(r["video"].parent.name == "raw_videos" and r["video"].suffix == ".mp4" for r in rows)
+    data.read_split(root, "train")
+    err = capsys.readouterr().err
+    assert err.count("1 of 3 sentences have no clip") == 1 and "train (train)" in err      # said once
+    assert data.check_videos(root, ("train", "dev")) == []
+    ds = data.Phoenix14T(root, "train", size=32)
+    assert ds[0]["frames"].shape == (6, 3, 32, 32) and ds[1]["frames"].shape == (7, 3, 32, 32)
+    assert ds[1]["translation"] == 'She said "hello"\tthen | left.'
+    monkey_env = {"HOW2SIGN_ROOT": str(root)}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in monkey_env.items():
+            mp.setenv(k, v)
+        assert data.resolve_root("how2sign") == root
+        mp.setenv("CSL_DAILY_ROOT", str(tmp_path / "no-csl"))
+        with pytest.raises(FileNotFoundError, match="no-csl.*CSL_DAILY_ROOT"):
+            data.resolve_root("csl-daily")
+
+
+def write_csl_daily(root, frames_dir="sentence/frames_512x512", header=True, labels=None, sep="|"):
+    """CSL-Daily as released: the label pickle (info entries with all their fields, and the vocabularies), the
+    split file and JPEG frame folders 000000.jpg ...; returns {split: [(name, sentence)]}."""
+    import pickle
+    info = [{"name": "S000000_P0000_T00", "length": 5, "label_gloss": ["今天", "天气", "好"],
+             "label_char": ["今", "天", "天", "气", "很", "好"], "label_word": ["今天", "天气", "很", "好"],
+             "signer": 0, "time": 0},
+            {"name": "S000001_P0003_T00", "length": 4, "label_gloss": ["我", "喜欢", "书"],
+             "label_char": "我喜欢看书", "label_word": ["我", "喜欢", "看", "书"], "signer": 3, "time": 0},
+            {"name": "S000002_P0001_T00", "length": 3, "label_gloss": ["谢谢"], "label_char": ["谢", "谢", "你"],
+             "label_word": ["谢谢", "你"], "signer": 1, "time": 0, "note": "a field of a later release"}]
+    (root / "sentence_label").mkdir(parents=True)
+    with open(root / "sentence_label" / "csl2020ct_v2.pkl", "wb") as f:
+        pickle.dump(labels if labels is not None else {"info": info, "gloss_map": ["今天", "天气", "好"],
+                                                       "char_map": ["今", "天"], "word_map": ["今天"]}, f)
+    lines = [line.replace("|", sep) for line in ["name|split"] * header + [
+        "S000000_P0000_T00|train", "S000001_P0003_T00|dev", "S000002_P0001_T00|train"]]
+    (root / "sentence_label" / "split_1.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for k, entry in enumerate(info):
+        folder = root / frames_dir / entry["name"]
+        folder.mkdir(parents=True)
+        for t, frame in enumerate(moving_frames(entry["length"], seed=k)):
+            Image.fromarray(frame).save(folder / f"{t:06d}.jpg", quality=95)
+    return {"train": [("S000000_P0000_T00", "今天天气很好"), ("S000002_P0001_T00", "谢谢你")],
+            "dev": [("S000001_P0003_T00", "我喜欢看书")]}
+
+
+@pytest.mark.parametrize("frames_dir,header,sep", [("sentence/frames_512x512", True, "|"),
+                                                    ("sentence_frames-512x512/frames_512x512", False, "|"),
+                                                    ("sentence_frames-512x512", True, " ")])
+def test_csl_daily_read_as_released(tmp_path, frames_dir, header, sep):
+    root = tmp_path / "csl"
+    expected = write_csl_daily(root, frames_dir, header, sep=sep)
+    assert data.detect_layout(root) == "csl-daily" and data.dataset_language(root) == "zh"
+    for split in ("train", "dev"):
+        rows = data.read_split(root, split)
+        assert [(r["name"], r["translation"]) for r in rows] == expected[split]
+        assert all(r["video"] == root / frames_dir / r["name"] for r in rows)
+    assert data.read_split(root, "test") == []
+    assert data.check_videos(root, ("train", "dev")) == []
+    item = data.Phoenix14T(root, "train", size=32)[0]
+    assert item["frames"].shape == (5, 3, 32, 32) and item["translation"] == "今天天气很好"
+
+
+def write_custom(root, rows, header="name|video|translation"):
+    """The custom layout: <root>/train.csv; rows are its lines after the header."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+
+
+def test_custom_layout_reads_a_video_file_and_a_frame_folder(tmp_path):
+    root = tmp_path / "mine"
+    clip = moving_frames(8, 48, 64)
+    (root / "clips").mkdir(parents=True)
+    write_mp4(root / "clips" / "hello.mp4", clip)
+    (root / "frames" / "bye").mkdir(parents=True)
+    for t, frame in enumerate(clip[:5]):  # natural order: frame2 before frame10
+        Image.fromarray(frame).save(root / "frames" / "bye" / f"frame{t * 4}.png")
+    write_custom(root, ["hello|clips/hello.mp4|Hello there.", "bye|frames/bye|Good bye."])
+    assert data.detect_layout(root) == "custom" and data.present_splits(root) == ["train"]
+    with pytest.raises(ValueError, match="--lang"):
+        data.dataset_language(root)
+    assert data.dataset_language(root, "en") == "en"
+    with pytest.raises(ValueError, match="--lang fr: unknown language"):
+        data.dataset_language(root, "fr")
+    rows = data.read_split(root, "train")
+    assert [(r["name"], r["video"], r["translation"]) for r in rows] == [
+        ("hello", root / "clips" / "hello.mp4", "Hello there."), ("bye", root / "frames" / "bye", "Good bye.")]
+    assert data.check_videos(root, ["train"]) == []
+    ds = data.Phoenix14T(root, "train", size=32)
+    video, folder = ds[0]["frames"], ds[1]["frames"]
+    assert video.shape == (8, 3, 32, 32) and folder.shape == (5, 3, 32, 32)
+    reference = data.resize_crop(clip, 32, train=False)       # the frames as written, through the same resize
+    assert (video.float() - reference.float()).abs().mean() < 6                # codec and filter differences only
+    assert torch.equal(folder, reference[:5])
+    assert ds.frame_indices("hello").tolist() == list(range(8))
+
+
+def test_video_files_are_decoded_resized_and_packed(tmp_path):
+    import tracemalloc
+    root = tmp_path / "mine"
+    (root / "clips").mkdir(parents=True)
+    big = np.stack([np.asarray(Image.fromarray(f).resize((960, 540), Image.BILINEAR)) for f in moving_frames(12)])
+    write_mp4(root / "clips" / "big.mp4", big)
+    write_custom(root, ["big|clips/big.mp4|A large clip."])
+    tracemalloc.start()
+    pixels, fps = analysis.read_video(root / "clips" / "big.mp4")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert pixels.shape == (12, 256, 455, 3) and fps == 25                       # shorter side 256, aspect kept
+    # memory follows the decoded size (4.2 MB here), not the file's: the clip at 960x540 would be 18.7 MB
+    assert peak < 1.5 * pixels.nbytes and pixels.nbytes < big.nbytes / 4, peak
+    small = data.read_video(root / "clips" / "big.mp4", size=(37, 37))
+    assert small.shape == (12, 37, 37, 3)
+    folder = data.pack_split(root, "train", resize=37, workers=1)
+    a = data.Phoenix14T(root, "train", size=32)[0]["frames"]
+    b = data.Phoenix14T(root, "train", size=32, packed=True)[0]["frames"]
+    assert a.shape == b.shape == (12, 3, 32, 32) and (a.float() - b.float()).abs().mean() / 255 < 0.012
+    assert data.check_videos(root, ["train"], packed=True) == [] and (folder / "frames.bin").is_file()
+
+
+def test_bad_input_of_the_new_layouts_is_named_before_training(tmp_path):
+    root = tmp_path / "mine"
+    (root / "clips").mkdir(parents=True)
+    (root / "clips" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video at all" * 20)
+    write_custom(root, ["gone|clips/gone.mp4|Missing.", "broken|clips/broken.mp4|Broken.", "notes|clips|Not one."])
+    problems = data.check_videos(root, ["train"])
+    assert len(problems) == 3, problems
+    assert problems[0] == f"video '{root / 'clips' / 'gone.mp4'}' is missing"
+    assert problems[1].startswith(f"video file '{root / 'clips' / 'broken.mp4'}' cannot be decoded")
+    assert problems[2] == f"video folder '{root / 'clips'}' has no images (frames: .bmp, .jpeg, .jpg, .png, .webp)"
+    csl = tmp_path / "csl"
+    write_csl_daily(csl, labels={"videos": []})
+    with pytest.raises(ValueError, match=f"'{csl / 'sentence_label' / 'csl2020ct_v2.pkl'}' has no `info` list"):
+        data.check_videos(csl, ["train"])
+    csl2 = tmp_path / "csl2"
+    write_csl_daily(csl2)
+    with open(csl2 / "sentence_label" / "split_1.txt", "a", encoding="utf-8") as f:
+        f.write("S999999_P0000_T00|train\n")
+    with pytest.raises(ValueError, match=f"'{csl2 / 'sentence_label' / 'split_1.txt'}', line 5: video "
+                                         "'S999999_P0000_T00' is not in the label file"):
+        data.check_videos(csl2, ["train"])
+    class Evil:  # a pickle that would run code when loaded: refused, not run
+        def __reduce__(self):
+            return (os.system, ("echo unsafe",))
+    csl3 = tmp_path / "csl3"
+    write_csl_daily(csl3, labels={"info": [Evil()]})
+    with pytest.raises(ValueError, match="cannot be read: it names posix.system, not plain data"):
+        data.read_split(csl3, "train")
+    how2sign = tmp_path / "how2sign"
+    write_how2sign(how2sign)
+    table = data.how2sign_csv(how2sign, "train")
+    text = table.read_text(encoding="utf-8")
+    table.write_text(text.replace("\tAnd I call", "\t\"And I call"), encoding="utf-8")   # a quote never closed
+    with pytest.raises(ValueError, match=f"'{table}', lines 2-3 hold one row: a field runs over several lines"):
+        data.check_videos(how2sign, ["train"])
+    shutil.rmtree(how2sign / "sentence_level" / "val" / "rgb_front")
+    with pytest.raises(FileNotFoundError, match="how2sign_realigned_val.csv': none of its 1 sentences has its clip"):
+        data.check_videos(how2sign, ["dev"])
+
+
+def test_annotation_names_cannot_leave_the_dataset(tmp_path):
+    import re
+    root = write_tree(tmp_path / "phoenix", {"v1": (2, SENTENCES[0])})
+    (tmp_path / "secret").mkdir()
+    Image.fromarray(moving_frames(1)[0]).save(tmp_path / "secret" / "images0001.png")
+    csv_path = data.annotation_path(root, "train")
+    lines = csv_path.read_text(encoding="utf-8")
+    for name, message in (("../../../../../secret", "leads outside"), (str(tmp_path / "secret"), "absolute"),
+                          ("v1/../../../..", "leads outside")):
+        csv_path.write_text(lines + f"{name}|x/1/*.png|-1|-1|S1|X|geheim\n", encoding="utf-8")
+        with pytest.raises(ValueError, match=f"'{csv_path}', line 3: '{re.escape(name)}' .*{message}"):
+            data.read_split(root, "train")
+    mine = tmp_path / "mine"
+    write_custom(mine, ["a|../secret|Outside."])
+    with pytest.raises(ValueError, match=f"'{mine / 'train.csv'}', line 2: '../secret' leads outside"):
+        data.Phoenix14T(mine, "train")
+    how2sign = tmp_path / "how2sign"
+    write_how2sign(how2sign)
+    table = data.how2sign_csv(how2sign, "dev")
+    table.write_text(table.read_text(encoding="utf-8") + "c\tc\tc_1\t../../../../../../secret\t1\t2\tOut.\n")
+    with pytest.raises(ValueError, match=f"'{table}', line 3: .* leads outside"):
+        data.read_split(how2sign, "dev")
+
+
+def test_duplicate_video_names_are_refused(tmp_path):
+    root = write_tree(tmp_path / "phoenix", {"v1": (2, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    csv_path = data.annotation_path(root, "train")
+    with open(csv_path, "a", encoding="utf-8") as f:
+        f.write(f"v1|v1/1/*.png|-1|-1|Signer01|X|{SENTENCES[2]}\n")
+    with pytest.raises(ValueError, match=f"'{csv_path}': video name 'v1' appears twice, on lines 2 and 4"):
+        data.read_split(root, "train")
+    csl = tmp_path / "csl"
+    write_csl_daily(csl)
+    with open(csl / "sentence_label" / "split_1.txt", "a", encoding="utf-8") as f:
+        f.write("S000000_P0000_T00|train\n")
+    with pytest.raises(ValueError, match="split_1.txt': video name 'S000000_P0000_T00' appears twice, on lines 2 and 5"):
+        data.read_split(csl, "train")
+
+
+def test_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    root = write_tree(tmp_path / "phoenix", {"v1": (2, SENTENCES[0])})
+    csv_path = data.annotation_path(root, "train")
+    csv_path.write_bytes(b"\xef\xbb\xbf" + csv_path.read_bytes())
+    assert [(r["name"], r["translation"]) for r in data.read_split(root, "train")] == [("v1", SENTENCES[0])]
+    mine = tmp_path / "mine"
+    write_custom(mine, ["v|v|Fine."], header="\ufeffname|video|translation")
+    assert data.read_split(mine, "train")[0]["name"] == "v"
+
+
+def test_every_frame_is_checked_before_training(tmp_path):
+    root = write_tree(tmp_path / "phoenix", {"v1": (4, SENTENCES[0]), "v2": (3, SENTENCES[1])})
+    folder = root / data.FRAME_DIR / "train"
+    (folder / "v1" / "images0003.png").write_bytes(b"")                         # an empty frame mid-video
+    Image.fromarray(moving_frames(1, 30, 30)[0]).save(folder / "v2" / "images0002.png")   # another size
+    problems = data.check_videos(root, ["train"])
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"frame '{folder / 'v1' / 'images0003.png'}' cannot be read")
+    assert problems[1].startswith(f"video folder '{folder / 'v2'}' mixes frame sizes (width x height) 30x30, 48x60")
+    good = write_tree(tmp_path / "good", {"v1": (3, SENTENCES[0])})
+    png = good / data.FRAME_DIR / "train" / "v1" / "images0002.png"
+    png.write_bytes(png.read_bytes()[:120])                  # header intact, pixels cut: only decoding finds it
+    assert data.check_videos(good, ["train"]) == []
+    full = data.check_videos(good, ["train"], full=True)
+    assert len(full) == 1 and str(png) in full[0]
+
+
+def test_an_interrupted_pack_leaves_no_temporary_folder(tmp_path):
+    root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = root / "packed" / f".train.tmp{int(dead.stdout)}-0123abcd"          # left by a killed build
+    stale.mkdir(parents=True)
+    (stale / "frames.bin").write_bytes(b"half")
+    alive = root / "packed" / f".train.tmp{os.getpid()}-fedcba98"                # a build still running
+    alive.mkdir()
+    (root / data.FRAME_DIR / "train" / "v2" / "images0002.png").write_bytes(b"not a png")
+    with pytest.raises(OSError, match="images0002.png"):
+        data.pack_split(root, "train", workers=1)
+    assert sorted(p.name for p in (root / "packed").iterdir()) == [alive.name]   # its own and the stale one gone
+    Image.fromarray(moving_frames(1, 48, 60)[0]).save(root / data.FRAME_DIR / "train" / "v2" / "images0002.png")
+    folder = data.pack_split(root, "train", workers=1)
+    assert sorted(p.name for p in (root / "packed").iterdir()) == [alive.name, "train"]
+    assert data.pack_problems(folder) == ""
