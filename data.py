@@ -114,10 +114,14 @@ def resolve_root(data: str) -> Path:
 
 
 def ground_truth_path(root, split) -> Path:
-    """Where a split's sign timings lie, beside its annotations (synthetic corpora only, DESIGN.md
-    "Synthetic corpus"): a TSV with header name, pseudogloss, first, last; one row per sign, its first and
-    last frame numbered from 1 as the images%04d.png files are."""
-    return annotation_path(root, split).with_name(f"synthetic.{split}.signs.tsv")
+    """Where a split's sign timings lie (synthetic corpora only, DESIGN.md "Synthetic corpus"): beside the
+    annotations in PHOENIX14T's layout, at the root in How2Sign's and CSL-Daily's. A TSV with header name,
+    pseudogloss, first, last; one row per sign, its first and last frame numbered from 1 in the video's frame
+    order (images0001.png is 1; CSL-Daily's 000000.jpg and an mp4's first decoded frame are 1 too)."""
+    manual = annotation_path(root, split)
+    if manual.parent.is_dir():
+        return manual.with_name(f"synthetic.{split}.signs.tsv")
+    return Path(root) / f"synthetic.{split}.signs.tsv"
 
 
 def read_ground_truth(root, split) -> dict:

@@ -96,7 +96,7 @@ def authors_scores(hypotheses, references, tok) -> dict:
     return scores([h + " ." for h in hypotheses], [r + " ." for r in authors_references(references, tok)])
 
 
-def dev_bleu(hypotheses, references, tok, scoring: str = "raw") -> dict:
+def dev_bleu(hypotheses, references, tok, scoring: str = "raw", lang: str = "de") -> dict:
     """BLEU-1..4 under one of evaluate.py's conventions, for finetune.py's choice of the kept weights: "raw" (the
     corpus text), "period" (" ." appended to both sides) or "authors" (authors_scores)."""
     if scoring not in ("raw", "period", "authors"):
@@ -105,7 +105,7 @@ def dev_bleu(hypotheses, references, tok, scoring: str = "raw") -> dict:
         references = authors_references(references, tok)
     if scoring != "raw":
         hypotheses, references = [h + " ." for h in hypotheses], [r + " ." for r in references]
-    return bleu(hypotheses, references)
+    return bleu(hypotheses, references, lang)
 
 
 def table_row(name: str, s: dict) -> str:
@@ -176,7 +176,7 @@ def main(argv=None):
         batch, keep = analysis.video_batch(pixels, name, setup)
         hyp = train.translate(net, [batch], setup.tok, setup.device, args.beams, args.max_new_tokens)[0][0]
         print(f"translation: {hyp}")
-        if pretrained.is_file():
+        if pretrained:
             analysis.show_glosses(setup, pretrained, batch, pixels[keep], keep, fps, hyp)
         return {"translation": hyp}
     hyps, refs = train.translate(net, train.loader(setup, args.split, train=False), setup.tok, setup.device,
@@ -184,12 +184,14 @@ def main(argv=None):
     for kind, lines in (("hyp", hyps), ("ref", refs)):
         data.atomic_write(args.out / f"{args.split}.{kind}.txt",
                           lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
+    result = scores(hyps, refs, setup.lang)
+    print(scoring_note(setup.lang))
     print(TABLE_HEADER)
-    print(table_row(f"{args.split} (raw)", scores(hyps, refs)))
-    print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
-    print(table_row(f"{args.split} (authors' scoring)", authors_scores(hyps, refs, setup.tok)))
+    print(table_row(f"{args.split} (raw)", result))
+    if setup.lang == "de":  # PHOENIX14T's conventions, for comparison with its papers (README)
+        print(table_row(f"{args.split} (' .' appended)", scores([h + " ." for h in hyps], [r + " ." for r in refs])))
+        print(table_row(f"{args.split} (authors' scoring)", authors_scores(hyps, refs, setup.tok)))
     print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
-    result = scores(hyps, refs)
     if pretrained:  # the video and segment levels (analysis.py)
         result |= analysis.measure_split(setup, args.split, pretrained)
     return result

@@ -32,7 +32,8 @@ def flags():
                     "the U pseudo-glosses (paper), or the authors' code: BCE-with-logits on E-hat over U + 1 columns")
     ap.add_argument("--lambda-align", type=runs.non_negative_float, default=1.0, help="weight of eq. 4's L_align in "
                     "eq. 5 (the paper: 1; 0: pseudo-glosses only)")
-    ap.add_argument("--fasttext", help="cc.de.300.bin for the prototypes (default: skip-gram on the training text)")
+    ap.add_argument("--fasttext", help="cc.de.300.bin (cc.en/cc.zh for the other languages) for the prototypes "
+                    "(default: skip-gram on the training text)")
     return ap
 
 
@@ -113,12 +114,13 @@ def main(argv=None):
     setup = train.setup(args, stage="pretrain")
     with train.main_process_first():
         # cached in the run's folder (not the data root, which may be read-only), apart from its checkpoints
-        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache")
+        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
+                                             lang=setup.lang)
     if not pg["vocab"]:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg["vocab"]))
     net = train.build(setup, "pretrain", prototypes=pg["prototypes"][:-1])  # fastText P, without the non-sign row
-    train.log(f"pre-training {args.preset} on {setup.root}: {len(pg['vocab'])} pseudo-glosses, "
+    train.log(f"pre-training {args.preset} on {setup.root} ({setup.lang}): {len(pg['vocab'])} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = pretrain(setup, net, pg)
     train.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")

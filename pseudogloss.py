@@ -514,7 +514,7 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
     if lang not in LANGS:
         raise ValueError(f"language '{lang}': expected one of {', '.join(LANGS)}")
     root = Path(root)
-    present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
+    present = data.present_splits(root)
     splits = tuple(splits or present)
     rows = {s: read_translations(root, s) for s in dict.fromkeys(list(splits) + present)}
     digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
@@ -574,7 +574,7 @@ def report(root, gold=None, weather_check=False, taggers=None, lang="de"):
         for t, name in zip(taggers, names):
             print(f"{name:32s} " + " ".join(f"{x:6.3f}" for x in gold_scores(pairs, t, lang)))
     if weather_check:
-        present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
+        present = data.present_splits(root)
         rows = {s: [t for _, t in read_translations(root, s)] for s in present}
         train = rows.get("train", rows[present[0]])
         print(f"weather nouns in {'train' if 'train' in rows else present[0]} ({len(train)} translations): "
@@ -615,7 +615,7 @@ def main():
         return
     root, lang = data.resolve_root(args.data), args.lang
     pg = build_pseudoglosses(root, args.vocab_splits, args.fasttext, args.cache_dir, lang=lang)
-    present = [s for s in data.SPLITS if data.annotation_path(root, s).is_file()]
+    present = data.present_splits(root)
     args.vocab_splits = args.vocab_splits or present
     print(f"tagger: {tagger_name(lang)}")
     rows = {s: read_translations(root, s) for s in present}

@@ -95,7 +95,7 @@ def main(argv=None):
     args.data = "synthetic" if args.corpus == "synthetic" else "synthetic-hard"
     args.out = args.out or Path("runs") / f"study-{args.corpus}"
     args.out.mkdir(parents=True, exist_ok=True)
-    synthetic.make_synthetic(Path("data") / args.data, **synthetic.SETTINGS[args.data])  # once; --data finds it there
+    synthetic.build_setting(args.data)  # once, under data/<name>; --data finds it there
     results = {v: [run_one(args, v, seed) for seed in args.seeds] for v in args.variants}
     text = (f"Study on the {args.data} corpus: pre-training {args.pretrain_epochs} epochs, fine-tuning "
             f"{args.stage1_epochs} + {args.stage2_epochs} epochs, lr 1e-3, warm-up {args.warmup_epochs}\n\n"

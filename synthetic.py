@@ -1,12 +1,17 @@
 """A generated stand-in for PHOENIX14T, in the release's layout: German weather-report sentences, each
 pseudo-gloss signed as its own coloured moving pattern, in sign order (not the sentence's word order), with
 non-sign frames between signs (DESIGN.md "Synthetic corpus"). A model that learns the task translates it
-well; one that does not stays near chance. Build it once, then train with `--data synthetic`:
+well; one that does not stays near chance. `--data synthetic` builds it once under data/synthetic.
+`--data synthetic-en` builds English how-to sentences as mp4 clips in How2Sign's layout (one sentence without
+its clip, as in the release), `--data synthetic-zh` Chinese daily-life sentences as JPEG frames in CSL-Daily's.
 
-    python synthetic.py [--setting synthetic-hard] [--root data/synthetic]
+    python synthetic.py [--setting synthetic|synthetic-hard|synthetic-en|synthetic-zh] [--root DIR]
 """
 import argparse
+import csv
 import json
+import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,8 @@ from PIL import Image
 
 import data
 import pseudogloss
+
+ROOT = Path("data") / "synthetic"
 
 # Slots of a weather report, in sign order: time, place, temperature, weather. The sentence puts them
 # in German word order "<time> <verb> <place> <rest of weather> <temperature>", so the signer's order
@@ -26,6 +33,30 @@ SYNTH_WEATHER = [("regnet es", ""), ("schneit es", ""), ("scheint", "die sonne")
                  ("weht", "ein kräftiger wind"), ("bleibt es", "trocken"), ("fällt", "schnee")]
 SYNTH_TEMP = ["bei fünf grad", "bei zehn grad", "bei fünfzehn grad", "bei zwanzig grad", "bei dreißig grad"]
 SYNTH_TEMP_P = 1 / 4  # share of sentences with a temperature, to keep videos short
+
+# The English (How2Sign-like how-to sentences) and Chinese (CSL-Daily-like daily life) grammars: the slots'
+# fillers in word order, the order the signer signs the slots in, and how the words join into a sentence.
+# Every filler's content words are pseudo-glosses of the language's rule (nouns, pronouns, lexical verbs,
+# adverbs, adjectives, numerals; pseudogloss.extract): a drawn sentence whose tagging differs from its
+# phrases' is drawn again. One English filler carries quotes, which the release's CSV quotes.
+EN_SLOTS = (["Now", "First", "Then", "Later", "Today", "Finally", "Again", "Tomorrow"],           # time
+            ["I", "we", "you"],                                                                   # person
+            ["cut", "wash", "fold", "paint", "hold", "open", "clean", "fill"],                     # verb
+            ["the onion", "the paper", "the box", "the shirt", "the wall", "the bottle", "the door", "the bowl",
+             'the "red" cup'],                                                                    # object
+            ["with a knife", "with a brush", "with a towel", "slowly", "carefully"])             # manner, optional
+ZH_SLOTS = (["今天", "明天", "昨天", "上午", "下午", "晚上", "周末"],                                  # time
+            ["我", "你", "他", "我们", "妈妈", "老师", "朋友", "哥哥"],                                  # person
+            ["学校", "医院", "公园", "银行", "超市", "图书馆", "北京", "饭店"],                            # place
+            ["看书", "吃饭", "工作", "学习", "打球", "休息", "开会", "买菜"])                             # activity
+GRAMMARS = {
+    # "Now we cut the onion with a knife." signed NOW ONION WE CUT KNIFE (topic first)
+    "en": dict(slots=EN_SLOTS, optional_p=1 / 3, sign_order=(0, 3, 1, 2, 4),
+               join=lambda w: " ".join(x for x in w if x)[:1].upper() + " ".join(x for x in w if x)[1:] + "."),
+    # "明天我在学校看书" (tomorrow I at school read) signed 明天 学校 我 看书 (place before person)
+    "zh": dict(slots=ZH_SLOTS, optional_p=None, sign_order=(0, 2, 1, 3),
+               join=lambda w: w[0] + w[1] + "在" + w[2] + w[3]),
+}
 
 BRIGHT = np.array([[230, 30, 30], [30, 210, 30], [40, 90, 255], [250, 230, 20], [230, 40, 230], [20, 230, 230],
                    [250, 250, 250], [255, 140, 0]], np.uint8)
@@ -75,33 +106,72 @@ def _render_blank(n_frames, size, rng):
 
 
 def _synthetic_sentences(rng, n_train, n_dev, n_test):
-    """Synthetic corpus: distinct (time, place, weather, temp) slot choices; dev/test combinations unseen, their
-    words seen, in train."""
+    """Synthetic corpus: distinct (time, place, weather, temp) slot choices; dev/test combinations unseen, their words seen, in train."""
     def draw():
         temp = int(rng.integers(len(SYNTH_TEMP))) if rng.random() < SYNTH_TEMP_P else -1
         return (int(rng.integers(len(SYNTH_TIME))), int(rng.integers(len(SYNTH_PLACE))),
                 int(rng.integers(len(SYNTH_WEATHER))), temp)
 
     n_all = len(SYNTH_TIME) * len(SYNTH_PLACE) * len(SYNTH_WEATHER) * (len(SYNTH_TEMP) + 1)
-    if n_train + n_dev + n_test > n_all // 2:
-        raise ValueError(f"make_synthetic: {n_train + n_dev + n_test} videos asked, the grammar has only {n_all} "
-                         "sentences")
+    return _draw_splits(draw, n_all, (n_train, n_dev, n_test))
+
+
+def _draw_splits(draw, n_all: int, counts, valid=None) -> dict:
+    """split -> distinct slot tuples from draw(); a dev/test tuple's every filler occurs in train; tuples
+    failing valid(slots) (a grammar's tagging check) are drawn again."""
+    if sum(counts) > n_all // 2:
+        raise ValueError(f"make_synthetic: {sum(counts)} videos asked, the grammar has only {n_all} sentences")
     splits, taken = {}, set()
-    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+    for split, n in zip(data.SPLITS, counts):
         chosen = []
         for _ in range(200 * n + 1000):
             if len(chosen) == n:
                 break
             slots = draw()
-            seen = split == "train" or all(any(c[k] == slots[k] for c in splits["train"]) for k in range(4))
-            if slots not in taken and seen:
+            seen = split == "train" or all(any(c[k] == slots[k] for c in splits["train"]) for k in range(len(slots)))
+            if slots in taken or not seen:
+                continue
+            taken.add(slots)
+            if valid is None or valid(slots):
                 chosen.append(slots)
-                taken.add(slots)
         if len(chosen) < n:
             raise ValueError(f"make_synthetic: could not draw {n} {split} sentences whose words all occur in train; "
                              "use more training videos")
         splits[split] = chosen
     return splits
+
+
+def _grammar_sentences(lang, rng, counts) -> dict:
+    """split -> [(sentence, its pseudo-glosses in sign order, its words)] of the English or Chinese grammar."""
+    slots, p = GRAMMARS[lang]["slots"], GRAMMARS[lang]["optional_p"]
+
+    def draw():  # the last slot is left out (-1) with probability 1 - p where it is optional
+        last = -1 if p is not None and rng.random() >= p else int(rng.integers(len(slots[-1])))
+        return tuple(int(rng.integers(len(s))) for s in slots[:-1]) + (last,)
+
+    n_all = math.prod(len(s) for s in slots[:-1]) * (len(slots[-1]) + (p is not None))
+    splits = _draw_splits(draw, n_all, counts, valid=lambda c: _grammar_text(lang, c) is not None)
+    return {split: [_grammar_text(lang, c) for c in chosen] for split, chosen in splits.items()}
+
+
+def _grammar_text(lang, choice):
+    """(sentence, pseudo-glosses in sign order, the slots' words) of one slot choice, or None where the tagger
+    reads the sentence otherwise than its phrases (the signs must be the sentence's pseudo-glosses)."""
+    g = GRAMMARS[lang]
+    words = [g["slots"][k][i] if i >= 0 else "" for k, i in enumerate(choice)]
+    sentence = g["join"](words)
+    signs = [x for k in g["sign_order"] if words[k] for x in pseudogloss.extract(words[k], lang=lang)]
+    ok = sorted(signs) == sorted(pseudogloss.extract(sentence, lang=lang))
+    return (sentence, signs, [w for w in words if w]) if ok else None
+
+
+def grammar_vocabulary(lang) -> list:
+    """Every pseudo-gloss the grammar of `lang` can sign, sorted: each has its own colours and shape."""
+    if lang == "de":
+        phrases = SYNTH_TIME + SYNTH_PLACE + SYNTH_TEMP + [" ".join(w) for w in SYNTH_WEATHER]
+        return sorted({g for phrase in phrases for g in pseudogloss.extract(phrase)})
+    fillers = [f for slot in GRAMMARS[lang]["slots"] for f in slot]
+    return sorted({g for f in fillers for g in pseudogloss.extract(f, lang=lang)})
 
 
 def _synthetic_text(slots):
@@ -116,11 +186,52 @@ def _synthetic_text(slots):
     return sentence, signs
 
 
-# The generator's settings, by their --data names (data.SYNTHETIC): the README demo's corpus and a harder one for
-# the study (study.py --corpus hard): a quarter of the training videos, longer noise between signs, signs of
-# varying length and performance.
+# The generator's settings: the README demo's corpus and a harder one for the study (study.py --corpus hard):
+# a quarter of the training videos, longer noise between signs, signs of varying length and performance;
+# the English and Chinese corpora in How2Sign's and CSL-Daily's layouts (make_corpus).
 SETTINGS = {"synthetic": {}, "synthetic-hard": dict(n_train=150, blank_frames=(2, 5), sign_frames=(3, 6),
-                                                   variation=1.0)}
+                                                   variation=1.0),
+            "synthetic-en": dict(lang="en"), "synthetic-zh": dict(lang="zh")}
+
+
+def _render_video(signs, gloss_index, frame_size, rng, sign_range=(4, 4), blank_frames=(1, 2), variation=0.0):
+    """One video: a noise frame, the signs in order with blank_frames noise frames between two, a noise frame.
+    Returns the frames uint8 [N, size, size, 3] and [(sign, first, last)] (1-based, inclusive)."""
+    parts, timings = [_render_blank(1, frame_size, rng)], []
+    for k, sign in enumerate(signs):
+        if k:  # non-sign frames between two signs
+            parts.append(_render_blank(int(rng.integers(blank_frames[0], blank_frames[1] + 1)), frame_size, rng))
+        n = sign_range[0]  # drawn only for a range, so that the demo's corpus keeps its random stream
+        if sign_range[1] > n:
+            n = int(rng.integers(n, sign_range[1] + 1))
+        first = sum(len(p) for p in parts) + 1  # 1-based, as images%04d.png
+        parts.append(_render_sign(gloss_index[sign], n, frame_size, rng, variation))
+        timings.append((sign, first, first + n - 1))
+    parts.append(_render_blank(1, frame_size, rng))
+    return np.concatenate(parts), timings
+
+
+def _build_once(root: Path, params: dict, write) -> Path:
+    """Builds a corpus with write(folder) into a new folder that replaces root whole (data.atomic_write), its
+    marker SYNTHETIC_COMPLETE.json last; nothing is done when root already holds the build of these params."""
+    root = Path(root)
+    marker = root / "SYNTHETIC_COMPLETE.json"
+    if marker.is_file() and json.loads(marker.read_text()) == params:
+        return root
+
+    def build(tmp: Path):
+        tmp.mkdir(parents=True)
+        write(tmp)
+        (tmp / "SYNTHETIC_COMPLETE.json").write_text(json.dumps(params))
+    data.atomic_write(root, build)
+    return root
+
+
+def _write_timings(path: Path, timings: dict):
+    """The sign timings TSV (ground_truth_path) of one split: name -> [(sign, first, last)]."""
+    rows = ["name\tpseudogloss\tfirst\tlast"] + [f"{name}\t{g}\t{a}\t{b}" for name, signs in timings.items()
+                                                 for g, a, b in signs]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 DEFAULTS = dict(n_train=600, n_dev=60, n_test=80, frame_size=64, sign_frames=4, blank_frames=(1, 2), variation=0.0)
@@ -139,45 +250,132 @@ def make_synthetic(root: Path, seed: int = 0, **setting) -> Path:
     sign_range = (s["sign_frames"],) * 2 if isinstance(s["sign_frames"], int) else tuple(s["sign_frames"])
     params = {"seed": seed, **s, "sign_frames": list(sign_range), "blank_frames": list(s["blank_frames"]),
               "version": 3}
-    marker = Path(root) / "SYNTHETIC_COMPLETE.json"
-    if marker.is_file() and json.loads(marker.read_text()) == params:
-        return Path(root)
-    data.atomic_write(root, lambda tmp: _write_corpus(tmp, params))
-    return Path(root)
+    n_train, n_dev, n_test, frame_size = s["n_train"], s["n_dev"], s["n_test"], s["frame_size"]
+    blank_frames, variation = s["blank_frames"], s["variation"]
+
+    def write(tmp):
+        rng = np.random.default_rng(seed)
+        gloss_index = {g: i for i, g in enumerate(grammar_vocabulary("de"))}
+        for split, sentences in _synthetic_sentences(rng, n_train, n_dev, n_test).items():
+            (tmp / "annotations" / "manual").mkdir(parents=True, exist_ok=True)
+            lines, timings = ["name|video|start|end|speaker|orth|translation"], {}
+            for i, slots in enumerate(sentences):
+                name = f"synthetic_{split}_{i:04d}"
+                sentence, signs = _synthetic_text(slots)
+                lines.append(f"{name}|{name}/1/*.png|-1|-1|Synthetic|{' '.join(s.upper() for s in signs)}|{sentence}")
+                frames, timings[name] = _render_video(signs, gloss_index, frame_size, rng, sign_range, blank_frames,
+                                                      variation)
+                folder = tmp / data.FRAME_DIR / split / name
+                folder.mkdir(parents=True)
+                for t, frame in enumerate(frames):
+                    Image.fromarray(frame).save(folder / f"images{t + 1:04d}.png", compress_level=1)
+            data.annotation_path(tmp, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
+            _write_timings(data.ground_truth_path(tmp, split), timings)
+    return _build_once(root, params, write)
 
 
-def _write_corpus(root: Path, params: dict):
-    """The corpus of make_synthetic's `params`, written into a new folder `root`, its marker last."""
-    rng = np.random.default_rng(params["seed"])
-    vocab = sorted({g for phrase in SYNTH_TIME + SYNTH_PLACE + SYNTH_TEMP + [" ".join(w) for w in SYNTH_WEATHER]
-                    for g in pseudogloss.extract(phrase)})
-    gloss_index = {g: i for i, g in enumerate(vocab)}
-    size, (sign_lo, sign_hi), (blank_lo, blank_hi) = params["frame_size"], params["sign_frames"], params["blank_frames"]
-    for split, sentences in _synthetic_sentences(rng, params["n_train"], params["n_dev"], params["n_test"]).items():
-        data.annotation_path(root, split).parent.mkdir(parents=True, exist_ok=True)
-        lines, timings = ["name|video|start|end|speaker|orth|translation"], ["name\tpseudogloss\tfirst\tlast"]
-        for i, slots in enumerate(sentences):
-            name = f"synthetic_{split}_{i:04d}"
-            sentence, signs = _synthetic_text(slots)
-            lines.append(f"{name}|{name}/1/*.png|-1|-1|Synthetic|{' '.join(s.upper() for s in signs)}|{sentence}")
-            parts = [_render_blank(1, size, rng)]
-            for k, sign in enumerate(signs):
-                if k:  # non-sign frames between two signs
-                    parts.append(_render_blank(int(rng.integers(blank_lo, blank_hi + 1)), size, rng))
-                n = sign_lo  # drawn only for a range, so that the demo's corpus keeps its random stream
-                if sign_hi > n:
-                    n = int(rng.integers(n, sign_hi + 1))
-                first = sum(len(p) for p in parts) + 1  # 1-based, as images%04d.png
-                parts.append(_render_sign(gloss_index[sign], n, size, rng, params["variation"]))
-                timings.append(f"{name}\t{sign}\t{first}\t{first + n - 1}")
-            parts.append(_render_blank(1, size, rng))
-            folder = root / data.FRAME_DIR / split / name
+# How2Sign's release (https://how2sign.github.io; data.how2sign_csv, how2sign_clips): per split (its dev split is
+# `val`) the sentence clips and the realigned sentences, a tab-separated CSV with standard quoting; some
+# sentences have no clip.
+HOW2SIGN_COLUMNS = ("VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED",
+                    "SENTENCE")
+HOW2SIGN_FPS = 24
+
+
+def write_mp4(path, frames, fps=HOW2SIGN_FPS):
+    """frames uint8 [N, H, W, 3] as an H.264 mp4 (PyAV, yuv420p, near-lossless crf 10)."""
+    import av  # only the mp4 corpus needs PyAV here
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def _write_how2sign(tmp: Path, split: str, items: list, render) -> dict:
+    """One split in How2Sign's layout: four sentences per source video, each sentence's clip an mp4; the last
+    training sentence keeps its CSV row but has no clip, as some do in the release. Returns its timings."""
+    clips, csv_path = data.how2sign_clips(tmp, split), data.how2sign_csv(tmp, split)
+    clips.mkdir(parents=True)
+    csv_path.parent.mkdir(parents=True)
+    timings, start = {}, 0.0
+    with open(csv_path, "w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f, delimiter="\t", lineterminator="\n")
+        out.writerow(HOW2SIGN_COLUMNS)
+        for i, (sentence, signs) in enumerate(items):
+            video_id = f"-s{split[:2]}{i // 4:07d}"  # 11 characters, some YouTube ids start with '-'
+            name = f"{video_id}_{i % 4}-1-rgb_front"
+            frames, spans = render(signs)
+            start = 0.0 if i % 4 == 0 else start
+            end = start + len(frames) / HOW2SIGN_FPS
+            out.writerow([video_id, f"{video_id}-1-rgb_front", f"{video_id}_{i % 4}", name, f"{start:.2f}",
+                          f"{end:.2f}", sentence])
+            start = end + 0.5
+            if split == "train" and i == len(items) - 1 and i > 0:
+                continue  # no clip for this sentence
+            write_mp4(clips / f"{name}.mp4", frames)
+            timings[name] = spans
+    return timings
+
+
+def _write_csl_daily(tmp: Path, splits: dict, render) -> dict:
+    """CSL-Daily's layout: frames sentence/frames_512x512/<name>/000000.jpg ..., the label pickle
+    sentence_label/csl2020ct_v2.pkl (`info`: one dict per sentence, with its fields) and
+    sentence_label/split_1.txt (`name|split`). Returns split -> its timings."""
+    labels = tmp / "sentence_label"
+    labels.mkdir(parents=True)
+    info, lines, timings = [], ["name|split"], {}
+    for split, items in splits.items():
+        timings[split] = {}
+        for sentence, signs, words in items:
+            name = f"S{len(info):06d}_P{len(info) % 10:04d}_T00"
+            frames, timings[split][name] = render(signs)
+            folder = tmp / "sentence" / "frames_512x512" / name
             folder.mkdir(parents=True)
-            for t, frame in enumerate(np.concatenate(parts)):
-                Image.fromarray(frame).save(folder / f"images{t + 1:04d}.png", compress_level=1)
-        data.annotation_path(root, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        data.ground_truth_path(root, split).write_text("\n".join(timings) + "\n", encoding="utf-8")
-    (root / "SYNTHETIC_COMPLETE.json").write_text(json.dumps(params))
+            for t, frame in enumerate(frames):
+                Image.fromarray(frame).save(folder / f"{t:06d}.jpg", quality=95)
+            info.append({"name": name, "length": len(frames), "label_gloss": signs, "label_char": list(sentence),
+                         "label_word": words, "signer": len(info) % 10, "time": 0})
+            lines.append(f"{name}|{split}")
+    maps = {k: sorted({x for d in info for x in d[f"label_{k}"]}) for k in ("gloss", "char", "word")}
+    with open(labels / "csl2020ct_v2.pkl", "wb") as f:
+        pickle.dump({"info": info, **{f"{k}_map": v for k, v in maps.items()}}, f)
+    (labels / "split_1.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return timings
+
+
+def make_corpus(root: Path, lang: str, seed: int = 0, n_train: int = 300, n_dev: int = 40, n_test: int = 50,
+                frame_size: int = 64) -> Path:
+    """Builds (once, cached) the English corpus (lang "en": mp4 clips in How2Sign's layout) or the Chinese one
+    ("zh": JPEG frames in CSL-Daily's layout) of GRAMMARS, signed as make_synthetic signs, with each split's
+    sign timings (ground_truth_path)."""
+    if lang not in GRAMMARS:
+        raise ValueError(f"make_corpus: no grammar for language '{lang}' (known: {', '.join(sorted(GRAMMARS))})")
+    params = {"lang": lang, "seed": seed, "n_train": n_train, "n_dev": n_dev, "n_test": n_test,
+              "frame_size": frame_size, "version": 1}
+
+    def write(tmp):
+        rng = np.random.default_rng(seed)
+        gloss_index = {g: i for i, g in enumerate(grammar_vocabulary(lang))}
+        splits = _grammar_sentences(lang, rng, (n_train, n_dev, n_test))
+        render = lambda signs: _render_video(signs, gloss_index, frame_size, rng)  # noqa: E731
+        if lang == "en":
+            timings = {split: _write_how2sign(tmp, split, [(t, g) for t, g, _ in items], render)
+                       for split, items in splits.items()}
+        else:  # CSL-Daily's label_word: the grammar's words, 在 between person and place
+            words = {s: [(t, g, w[:2] + ["在"] + w[2:]) for t, g, w in items] for s, items in splits.items()}
+            timings = _write_csl_daily(tmp, words, render)
+        for split, spans in timings.items():
+            _write_timings(data.ground_truth_path(tmp, split), spans)
+    return _build_once(root, params, write)
+
+
+def build_setting(name: str, root: Path = None) -> Path:
+    """One of SETTINGS built (once) at root (default data/<name>)."""
+    root = root or ROOT.parent / name
+    opts = SETTINGS[name]
+    return make_corpus(root, **opts) if "lang" in opts else make_synthetic(root, **opts)
 
 
 if __name__ == "__main__":
@@ -185,5 +383,5 @@ if __name__ == "__main__":
     ap.add_argument("--root", type=Path, help="where to build the corpus (default: data/<setting>)")
     ap.add_argument("--setting", default="synthetic", choices=sorted(SETTINGS), help="the generator's setting")
     args = ap.parse_args()
-    root = make_synthetic(args.root or Path("data") / args.setting, **SETTINGS[args.setting])
+    root = build_setting(args.setting, args.root)
     print(f"synthetic corpus in {root}: " + ", ".join(f"{s} {len(data.read_split(root, s))}" for s in data.SPLITS))

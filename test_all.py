@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import csv
 import functools
 import hashlib
 import io
@@ -2080,6 +2081,188 @@ def test_mbart_tokenizer_trimming_chinese(tmp_path):
     assert again.lang_code == "zh_CN" and again.lang_id == tok.lang_id and torch.equal(again.keep_ids, tok.keep_ids)
     german = tokenizer.load_or_build_tokenizer("mbart", ZH_SENTENCES, tmp_path / "de", str(tmp_path / "fake-mbart"))
     assert german.lang_code == "de_DE" and german.fingerprint() != tok.fingerprint()
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue N, n2b: the synthetic corpora in How2Sign's layout (English, mp4) and CSL-Daily's (Chinese, JPEG),
+# the language through the three stages
+
+
+def decode_mp4(path) -> np.ndarray:
+    """Every frame of a video file, decoded with PyAV directly (not through data.py): uint8 [N, H, W, 3]."""
+    import av
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def sign_frames_are_coloured(frames, signs):
+    """The generator's signs are a bright shape on a dark ground, mostly in colour (one pair is white on black),
+    its non-sign frames grey noise around 110: each frame of a signed span, and only those, has a large mean
+    spread between its RGB channels or nearly all its pixels near black or white."""
+    spread = (frames.max(-1).astype(int) - frames.min(-1)).mean((1, 2))                # [N]
+    grey = frames.mean(-1)
+    extreme = ((grey < 40) | (grey > 215)).mean((1, 2))                                  # [N]
+    sign_like = (spread > 25) | (extreme > 0.9)
+    signed = np.zeros(len(frames), bool)
+    for _, first, last in signs:
+        signed[first - 1:last] = True
+    return (sign_like == signed).all() and spread[~signed].max() < 10
+
+
+def test_synthetic_english_corpus_is_how2sign_as_released(tmp_path):
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=40, n_dev=4, n_test=4, frame_size=32)
+    columns = ["VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED", "SENTENCE"]
+    quoted = 0
+    for split, folder in (("train", "train"), ("dev", "val"), ("test", "test")):
+        base = root / "sentence_level" / folder
+        text = (base / "text/en/raw_text/re_aligned" / f"how2sign_realigned_{folder}.csv").read_text(encoding="utf-8")
+        lines = text.splitlines()
+        assert lines[0] == "\t".join(columns)
+        quoted += sum('""red""' in line for line in lines)  # a quote inside a field: the field quoted, quote doubled
+        rows = list(csv.reader(io.StringIO(text), delimiter="\t"))[1:]
+        assert all(len(r) == 7 for r in rows) and len(rows) == {"train": 40}.get(split, 4)
+        clips = sorted(p.name for p in (base / "rgb_front" / "raw_videos").iterdir())
+        expected = [r[3] + ".mp4" for r in rows]
+        if split == "train":  # the release has sentences without a clip: the last one here
+            assert (base / "rgb_front/raw_videos" / expected[-1]).exists() is False
+            expected = expected[:-1]
+            with_clip = [e.removesuffix(".mp4") for e in expected]
+        assert clips == sorted(expected)
+        truth = data.read_ground_truth(root, split)
+        assert sorted(truth) == sorted(e.removesuffix(".mp4") for e in expected)
+        for r in rows:
+            if r[3] not in truth:
+                continue
+            assert r[0] + "-1-rgb_front" == r[1] and r[2].startswith(r[0] + "_") and float(r[4]) < float(r[5])
+            assert r[6][0].isupper() and r[6].endswith(".")
+            signs = truth[r[3]]
+            assert sorted(g for g, _, _ in signs) == sorted(pseudogloss.extract(r[6], lang="en"))
+            frames = decode_mp4(base / "rgb_front" / "raw_videos" / (r[3] + ".mp4"))
+            assert signs[-1][2] < len(frames) and sign_frames_are_coloured(frames, signs)
+    assert quoted >= 1
+    assert [r["name"] for r in data.read_split(root, "train")] == with_clip  # the reader skips the row without clip
+
+
+def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):
+    import pickle
+    root = synthetic.make_corpus(tmp_path / "synthetic-zh", "zh", n_train=12, n_dev=3, n_test=3, frame_size=32)
+    with open(root / "sentence_label" / "csl2020ct_v2.pkl", "rb") as f:
+        labels = pickle.load(f)
+    assert {"info", "gloss_map", "char_map", "word_map"} <= set(labels)
+    split_lines = (root / "sentence_label" / "split_1.txt").read_text(encoding="utf-8").splitlines()
+    assert split_lines[0] == "name|split"
+    split_of = dict(line.split("|") for line in split_lines[1:])
+    assert sorted(split_of.values()) == ["dev"] * 3 + ["test"] * 3 + ["train"] * 12
+    assert [e["name"] for e in labels["info"]] == list(split_of)
+    truth = {s: data.read_ground_truth(root, s) for s in data.SPLITS}
+    for entry in labels["info"]:
+        sentence = "".join(entry["label_char"])
+        assert "".join(entry["label_word"]) == sentence and all(len(c) == 1 for c in entry["label_char"])
+        assert "在" in entry["label_word"] and {"signer", "time", "label_gloss"} <= set(entry)
+        files = sorted(p.name for p in (root / "sentence" / "frames_512x512" / entry["name"]).iterdir())
+        assert files == [f"{t:06d}.jpg" for t in range(entry["length"])]
+        signs = truth[split_of[entry["name"]]][entry["name"]]
+        assert [g for g, _, _ in signs] == entry["label_gloss"]
+        assert sorted(entry["label_gloss"]) == sorted(pseudogloss.extract(sentence, lang="zh"))
+        frames = np.stack([np.asarray(Image.open(root / "sentence/frames_512x512" / entry["name"] / f)) for f in files])
+        assert signs[-1][2] < len(frames) and sign_frames_are_coloured(frames, signs)
+    rows = data.read_split(root, "dev")
+    assert [r["translation"] for r in rows] == ["".join(e["label_char"]) for e in labels["info"][12:15]]
+
+
+def test_unknown_lang_flag_is_refused():
+    with pytest.raises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()) as err:
+        train.parse(train.data_flags(""), ["--data", "synthetic", "--lang", "fr"])
+    assert e.value.code == 2 and "--lang: invalid choice: 'fr'" in err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lang_runs(tmp_path_factory):
+    """Pre-training, fine-tuning and evaluation on a few videos of each new synthetic corpus: lang -> (corpus,
+    run folder, evaluate's result, its stdout, the stages' stderr)."""
+    results = {}
+    for lang in ("en", "zh"):
+        base = tmp_path_factory.mktemp(f"synthetic-{lang}")
+        corpus = synthetic.make_corpus(base / f"synthetic-{lang}", lang, n_train=8, n_dev=3, n_test=3, frame_size=32)
+        out = base / "run"
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+            finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
+            printed = stdout.getvalue()
+            result = evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
+        runs.release()
+        results[lang] = (corpus, out, result, stdout.getvalue()[len(printed):], stderr.getvalue())
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_three_stages_on_the_english_and_chinese_synthetic_corpora(lang_runs, lang):
+    corpus, out, result, printed, stderr = lang_runs[lang]
+    code = {"en": "en_XX", "zh": "zh_CN"}[lang]
+    pre, fine = (torch.load(out / f, weights_only=True) for f in ("pretrain.pt", "finetune.pt"))
+    assert pre["lang"] == fine["lang"] == lang
+    assert pre["tokenizer"]["lang_code"] == fine["tokenizer"]["lang_code"] == code
+    # the pseudo-glosses are the sentences' in their language: the signs the generator drew
+    signed = {g for s in data.SPLITS for spans in data.read_ground_truth(corpus, s).values() for g, _, _ in spans}
+    assert pre["pseudoglosses"]["vocab"] == sorted(signed)
+    # scored as the dataset's papers score, said in the output, against the raw references
+    hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
+    refs = (out / "test.ref.txt").read_text(encoding="utf-8").splitlines()
+    assert refs == [r["translation"] for r in data.read_split(corpus, "test")] and len(hyps) == 3
+    tokenize = {"en": "13a", "zh": "zh"}[lang]
+    assert printed.startswith(f"scoring ({lang}): sacrebleu BLEU-1..4, tokenize='{tokenize}'")
+    assert "test (raw)" in printed and "' .' appended" not in printed  # PHOENIX14T's convention only
+    assert result["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score)
+    missing = "How2Sign train (train): 1 of 8 sentences have no clip"
+    assert (missing in stderr) == (lang == "en")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_localisation_runs_on_the_english_and_chinese_synthetic_corpora(lang_runs, lang):
+    corpus, out, result, printed, _ = lang_runs[lang]
+    truth = data.read_ground_truth(corpus, "test")
+    pairs = {(name, g) for name, spans in truth.items() for g, _, _ in spans}
+    assert len(truth) == 3
+    assert f"\nretrieval test (3 videos): video-to-text R@1 " in printed
+    assert f"\nlocalisation test: {result['localisation']:.1f}% of {len(pairs)} (video, pseudo-gloss) pairs" in printed
+    assert 0 < result["chance"] < 100
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_language_is_refused(lang_runs, tmp_path):
+    (en_corpus, en_out, *_), (zh_corpus, *_) = lang_runs["en"], lang_runs["zh"]
+    with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
+        finetune.main(train_flags(zh_corpus, tmp_path / "ft", "--pretrained", en_out / "pretrain.pt"))
+    with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
+        evaluate.main(flags(zh_corpus, tmp_path / "ev", "--checkpoint", en_out / "finetune.pt"))
+    assert not (tmp_path / "ft").exists() and not (tmp_path / "ev").exists()  # refused before anything is written
+    runs.release()
+
+
+def test_readme_recipe_turns_clips_and_sentences_into_the_custom_layout(tmp_path, monkeypatch):
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    recipe = readme[readme.index("**Your own videos.**"):]
+    recipe = recipe[recipe.index("```python\n") + len("```python\n"):recipe.index("```\n", recipe.index("```python"))]
+    clips = tmp_path / "data" / "mysigns" / "clips"
+    clips.mkdir(parents=True)
+    sentences = [f"Sentence number {i}, with a comma." for i in range(12)]
+    for i in range(12):
+        synthetic.write_mp4(clips / f"clip{i:02d}.mp4", np.full((3 + i % 3, 16, 16, 3), 20 * i, np.uint8))
+    (clips.parent / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(recipe, "README recipe", "exec"), {})
+    root = clips.parent
+    rows = {s: data.read_split(root, s) for s in data.SPLITS}
+    assert [len(rows[s]) for s in data.SPLITS] == [10, 1, 1] and data.detect_layout(root) == "custom"
+    got = sorted((r["name"], r["video"].name, r["translation"]) for s in data.SPLITS for r in rows[s])
+    assert got == [(f"clip{i:02d}", f"clip{i:02d}.mp4", sentences[i]) for i in range(12)]
+    assert data.check_videos(root, data.SPLITS) == [] and data.dataset_language(root, "en") == "en"
+
+
+# ----------------------------------------------------------------------------------------------
 # n2a: data.py reads How2Sign, CSL-Daily and a custom layout as released; names stay inside the dataset; video
 # files decoded resized; every frame checked before training; packs of video files; interrupted packs cleaned
 

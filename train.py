@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import time
@@ -33,9 +34,12 @@ import tokenizer
 def data_flags(doc: str) -> argparse.ArgumentParser:
     """The flags of every script: which data, which run, which device, how frames are read."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="phoenix14t", help="phoenix14t ($PHOENIX14T_ROOT or data/phoenix14t), "
-                    "synthetic (`python synthetic.py` builds it once under data/synthetic), or a folder in the "
-                    "PHOENIX14T layout")
+    ap.add_argument("--data", default="phoenix14t", help="phoenix14t, how2sign, csl-daily ($PHOENIX14T_ROOT, "
+                    "$HOW2SIGN_ROOT, $CSL_DAILY_ROOT or data/<name>), synthetic, synthetic-hard, synthetic-en, "
+                    "synthetic-zh (generated once under data/<name>), or a folder in one of these layouts or the "
+                    "custom one (README \"Datasets\")")
+    ap.add_argument("--lang", choices=sorted(tokenizer.LANG_CODES), help="the translations' language (default: the "
+                    "dataset's: phoenix14t de, how2sign en, csl-daily zh; required for the custom layout)")
     ap.add_argument("--preset", choices=sorted(model.PRESETS), help="model size (default: paper; tiny for synthetic)")
     ap.add_argument("--out", type=Path, help="the run's folder (default: runs/<data>-<preset>)")
     ap.add_argument("--overwrite", action="store_true", help="start over in an --out that holds this script's "
@@ -104,6 +108,7 @@ class Setup:
     root: Path  # None for evaluate.py --video, which reads no dataset
     tok: tokenizer.Tokenizer
     device: torch.device
+    lang: str = "de"  # the translations' language: pseudo-glosses, mBART's language code, scoring
 
 
 def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = None, splits=("train", "dev")):
@@ -118,6 +123,7 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
     with main_process_first():  # one process generates data and tokenizer files, the others read them
         # no split and a checkpoint's tokenizer (evaluate.py --video): no dataset is read, or needed
         root = data.resolve_root(args.data) if splits or tokenizer_state is None else None
+        lang = language(root, args.lang, tokenizer_state)
         resume = getattr(args, "resume", False)
         if stage and is_main():
             runs.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None))
@@ -129,11 +135,23 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
             sentences = [row["translation"] for row in data.read_split(root, "train")]
             kind = "mbart" if cfg.pretrained else "sentencepiece"
             tok = tokenizer.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart,
-                                                    rebuild=is_main() and not resume)
+                                                    rebuild=is_main() and not resume, lang=lang)
         else:
             tok = tokenizer.Tokenizer.from_state(tokenizer_state)
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
-    return Setup(args, cfg, root, tok, device)
+    return Setup(args, cfg, root, tok, device, lang)
+
+
+def language(root, lang_flag: str = None, tokenizer_state: dict = None) -> str:
+    """The translations' language: --lang, else the dataset's layout (data.dataset_language); with no dataset
+    (evaluate.py --video) the checkpoint's. A checkpoint's tokenizer of another language is refused."""
+    saved = (tokenizer_state or {}).get("lang_code", "de_DE")  # a checkpoint's (older ones: German)
+    codes = {code: lang for lang, code in tokenizer.LANG_CODES.items()}
+    lang = data.dataset_language(root, lang_flag) if root is not None else lang_flag or codes.get(saved, "de")
+    if tokenizer_state is not None and saved != tokenizer.lang_code(lang):
+        raise SystemExit(f"the checkpoint's tokenizer is {saved}, the data under '{root}' is {lang} "
+                         f"({tokenizer.lang_code(lang)}): pass the run and the data of one language")
+    return lang
 
 
 def build(setup: Setup, kind: str, **kwargs):
@@ -278,11 +296,10 @@ save_checkpoint, load_checkpoint = runs.save_checkpoint, runs.load_checkpoint
 
 
 def dataset_fingerprint(root) -> str:
-    """sha256 of the bytes of the training and dev annotation files: what a run learns from and is kept by."""
-    digest = hashlib.sha256()
-    for split in ("train", "dev"):
-        digest.update(data.annotation_path(root, split).read_bytes())
-    return digest.hexdigest()
+    """sha256 of the training and dev videos' names and translations, as read from the annotations of any layout:
+    what a run learns from and is kept by."""
+    rows = [(r["name"], r["translation"]) for split in ("train", "dev") for r in data.read_split(root, split)]
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
 def result_flags(setup: Setup, names: tuple) -> dict:
@@ -336,7 +353,7 @@ class Checkpoints:
         self.setup, self.kind, self.name, self.names, self.extra = setup, kind, name, names, extra or {}
         self.best_path, self.last_path = setup.args.out / f"{kind}.pt", setup.args.out / f"{name}.last.pt"
         self.about = dict(kind=kind, config=dataclasses.asdict(setup.cfg), tokenizer=setup.tok.state(),
-                          flags=result_flags(setup, flag_names))
+                          flags=result_flags(setup, flag_names), lang=setup.lang)
         self.state = None  # with --resume, the last state, read and checked here, before the stage's long work
         if setup.args.resume and self.last_path.exists():
             self.state = load_checkpoint(self.last_path, kind, role="last")
