@@ -16,8 +16,8 @@ import torch
 from tqdm import tqdm
 
 import data
-import evaluate
 import losses
+import metrics
 import model
 import runs
 import train
@@ -107,7 +107,7 @@ def validate(net, dev, setup: train.Setup) -> dict:
     """Dev BLEU-1..4 of --val-beams beam search, scored as --val-scoring says."""
     args = setup.args
     hyps, refs = train.translate(net, dev, setup.tok, setup.device, num_beams=args.val_beams, desc="dev")
-    return evaluate.dev_bleu(hyps, refs, setup.tok, args.val_scoring, setup.lang)
+    return metrics.dev_bleu(hyps, refs, setup.tok, args.val_scoring, setup.lang)
 
 
 def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set, lineage: dict = None,

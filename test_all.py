@@ -34,6 +34,7 @@ import evaluate
 import finetune
 import lora
 import losses
+import metrics
 import model
 import pretrain
 import pseudogloss
@@ -844,7 +845,7 @@ def test_flops_per_step_multipliers():
 def test_bleu_matches_sacrebleu_and_hand_count():
     hyps = ["am montag regnet es im norden", "morgen scheint die sonne"]
     refs = ["am montag regnet es im süden", "morgen scheint im süden die sonne"]
-    got = evaluate.bleu(hyps, refs)
+    got = metrics.bleu(hyps, refs)
     assert got["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     # BLEU-1 by hand: 9 of the 10 hypothesis words match; brevity penalty exp(1 - 12/10)
     assert got["bleu1"] == pytest.approx(100 * 9 / 10 * math.exp(1 - 12 / 10))
@@ -855,9 +856,9 @@ def test_rouge_l_by_hand():
     # LCS("a b c d", "a c d e f") = "a c d": P = 3/4, R = 3/5, F = (1 + b^2) P R / (R + b^2 P), b = 1.2
     p, r, b2 = 3 / 4, 3 / 5, 1.2 ** 2
     f1 = (1 + b2) * p * r / (r + b2 * p)
-    assert evaluate.rouge_l(["a b c d", "x y"], ["a c d e f", "z"]) == pytest.approx(100 * (f1 + 0) / 2)
-    assert evaluate.rouge_l(["same words here"], ["same words here"]) == pytest.approx(100)
-    assert evaluate.lcs("a b a c b".split(), "b a b c".split()) == 3
+    assert metrics.rouge_l(["a b c d", "x y"], ["a c d e f", "z"]) == pytest.approx(100 * (f1 + 0) / 2)
+    assert metrics.rouge_l(["same words here"], ["same words here"]) == pytest.approx(100)
+    assert metrics.lcs("a b a c b".split(), "b a b c".split()) == 3
 
 
 def test_recall_at_k_by_hand():
@@ -1383,7 +1384,7 @@ def test_no_import_cycles():
     # the heart imports only torch and transformers, besides LoRA and the vocabulary trimming
     assert not graph["losses"] and not graph["lora"] and graph["model"] <= {"lora", "tokenizer"}
     # layers a reader can name, each importing only its own layer and those below; every file in one of them
-    layers = [("components", {"lora", "losses", "tokenizer", "data", "pseudogloss", "model"}),
+    layers = [("components", {"lora", "losses", "tokenizer", "data", "pseudogloss", "model", "metrics"}),
               ("shared code", {"runs", "train", "analysis"}),
               ("recipes", {"pretrain", "finetune", "evaluate"}),
               ("tools", {"synthetic", "study", "benchmark"})]
@@ -1411,7 +1412,7 @@ def test_readme_map_names_code_that_exists():
     import pathlib
     import re
     readme = (pathlib.Path(__file__).parent / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("## The paper, line by line"):readme.index("| file | what it holds |")]
+    table = readme[readme.index("## The paper, line by line"):readme.index("| layer | file | what it holds |")]
     rows = [r for r in table.splitlines() if r.startswith("| ") and "`" in r]
     assert len(rows) >= 18
     for row in rows:
@@ -1422,6 +1423,27 @@ def test_readme_map_names_code_that_exists():
             if name.startswith("python"):
                 continue
             assert any(_has(m, name) for m in modules), f"{name} not in {files.strip()}"
+
+
+def test_readme_reading_order_and_exercises_name_code_and_tests_that_exist():
+    """Every function the README's "Reading order" and "Exercises" name is in the file named beside it, and every
+    exercise's test is a test of this file; at least six exercises."""
+    import importlib
+    import re
+    readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
+    part = readme[readme.index("## Reading order"):readme.index("## Running on PHOENIX14T")]
+    rows = [r.split("|") for r in part.splitlines() if r.startswith("| ") and ".py`" in r]
+    exercises = [r for r in rows if r[1].strip().isdigit()]
+    assert len(exercises) >= 6 and len(rows) - len(exercises) >= 8
+    for row in rows:
+        code = row[2] if row in exercises else row[2] + row[3]
+        files = re.findall(r"`(\w+)\.py`", code)
+        modules = [importlib.import_module(f) for f in files]
+        names = [n for n in re.findall(r"`([\w.]+)`", code) if not n.endswith(".py")]
+        for name in names:
+            assert any(_has(m, name) for m in modules), f"{name} not in {files}"
+        for test in re.findall(r"`(test_\w+)`", row[4]) if row in exercises else []:
+            assert callable(globals().get(test)), f"exercise test {test} does not exist"
 
 
 def _has(module, dotted):
@@ -1857,14 +1879,14 @@ def test_trimming_keeps_every_special_token_and_spells_unseen_words_with_kept_pi
 def test_authors_scoring_row_by_hand():
     tok = tokenizer.build_sentencepiece(SENTENCES * 3)  # no "q" in the training text: <unk>, dropped in decoding
     hyps, refs = ["am donnerstag regnet es"], ["am donnerstag regnet es qqq"]
-    assert evaluate.authors_references(refs, tok)[0].split() == ["am", "donnerstag", "regnet", "es"]
+    assert metrics.authors_references(refs, tok)[0].split() == ["am", "donnerstag", "regnet", "es"]
     # raw: every n-gram of the 4 hypothesis words matches; brevity penalty exp(1 - 5/4)
-    assert evaluate.scores(hyps, refs)["bleu4"] == pytest.approx(100 * math.exp(1 - 5 / 4))
+    assert metrics.scores(hyps, refs)["bleu4"] == pytest.approx(100 * math.exp(1 - 5 / 4))
     # " ." appended: 5/5 unigrams, 3/4 bigrams ("es ." is not in the reference), 2/3 trigrams, 1/2 4-grams, BP exp(1 - 6/5)
-    period = evaluate.scores([h + " ." for h in hyps], [r + " ." for r in refs])["bleu4"]
+    period = metrics.scores([h + " ." for h in hyps], [r + " ." for r in refs])["bleu4"]
     assert period == pytest.approx(100 * math.exp(1 - 6 / 5) * (3 / 4 * 2 / 3 * 1 / 2) ** 0.25)
     # the authors' scoring: " ." appended to the hypothesis and to the decoded reference "am donnerstag regnet es"
-    got = evaluate.authors_scores(hyps, refs, tok)
+    got = metrics.authors_scores(hyps, refs, tok)
     assert got["bleu4"] == pytest.approx(100) and got["bleu1"] == pytest.approx(100)
     assert got["rouge"] == pytest.approx(100)
 
@@ -1923,7 +1945,7 @@ def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(cor
 
     def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate"):
         _, got = real(net, loader, tok, device, num_beams, 3, desc)  # a real beam search, 3 tokens long
-        assert evaluate.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
+        assert metrics.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
         calls.append({"beams": num_beams, "state": {k: v.clone() for k, v in net.state_dict().items()}})
         return canned[len(calls) - 1], got
     monkeypatch.setattr(train, "translate", translate)
@@ -1995,7 +2017,7 @@ def test_unknown_language_is_refused():
     with pytest.raises(ValueError, match="'fr'"):
         pseudogloss.extract("bonjour", lang="fr")
     with pytest.raises(ValueError, match="'fr'"):
-        evaluate.scores(["a"], ["a"], lang="fr")
+        metrics.scores(["a"], ["a"], lang="fr")
     with pytest.raises(ValueError, match="'fr'"):
         tokenizer.build_sentencepiece(SENTENCES, lang="fr")
 
@@ -2016,7 +2038,7 @@ def test_pseudoglosses_built_for_a_chinese_corpus(tmp_path):
 
 def test_bleu_per_language_against_sacrebleu_and_by_hand():
     hyps, refs = ["我喜欢猫。", "今天天气很好"], ["我喜欢狗。", "今天的天气很好"]
-    got = evaluate.bleu(hyps, refs, lang="zh")
+    got = metrics.bleu(hyps, refs, lang="zh")
     assert got["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score)
     # by hand, characters as tokens: sentence 1 matches 4 of 5 unigrams and 2 of 4 bigrams (我喜 喜欢); sentence 2
     # all 6 unigrams and 4 of 5 bigrams (今天 天天 天气 气很 很好 against 今天 天的 的天 天气 气很 很好: all but 天天);
@@ -2025,9 +2047,9 @@ def test_bleu_per_language_against_sacrebleu_and_by_hand():
     assert got["bleu1"] == pytest.approx(100 * bp * p1)
     assert got["bleu2"] == pytest.approx(100 * bp * math.sqrt(p1 * p2))
     # 13a on the cased text for English: "The" is not "the"; German is scored as before
-    assert evaluate.bleu(["The cat sat"], ["the cat sat"], lang="en")["bleu1"] == pytest.approx(100 * 2 / 3)
-    assert evaluate.bleu(["a b c d"], ["a b c e"]) == evaluate.bleu(["a b c d"], ["a b c e"], lang="de")
-    assert "zh" in evaluate.scoring_note("zh") and "13a" in evaluate.scoring_note("en")
+    assert metrics.bleu(["The cat sat"], ["the cat sat"], lang="en")["bleu1"] == pytest.approx(100 * 2 / 3)
+    assert metrics.bleu(["a b c d"], ["a b c e"]) == metrics.bleu(["a b c d"], ["a b c e"], lang="de")
+    assert "zh" in metrics.scoring_note("zh") and "13a" in metrics.scoring_note("en")
 
 
 def test_character_rouge_l_by_hand():
@@ -2035,11 +2057,11 @@ def test_character_rouge_l_by_hand():
     # is 你好 (2): P = 1, R = 1/2, F = (1 + b^2) P R / (R + b^2 P), b = 1.2; whitespace is not a character
     b2 = 1.2 ** 2
     f2 = (1 + b2) * 1 * 0.5 / (0.5 + b2 * 1)
-    got = evaluate.rouge_l(["我 喜欢 吃 苹果", "你好"], ["我不喜欢苹果", "你们好吗"], lang="zh")
+    got = metrics.rouge_l(["我 喜欢 吃 苹果", "你好"], ["我不喜欢苹果", "你们好吗"], lang="zh")
     assert got == pytest.approx(100 * (5 / 6 + f2) / 2)
     # over whitespace words the same pair shares nothing: Chinese is scored by character, not by the word split
-    assert evaluate.rouge_l(["我 喜欢 吃 苹果"], ["我不喜欢苹果"]) == 0
-    assert evaluate.scores(["你好"], ["你们好吗"], lang="zh")["rouge"] == pytest.approx(100 * f2)
+    assert metrics.rouge_l(["我 喜欢 吃 苹果"], ["我不喜欢苹果"]) == 0
+    assert metrics.scores(["你好"], ["你们好吗"], lang="zh")["rouge"] == pytest.approx(100 * f2)
 
 
 ZH_SENTENCES = ["我今天去超市买了三斤苹果。", "明天会下雨吗？", "我坐地铁去学校。", "医生说你要多喝水，好好休息。",
@@ -2546,3 +2568,24 @@ def test_an_interrupted_pack_leaves_no_temporary_folder(tmp_path):
     folder = data.pack_split(root, "train", workers=1)
     assert sorted(p.name for p in (root / "packed").iterdir()) == [alive.name, "train"]
     assert data.pack_problems(folder) == ""
+
+
+def test_one_cycle_schedule_matches_the_formula_by_hand():
+    """§4.2's one-cycle schedule worked by hand: 5 warm-up steps of 13, peak lr 1. Warm-up is a half cosine from
+    lr/25 = 0.04 up to 1 over steps 0..4, the decay a half cosine from 1 down to lr/25e4 over steps 4..12; Adam's
+    beta1 runs the other way, 0.95 -> 0.85 -> 0.95."""
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = train.one_cycle(opt, warmup_steps=5, total_steps=13)
+    lrs, betas = [], []
+    for _ in range(13):
+        lrs.append(opt.param_groups[0]["lr"])
+        betas.append(opt.param_groups[0]["betas"][0])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.04)
+    assert lrs[2] == pytest.approx((0.04 + 1) / 2)          # half-way up the warm-up cosine
+    assert lrs[4] == pytest.approx(1.0)                      # the peak at the end of warm-up
+    assert lrs[8] == pytest.approx((1 + 4e-6) / 2)           # half-way down the decay
+    assert lrs[12] == pytest.approx(4e-6)                    # lr / 25e4 at the last step
+    assert max(lrs) == lrs[4] and lrs[:5] == sorted(lrs[:5]) and lrs[4:] == sorted(lrs[4:], reverse=True)
+    assert betas[0] == pytest.approx(0.95) and betas[4] == pytest.approx(0.85) and betas[12] == pytest.approx(0.95)

@@ -183,11 +183,7 @@ def loader(setup: Setup, split: str, train: bool, ds=None, collate=data.collate)
         persistent_workers=args.workers > 0)
 
 
-# the authors' max_words (`dataset/slt_dataset.py` L25, L134): `x </s> de_DE` is cut to at most 128 tokens
-MAX_TEXT_TOKENS = 128
-
-
-def text_batch(tok, sentences, device, max_tokens: int = MAX_TEXT_TOKENS):
+def text_batch(tok, sentences, device, max_tokens: int = tokenizer.MAX_TEXT_TOKENS):
     """mBART's formats as the authors' code builds them (DESIGN.md "Tokenizer"): source `x </s> de_DE` for the
     text encoder; decoder labels the same `x </s> de_DE` and decoder input `de_DE x </s>` (mBART's
     shift_tokens_right of the labels); each at most max_tokens long."""
