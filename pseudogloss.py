@@ -180,7 +180,7 @@ def tagger_name(lang="de") -> str:
 
 
 # -----------------------------------------------------------------------------
-# English and Chinese (issue N; DESIGN.md "Pseudo-glosses in English and Chinese"): the same rule as German.
+# English and Chinese (DESIGN.md "Pseudo-glosses in English and Chinese"): the same rule as German.
 # spaCy's universal POS where a pipeline of the language is installed (not measured here: none installs
 # offline); otherwise HanTa's English model (BNC C5 tags) and jieba's POS tagger, mapped onto the same classes.
 
@@ -399,9 +399,9 @@ def _recut(word, flag, posseg):
 # -----------------------------------------------------------------------------
 # measuring the tagger (DESIGN.md "Pseudo-glosses")
 
-# The weather nouns of issue G and the surface forms counted as their occurrences: the whole word in one of
-# its singular or plural case forms (compounds such as regenschauer are not counted). "abends" (an adverb)
-# and "blitzen", "donnern" (also the verbs' infinitives) are left out.
+# The weather nouns checked by --weather-check and the surface forms counted as their occurrences: the whole
+# word in one of its singular or plural case forms (compounds such as regenschauer are not counted). "abends"
+# (an adverb) and "blitzen", "donnern" (also the verbs' infinitives) are left out.
 WEATHER_NOUNS = {
     "regen": "regen regens", "nacht": "nacht nächte nächten", "abend": "abend abende abenden abendes",
     "blitz": "blitz blitzes blitze", "donner": "donner donners", "glätte": "glätte", "hagel": "hagel hagels",

@@ -106,7 +106,8 @@ def _render_blank(n_frames, size, rng):
 
 
 def _synthetic_sentences(rng, n_train, n_dev, n_test):
-    """Synthetic corpus: distinct (time, place, weather, temp) slot choices; dev/test combinations unseen, their words seen, in train."""
+    """Synthetic corpus: distinct (time, place, weather, temp) slot choices; dev/test combinations unseen, their
+    words seen, in train."""
     def draw():
         temp = int(rng.integers(len(SYNTH_TEMP))) if rng.random() < SYNTH_TEMP_P else -1
         return (int(rng.integers(len(SYNTH_TIME))), int(rng.integers(len(SYNTH_PLACE))),
