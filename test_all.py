@@ -1648,6 +1648,7 @@ def test_resume_gives_the_same_weights(corpus, tmp_path):
     assert a["best"] == b["best"]
 
 
+@pytest.mark.slow
 def test_compiled_bf16_steps_match_eager():
     """Three AdamW steps of the tiny pre-training model under bf16 autocast, its sign encoder (frozen no_grad
     DINOv2 block, LoRA, BatchNorm over valid frames, local attention, padded videos) compiled by inductor
@@ -1693,6 +1694,7 @@ def test_compiled_bf16_steps_match_eager():
     torch.testing.assert_close(compiled, eager, rtol=2e-2, atol=1e-3)  # bf16 keeps 8 significant bits
 
 
+@pytest.mark.slow
 def test_compile_flag_compiles_the_loop_and_keeps_checkpoint_keys(corpus, tmp_path, monkeypatch):
     """--compile: the training loop steps a torch.compile'd model; the checkpoints hold the plain model's keys.
     (Dynamo's eager backend: the same tracing and wrapper as inductor without its code generation, for speed.)"""
@@ -1765,6 +1767,7 @@ def ddp_worker(out_file):
     os._exit(0)  # the result is written; skip tearing down DDP and gloo, which sometimes hangs on CPU
 
 
+@pytest.mark.slow
 def test_two_process_data_parallel_matches_one_process(tmp_path):
     import subprocess
     import sys
@@ -2031,6 +2034,7 @@ def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(cor
 # evaluate.py, and the three stages end to end on each corpus and preset
 
 
+@pytest.mark.slow
 def test_paper_preset_from_local_folders(tmp_path):
     """The main job's code path, offline: the paper preset loads DINOv2 and mBART with from_pretrained from local
     folders in the Hugging Face layout (small checkpoints of the real classes), trims mBART's tokenizer and
