@@ -92,17 +92,6 @@ def write_tree(root, videos, split="train", size=(60, 48)):
     return root
 
 
-def write_mp4(path, frames, fps=25):
-    """frames uint8 [N, H, W, 3] as an H.264 mp4 (PyAV), near-lossless."""
-    import av
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for f in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        container.mux(stream.encode())
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A few synthetic videos in the official layout."""
@@ -235,7 +224,7 @@ def write_how2sign(root):
     clips = {"train": ["--7E2sU6zP4_10-5-rgb_front", "a1_0-1-rgb_front"], "val": ["b2_3-8-rgb_front"]}
     for split, names in clips.items():
         for k, name in enumerate(names):
-            write_mp4(root / "sentence_level" / split / "rgb_front" / "raw_videos" / f"{name}.mp4",
+            synthetic.write_mp4(root / "sentence_level" / split / "rgb_front" / "raw_videos" / f"{name}.mp4",
                       moving_frames(6 + k, seed=k))
     return {"train": [("--7E2sU6zP4_10-5-rgb_front", "And I call them decorative elements."),
                       ("a1_0-1-rgb_front", 'She said "hello"\tthen | left.')],
@@ -1284,7 +1273,7 @@ def test_custom_layout_reads_a_video_file_and_a_frame_folder(tmp_path):
     root = tmp_path / "mine"
     clip = moving_frames(8, 48, 64)
     (root / "clips").mkdir(parents=True)
-    write_mp4(root / "clips" / "hello.mp4", clip)
+    synthetic.write_mp4(root / "clips" / "hello.mp4", clip, fps=25)
     (root / "frames" / "bye").mkdir(parents=True)
     for t, frame in enumerate(clip[:5]):  # natural order: frame2 before frame10
         Image.fromarray(frame).save(root / "frames" / "bye" / f"frame{t * 4}.png")
@@ -1313,7 +1302,7 @@ def test_video_files_are_decoded_resized_and_packed(tmp_path):
     root = tmp_path / "mine"
     (root / "clips").mkdir(parents=True)
     big = np.stack([np.asarray(Image.fromarray(f).resize((960, 540), Image.BILINEAR)) for f in moving_frames(12)])
-    write_mp4(root / "clips" / "big.mp4", big)
+    synthetic.write_mp4(root / "clips" / "big.mp4", big, fps=25)
     write_custom(root, ["big|clips/big.mp4|A large clip."])
     tracemalloc.start()
     pixels, fps = analysis.read_video(root / "clips" / "big.mp4")
@@ -1934,7 +1923,7 @@ def test_video_file_and_frame_folder_decode_to_their_frames(tmp_path):
     y, x = np.mgrid[:48, :64]
     frames = np.stack([np.stack([(x * 4 + 8 * t) % 256, y * 5, np.full_like(x, 40 * (t % 5))], -1)
                        for t in range(12)]).astype(np.uint8)                      # smooth gradients, moving
-    write_mp4(tmp_path / "clip.mp4", frames, fps=25)
+    synthetic.write_mp4(tmp_path / "clip.mp4", frames, fps=25)
     decoded, fps = analysis.read_video(tmp_path / "clip.mp4")
     assert decoded.shape == frames.shape and fps == 25
     assert np.abs(decoded.astype(int) - frames).mean() < 3   # codec loss only (4:2:0 chroma, quantisation)
@@ -2103,7 +2092,8 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     assert f"translation: {hyp[1]}\n" in printed and "pseudo-glosses found" in printed
     assert (out / "my clip.glosses.png").stat().st_size > 1000
     # and as an mp4 file
-    write_mp4(tmp_path / "clip.mp4", np.stack([np.asarray(Image.open(p)) for p in sorted(clip.glob("*.png"))]))
+    frames = np.stack([np.asarray(Image.open(p)) for p in sorted(clip.glob("*.png"))])
+    synthetic.write_mp4(tmp_path / "clip.mp4", frames, fps=25)
     evaluate.main(flags(corpus, out, "--video", str(tmp_path / "clip.mp4"), "--max-new-tokens", "5"))
     assert "translation: " in capsys.readouterr().out and (out / "clip.glosses.png").is_file()
 

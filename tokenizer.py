@@ -197,8 +197,10 @@ def trimmed_unigram(hf, keep_ids: list, unk_id: int):
 def build_sentencepiece(sentences, vocab_size=1000, lang="de") -> Tokenizer:
     """Tiny preset: sentencepiece on the training translations; <s>=0 <pad>=1 </s>=2 <unk>=3, the language code
     (de_DE, en_XX, zh_CN) = 4. character_coverage=1.0 keeps every character of the training text, which
-    Chinese needs (sentencepiece's default 0.9995 maps the rarest characters to <unk>); Chinese is written
-    without spaces, so its pieces may span words. Chinese text is not NFKC-normalised (normalization "identity"):
+    Chinese needs (sentencepiece's default 0.9995 maps the rarest characters to <unk>). Chinese is written
+    without spaces, so sentencepiece's pieces would span words (明天妈妈在 one piece, every combination of time and
+    person its own token): its pieces are single characters, the unit CSL-Daily is scored in (measured on the
+    synthetic Chinese corpus: DESIGN.md "Tokenizer"). Chinese text is not NFKC-normalised (normalization "identity"):
     NFKC turns the full-width punctuation of Chinese text (？，) into ASCII, so decoded hypotheses would differ from
     the raw references that character-level BLEU compares them with."""
     import sentencepiece as spm
@@ -208,7 +210,8 @@ def build_sentencepiece(sentences, vocab_size=1000, lang="de") -> Tokenizer:
         sentence_iterator=iter(sentences), model_writer=proto, vocab_size=vocab_size, hard_vocab_limit=False,
         model_type="unigram", character_coverage=1.0, bos_id=0, pad_id=1, eos_id=2, unk_id=3,
         user_defined_symbols=[code], num_threads=1, minloglevel=2,
-        normalization_rule_name="identity" if lang == "zh" else "nmt_nfkc")
+        normalization_rule_name="identity" if lang == "zh" else "nmt_nfkc",
+        max_sentencepiece_length=1 if lang == "zh" else 16)
     return Tokenizer("sentencepiece", spm.SentencePieceProcessor(model_proto=proto.getvalue()), lang_code=code)
 
 
