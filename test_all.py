@@ -1806,7 +1806,7 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
     assert first[1] != second[1]
     lines[1:3] = [f"{first[0]}|{second[1]}", f"{second[0]}|{first[1]}"]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match=r"the dataset \(sha256 of its train and dev annotation files\)") as e:
+    with pytest.raises(SystemExit, match=r"the dataset \(sha256 of its train and dev names and translations\)") as e:
         pretrain.main(train_flags(root, interrupted, "--epochs", "2", "--resume"))
     assert "--data" not in str(e.value) and "tokenizer" not in str(e.value)
     runs.release()

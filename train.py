@@ -320,7 +320,7 @@ def check_matches(setup: Setup, ckpt: dict, path, flags: dict = None, ignore=())
         saved.pop("dataset", None)
         wrong += ["--" + d.replace("_", "-") for d in runs.differences(saved, flags, ignore=("dataset",))]
         if dataset != flags["dataset"]:
-            wrong.append(f"the dataset (sha256 of its train and dev annotation files): {str(dataset)[:12]} -> "
+            wrong.append(f"the dataset (sha256 of its train and dev names and translations): {str(dataset)[:12]} -> "
                          f"{flags['dataset'][:12]}")
     if wrong:
         raise SystemExit(f"'{path}' does not match this run (saved -> now): " + "; ".join(wrong) +
