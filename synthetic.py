@@ -1,9 +1,9 @@
 """A generated stand-in for PHOENIX14T, in the release's layout: German weather-report sentences, each
 pseudo-gloss signed as its own coloured moving pattern, in sign order (not the sentence's word order), with
 non-sign frames between signs (DESIGN.md "Synthetic corpus"). A model that learns the task translates it
-well; one that does not stays near chance. `--data synthetic` builds it once under data/synthetic.
-`--data synthetic-en` builds English how-to sentences as mp4 clips in How2Sign's layout (one sentence without
-its clip, as in the release), `--data synthetic-zh` Chinese daily-life sentences as JPEG frames in CSL-Daily's.
+well; one that does not stays near chance. Built once under data/<setting>, then read with `--data <setting>`:
+synthetic-en holds English how-to sentences as mp4 clips in How2Sign's layout (one sentence without its clip, as
+in the release), synthetic-zh Chinese daily-life sentences as JPEG frames in CSL-Daily's.
 
     python synthetic.py [--setting synthetic|synthetic-hard|synthetic-en|synthetic-zh] [--root DIR]
 """
