@@ -49,10 +49,10 @@ def video_batch(pixels: np.ndarray, name: str, setup: train.Setup) -> tuple:
 # The pre-training model: the one place that reads its outputs
 
 
-def load_pretrain(setup: train.Setup, path: Path) -> tuple:
-    """The pre-training model of a run (its own config: U pseudo-glosses), in eval mode, and its pseudo-gloss
-    vocabulary (which the checkpoint carries); the trained prototypes are among its weights."""
-    ckpt = train.load_checkpoint(path)
+def load_pretrain(setup: train.Setup, ckpt: dict) -> tuple:
+    """The pre-training model of a run's checkpoint (read by train.load_checkpoint; its own config: U
+    pseudo-glosses), in eval mode, and its pseudo-gloss vocabulary (which the checkpoint carries); the trained
+    prototypes are among its weights."""
     net = train.build(dataclasses.replace(setup, cfg=model.Config(**ckpt["config"])), "pretrain")
     train.load_weights(net, ckpt["model"])
     return net.eval(), ckpt["pseudoglosses"]["vocab"]
@@ -109,10 +109,11 @@ def selected_spans(signs: list, keep: np.ndarray, index: dict) -> dict:
     return {u: s for u, s in spans.items() if s}
 
 
-def measure_split(setup: train.Setup, split: str, path: Path) -> dict:
+def measure_split(setup: train.Setup, split: str, pretrained: dict) -> dict:
     """Retrieval R@1/5/10 both ways over a split and, on a corpus with sign timings, localisation accuracy and
-    its chance level; prints the `retrieval` and `localisation` lines."""
-    net, vocab = load_pretrain(setup, path)
+    its chance level, with the pre-training checkpoint `pretrained`; prints the `retrieval` and `localisation`
+    lines."""
+    net, vocab = load_pretrain(setup, pretrained)
     loader = train.loader(setup, split, train=False)
     truth, index = data.read_ground_truth(setup.root, split), {g: i for i, g in enumerate(vocab)}
     videos, texts, pairs = [], [], []
@@ -163,12 +164,12 @@ def peak_span(column: torch.Tensor, n_frames: int) -> tuple:
     return segment_frames(lo, n_frames)[0], segment_frames(hi, n_frames)[-1]
 
 
-def show_glosses(setup, path, batch, pixels, keep, fps, translation) -> Path:
+def show_glosses(setup, pretrained: dict, batch, pixels, keep, fps, translation) -> Path:
     """Prints the pseudo-glosses the segment level finds in a one-video batch (E-hat >= --threshold, else the
     --top strongest), each with the frames (and seconds) where it is strongest, and draws them under the
-    frames: <out>/<name>.glosses.png."""
+    frames: <out>/<name>.glosses.png; `pretrained`: the pre-training checkpoint."""
     name, threshold, top = batch["names"][0], setup.args.threshold, setup.args.top
-    net, vocab = load_pretrain(setup, path)
+    net, vocab = load_pretrain(setup, pretrained)
     _, _, evidence, mask = pretrain_outputs(net, batch, setup)
     evidence = evidence[0, :int(mask[0].sum())].cpu()                           # [T, U]
     chosen = found_glosses(evidence, threshold, top)

@@ -26,7 +26,8 @@ def pretraining(args, ckpt: dict, ckpt_path: Path):
     """The pre-training checkpoint for the levels below translation (retrieval, localisation, --video's
     pseudo-glosses): --pretrained, else the pretrain.pt beside the fine-tuned checkpoint. Used only if it is
     the one that model was fine-tuned from (the sha256 finetune.py records) with its tokenizer; otherwise the
-    default is not used and the output says why, and --pretrained is an error. None: not used."""
+    default is not used and the output says why, and --pretrained is an error. -> the checkpoint, read once;
+    None: not used."""
     what = "pseudo-glosses not shown" if args.video else "retrieval and localisation not measured"
     path = ckpt_path.parent / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
     if not path.is_file():
@@ -46,7 +47,7 @@ def pretraining(args, ckpt: dict, ckpt_path: Path):
     elif lineage.get("sha256") != runs.file_digest(path):
         why = "it is not the pre-training that the model was fine-tuned from (another or a later pretrain.py run)"
     else:
-        return path
+        return pre
     if args.pretrained is not None:
         raise SystemExit(f"--pretrained '{path}' does not belong to '{ckpt_path}': {why}")
     print(f"{what}: '{path}' does not belong to '{ckpt_path}': {why}")
