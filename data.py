@@ -25,6 +25,7 @@ root folder. A name or video in an annotation file is a name: it must resolve in
 
 import argparse
 import csv
+import glob
 import io
 import json
 import math
@@ -140,9 +141,11 @@ def read_ground_truth(root, split) -> dict:
 def atomic_write(path: Path, write):
     """write(tmp) makes a file or a folder at a temporary name of its own (pid + random) beside `path`, which is
     then renamed to `path` (replacing what was there): never half a file or folder, and two writers never share
-    a temporary. The one temp-and-rename of the project: checkpoints, caches, translations, packs, corpora."""
+    a temporary. The one temp-and-rename of the project: checkpoints, caches, translations, packs, corpora.
+    Temporaries that an earlier writer of `path` left when it was killed are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{os.urandom(4).hex()}")
     old = path.with_name(f".{path.name}.old{os.getpid()}-{os.urandom(4).hex()}")
     try:
@@ -153,6 +156,28 @@ def atomic_write(path: Path, write):
     finally:
         for leftover in (tmp, old):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: Path):
+    """Removes the temporaries .<name>.tmp<pid>-<hex> and .<name>.old<pid>-<hex> that atomic_write makes beside
+    `path`, where their process has ended (killed before it could clean up); a writer still running elsewhere
+    keeps its own."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        match = re.fullmatch(rf"\.{re.escape(path.name)}\.(?:tmp|old)(\d+)-[0-9a-f]+", tmp.name)
+        if match and not _process_alive(int(match.group(1))):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists (another user's), or an id no process can have: leave it alone
+    return True
 
 
 def detect_layout(root) -> str:
@@ -847,7 +872,6 @@ def pack_split(root, split, packed_dir=None, quality: int = 93, resize: int = No
     settings = {"version": PACK_VERSION, "quality": quality, "resize": resize}
     if _pack_complete(folder, names, settings):
         return folder
-    remove_stale_temporaries(folder)
     atomic_write(folder, lambda tmp: _write_pack(tmp, rows, settings, workers))
     return folder
 
@@ -867,26 +891,6 @@ def _write_pack(folder: Path, rows: list, settings: dict, workers: int = None):
     np.save(folder / "offsets.npy", np.array(offsets, dtype=np.int64))
     names = [r["name"] for r in rows]
     (folder / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts, "sizes": sizes}))
-
-
-def remove_stale_temporaries(folder: Path):
-    """Removes the temporary folders .<split>.tmp<pid>-<hex> of builds of this pack whose process has ended
-    (killed before they could clean up); a build still running elsewhere keeps its own."""
-    for tmp in Path(folder).parent.glob(f".{Path(folder).name}.tmp*"):
-        match = re.fullmatch(rf"\.{re.escape(Path(folder).name)}\.tmp(\d+)-[0-9a-f]+", tmp.name)
-        if match and tmp.is_dir() and not _process_alive(int(match.group(1))):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # exists (another user's), or an id no process can have: leave it alone
-    return True
 
 
 class Pack:
