@@ -52,10 +52,10 @@ LANGS = ("de", "en", "zh")
 LAYOUT_LANG = {"phoenix14t": "de", "how2sign": "en", "csl-daily": "zh"}
 VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-# --data names: an environment variable (None: none) and the default folder. The synthetic corpora are built by
-# synthetic.py (synthetic-en in How2Sign's layout, synthetic-zh in CSL-Daily's).
-# the generated corpora, built by `python synthetic.py --setting NAME` under data/NAME (synthetic.SETTINGS)
+# the generated corpora, built by `python synthetic.py --setting NAME` under data/NAME (synthetic.SETTINGS;
+# synthetic-en in How2Sign's layout, synthetic-zh in CSL-Daily's)
 SYNTHETIC = ("synthetic", "synthetic-hard", "synthetic-en", "synthetic-zh")
+# --data names: an environment variable (None: none) and the default folder
 NAMED_ROOTS = {"phoenix14t": ("PHOENIX14T_ROOT", "data/phoenix14t"), "how2sign": ("HOW2SIGN_ROOT", "data/how2sign"),
                "csl-daily": ("CSL_DAILY_ROOT", "data/csl-daily"),
                **{name: (None, f"data/{name}") for name in SYNTHETIC}}
@@ -576,13 +576,19 @@ def read_video(path, size=None, short_side: int = None) -> np.ndarray:
         if not files:
             raise FileNotFoundError(f"video folder '{path}' has no images "
                                     f"(frames: {', '.join(sorted(IMAGE_SUFFIXES))})")
-        frames = [read_frame(f, size, short_side) for f in files]
-        if len({f.shape for f in frames}) > 1:
-            raise ValueError(f"video folder '{path}' mixes frame sizes {sorted({f.shape for f in frames})}")
-        return np.stack(frames)
+        return read_frames(files, size, short_side)
     frames = list(iter_video(path, size, short_side))
     if not frames:
         raise ValueError(f"video file '{path}': no video frames could be decoded")
+    return np.stack(frames)
+
+
+def read_frames(paths: list, size=None, short_side: int = None) -> np.ndarray:
+    """Frame files of one video as uint8 [N, H, W, 3] (read_frame); frames of different sizes are an error naming
+    their folder."""
+    frames = [read_frame(p, size, short_side) for p in paths]
+    if len({f.shape for f in frames}) > 1:
+        raise ValueError(f"video folder '{paths[0].parent}' mixes frame sizes {sorted({f.shape for f in frames})}")
     return np.stack(frames)
 
 
@@ -739,11 +745,7 @@ class Phoenix14T(torch.utils.data.Dataset):
             resize = round(self.size * 256 / 224)
             pixels = read_video(video, size=(resize, resize))
             return pixels[select_frames(len(pixels), self.frame_stride, self.max_frames)]
-        paths = self.frame_paths(name)
-        pixels = [read_frame(p) for p in paths]
-        if len({a.shape for a in pixels}) > 1:
-            raise ValueError(f"video folder '{paths[0].parent}' mixes frame sizes {sorted({a.shape for a in pixels})}")
-        return np.stack(pixels)
+        return read_frames(self.frame_paths(name))
 
     def transform(self, pixels: np.ndarray) -> torch.Tensor:
         """Paper §4.2: uint8 [T, H, W, 3] -> uint8 [T, 3, size, size] (resize_crop)."""
