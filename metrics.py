@@ -11,7 +11,7 @@ import tokenizer
 # How each dataset's papers score translations: PHOENIX14T (de) and How2Sign (en) with sacrebleu's
 # default 13a tokenisation on the cased text and ROUGE-L over whitespace words; CSL-Daily (zh) at character
 # level, sacrebleu's "zh" tokenisation (every CJK character a token) and ROUGE-L over characters.
-LANGS = ("de", "en", "zh")
+LANGS = tuple(tokenizer.LANG_CODES)
 
 
 def _check_lang(lang: str):

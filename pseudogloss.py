@@ -29,7 +29,7 @@ import torch
 import data
 
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
-LANGS = ("de", "en", "zh")  # PHOENIX14T, How2Sign, CSL-Daily
+LANGS = data.LANGS  # PHOENIX14T, How2Sign, CSL-Daily
 SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
 
 # STTS -> universal POS, as spaCy's German tag map does it, except that modal verbs are AUX.
@@ -82,18 +82,9 @@ def _pos_tagger(name=None):
     """The German POS tagger and lemmatiser of DESIGN.md "Pseudo-glosses": spaCy if installed, else HanTa (name
     picks a HanTa mode); loaded once."""
     if name is None:
-        try:
-            import spacy
-        except ImportError:
-            spacy = None
-        if spacy is not None:
-            for model in SPACY_MODELS:
-                try:
-                    nlp = spacy.load(model)
-                except OSError:
-                    continue
-                nlp.select_pipes(disable=[p for p in ("parser", "ner") if p in nlp.pipe_names])  # tags and lemmas only
-                return "spacy:" + model, nlp
+        nlp = _spacy_pipeline(SPACY_MODELS)
+        if nlp is not None:
+            return "spacy:" + nlp.meta["lang"] + "_" + nlp.meta["name"], nlp
         name = HANTA_DEFAULT
     if name not in HANTA_MODES:
         raise ValueError(f"tagger '{name}': expected one of {', '.join(HANTA_MODES)}")
