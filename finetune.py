@@ -31,6 +31,12 @@ STAGE1 = ("mapper.", "mbart.model.decoder.", "mbart.model.shared.")
 RESULT_FLAGS = train.RESULT_FLAGS + ("pretrained", "stage1_epochs", "stage2_epochs", "cache_features",
                                      "label_smoothing", "val_beams", "val_every", "val_scoring")
 
+# How the dev BLEU-4 that picks the kept weights is measured, by preset (DESIGN.md "Training"): the paper preset as
+# the authors' code (`finetune.py` L26, L138-141; `models/Finetune_Model.py` L108-150, L212): beam 4, every 2
+# epochs, their scoring; the tiny preset greedily, every epoch, on the raw text, for speed.
+VALIDATION = {"paper": dict(val_beams=4, val_every=2, val_scoring="authors"),
+              "tiny": dict(val_beams=1, val_every=1, val_scoring="raw")}
+
 
 def flags():
     ap = train.training_flags(__doc__)
@@ -52,13 +58,6 @@ def flags():
                     "(raw), with ' .' appended (period), or as the authors' code: ' .' appended, references decoded "
                     "through the tokenizer (authors). Default: paper authors, tiny raw")
     return ap
-# How the dev BLEU-4 that picks the kept weights is measured, by preset (DESIGN.md "Training"): the paper preset as
-# the authors' code (`finetune.py` L26, L138-141; `models/Finetune_Model.py` L108-150, L212): beam 4, every 2
-# epochs, their scoring; the tiny preset greedily, every epoch, on the raw text, for speed.
-VALIDATION = {"paper": dict(val_beams=4, val_every=2, val_scoring="authors"),
-              "tiny": dict(val_beams=1, val_every=1, val_scoring="raw")}
-
-
 def load_pretrained(net, state: dict):
     """Copy the pre-trained sign encoder and LLM encoder LoRA into the translation model; drop the
     pre-training heads (pseudo-gloss head, temperatures), which fine-tuning removes (§3.3)."""

@@ -80,8 +80,9 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
 
 # The flags above that fix a training run's result: --resume refuses a change of any of them, naming it (each
 # script adds its own: pretrain.RESULT_FLAGS, finetune.RESULT_FLAGS). --data also fixes it by the fingerprint of
-# the dataset's annotation files. Not among them: where and how fast (--device, --workers, --packed-dir, --out),
-# how long this process runs (--stop-after), --compile, and --dino/--mbart, whose weights the config checks.
+# the dataset (dataset_fingerprint: its train and dev names and translations). Not among them: where and how
+# fast (--device, --workers, --packed-dir, --out), how long this process runs (--stop-after), --compile, and
+# --dino/--mbart, whose weights the config checks.
 RESULT_FLAGS = ("data", "preset", "batch_size", "max_frames", "frame_stride", "packed", "seed", "lr", "weight_decay",
                 "warmup_epochs")
 
