@@ -108,20 +108,15 @@ class Tokenizer:
     def from_state(cls, state: dict) -> "Tokenizer":
         """The tokenizer a checkpoint holds (state()), checked before it is used (check_state): file names,
         kind, and the fingerprint recomputed from the stored bytes. A checkpoint is data, never a path: its
-        files are read from memory (sentencepiece) or written, under their checked names, into a fresh
-        temporary folder (mBART's tokenizer reads files); ValueError says what is wrong."""
+        files are written, under their checked names, into a fresh temporary folder that load() reads;
+        ValueError says what is wrong."""
         files = check_state(state)
         try:
-            if state["kind"] == "sentencepiece":
-                import sentencepiece as spm
-                code = json.loads(files["tokenizer.json"]).get("lang_code", "de_DE")
-                tok = cls("sentencepiece", spm.SentencePieceProcessor(model_proto=files["spm.model"]), lang_code=code)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    for name, content in files.items():
-                        (Path(tmp) / name).parent.mkdir(exist_ok=True)
-                        (Path(tmp) / name).write_bytes(content)
-                    tok = cls.load(tmp)
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, content in files.items():
+                    (Path(tmp) / name).parent.mkdir(exist_ok=True)
+                    (Path(tmp) / name).write_bytes(content)
+                tok = cls.load(tmp)
         except Exception as e:  # whatever the stored bytes make the tokenizer libraries raise
             raise ValueError(f"its tokenizer's files cannot be read as a {state['kind']} tokenizer "
                              f"({type(e).__name__}: {str(e)[:200]})") from None
