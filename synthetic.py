@@ -247,12 +247,12 @@ def make_synthetic(root: Path, seed: int = 0, **setting) -> Path:
     unknown = set(setting) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"make_synthetic: unknown setting(s) {sorted(unknown)}; known: {', '.join(DEFAULTS)}")
-    s = {**DEFAULTS, **setting}
-    sign_range = (s["sign_frames"],) * 2 if isinstance(s["sign_frames"], int) else tuple(s["sign_frames"])
-    params = {"seed": seed, **s, "sign_frames": list(sign_range), "blank_frames": list(s["blank_frames"]),
+    opts = {**DEFAULTS, **setting}
+    sign_range = (opts["sign_frames"],) * 2 if isinstance(opts["sign_frames"], int) else tuple(opts["sign_frames"])
+    params = {"seed": seed, **opts, "sign_frames": list(sign_range), "blank_frames": list(opts["blank_frames"]),
               "version": 3}
-    n_train, n_dev, n_test, frame_size = s["n_train"], s["n_dev"], s["n_test"], s["frame_size"]
-    blank_frames, variation = s["blank_frames"], s["variation"]
+    n_train, n_dev, n_test, frame_size = opts["n_train"], opts["n_dev"], opts["n_test"], opts["frame_size"]
+    blank_frames, variation = opts["blank_frames"], opts["variation"]
 
     def write(tmp):
         rng = np.random.default_rng(seed)
