@@ -19,16 +19,16 @@ import data
 import losses
 import metrics
 import model
-import runs
 import train
+from harness import checkpoint, cli, logs, parallel, run
 
 # Stage 1 trains the mapper and the decoder (its LoRA; in the tiny preset, whose mBART trains whole, also the
 # embedding the decoder shares with the encoder and the output layer); stage 2 everything that trains at all.
 STAGE1 = ("mapper.", "mbart.model.decoder.", "mbart.model.shared.")
 
-# The flags below that fix the result, besides train.RESULT_FLAGS: --resume refuses a change of any of them
+# The flags below that fix the result, besides cli.RESULT_FLAGS: --resume refuses a change of any of them
 # (the --val-* flags too: the dev BLEU-4 decides which weights are kept)
-RESULT_FLAGS = train.RESULT_FLAGS + ("pretrained", "stage1_epochs", "stage2_epochs", "cache_features",
+RESULT_FLAGS = cli.RESULT_FLAGS + ("pretrained", "stage1_epochs", "stage2_epochs", "cache_features",
                                      "label_smoothing", "val_beams", "val_every", "val_scoring")
 
 # How the dev BLEU-4 that picks the kept weights is measured, by preset (DESIGN.md "Training"): the paper preset as
@@ -39,20 +39,20 @@ VALIDATION = {"paper": dict(val_beams=4, val_every=2, val_scoring="authors"),
 
 
 def flags():
-    ap = train.training_flags(__doc__)
+    ap = cli.training_flags(__doc__)
     ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt; none: from scratch, "
                     "the study's no-pre-training variant)")
-    ap.add_argument("--stage1-epochs", type=runs.non_negative_int, default=100,
+    ap.add_argument("--stage1-epochs", type=cli.non_negative_int, default=100,
                     help="stage 1: mapper and decoder LoRA only (§4.2)")
-    ap.add_argument("--stage2-epochs", type=runs.non_negative_int, default=200,
+    ap.add_argument("--stage2-epochs", type=cli.non_negative_int, default=200,
                     help="stage 2: everything trainable (§4.2)")
     ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
                     "per training video, without augmentation, and train on its cached output")
-    ap.add_argument("--label-smoothing", type=runs.fraction, default=0.2,
+    ap.add_argument("--label-smoothing", type=cli.fraction, default=0.2,
                     help="of eq. 6's cross-entropy (the authors' 0.2)")
-    ap.add_argument("--val-beams", type=runs.positive_int, help="beams of the dev translation whose BLEU-4 picks "
+    ap.add_argument("--val-beams", type=cli.positive_int, help="beams of the dev translation whose BLEU-4 picks "
                     "the kept weights (default: paper 4, as the authors; tiny 1, greedy)")
-    ap.add_argument("--val-every", type=runs.positive_int, help="validate every N epochs of a stage and after its "
+    ap.add_argument("--val-every", type=cli.positive_int, help="validate every N epochs of a stage and after its "
                     "last (default: paper 2, as the authors; tiny 1)")
     ap.add_argument("--val-scoring", choices=["raw", "period", "authors"], help="the dev BLEU-4 on the corpus text "
                     "(raw), with ' .' appended (period), or as the authors' code: ' .' appended, references decoded "
@@ -67,17 +67,17 @@ def load_pretrained(net, state: dict):
             renamed[k] = v
         elif k.startswith("llm_encoder."):
             renamed["mbart.model.encoder." + k.removeprefix("llm_encoder.")] = v
-    train.load_weights(net, renamed)
+    checkpoint.load_weights(net, renamed)
 
 
 @torch.no_grad()
-def cache_features(setup: train.Setup, net) -> list:
+def cache_features(setup: run.Setup, net) -> list:
     """The frozen sign encoder's output for every training video, computed once for stage 1 (--cache-features).
     Exact when augmentation is off, as here: stage 1 freezes the sign encoder and runs it in eval mode."""
     net.eval()
     items = []
     for batch in tqdm(train.loader(setup, "train", train=False), desc="caching features", leave=False,
-                      disable=not train.is_main()):
+                      disable=not parallel.is_main()):
         with train.autocast(setup.device):
             s, mask = net.sign(*data.prepare(batch, setup.device, train=False))
         items += [{"features": s[i, :n].cpu(), "name": name, "translation": text} for i, (n, name, text)
@@ -93,7 +93,7 @@ def collate_features(items) -> dict:
             "names": [x["name"] for x in items], "translations": [x["translation"] for x in items]}
 
 
-def forward(net, batch, setup: train.Setup):
+def forward(net, batch, setup: run.Setup):
     """One batch of eq. 6: the video through the sign encoder, the mapper and mBART, teacher-forced on its
     sentence (decoder input `de_DE x`, labels `x </s>`)."""
     tok, device = setup.tok, setup.device
@@ -102,14 +102,14 @@ def forward(net, batch, setup: train.Setup):
     return losses.translation_loss(logits, labels, tok.pad_id, setup.args.label_smoothing)      # eq. 6
 
 
-def validate(net, dev, setup: train.Setup) -> dict:
+def validate(net, dev, setup: run.Setup) -> dict:
     """Dev BLEU-1..4 of --val-beams beam search, scored as --val-scoring says."""
     args = setup.args
     hyps, refs = train.translate(net, dev, setup.tok, setup.device, num_beams=args.val_beams, desc="dev")
     return metrics.dev_bleu(hyps, refs, setup.tok, args.val_scoring, setup.lang)
 
 
-def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set, lineage: dict = None,
+def train_stage(setup: run.Setup, net, stage: int, best: float, trainable: set, lineage: dict = None,
                 val_every: int = 1) -> float:
     """Stage 1 or 2 of §3.3 trained as §4.2 says: only STAGE1's parameters train in stage 1, everything
     `trainable` in stage 2; AdamW under the one-cycle schedule, stepped every batch; eq. 6, backward,
@@ -120,7 +120,7 @@ def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set
     epochs = args.stage1_epochs if stage == 1 else args.stage2_epochs
     if epochs == 0:  # a skipped stage
         return best
-    checkpoints = train.Checkpoints(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, names=trainable,
+    checkpoints = checkpoint.Checkpoints(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, names=trainable,
                                     extra=lineage)
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
@@ -129,9 +129,9 @@ def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set
     optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
     scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), epochs * len(batches))
     epoch_range, best = checkpoints.resume(net, optimizer, scheduler, epochs, best)
-    stepped = train.for_training(net, args.compile)             # data-parallel, --compile
+    stepped = parallel.for_training(net, args.compile)             # data-parallel, --compile
     params = [p for p in net.parameters() if p.requires_grad]
-    progress = train.Progress(setup, f"finetune-stage{stage}", epochs)
+    progress = logs.Progress(setup, f"finetune-stage{stage}", epochs)
     for epoch in epoch_range:
         train.start_epoch(net, batches, args.seed, epoch)
         for batch in progress.batches(batches, epoch):
@@ -156,33 +156,33 @@ def train_stage(setup: train.Setup, net, stage: int, best: float, trainable: set
 
 def main(argv=None):
     ap = flags()
-    args = train.parse(ap, argv)
+    args = cli.parse(ap, argv)
     for k, v in VALIDATION.get(args.preset, VALIDATION["tiny"]).items():
         setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
     if args.stage1_epochs + args.stage2_epochs == 0:
         ap.error("--stage1-epochs and --stage2-epochs are both 0: nothing to train")
     if args.pretrained == "none":
-        pretrained, setup = None, train.setup(args, stage="finetune")
+        pretrained, setup = None, run.setup(args, stage="finetune")
     else:
         path = args.out / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
         if args.pretrained is not None and not path.is_file():  # a mistyped path is never passed over
             raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's "
                              "<out>/pretrain.pt, or none to fine-tune without pre-training)")
-        pretrained = train.load_checkpoint(path, "pretrain")
-        setup = train.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # pre-training's
-        train.check_matches(setup, pretrained, path, ignore=("n_glosses",))  # the pseudo-glosses stay behind
-    net = train.build(setup, "translation")
+        pretrained = checkpoint.load_checkpoint(path, "pretrain")
+        setup = run.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # pre-training's
+        checkpoint.check_matches(setup, pretrained, path, ignore=("n_glosses",))  # the pseudo-glosses stay behind
+    net = run.build(setup, "translation")
     if pretrained is not None:
         load_pretrained(net, pretrained["model"])
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}  # what the checkpoints hold
     # the pre-training this model comes from (None: none), so that evaluate.py uses no other one
-    lineage = {"pretrained": {"sha256": runs.file_digest(path)} if pretrained is not None else None}
-    train.log(f"fine-tuning {args.preset} on {setup.root}: {model.count(net)[0]:,} trainable parameters, "
+    lineage = {"pretrained": {"sha256": checkpoint.file_digest(path)} if pretrained is not None else None}
+    parallel.log(f"fine-tuning {args.preset} on {setup.root}: {model.count(net)[0]:,} trainable parameters, "
               f"out {args.out}")
     best = -math.inf
     for stage in (1, 2):
         best = train_stage(setup, net, stage, best, trainable, lineage, args.val_every)
-    train.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
+    parallel.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import sacrebleu
 
 import tokenizer
 
-
 # How each dataset's papers score translations: PHOENIX14T (de) and How2Sign (en) with sacrebleu's
 # default 13a tokenisation on the cased text and ROUGE-L over whitespace words; CSL-Daily (zh) at character
 # level, sacrebleu's "zh" tokenisation (every CJK character a token) and ROUGE-L over characters.

@@ -2,7 +2,7 @@
 (eq. 4), L_pre-train = L_align + lambda L_psp (eq. 5); keep the weights with the lowest validation loss.
 
     python pretrain.py --data phoenix14t     # paper preset, one GPU; writes runs/phoenix14t-paper/pretrain.pt
-    python pretrain.py --data synthetic      # tiny preset, CPU minutes (after `python synthetic.py`)
+    python pretrain.py --data synthetic      # tiny preset, CPU minutes (after `python -m tools.synthetic`)
 
 This file is the method and its training loop (`pretrain`); what is not method (flags, loaders, checkpoints,
 --resume, logs, data-parallel) is one call each into train.py.
@@ -16,21 +16,21 @@ import data
 import losses
 import model
 import pseudogloss
-import runs
 import train
+from harness import checkpoint, cli, logs, parallel, run
 
-# The flags below that fix the result, besides train.RESULT_FLAGS: --resume refuses a change of any of them
-RESULT_FLAGS = train.RESULT_FLAGS + ("epochs", "lambda_psp", "psp_loss", "lambda_align", "fasttext")
+# The flags below that fix the result, besides cli.RESULT_FLAGS: --resume refuses a change of any of them
+RESULT_FLAGS = cli.RESULT_FLAGS + ("epochs", "lambda_psp", "psp_loss", "lambda_align", "fasttext")
 
 
 def flags():
-    ap = train.training_flags(__doc__)
-    ap.add_argument("--epochs", type=runs.positive_int, default=100, help="pre-training epochs (§4.2)")
-    ap.add_argument("--lambda-psp", type=runs.non_negative_float, default=1.0,
+    ap = cli.training_flags(__doc__)
+    ap.add_argument("--epochs", type=cli.positive_int, default=100, help="pre-training epochs (§4.2)")
+    ap.add_argument("--lambda-psp", type=cli.non_negative_float, default=1.0,
                     help="lambda of eq. 5 (0: no pseudo-gloss loss)")
     ap.add_argument("--psp-loss", choices=["paper", "authors"], default="paper", help="eq. 3's BCE on E-hat over "
                     "the U pseudo-glosses (paper), or the authors' code: BCE-with-logits on E-hat over U + 1 columns")
-    ap.add_argument("--lambda-align", type=runs.non_negative_float, default=1.0, help="weight of eq. 4's L_align in "
+    ap.add_argument("--lambda-align", type=cli.non_negative_float, default=1.0, help="weight of eq. 4's L_align in "
                     "eq. 5 (the paper: 1; 0: pseudo-glosses only)")
     ap.add_argument("--fasttext", help="cc.de.300.bin (cc.en/cc.zh for the other languages) for the prototypes "
                     "(default: skip-gram on the training text)")
@@ -48,7 +48,7 @@ def loss_terms(out: dict, labels, lambda_psp: float = 1.0, psp_variant: str = "p
     return losses.pretrain_loss(align, psp, lambda_psp, lambda_align), align, psp                # eq. 5
 
 
-def forward(net, batch, setup: train.Setup, pg: dict):
+def forward(net, batch, setup: run.Setup, pg: dict):
     """One batch of eq. 5: the video through the sign and LLM encoders, its sentence through the frozen text
     encoder, both losses against the sentence's pseudo-glosses H and the other videos of the batch."""
     args = setup.args
@@ -59,7 +59,7 @@ def forward(net, batch, setup: train.Setup, pg: dict):
 
 
 @torch.no_grad()
-def validate(net, dev, setup: train.Setup, pg: dict) -> dict:
+def validate(net, dev, setup: run.Setup, pg: dict) -> dict:
     """The validation loss: eq. 5 and its two terms, averaged over the dev videos."""
     net.eval()
     sums, n = {}, 0
@@ -72,20 +72,20 @@ def validate(net, dev, setup: train.Setup, pg: dict) -> dict:
     return {k: v / n for k, v in sums.items()}
 
 
-def pretrain(setup: train.Setup, net, pg: dict, val_every: int = 1) -> float:
+def pretrain(setup: run.Setup, net, pg: dict, val_every: int = 1) -> float:
     """§3.2 trained as §4.2 says: AdamW under the one-cycle schedule, stepped every batch; eq. 5, backward,
     gradients clipped at norm 1.0, update. Validates every `val_every` epochs and after the last, and keeps
     the weights with the lowest validation loss (<out>/pretrain.pt). -> that loss"""
     args = setup.args
-    checkpoints = train.Checkpoints(setup, "pretrain", "pretrain", RESULT_FLAGS,
+    checkpoints = checkpoint.Checkpoints(setup, "pretrain", "pretrain", RESULT_FLAGS,
                                     extra={"pseudoglosses": {"vocab": pg["vocab"]}})  # the vocabulary travels along
     batches, dev = train.loader(setup, "train", train=True), train.loader(setup, "dev", train=False)
     optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
     scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), args.epochs * len(batches))
     epochs, best = checkpoints.resume(net, optimizer, scheduler, args.epochs, best=math.inf)
-    stepped = train.for_training(net, args.compile)             # data-parallel, --compile
+    stepped = parallel.for_training(net, args.compile)             # data-parallel, --compile
     params = [p for p in net.parameters() if p.requires_grad]
-    progress = train.Progress(setup, "pretrain", args.epochs)
+    progress = logs.Progress(setup, "pretrain", args.epochs)
     for epoch in epochs:
         train.start_epoch(net, batches, args.seed, epoch)
         for batch in progress.batches(batches, epoch):
@@ -110,20 +110,20 @@ def pretrain(setup: train.Setup, net, pg: dict, val_every: int = 1) -> float:
 
 
 def main(argv=None):
-    args = train.parse(flags(), argv)
-    setup = train.setup(args, stage="pretrain")
-    with train.main_process_first():
+    args = cli.parse(flags(), argv)
+    setup = run.setup(args, stage="pretrain")
+    with parallel.main_process_first():
         # cached in the run's folder (not the data root, which may be read-only), apart from its checkpoints
         pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
                                              lang=setup.lang)
     if not pg["vocab"]:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg["vocab"]))
-    net = train.build(setup, "pretrain", prototypes=pg["prototypes"][:-1])  # fastText P, without the non-sign row
-    train.log(f"pre-training {args.preset} on {setup.root} ({setup.lang}): {len(pg['vocab'])} pseudo-glosses, "
+    net = run.build(setup, "pretrain", prototypes=pg["prototypes"][:-1])  # fastText P, without the non-sign row
+    parallel.log(f"pre-training {args.preset} on {setup.root} ({setup.lang}): {len(pg['vocab'])} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = pretrain(setup, net, pg)
-    train.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
+    parallel.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
 
 
 if __name__ == "__main__":

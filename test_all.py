@@ -6,8 +6,8 @@ equations worked by hand), and the three stages end to end on a few synthetic vi
 import argparse
 import contextlib
 import copy
-import dataclasses
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -27,8 +27,6 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-import analysis
-import benchmark
 import data
 import evaluate
 import finetune
@@ -38,14 +36,19 @@ import metrics
 import model
 import pretrain
 import pseudogloss
-import runs
-import synthetic
 import tokenizer
 import train
-
+from corpora import check, decode, pack
+from harness import checkpoint, cli, files, outdir, parallel, run
+from tools import analysis, benchmark, synthetic, tagger_scores
 
 # ----------------------------------------------------------------------------------------------
 # Shared by the sections below: small sentences and trees in each layout, the tiny corpus and its finished run
+
+
+def splits_of(root, names) -> dict:
+    """check_videos' argument: split -> its rows."""
+    return {s: data.read_split(root, s) for s in names}
 
 
 def tiny_batch(B=3, T=9, V=40):
@@ -120,7 +123,7 @@ def finished(corpus, tmp_path_factory):
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
-    runs.release()  # main() keeps --out locked until the process ends; later tests run scripts into copies
+    outdir.release()  # main() keeps --out locked until the process ends; later tests run scripts into copies
     return out, printed.getvalue()
 
 
@@ -194,7 +197,7 @@ def lang_runs(tmp_path_factory):
             finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
             printed = stdout.getvalue()
             result = evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
-        runs.release()
+        outdir.release()
         results[lang] = (corpus, out, result, stdout.getvalue()[len(printed):], stderr.getvalue())
     return results
 
@@ -673,10 +676,10 @@ def test_extract_pseudoglosses():
 
 
 def test_default_tagger_on_gold_set():
-    # pseudogloss_gold.tsv (hand-checked, DESIGN.md "Pseudo-glosses"): micro P/R/F1 with multiset matching,
+    # tools/gold/de.tsv (hand-checked, DESIGN.md "Pseudo-glosses"): micro P/R/F1 with multiset matching,
     # scored here by removing each matched gloss from a copy of the gold list
     pairs = []
-    for line in (Path(__file__).parent / "pseudogloss_gold.tsv").read_text(encoding="utf-8").split("\n"):
+    for line in (Path(__file__).parent / "tools" / "gold" / "de.tsv").read_text(encoding="utf-8").split("\n"):
         if line and line[0] != "#":
             sentence, glosses = line.split("\t")
             pairs.append((sentence, glosses.split(" ")))
@@ -692,7 +695,7 @@ def test_default_tagger_on_gold_set():
     precision, recall = hit / n_got, hit / n_gold
     f1 = 2 * precision * recall / (precision + recall)
     assert f1 >= 0.95, (precision, recall, f1)
-    assert pseudogloss.gold_scores(pairs) == pytest.approx((precision, recall, f1))
+    assert tagger_scores.gold_scores(pairs) == pytest.approx((precision, recall, f1))
 
 
 def test_lower_case_weather_nouns_keep_their_lemma():
@@ -706,7 +709,7 @@ def test_lower_case_weather_nouns_keep_their_lemma():
         got = pseudogloss.extract(sentence)
         assert all(n in got for n in nouns), (sentence, got)
         assert not {"rege", "hageln", "blitzen", "donnern", "glätten", "schau"} & set(got), (sentence, got)
-    shares = pseudogloss.weather_shares(["regen und schauern", "viel regen", "stürme und blitze"])
+    shares = tagger_scores.weather_shares(["regen und schauern", "viel regen", "stürme und blitze"])
     assert shares["regen"] == (2, 2) and shares["schauer"] == (1, 1) and shares["sturm"][1] == 1
     assert shares["blitz"][1] == 1 and shares["hagel"] == (0, 0)
 
@@ -730,7 +733,7 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
 
 def _gold_f1(path, lang):
     # micro F1 of extract() against a gold file, multiset match per sentence, written out independently of
-    # pseudogloss.read_gold / gold_scores
+    # tagger_scores.read_gold / gold_scores
     hit = n_got = n_gold = 0
     sentences = 0
     for line in (Path(__file__).parent / path).read_text(encoding="utf-8").split("\n"):
@@ -747,7 +750,7 @@ def _gold_f1(path, lang):
     return sentences, 2 * p * r / (p + r)
 
 
-@pytest.mark.parametrize("path,lang", [("pseudogloss_gold_en.tsv", "en"), ("pseudogloss_gold_zh.tsv", "zh")])
+@pytest.mark.parametrize("path,lang", [("tools/gold/en.tsv", "en"), ("tools/gold/zh.tsv", "zh")])
 def test_english_and_chinese_taggers_on_gold_sets(path, lang):
     # hand-checked gold files (DESIGN.md "Pseudo-glosses in English and Chinese"); the issue asks F1 >= 0.95
     sentences, f1 = _gold_f1(path, lang)
@@ -1020,7 +1023,7 @@ def test_character_rouge_l_by_hand():
 
 def test_loader_shapes_masks_and_collate(tmp_path):
     root = write_tree(tmp_path, {"v1": (5, SENTENCES[0]), "v2": (3, SENTENCES[1])})
-    ds = data.Phoenix14T(root, "train", size=32)
+    ds = data.SignVideos(root, "train", size=32)
     assert len(ds) == 2 and ds[0]["translation"] == SENTENCES[0]
     assert ds[0]["frames"].shape == (5, 3, 32, 32) and ds[0]["frames"].dtype == torch.uint8
     batch = data.collate([ds[0], ds[1]])
@@ -1028,10 +1031,10 @@ def test_loader_shapes_masks_and_collate(tmp_path):
     assert batch["frame_mask"].tolist() == [[True] * 5, [True] * 3 + [False] * 2]
     assert (batch["frames"][1, 3:] == 0).all()
     assert batch["names"] == ["v1", "v2"] and batch["translations"] == SENTENCES[:2]
-    train_ds = data.Phoenix14T(root, "train", train=True, size=32, max_frames=2)
+    train_ds = data.SignVideos(root, "train", train=True, size=32, max_frames=2)
     assert train_ds[0]["frames"].shape == (2, 3, 37, 37)  # the whole resize: the crop follows the augmentation
     assert train_ds[0]["source_size"] == (60, 48) and data.collate([train_ds[0]])["crop"] == 32
-    assert data.Phoenix14T(root, "train", size=32, frame_stride=2)[0]["frames"].shape[0] == 3
+    assert data.SignVideos(root, "train", size=32, frame_stride=2)[0]["frames"].shape[0] == 3
 
 
 def test_loader_errors_name_the_path(tmp_path, monkeypatch):
@@ -1039,12 +1042,12 @@ def test_loader_errors_name_the_path(tmp_path, monkeypatch):
     with open(data.annotation_path(root, "train"), "a") as f:
         f.write("missing|missing/1/*.png|-1|-1|Signer01|X|fehlt\n")
     with pytest.raises(FileNotFoundError, match="missing"):
-        data.Phoenix14T(root, "train", size=32)[1]
+        data.SignVideos(root, "train", size=32)[1]
     with pytest.raises(FileNotFoundError, match="PHOENIX-2014-T.dev.corpus.csv"):
         data.read_split(root, "dev")
     (root / data.FRAME_DIR / "train" / "v1" / "images0002.png").write_bytes(b"not a png")
     with pytest.raises(OSError, match="images0002.png"):
-        data.Phoenix14T(root, "train", size=32)[0]
+        data.SignVideos(root, "train", size=32)[0]
     with pytest.raises(FileNotFoundError, match="nowhere"):
         data.resolve_root(str(tmp_path / "nowhere"))
     monkeypatch.setenv("PHOENIX14T_ROOT", str(tmp_path / "unset-root"))
@@ -1077,46 +1080,46 @@ def test_augmentation_is_one_transform_per_video_and_prepare_normalises():
 
 def test_packed_loader_matches_png_loader(tmp_path):
     root = write_tree(tmp_path, {"v1": (9, "am tag"), "v2": (4, "regnet es")})
-    folder = data.pack_split(root, "train", quality=95, workers=1)
+    folder = pack.pack_split(root, "train", data.read_split(root, "train"), quality=95, workers=1)
     assert folder == root / "packed" / "train" and (folder / "frames.bin").is_file()
     mtime = (folder / "index.json").stat().st_mtime_ns
-    assert data.pack_split(root, "train", quality=95, workers=1) == folder           # complete: skipped
+    assert pack.pack_split(root, "train", data.read_split(root, "train"), quality=95, workers=1) == folder           # complete: skipped
     assert (folder / "index.json").stat().st_mtime_ns == mtime
     assert not list(folder.parent.glob(".*tmp*"))                                   # no temporary left behind
     for kw in ({}, {"frame_stride": 2}, {"max_frames": 3}, {"frame_stride": 2, "max_frames": 2}):
-        png = data.Phoenix14T(root, "train", size=32, **kw)
-        packed = data.Phoenix14T(root, "train", size=32, packed=True, **kw)
+        png = data.SignVideos(root, "train", size=32, **kw)
+        packed = data.SignVideos(root, "train", size=32, packed=True, **kw)
         for i in range(2):
             a, b = png[i]["frames"], packed[i]["frames"]
             assert a.shape == b.shape and b.dtype == torch.uint8
             diff = (a.float() - b.float()).abs() / 255
             assert diff.mean() < 0.007 and diff.max() < 0.12, (kw, diff.mean(), diff.max())  # JPEG loss
-    assert data.Phoenix14T(root, "train", size=32, packed=True, frame_stride=2)[0]["frames"].shape[0] == 5
-    assert data.Phoenix14T(root, "train", size=32, packed=True, max_frames=3)[0]["frames"].shape[0] == 3
+    assert data.SignVideos(root, "train", size=32, packed=True, frame_stride=2)[0]["frames"].shape[0] == 5
+    assert data.SignVideos(root, "train", size=32, packed=True, max_frames=3)[0]["frames"].shape[0] == 3
     # the same frames: frame 2 of the PNGs is frame 2 of the pack, not a neighbour
-    png = data.Phoenix14T(root, "train", size=32, max_frames=3)[0]["frames"]
-    packed = data.Phoenix14T(root, "train", size=32, packed=True, max_frames=3)[0]["frames"]
+    png = data.SignVideos(root, "train", size=32, max_frames=3)[0]["frames"]
+    packed = data.SignVideos(root, "train", size=32, packed=True, max_frames=3)[0]["frames"]
     assert ((png[:, None].float() - packed[None].float()).abs().mean((2, 3, 4)).argmin(1) == torch.arange(3)).all()
-    batch = data.collate([packed_item for packed_item in data.Phoenix14T(root, "train", size=32, packed=True)])
+    batch = data.collate([packed_item for packed_item in data.SignVideos(root, "train", size=32, packed=True)])
     assert batch["frames"].shape == (2, 9, 3, 32, 32) and (batch["frames"][1, 4:] == 0).all()
 
 
 def test_packed_at_loader_size_skips_resize(tmp_path):
     root = write_tree(tmp_path, {"v1": (3, "am tag")})
-    data.pack_split(root, "train", tmp_path / "p37", resize=37, workers=1)  # size 32 -> resize 37
-    a = data.Phoenix14T(root, "train", size=32)[0]["frames"]
-    b = data.Phoenix14T(root, "train", size=32, packed=True, packed_dir=tmp_path / "p37")[0]["frames"]
+    pack.pack_split(root, "train", data.read_split(root, "train"), tmp_path / "p37", resize=37, workers=1)  # size 32 -> resize 37
+    a = data.SignVideos(root, "train", size=32)[0]["frames"]
+    b = data.SignVideos(root, "train", size=32, packed=True, packed_dir=tmp_path / "p37")[0]["frames"]
     assert a.shape == b.shape and (a.float() - b.float()).abs().mean() / 255 < 0.012
 
 
 def test_packed_errors_name_the_pack_and_command(tmp_path):
     root = write_tree(tmp_path, {"v1": (2, "am tag")})
-    with pytest.raises(FileNotFoundError, match=r"packed.train.*python data.py --pack --data .* --splits train"):
-        data.Phoenix14T(root, "train", packed=True)
-    data.pack_split(root, "train", workers=1)
+    with pytest.raises(FileNotFoundError, match=r"packed.train.*python -m corpora.prepare --pack --data .* --splits train"):
+        data.SignVideos(root, "train", packed=True)
+    pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
     with open(data.annotation_path(root, "train"), "a") as f:
         f.write("v9|v9/1/*.png|-1|-1|Signer01|X|neu\n")
-    ds = data.Phoenix14T(root, "train", packed=True)
+    ds = data.SignVideos(root, "train", packed=True)
     with pytest.raises(FileNotFoundError, match="'v9' is not in frame pack"):
         ds[1]
 
@@ -1131,29 +1134,29 @@ def test_bad_videos_are_all_listed_before_training(corpus, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(SystemExit, match=r"(?s)2 problem\(s\).*train.*" + train_ + ".* no images.*" + dev + "' is missing"):
         pretrain.main(train_flags(corpus, out, "--epochs", "1") + ["--data", str(root)])
-    runs.release()
+    outdir.release()
     assert not list(out.glob("*.pt"))
 
 
 def test_damaged_packs_are_found_and_rebuilt(corpus, tmp_path):
     packs = tmp_path / "packs"
-    folder = data.pack_split(corpus, "train", packs, workers=1)
+    folder = pack.pack_split(corpus, "train", data.read_split(corpus, "train"), packs, workers=1)
     good = digests(folder)
     for name, cut in (("frames.bin", lambda b: b[:-100]), ("offsets.npy", lambda b: b[:-16]),
                       ("index.json", lambda b: b[:20])):
         backup = (folder / name).read_bytes()
         (folder / name).write_bytes(cut(backup))
-        with pytest.raises(OSError, match=f"frame pack '{folder}' is damaged: .*{name}.*python data.py --pack"):
-            data.Phoenix14T(corpus, "train", packed=True, packed_dir=packs)
-        problems = data.check_videos(corpus, ["train"], packed=True, packed_dir=packs)
+        with pytest.raises(OSError, match=f"frame pack '{folder}' is damaged: .*{name}.*python -m corpora.prepare --pack"):
+            data.SignVideos(corpus, "train", packed=True, packed_dir=packs)
+        problems = check.check_videos(corpus, splits_of(corpus, ["train"]), packed=True, packed_dir=packs)
         assert len(problems) == 1 and name in problems[0]
         (folder / name).write_bytes(backup)
     (folder / "frames.bin").write_bytes((folder / "frames.bin").read_bytes()[:-100])   # truncated: rebuilt
-    result = script("data.py", "--pack", "--data", corpus, "--splits", "train", "--packed-dir", packs,
+    result = script("-m", "corpora.prepare", "--pack", "--data", corpus, "--splits", "train", "--packed-dir", packs,
                     "--resize", "0", "--workers", "1")
     assert result.returncode == 0, result.stderr
     assert "damaged" in result.stdout and "rebuilding" in result.stdout and "already packed" not in result.stdout
-    assert digests(folder) == good and data.pack_problems(folder) == ""
+    assert digests(folder) == good and pack.pack_problems(folder) == ""
 
 
 def test_csv_errors_name_file_and_line(corpus, tmp_path):
@@ -1173,7 +1176,7 @@ def test_csv_errors_name_file_and_line(corpus, tmp_path):
     root = copy_corpus(corpus, tmp_path, latin1)
     with pytest.raises(ValueError, match=r"PHOENIX-2014-T.dev.corpus.csv', line \d+: not UTF-8"):
         pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
-    runs.release()
+    outdir.release()
 
 
 def test_atomic_write_replaces_files_and_folders_whole(tmp_path, monkeypatch):
@@ -1184,23 +1187,23 @@ def test_atomic_write_replaces_files_and_folders_whole(tmp_path, monkeypatch):
                 (tmp / name).write_text(text)
         return write
     pack = tmp_path / "sub" / "pack"
-    data.atomic_write(pack, folder_of({"a": "1", "b": "2"}))
-    data.atomic_write(pack, folder_of({"c": "3"}))                    # a folder replaces a folder, whole
+    files.atomic_write(pack, folder_of({"a": "1", "b": "2"}))
+    files.atomic_write(pack, folder_of({"c": "3"}))                    # a folder replaces a folder, whole
     assert {p.name: p.read_text() for p in pack.iterdir()} == {"c": "3"}
 
     def broken(tmp):
         folder_of({"half": "x"})(tmp)
         raise OSError("disk full")
     with pytest.raises(OSError, match="disk full"):
-        data.atomic_write(pack, broken)
+        files.atomic_write(pack, broken)
     assert [p.name for p in pack.iterdir()] == ["c"] and [p.name for p in (tmp_path / "sub").iterdir()] == ["pack"]
-    data.atomic_write(tmp_path / "f.txt", lambda tmp: tmp.write_text("x"))
+    files.atomic_write(tmp_path / "f.txt", lambda tmp: tmp.write_text("x"))
     assert (tmp_path / "f.txt").read_text() == "x"
     # one root resolver: a generated corpus that is not there names the command that makes it
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="`python synthetic.py --setting synthetic-hard`"):
+    with pytest.raises(FileNotFoundError, match="`python -m tools.synthetic --setting synthetic-hard`"):
         data.resolve_root("synthetic-hard")
-    with pytest.raises(FileNotFoundError, match="`python synthetic.py`"):
+    with pytest.raises(FileNotFoundError, match="`python -m tools.synthetic`"):
         data.resolve_root("synthetic")
     assert set(synthetic.SETTINGS) == set(data.SYNTHETIC)
 
@@ -1238,8 +1241,8 @@ def test_how2sign_read_as_released(tmp_path, capsys):
     data.read_split(root, "train")
     err = capsys.readouterr().err
     assert err.count("1 of 3 sentences have no clip") == 1 and "train (train)" in err      # said once
-    assert data.check_videos(root, ("train", "dev")) == []
-    ds = data.Phoenix14T(root, "train", size=32)
+    assert check.check_videos(root, splits_of(root, ("train", "dev"))) == []
+    ds = data.SignVideos(root, "train", size=32)
     assert ds[0]["frames"].shape == (6, 3, 32, 32) and ds[1]["frames"].shape == (7, 3, 32, 32)
     assert ds[1]["translation"] == 'She said "hello"\tthen | left.'
     monkey_env = {"HOW2SIGN_ROOT": str(root)}
@@ -1264,8 +1267,8 @@ def test_csl_daily_read_as_released(tmp_path, frames_dir, header, sep):
         assert [(r["name"], r["translation"]) for r in rows] == expected[split]
         assert all(r["video"] == root / frames_dir / r["name"] for r in rows)
     assert data.read_split(root, "test") == []
-    assert data.check_videos(root, ("train", "dev")) == []
-    item = data.Phoenix14T(root, "train", size=32)[0]
+    assert check.check_videos(root, splits_of(root, ("train", "dev"))) == []
+    item = data.SignVideos(root, "train", size=32)[0]
     assert item["frames"].shape == (5, 3, 32, 32) and item["translation"] == "今天天气很好"
 
 
@@ -1287,8 +1290,8 @@ def test_custom_layout_reads_a_video_file_and_a_frame_folder(tmp_path):
     rows = data.read_split(root, "train")
     assert [(r["name"], r["video"], r["translation"]) for r in rows] == [
         ("hello", root / "clips" / "hello.mp4", "Hello there."), ("bye", root / "frames" / "bye", "Good bye.")]
-    assert data.check_videos(root, ["train"]) == []
-    ds = data.Phoenix14T(root, "train", size=32)
+    assert check.check_videos(root, splits_of(root, ["train"])) == []
+    ds = data.SignVideos(root, "train", size=32)
     video, folder = ds[0]["frames"], ds[1]["frames"]
     assert video.shape == (8, 3, 32, 32) and folder.shape == (5, 3, 32, 32)
     reference = data.resize_crop(clip, 32, train=False)       # the frames as written, through the same resize
@@ -1311,13 +1314,13 @@ def test_video_files_are_decoded_resized_and_packed(tmp_path):
     assert pixels.shape == (12, 256, 455, 3) and fps == 25                       # shorter side 256, aspect kept
     # memory follows the decoded size (4.2 MB here), not the file's: the clip at 960x540 would be 18.7 MB
     assert peak < 1.5 * pixels.nbytes and pixels.nbytes < big.nbytes / 4, peak
-    small = data.read_video(root / "clips" / "big.mp4", size=(37, 37))
+    small = decode.read_video(root / "clips" / "big.mp4", size=(37, 37))
     assert small.shape == (12, 37, 37, 3)
-    folder = data.pack_split(root, "train", resize=37, workers=1)
-    a = data.Phoenix14T(root, "train", size=32)[0]["frames"]
-    b = data.Phoenix14T(root, "train", size=32, packed=True)[0]["frames"]
+    folder = pack.pack_split(root, "train", data.read_split(root, "train"), resize=37, workers=1)
+    a = data.SignVideos(root, "train", size=32)[0]["frames"]
+    b = data.SignVideos(root, "train", size=32, packed=True)[0]["frames"]
     assert a.shape == b.shape == (12, 3, 32, 32) and (a.float() - b.float()).abs().mean() / 255 < 0.012
-    assert data.check_videos(root, ["train"], packed=True) == [] and (folder / "frames.bin").is_file()
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True) == [] and (folder / "frames.bin").is_file()
 
 
 def test_bad_input_of_the_new_layouts_is_named_before_training(tmp_path):
@@ -1325,7 +1328,7 @@ def test_bad_input_of_the_new_layouts_is_named_before_training(tmp_path):
     (root / "clips").mkdir(parents=True)
     (root / "clips" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video at all" * 20)
     write_custom(root, ["gone|clips/gone.mp4|Missing.", "broken|clips/broken.mp4|Broken.", "notes|clips|Not one."])
-    problems = data.check_videos(root, ["train"])
+    problems = check.check_videos(root, splits_of(root, ["train"]))
     assert len(problems) == 3, problems
     assert problems[0] == f"video '{root / 'clips' / 'gone.mp4'}' is missing"
     assert problems[1].startswith(f"video file '{root / 'clips' / 'broken.mp4'}' cannot be decoded")
@@ -1333,14 +1336,14 @@ def test_bad_input_of_the_new_layouts_is_named_before_training(tmp_path):
     csl = tmp_path / "csl"
     write_csl_daily(csl, labels={"videos": []})
     with pytest.raises(ValueError, match=f"'{csl / 'sentence_label' / 'csl2020ct_v2.pkl'}' has no `info` list"):
-        data.check_videos(csl, ["train"])
+        check.check_videos(csl, splits_of(csl, ["train"]))
     csl2 = tmp_path / "csl2"
     write_csl_daily(csl2)
     with open(csl2 / "sentence_label" / "split_1.txt", "a", encoding="utf-8") as f:
         f.write("S999999_P0000_T00|train\n")
     with pytest.raises(ValueError, match=f"'{csl2 / 'sentence_label' / 'split_1.txt'}', line 5: video "
                                          "'S999999_P0000_T00' is not in the label file"):
-        data.check_videos(csl2, ["train"])
+        check.check_videos(csl2, splits_of(csl2, ["train"]))
     class Evil:  # a pickle that would run code when loaded: refused, not run
         def __reduce__(self):
             return (os.system, ("echo unsafe",))
@@ -1350,14 +1353,14 @@ def test_bad_input_of_the_new_layouts_is_named_before_training(tmp_path):
         data.read_split(csl3, "train")
     how2sign = tmp_path / "how2sign"
     write_how2sign(how2sign)
-    table = data.how2sign_csv(how2sign, "train")
+    table = how2sign.how2sign_csv(how2sign, "train")
     text = table.read_text(encoding="utf-8")
     table.write_text(text.replace("\tAnd I call", "\t\"And I call"), encoding="utf-8")   # a quote never closed
     with pytest.raises(ValueError, match=f"'{table}', lines 2-3 hold one row: a field runs over several lines"):
-        data.check_videos(how2sign, ["train"])
+        check.check_videos(how2sign, splits_of(how2sign, ["train"]))
     shutil.rmtree(how2sign / "sentence_level" / "val" / "rgb_front")
     with pytest.raises(FileNotFoundError, match="how2sign_realigned_val.csv': none of its 1 sentences has its clip"):
-        data.check_videos(how2sign, ["dev"])
+        check.check_videos(how2sign, splits_of(how2sign, ["dev"]))
 
 
 def test_annotation_names_cannot_leave_the_dataset(tmp_path):
@@ -1375,10 +1378,10 @@ def test_annotation_names_cannot_leave_the_dataset(tmp_path):
     mine = tmp_path / "mine"
     write_custom(mine, ["a|../secret|Outside."])
     with pytest.raises(ValueError, match=f"'{mine / 'train.csv'}', line 2: '../secret' leads outside"):
-        data.Phoenix14T(mine, "train")
+        data.SignVideos(mine, "train")
     how2sign = tmp_path / "how2sign"
     write_how2sign(how2sign)
-    table = data.how2sign_csv(how2sign, "dev")
+    table = how2sign.how2sign_csv(how2sign, "dev")
     table.write_text(table.read_text(encoding="utf-8") + "c\tc\tc_1\t../../../../../../secret\t1\t2\tOut.\n")
     with pytest.raises(ValueError, match=f"'{table}', line 3: .* leads outside"):
         data.read_split(how2sign, "dev")
@@ -1414,15 +1417,15 @@ def test_every_frame_is_checked_before_training(tmp_path):
     folder = root / data.FRAME_DIR / "train"
     (folder / "v1" / "images0003.png").write_bytes(b"")                         # an empty frame mid-video
     Image.fromarray(moving_frames(1, 30, 30)[0]).save(folder / "v2" / "images0002.png")   # another size
-    problems = data.check_videos(root, ["train"])
+    problems = check.check_videos(root, splits_of(root, ["train"]))
     assert len(problems) == 2, problems
     assert problems[0].startswith(f"frame '{folder / 'v1' / 'images0003.png'}' cannot be read")
     assert problems[1].startswith(f"video folder '{folder / 'v2'}' mixes frame sizes (width x height) 30x30, 48x60")
     good = write_tree(tmp_path / "good", {"v1": (3, SENTENCES[0])})
     png = good / data.FRAME_DIR / "train" / "v1" / "images0002.png"
     png.write_bytes(png.read_bytes()[:120])                  # header intact, pixels cut: only decoding finds it
-    assert data.check_videos(good, ["train"]) == []
-    full = data.check_videos(good, ["train"], full=True)
+    assert check.check_videos(good, splits_of(good, ["train"])) == []
+    full = check.check_videos(good, splits_of(good, ["train"]), full=True)
     assert len(full) == 1 and str(png) in full[0]
 
 
@@ -1436,12 +1439,12 @@ def test_an_interrupted_pack_leaves_no_temporary_folder(tmp_path):
     alive.mkdir()
     (root / data.FRAME_DIR / "train" / "v2" / "images0002.png").write_bytes(b"not a png")
     with pytest.raises(OSError, match="images0002.png"):
-        data.pack_split(root, "train", workers=1)
+        pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
     assert sorted(p.name for p in (root / "packed").iterdir()) == [alive.name]   # its own and the stale one gone
     Image.fromarray(moving_frames(1, 48, 60)[0]).save(root / data.FRAME_DIR / "train" / "v2" / "images0002.png")
-    folder = data.pack_split(root, "train", workers=1)
+    folder = pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
     assert sorted(p.name for p in (root / "packed").iterdir()) == [alive.name, "train"]
-    assert data.pack_problems(folder) == ""
+    assert pack.pack_problems(folder) == ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1463,7 +1466,7 @@ def test_rerun_refuses_and_overwrite_sets_the_old_run_aside(finished, corpus, tm
     assert digests(out) == before                                                    # nothing lost
     # starting over: the old run, fine-tuned model and results included, goes aside, byte for byte
     pretrain.main(train_flags(corpus, out, "--epochs", "1", "--overwrite"))
-    runs.release(out)
+    outdir.release(out)
     aside = list(out.glob("replaced-*"))
     assert len(aside) == 1
     moved = digests(aside[0])
@@ -1495,21 +1498,21 @@ def test_checkpoints_carry_tokenizer_config_and_flags(finished, corpus, tmp_path
     torch.save(pre, tmp_path / "other.pt")
     with pytest.raises(SystemExit, match=r"other.pt' does not match this run \(saved -> now\): image_size: 64 -> 32"):
         finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", tmp_path / "other.pt"))
-    runs.release()
+    outdir.release()
 
 
 def test_a_folder_in_use_is_refused_and_temporary_names_are_unique(corpus, tmp_path, monkeypatch):
     out = tmp_path / "busy"
-    runs.lock(out)  # this process plays the run that is writing to the folder
+    outdir.lock(out)  # this process plays the run that is writing to the folder
     result = script("pretrain.py", *train_flags(corpus, out, "--epochs", "1"))
-    runs.release(out)
+    outdir.release(out)
     assert result.returncode != 0
     assert f"'{out}' is in use by another run (pid {os.getpid()}" in result.stderr.strip().splitlines()[-1]
     assert sorted(p.name for p in out.iterdir()) == [".lock"]                          # it wrote nothing
     tmps = []
     monkeypatch.setattr(torch, "save", lambda obj, f: (tmps.append(Path(f).name), Path(f).write_bytes(b"x")))
-    runs.save_checkpoint(tmp_path / "a.pt", model={})
-    runs.save_checkpoint(tmp_path / "a.pt", model={})
+    checkpoint.save_checkpoint(tmp_path / "a.pt", model={})
+    checkpoint.save_checkpoint(tmp_path / "a.pt", model={})
     assert tmps[0] != tmps[1] and all(f"tmp{os.getpid()}-" in t for t in tmps)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "busy"]              # no temporary left
 
@@ -1554,7 +1557,7 @@ def test_unreadable_checkpoints_are_clear_errors(finished, corpus, tmp_path):
         assert str(path) in str(e.value) and "weights_only" not in str(e.value), str(e.value)
     with pytest.raises(SystemExit, match=f"'{out / 'finetune.pt'}' is a finetune checkpoint; this needs a pretrain one"):
         finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", out / "finetune.pt"))
-    runs.release()
+    outdir.release()
 
 
 def test_checkpoint_file_names_and_fingerprint_are_checked_before_anything_is_written(finished, corpus, tmp_path):
@@ -1587,7 +1590,7 @@ def test_checkpoint_file_names_and_fingerprint_are_checked_before_anything_is_wr
         finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1", "--stage2-epochs", "0"))
     assert f"checkpoint '{pre}' cannot be used: its tokenizer's files do not give the fingerprint it records" in str(e.value)
     assert not (tmp_path / "ft").exists()
-    runs.release()
+    outdir.release()
 
 
 def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, tmp_path):
@@ -1609,7 +1612,7 @@ def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, 
     assert f"--resume: '{out}' holds finetune.pt but not finetune-stage1.last.pt or finetune-stage2.last.pt" \
         in str(e.value)
     assert digests(out) == before
-    runs.release()
+    outdir.release()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1697,7 +1700,7 @@ def test_compile_flag_compiles_the_loop_and_keeps_checkpoint_keys(corpus, tmp_pa
     pretrain.main(train_flags(corpus, out, "--epochs", "1", "--compile"))
     assert len(compiled) == 1 and isinstance(compiled[0], model.PretrainModel)
     keys = set(torch.load(out / "pretrain.pt", weights_only=True)["model"])
-    expected = set(train.trainable_state(model.build_pretrain_model(model.get_config("tiny", vocab_size=40))))
+    expected = set(checkpoint.trainable_state(model.build_pretrain_model(model.get_config("tiny", vocab_size=40))))
     assert keys == expected
 
 
@@ -1719,7 +1722,7 @@ def test_nonfinite_loss_and_nothing_to_train_stop_the_run(corpus, tmp_path, monk
     with pytest.raises(SystemExit, match="no pseudo-glosses in the training translations"):
         pretrain.main(train_flags(root, tmp_path / "empty", "--epochs", "1"))
     assert not list((tmp_path / "empty").glob("*.pt"))
-    runs.release()
+    outdir.release()
 
 
 def ddp_case():
@@ -1742,7 +1745,7 @@ def ddp_worker(out_file):
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     net, batch, labels = ddp_case()
-    ddp = train.data_parallel(train.sync_batch_norm(net))
+    ddp = parallel.data_parallel(parallel.sync_batch_norm(net))
     half = slice(2 * rank, 2 * rank + 2)
     out = ddp(*(x[half] for x in batch))
     loss, _, _ = pretrain.loss_terms(out, labels[half])
@@ -1794,12 +1797,12 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
             pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume", *extra))
         assert named in str(e.value) and str(e.value).count("->") == 2, str(e.value)  # "(saved -> now)" and it
     assert digests(out)["pretrain.last.pt"] == before["pretrain.last.pt"]
-    runs.release()
+    outdir.release()
     # another corpus at the same path with the same vocabulary (two dev translations swapped): the dataset is named
     root = copy_corpus(corpus, tmp_path)
     interrupted = tmp_path / "interrupted"
     pretrain.main(train_flags(root, interrupted, "--epochs", "2", "--stop-after", "1"))
-    runs.release()
+    outdir.release()
     csv = data.annotation_path(root, "dev")
     lines = csv.read_text(encoding="utf-8").splitlines()
     first, second = lines[1].rsplit("|", 1), lines[2].rsplit("|", 1)
@@ -1809,20 +1812,20 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
     with pytest.raises(SystemExit, match=r"the dataset \(sha256 of its train and dev names and translations\)") as e:
         pretrain.main(train_flags(root, interrupted, "--epochs", "2", "--resume"))
     assert "--data" not in str(e.value) and "tokenizer" not in str(e.value)
-    runs.release()
+    outdir.release()
 
 
 def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, capsys):
     assert [e + 1 for e in range(7) if train.validates(e, 7, 3)] == [3, 6, 7]   # and always the last epoch
     assert [e + 1 for e in range(3) if train.validates(e, 3, 1)] == [1, 2, 3]
     out = tmp_path / "run"
-    args = train.parse(pretrain.flags(), train_flags(corpus, out, "--epochs", "3"))
-    setup = train.setup(args, stage="pretrain")
+    args = cli.parse(pretrain.flags(), train_flags(corpus, out, "--epochs", "3"))
+    setup = run.setup(args, stage="pretrain")
     pg = pseudogloss.build_pseudoglosses(setup.root)
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg["vocab"]))
-    net = train.build(setup, "pretrain", prototypes=pg["prototypes"][:-1])
+    net = run.build(setup, "pretrain", prototypes=pg["prototypes"][:-1])
     best = pretrain.pretrain(setup, net, pg, val_every=2)
-    runs.release()
+    outdir.release()
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pretrain epoch")]
     assert ["val/loss" in ln for ln in lines] == [False, True, True], lines
     kept = torch.load(out / "pretrain.pt", weights_only=True)
@@ -1848,7 +1851,7 @@ def test_text_formats_are_the_authors_and_cut_at_128_tokens():
 
 def test_unknown_lang_flag_is_refused():
     with pytest.raises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()) as err:
-        train.parse(train.data_flags(""), ["--data", "synthetic", "--lang", "fr"])
+        cli.parse(cli.data_flags(""), ["--data", "synthetic", "--lang", "fr"])
     assert e.value.code == 2 and "--lang: invalid choice: 'fr'" in err.getvalue()
 
 
@@ -1860,7 +1863,7 @@ def test_a_checkpoint_of_another_language_is_refused(lang_runs, tmp_path):
     with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
         evaluate.main(flags(zh_corpus, tmp_path / "ev", "--checkpoint", en_out / "finetune.pt"))
     assert not (tmp_path / "ft").exists() and not (tmp_path / "ev").exists()  # refused before anything is written
-    runs.release()
+    outdir.release()
 
 
 def test_one_cycle_schedule_matches_the_formula_by_hand():
@@ -1941,7 +1944,7 @@ def test_video_file_and_frame_folder_decode_to_their_frames(tmp_path):
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_localisation_runs_on_the_english_and_chinese_synthetic_corpora(lang_runs, lang):
     corpus, out, result, printed, _ = lang_runs[lang]
-    truth = data.read_ground_truth(corpus, "test")
+    truth = synthetic.read_ground_truth(corpus, "test")
     pairs = {(name, g) for name, spans in truth.items() for g, _, _ in spans}
     assert len(truth) == 3
     assert "\nretrieval test (3 videos): video-to-text R@1 " in printed
@@ -1964,7 +1967,7 @@ def test_pretraining_writes_nothing_into_the_dataset_root(corpus, tmp_path):
     finally:
         for folder in folders:
             folder.chmod(0o755)
-        runs.release()
+        outdir.release()
     assert digests(root) == before
     assert [p.name for p in (tmp_path / "run" / "cache").iterdir()] == ["pseudoglosses-train-dev-test.pt"]
 
@@ -1985,7 +1988,7 @@ def test_a_mistyped_pretrained_path_is_an_error_naming_it(finished, corpus, tmp_
             evaluate.main(flags(corpus, out, "--overwrite", "--pretrained", given, "--max-new-tokens", "2"))
         assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
     assert digests(out) == before
-    runs.release()
+    outdir.release()
 
 
 def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(corpus, tmp_path, monkeypatch):
@@ -2011,7 +2014,7 @@ def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(cor
     out = tmp_path / "run"
     finetune.main(train_flags(corpus, out, "--pretrained", "none", "--stage1-epochs", "0", "--stage2-epochs", "6",
                               "--val-beams", "4", "--val-every", "2", "--val-scoring", "authors"))
-    runs.release()
+    outdir.release()
     assert [c["beams"] for c in calls] == [4, 4, 4]
     kept = torch.load(out / "finetune.pt", weights_only=True)
     assert kept["epoch"] == 2 and kept["metric"] == pytest.approx(period[0])
@@ -2052,7 +2055,7 @@ def test_paper_preset_from_local_folders(tmp_path):
     finetune.main(common + ["--stage1-epochs", "1", "--stage2-epochs", "1"])
     evaluate.main(common + ["--split", "test", "--max-new-tokens", "4", "--beams", "2"])
     assert len((out / "test.hyp.txt").read_text().splitlines()) == 2
-    config = train.load_checkpoint(out / "finetune.pt")["config"]
+    config = checkpoint.load_checkpoint(out / "finetune.pt")["config"]
     assert config["llm_dim"] == 32 and config["dino_arch"]["hidden_size"] == 24  # widths from the checkpoints
     # the trimmed vocabulary: specials and every training token kept, ids the same in tokenizer and embeddings
     tok = tokenizer.Tokenizer.load(out)
@@ -2082,11 +2085,11 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     clip = tmp_path / "my clip"
     shutil.copytree(corpus / data.FRAME_DIR / "test" / name, clip)
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
-    run = train.setup(train.parse(train.data_flags(""), flags(corpus, out)), ckpt["config"],
+    s = run.setup(cli.parse(cli.data_flags(""), flags(corpus, out)), ckpt["config"],
                       tokenizer_state=ckpt["tokenizer"], splits=())
     pixels, _ = analysis.read_video(clip)
-    batch, _ = analysis.video_batch(pixels, "clip", run)
-    assert torch.equal(batch["frames"][0], data.Phoenix14T(corpus, "test", size=32)[1]["frames"])
+    batch, _ = analysis.video_batch(pixels, "clip", s)
+    assert torch.equal(batch["frames"][0], data.SignVideos(corpus, "test", size=32)[1]["frames"])
     assert evaluate.main(flags(corpus, out, "--video", str(clip), "--max-new-tokens", "5"))["translation"] == hyp[1]
     printed = capsys.readouterr().out
     assert f"translation: {hyp[1]}\n" in printed and "pseudo-glosses found" in printed
@@ -2143,7 +2146,7 @@ def test_evaluate_reads_only_the_pretraining_its_checkpoint_came_from(finished, 
     assert f"--pretrained '{b / 'pretrain.pt'}' does not belong to '{a / 'finetune.pt'}': its tokenizer differs" \
         in str(e.value)
     assert not (tmp_path / "e").exists()
-    runs.release()
+    outdir.release()
 
 
 def test_evaluate_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finished, corpus, tmp_path, capsys):
@@ -2170,7 +2173,7 @@ def test_three_stages_on_the_english_and_chinese_synthetic_corpora(lang_runs, la
     assert pre["lang"] == fine["lang"] == lang
     assert pre["tokenizer"]["lang_code"] == fine["tokenizer"]["lang_code"] == code
     # the pseudo-glosses are the sentences' in their language: the signs the generator drew
-    signed = {g for s in data.SPLITS for spans in data.read_ground_truth(corpus, s).values() for g, _, _ in spans}
+    signed = {g for s in data.SPLITS for spans in synthetic.read_ground_truth(corpus, s).values() for g, _, _ in spans}
     assert pre["pseudoglosses"]["vocab"] == sorted(signed)
     # scored as the dataset's papers score, said in the output, against the raw references
     hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
@@ -2207,7 +2210,7 @@ def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     assert len(train) == 12 and len(dev) == 3 and not train & set(dev)
     train_glosses = {g for t in train for g in pseudogloss.extract(t)}
     assert all(set(pseudogloss.extract(t)) <= train_glosses for t in dev)
-    ds = data.Phoenix14T(a, "test", size=32, train=True)
+    ds = data.SignVideos(a, "test", size=32, train=True)
     item = ds[0]
     # training items hold the whole 256/224 resize (37 for a 32 crop); the crop is taken on the device (data.prepare)
     assert item["frames"].ndim == 4 and item["frames"].shape[1:] == (3, 37, 37) and 10 <= len(item["frames"]) <= 60
@@ -2229,7 +2232,7 @@ def test_ground_truth_tsv_matches_the_drawn_frames(tmp_path, setting):
     root = synthetic.make_synthetic(tmp_path / "synthetic", seed=1, **opts)
     pairs, lengths = {}, set()
     for split in data.SPLITS:
-        lines = data.ground_truth_path(root, split).read_text().splitlines()
+        lines = synthetic.ground_truth_path(root, split).read_text().splitlines()
         assert lines[0] == "name\tpseudogloss\tfirst\tlast"
         spans = {}
         for line in lines[1:]:
@@ -2259,7 +2262,7 @@ def test_ground_truth_tsv_matches_the_drawn_frames(tmp_path, setting):
         assert lengths == {4}
     else:  # performed differently each time, at varying lengths
         assert any(len(p) > 1 for p in pairs.values()) and len(lengths) > 1
-    assert data.read_ground_truth(root, "test") == spans and data.read_ground_truth(tmp_path, "test") == {}
+    assert synthetic.read_ground_truth(root, "test") == spans and synthetic.read_ground_truth(tmp_path, "test") == {}
 
 
 def decode_mp4(path) -> np.ndarray:
@@ -2302,7 +2305,7 @@ def test_synthetic_english_corpus_is_how2sign_as_released(tmp_path):
             expected = expected[:-1]
             with_clip = [e.removesuffix(".mp4") for e in expected]
         assert clips == sorted(expected)
-        truth = data.read_ground_truth(root, split)
+        truth = synthetic.read_ground_truth(root, split)
         assert sorted(truth) == sorted(e.removesuffix(".mp4") for e in expected)
         for r in rows:
             if r[3] not in truth:
@@ -2328,7 +2331,7 @@ def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):
     split_of = dict(line.split("|") for line in split_lines[1:])
     assert sorted(split_of.values()) == ["dev"] * 3 + ["test"] * 3 + ["train"] * 12
     assert [e["name"] for e in labels["info"]] == list(split_of)
-    truth = {s: data.read_ground_truth(root, s) for s in data.SPLITS}
+    truth = {s: synthetic.read_ground_truth(root, s) for s in data.SPLITS}
     for entry in labels["info"]:
         sentence = "".join(entry["label_char"])
         assert "".join(entry["label_word"]) == sentence and all(len(c) == 1 for c in entry["label_char"])
@@ -2590,7 +2593,7 @@ def test_readme_recipe_turns_clips_and_sentences_into_the_custom_layout(tmp_path
     assert [len(rows[s]) for s in data.SPLITS] == [10, 1, 1] and data.detect_layout(root) == "custom"
     got = sorted((r["name"], r["video"].name, r["translation"]) for s in data.SPLITS for r in rows[s])
     assert got == [(f"clip{i:02d}", f"clip{i:02d}.mp4", sentences[i]) for i in range(12)]
-    assert data.check_videos(root, data.SPLITS) == [] and data.dataset_language(root, "en") == "en"
+    assert check.check_videos(root, splits_of(root, data.SPLITS)) == [] and data.dataset_language(root, "en") == "en"
 
 
 if __name__ == "__main__":  # the data-parallel test's worker processes

@@ -1,10 +1,10 @@
-"""The hierarchy made visible and measured (DESIGN.md "Evaluation"), for evaluate.py: a video of your own read
-as the evaluation reads a dataset video; the pseudo-glosses the segment level finds in it (eqs. 1-3) with the
-time span where each is strongest, drawn under the video's frames; and, on a split, retrieval at the video
-level (eq. 4's pooled embeddings) and pseudo-gloss localisation against the synthetic corpus's sign timings.
+"""The levels below translation, measured with a run's pre-training checkpoint (DESIGN.md "Evaluation"):
+retrieval at the video level (R@k both ways, eq. 4's embeddings), where the segment level finds each
+pseudo-gloss (eqs. 1-3's evidence E) on a corpus with sign timings, and one video of your own, translated
+with the pseudo-glosses found in it drawn under its frames.
 
-    python evaluate.py --data synthetic --video data/synthetic/features/fullFrame-210x260px/test/synthetic_test_0000
-    python evaluate.py --data synthetic --split test      # BLEU, then the `retrieval` and `localisation` lines
+    python -m tools.analysis --data synthetic --split test       # retrieval and localisation of a split
+    python -m tools.analysis --data synthetic --video clip.mp4   # a video file, or a folder of frame images
 """
 import dataclasses
 import math
@@ -15,9 +15,56 @@ import torch
 import torch.nn.functional as F
 
 import data
+import evaluate
 import losses
 import model
 import train
+from corpora import decode
+from harness import checkpoint, cli, run
+from tools import synthetic
+
+
+def pretraining(args, ckpt: dict, ckpt_path: Path):
+    """The pre-training checkpoint for the levels below translation (retrieval, localisation, --video's
+    pseudo-glosses): --pretrained, else the pretrain.pt beside the fine-tuned checkpoint. Used only if it is
+    the one that model was fine-tuned from (the sha256 finetune.py records) with its tokenizer; otherwise the
+    default is not used and the output says why, and --pretrained is an error. -> the checkpoint, read once;
+    None: not used."""
+    what = "pseudo-glosses not shown" if args.video else "retrieval and localisation not measured"
+    path = ckpt_path.parent / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
+    if not path.is_file():
+        if args.pretrained is not None:
+            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's "
+                             "<out>/pretrain.pt, the one the model was fine-tuned from)")
+        print(f"{what}: no pre-training checkpoint '{path}'")
+        return None
+    pre, lineage = checkpoint.load_checkpoint(path, "pretrain"), ckpt.get("pretrained", "unknown")
+    if pre["tokenizer"]["fingerprint"] != ckpt["tokenizer"]["fingerprint"]:
+        why = (f"its tokenizer differs ({pre['tokenizer']['fingerprint'][:12]}, the model's "
+               f"{ckpt['tokenizer']['fingerprint'][:12]}): another run's pre-training")
+    elif lineage == "unknown":
+        why = "the model does not record which pre-training it came from (fine-tuned by an older version)"
+    elif lineage is None:
+        why = "the model was fine-tuned without pre-training (--pretrained none)"
+    elif lineage.get("sha256") != checkpoint.file_digest(path):
+        why = "it is not the pre-training that the model was fine-tuned from (another or a later pretrain.py run)"
+    else:
+        return pre
+    if args.pretrained is not None:
+        raise SystemExit(f"--pretrained '{path}' does not belong to '{ckpt_path}': {why}")
+    print(f"{what}: '{path}' does not belong to '{ckpt_path}': {why}")
+    return None
+
+
+"""The hierarchy made visible and measured (DESIGN.md "Evaluation"), for evaluate.py: a video of your own read
+as the evaluation reads a dataset video; the pseudo-glosses the segment level finds in it (eqs. 1-3) with the
+time span where each is strongest, drawn under the video's frames; and, on a split, retrieval at the video
+level (eq. 4's pooled embeddings) and pseudo-gloss localisation against the synthetic corpus's sign timings.
+
+    python evaluate.py --data synthetic --video data/synthetic/features/fullFrame-210x260px/test/synthetic_test_0000
+    python evaluate.py --data synthetic --split test      # BLEU, then the `retrieval` and `localisation` lines
+"""
+
 
 # --video is read with its frames scaled down (aspect kept) to this shorter side while decoding: memory follows
 # this size, not the file's (a 1080p clip would take 6 MB a frame); the model's resize_crop squashes to a square
@@ -27,17 +74,17 @@ VIDEO_SHORT_SIDE = 256
 
 def read_video(path) -> tuple:
     """All frames of a video file (PyAV) or of a folder of frame images (in natural name order) as uint8
-    [N, H, W, 3], decoded by data.read_video at most VIDEO_SHORT_SIDE on the shorter side, and the frame rate
+    [N, H, W, 3], decoded by decode.read_video at most VIDEO_SHORT_SIDE on the shorter side, and the frame rate
     (None for a folder)."""
     path = Path(path)
-    if not path.is_dir() and (path.suffix.lower() not in data.VIDEO_SUFFIXES or not path.is_file()):
-        raise FileNotFoundError(f"--video '{path}': not a video file ({', '.join(sorted(data.VIDEO_SUFFIXES))}) "
+    if not path.is_dir() and (path.suffix.lower() not in decode.VIDEO_SUFFIXES or not path.is_file()):
+        raise FileNotFoundError(f"--video '{path}': not a video file ({', '.join(sorted(decode.VIDEO_SUFFIXES))}) "
                                 "or a folder of frame images")
-    pixels = data.read_video(path, short_side=VIDEO_SHORT_SIDE)
-    return pixels, None if path.is_dir() else data.video_fps(path)
+    pixels = decode.read_video(path, short_side=VIDEO_SHORT_SIDE)
+    return pixels, None if path.is_dir() else decode.video_fps(path)
 
 
-def video_batch(pixels: np.ndarray, name: str, setup: train.Setup) -> tuple:
+def video_batch(pixels: np.ndarray, name: str, setup: run.Setup) -> tuple:
     """A one-video batch as the evaluation loader yields it (select_frames, resize_crop, collate), and the
     indices of the frames it keeps."""
     keep = data.select_frames(len(pixels), setup.args.frame_stride, setup.args.max_frames)
@@ -45,21 +92,17 @@ def video_batch(pixels: np.ndarray, name: str, setup: train.Setup) -> tuple:
     return data.collate([{"name": name, "translation": "", "frames": frames}]), keep
 
 
-# ----------------------------------------------------------------------------------------------
-# The pre-training model: the one place that reads its outputs
-
-
-def load_pretrain(setup: train.Setup, ckpt: dict) -> tuple:
-    """The pre-training model of a run's checkpoint (read by train.load_checkpoint; its own config: U
+def load_pretrain(setup: run.Setup, ckpt: dict) -> tuple:
+    """The pre-training model of a run's checkpoint (read by checkpoint.load_checkpoint; its own config: U
     pseudo-glosses), in eval mode, and its pseudo-gloss vocabulary (which the checkpoint carries); the trained
     prototypes are among its weights."""
-    net = train.build(dataclasses.replace(setup, cfg=model.Config(**ckpt["config"])), "pretrain")
-    train.load_weights(net, ckpt["model"])
+    net = run.build(dataclasses.replace(setup, cfg=model.Config(**ckpt["config"])), "pretrain")
+    checkpoint.load_weights(net, ckpt["model"])
     return net.eval(), ckpt["pseudoglosses"]["vocab"]
 
 
 @torch.no_grad()
-def pretrain_outputs(net, batch, setup: train.Setup) -> tuple:
+def pretrain_outputs(net, batch, setup: run.Setup) -> tuple:
     """A batch through the pre-training model (its sentences through the text encoder; "" for a video of your
     own): eq. 4's pooled video and text embeddings, L2-normalised [B, D]; eqs. 1-3's evidence E [B, T, U]
     (segments x pseudo-glosses, the non-sign column dropped); the segment mask [B, T]."""
@@ -70,10 +113,6 @@ def pretrain_outputs(net, batch, setup: train.Setup) -> tuple:
     text = losses.masked_mean(out["text"], out["text_mask"])                     # L~
     e = losses.gloss_evidence(out["glosses"], out["mask"], out["prototypes"], out["tau_t"], out["tau_u"])
     return F.normalize(video.float(), dim=-1), F.normalize(text.float(), dim=-1), e[..., :-1].float(), out["mask"]
-
-
-# ----------------------------------------------------------------------------------------------
-# The metrics (DESIGN.md "Evaluation")
 
 
 def recall_at_k(sim: torch.Tensor, ks=(1, 5, 10)) -> dict:
@@ -109,13 +148,13 @@ def selected_spans(signs: list, keep: np.ndarray, index: dict) -> dict:
     return {u: s for u, s in spans.items() if s}
 
 
-def measure_split(setup: train.Setup, split: str, pretrained: dict) -> dict:
+def measure_split(setup: run.Setup, split: str, pretrained: dict) -> dict:
     """Retrieval R@1/5/10 both ways over a split and, on a corpus with sign timings, localisation accuracy and
     its chance level, with the pre-training checkpoint `pretrained`; prints the `retrieval` and `localisation`
     lines."""
     net, vocab = load_pretrain(setup, pretrained)
     loader = train.loader(setup, split, train=False)
-    truth, index = data.read_ground_truth(setup.root, split), {g: i for i, g in enumerate(vocab)}
+    truth, index = synthetic.read_ground_truth(setup.root, split), {g: i for i, g in enumerate(vocab)}
     videos, texts, pairs = [], [], []
     for batch in loader:
         video, text, evidence, mask = pretrain_outputs(net, batch, setup)
@@ -137,10 +176,6 @@ def measure_split(setup: train.Setup, split: str, pretrained: dict) -> dict:
         print(f"localisation {split}: {result['localisation']:.1f}% of {len(pairs)} (video, pseudo-gloss) pairs peak "
               f"in a segment of their signed span (chance {result['chance']:.1f}%)")
     return result
-
-
-# ----------------------------------------------------------------------------------------------
-# What the segment level finds in one video
 
 
 def found_glosses(evidence: torch.Tensor, threshold: float, top: int) -> list:
@@ -208,3 +243,38 @@ def plot_glosses(png: Path, pixels: np.ndarray, evidence: np.ndarray, names: lis
     fig.colorbar(mesh, ax=[strip, heat], label="E = S^T * S^U (eqs. 1-3)", fraction=0.03, pad=0.01)
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+
+
+def main(argv=None):
+    ap = evaluate.flags(__doc__)
+    ap.add_argument("--video", type=Path, help="translate this video (mp4, webm, avi, mov; or a folder of frame "
+                    "images) instead of measuring a split; reads no dataset")
+    ap.add_argument("--pretrained", help="the pre-training checkpoint (default: the pretrain.pt beside "
+                    "--checkpoint); only the one the model was fine-tuned from is used")
+    ap.add_argument("--threshold", type=cli.non_negative_float, default=0.5,
+                    help="--video: show pseudo-glosses with E-hat above this")
+    ap.add_argument("--top", type=cli.positive_int, default=5, help="--video: else the strongest few")
+    args = cli.parse(ap, argv)
+    ckpt_path = args.checkpoint or args.out / "finetune.pt"
+    ckpt = checkpoint.load_checkpoint(ckpt_path, "finetune")
+    pretrained = pretraining(args, ckpt, ckpt_path)  # checked before anything is translated or written
+    if not args.video:
+        if pretrained is None:
+            return {}
+        setup, _ = evaluate.translation_model(args, ckpt, splits=(args.split,))
+        return measure_split(setup, args.split, pretrained)
+    setup, net = evaluate.translation_model(args, ckpt)
+    pixels, fps = read_video(args.video)
+    name = args.video.stem if args.video.is_file() else args.video.name
+    batch, keep = video_batch(pixels, name, setup)
+    hyp = train.translate(net, [batch], setup.tok, setup.device, args.beams, args.max_new_tokens)[0][0]
+    print(f"translation: {hyp}")
+    if pretrained:
+        show_glosses(setup, pretrained, batch, pixels[keep], keep, fps, hyp)
+    return {"translation": hyp}
+
+
+if __name__ == "__main__":
+    main()

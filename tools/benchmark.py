@@ -1,9 +1,9 @@
 """Speed of the reference: training steps and translation of the paper's model, and the frame loader.
 
-    python benchmark.py --preset paper --stage pretrain --device cuda --batch-size 16 --frames 117 [--compile]
-    python benchmark.py --preset tiny --stage finetune --device cpu --batch-size 4 --frames 64
-    python benchmark.py --data-pipeline        # packed JPEG loader (data.py) vs a per-frame PNG reader, frames/s
-    python benchmark.py --data-pipeline --workers 1 2 4 8 16   # the packed loader's frames/s as workers grow
+    python -m tools.benchmark --preset paper --stage pretrain --device cuda --batch-size 16 --frames 117 [--compile]
+    python -m tools.benchmark --preset tiny --stage finetune --device cpu --batch-size 4 --frames 64
+    python -m tools.benchmark --data-pipeline        # packed JPEG loader (data.py) vs a per-frame PNG reader, frames/s
+    python -m tools.benchmark --data-pipeline --workers 1 2 4 8 16   # the packed loader's frames/s as workers grow
 
 The models have RANDOM weights (model.get_config(..., pretrained=False)), so nothing is downloaded; the
 inputs are random frames and token ids of a realistic length. Fine-tuning is timed as stage 2 (everything
@@ -28,18 +28,9 @@ import losses
 import model
 import pretrain
 import train
+from corpora import pack
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s (SXM data sheets)
-
-# ----------------------------------------------------------------------------------------------
-# FLOPs of one training step, counted from the architecture.
-# Convention: a matmul [m, k] x [k, n] is 2*m*n*k FLOPs; softmax, norms, activations are not counted.
-# A part's forward FLOPs are multiplied by 3 where its weights train (forward, input-grad, weight-grad), by 2
-# where its weights are frozen but gradients flow through it (forward, input-grad: frozen base weights inside
-# LoRA'd blocks, a frozen LLM under LoRA), and by 1 where it runs without autograd (DINOv2's frozen blocks, the
-# text encoder). Attention's score and value matmuls count 3x wherever gradients flow (grads of both inputs).
-# Attention is counted as computed, over all T x T pairs (the temporal encoder's window is a mask on dense
-# attention), and every frame and token is counted as valid (the benchmark's inputs have no padding).
 
 
 def mm(m, n, k) -> int:
@@ -123,10 +114,6 @@ def peak_flops(device_name: str, override=None):
     return next((v for k, v in PEAK_BF16.items() if k in device_name), None)
 
 
-# ----------------------------------------------------------------------------------------------
-# Model benchmark: full training steps and translation, random weights and inputs
-
-
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -143,7 +130,7 @@ def bench_model(args):
     """Times training steps (forward, loss, backward, AdamW) and greedy/beam translation of one video."""
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("benchmark.py --device cuda: no CUDA device is available")
+        raise SystemExit("tools.benchmark --device cuda: no CUDA device is available")
     vocab = 2172 if args.preset == "paper" else 1000
     n_glosses = 2322 if args.preset == "paper" else 100  # pseudo-gloss vocabulary (the paper's PHOENIX14T count)
     cfg = model.get_config(args.preset, pretrained=False, vocab_size=vocab, n_glosses=n_glosses)
@@ -209,7 +196,7 @@ def print_flops(args, cfg, device, seconds: float, vocab: int, n_glosses: int):
     total = sum(parts.values())
     for name, f in parts.items():
         print(f"  {name:<48}{f / 1e9:>12.1f} GFLOP")
-    print(f"  {'total per step (benchmark.py, flops_per_step)':<48}{total / 1e9:>12.1f} GFLOP, "
+    print(f"  {'total per step (tools.benchmark, flops_per_step)':<48}{total / 1e9:>12.1f} GFLOP, "
           f"achieved {total / seconds / 1e12:.3f} TFLOP/s")
     if device.type == "cuda":
         peak = peak_flops(torch.cuda.get_device_name(device), args.peak_flops)
@@ -237,10 +224,6 @@ def bench_translate(net, cfg, device, n_frames, new_tokens=30):
         best = min(times[1:])
         print(f"translate 1 video of {n_frames} frames, {beams} beam{'s' if beams > 1 else ''}: {best * 1e3:.0f} ms "
               f"for {out.shape[1]} tokens (random weights: EOS suppressed, max_new_tokens={new_tokens})")
-
-
-# ----------------------------------------------------------------------------------------------
-# Data pipeline: the packed loader of data.py against a per-frame PNG reader as earlier SLT code has it
 
 
 def write_videos(root: Path, n_videos: int, seed: int = 0) -> Path:
@@ -299,7 +282,7 @@ class PngFrames(torch.utils.data.Dataset):
 
 def time_loaders(datasets: dict, args, passes: int = 3, workers: dict = None) -> dict:
     """Frames/s from disk to collated batches: normalised floats for the PNG baseline; the uint8 batches that
-    data.Phoenix14T hands to the training loop, and those batches after data.prepare (normalised, augmented
+    data.SignVideos hands to the training loop, and those batches after data.prepare (normalised, augmented
     when training) on the CPU, for the rows so named (on a GPU machine prepare runs on the GPU): the best of
     `passes` passes, the loaders interleaved (this machine is shared, so load changes while it measures), after
     one warm-up pass each (workers started, page cache).
@@ -322,7 +305,7 @@ def time_loaders(datasets: dict, args, passes: int = 3, workers: dict = None) ->
 
 
 def bench_data(args):
-    """Frames/s of data.Phoenix14T(packed=True) vs the PNG baseline on the same generated videos, same DataLoader."""
+    """Frames/s of data.SignVideos(packed=True) vs the PNG baseline on the same generated videos, same DataLoader."""
     tmp = Path(tempfile.mkdtemp(prefix="slt-bench-"))
     try:
         start = time.perf_counter()
@@ -334,7 +317,7 @@ def bench_data(args):
               f"on average, in {time.perf_counter() - start:.0f} s ({tmp})")
         for resize, packed_dir in ((256, None), (None, tmp / "packed-as-shipped")):
             start = time.perf_counter()
-            folder = data.pack_split(root, "train", packed_dir, args.quality, resize, workers=args.workers[0] or 1)
+            folder = pack.pack_split(root, "train", data.read_split(root, "train"), packed_dir, args.quality, resize, workers=args.workers[0] or 1)
             seconds = time.perf_counter() - start
             print(f"packing {'as shipped' if resize is None else f'resized to {resize}x{resize}'} (one-off, not in the "
                   f"throughput): {seconds:.1f} s, {len(paths) / seconds:.0f} frames/s, "
@@ -344,14 +327,14 @@ def bench_data(args):
               f"{torch.get_num_threads()} torch threads in the main process; best of 3 interleaved passes")
         fps = time_loaders({
             "PNG per-frame reader (baseline)": PngFrames(root, "train"),
-            "data.Phoenix14T(packed=True), 256 pack (python data.py --pack default)":
-                data.Phoenix14T(root, "train", packed=True),
-            "data.Phoenix14T(packed=True), 256 pack, + prepare on the CPU": data.Phoenix14T(root, "train", packed=True),
-            "data.Phoenix14T(packed=True), pack as shipped (--resize 0)":
-                data.Phoenix14T(root, "train", packed=True, packed_dir=tmp / "packed-as-shipped"),
-            "data.Phoenix14T(packed=False), the PNGs": data.Phoenix14T(root, "train"),
-            "data.Phoenix14T(packed=True, train=True), augmented, + prepare on the CPU":
-                data.Phoenix14T(root, "train", packed=True, train=True),
+            "data.SignVideos(packed=True), 256 pack (python -m corpora.prepare --pack default)":
+                data.SignVideos(root, "train", packed=True),
+            "data.SignVideos(packed=True), 256 pack, + prepare on the CPU": data.SignVideos(root, "train", packed=True),
+            "data.SignVideos(packed=True), pack as shipped (--resize 0)":
+                data.SignVideos(root, "train", packed=True, packed_dir=tmp / "packed-as-shipped"),
+            "data.SignVideos(packed=False), the PNGs": data.SignVideos(root, "train"),
+            "data.SignVideos(packed=True, train=True), augmented, + prepare on the CPU":
+                data.SignVideos(root, "train", packed=True, train=True),
         }, args)
         base = next(iter(fps.values()))
         for name, value in fps.items():
@@ -371,11 +354,11 @@ def bench_workers(args):
     tmp = Path(tempfile.mkdtemp(prefix="slt-bench-"))
     try:
         root = write_videos(tmp, args.videos)
-        data.pack_split(root, "train", None, args.quality, 256, workers=cores)
-        ds = data.Phoenix14T(root, "train", packed=True)
+        pack.pack_split(root, "train", data.read_split(root, "train"), None, args.quality, 256, workers=cores)
+        ds = data.SignVideos(root, "train", packed=True)
         repeats = max(1, math.ceil(4 * max(counts) * args.data_batch / len(ds)))  # >= 4 batches a worker
         videos = torch.utils.data.ConcatDataset([ds] * repeats)
-        print(f"data.Phoenix14T(packed=True), 256 pack (JPEG quality {args.quality}), 224x224 centre crop, uint8 "
+        print(f"data.SignVideos(packed=True), 256 pack (JPEG quality {args.quality}), 224x224 centre crop, uint8 "
               f"batches of {args.data_batch} videos (data.collate), {len(videos)} videos a pass ({args.videos} "
               f"generated, x{repeats}), {cores} cores; best of 3 interleaved passes")
         fps = time_loaders({f"{n} workers": videos for n in counts}, args, workers={f"{n} workers": n for n in counts})
@@ -421,3 +404,4 @@ if __name__ == "__main__":
         bench_workers(args) if len(args.workers) > 1 else bench_data(args)
     else:
         bench_model(args)
+

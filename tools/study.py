@@ -6,9 +6,9 @@ Four variants x seeds, each pre-trained (§3.2), fine-tuned (§3.3) and evaluate
     no-align         L_psp only (pseudo-glosses only, no video-sentence alignment)
     no-pretrain      fine-tuning from scratch (no pre-training at all)
 
-    python study.py                        # 4 variants x 3 seeds, ~2 CPU minutes a run; writes <out>/study.md
-    python study.py --corpus hard          # the harder generator setting (synthetic.SETTINGS)
-    python study.py --seeds 0 --pretrain-epochs 1 --stage1-epochs 1 --stage2-epochs 1   # a dry run
+    python -m tools.study                        # 4 variants x 3 seeds, ~2 CPU minutes a run; writes <out>/study.md
+    python -m tools.study --corpus hard          # the harder generator setting (synthetic.SETTINGS)
+    python -m tools.study --seeds 0 --pretrain-epochs 1 --stage1-epochs 1 --stage2-epochs 1   # a dry run
 
 Runs are kept in <out>/<variant>-seed<k>/ with their result.json: an interrupted study continues where it stopped.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import evaluate
 import finetune
 import pretrain
-import synthetic
+from tools import analysis, synthetic
 
 VARIANTS = {  # name: (what the table calls it, pretrain.py flags, or None for no pre-training)
     "full": ("full method (lambda 1)", ["--lambda-psp", "1"]),
@@ -31,6 +31,8 @@ VARIANTS = {  # name: (what the table calls it, pretrain.py flags, or None for n
     "no-align": ("no alignment loss (pseudo-glosses only)", ["--lambda-align", "0"]),
     "no-pretrain": ("no pre-training (fine-tuning from scratch)", None),
 }
+
+
 METRICS = {"bleu4": "BLEU-4", "r1_v2t": "R@1 video-to-text", "r1_t2v": "R@1 text-to-video",
            "localisation": "localisation accuracy"}
 
@@ -51,8 +53,8 @@ def run_one(args, variant: str, seed: int) -> dict:
         pretrain.main(common + schedule + flags + ["--epochs", str(args.pretrain_epochs)])
     finetune.main(common + schedule + ["--stage1-epochs", str(args.stage1_epochs), "--stage2-epochs",
                                        str(args.stage2_epochs)] + ([] if flags else ["--pretrained", "none"]))
-    result = evaluate.main(common + ["--split", "test", "--beams", str(args.beams), "--max-new-tokens",
-                                     str(args.max_new_tokens)])
+    scoring = common + ["--split", "test", "--beams", str(args.beams), "--max-new-tokens", str(args.max_new_tokens)]
+    result = evaluate.main(scoring) | analysis.main(scoring)
     result["minutes"] = (time.time() - start) / 60
     done.write_text(json.dumps(result, indent=1))
     return result
@@ -107,3 +109,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+

@@ -5,7 +5,7 @@ well; one that does not stays near chance. Built once under data/<setting>, then
 synthetic-en holds English how-to sentences as mp4 clips in How2Sign's layout (one sentence without its clip, as
 in the release), synthetic-zh Chinese daily-life sentences as JPEG frames in CSL-Daily's.
 
-    python synthetic.py [--setting synthetic|synthetic-hard|synthetic-en|synthetic-zh] [--root DIR]
+    python -m tools.synthetic [--setting synthetic|synthetic-hard|synthetic-en|synthetic-zh] [--root DIR]
 """
 import argparse
 import csv
@@ -19,20 +19,59 @@ from PIL import Image
 
 import data
 import pseudogloss
+from corpora import how2sign
+from harness import files
+
+
+def ground_truth_path(root, split) -> Path:
+    """Where a split's sign timings lie (synthetic corpora only, DESIGN.md "Synthetic corpus"): beside the
+    annotations in PHOENIX14T's layout, at the root in How2Sign's and CSL-Daily's. A TSV with header name,
+    pseudogloss, first, last; one row per sign, its first and last frame numbered from 1 in the video's frame
+    order (images0001.png is 1; CSL-Daily's 000000.jpg and an mp4's first decoded frame are 1 too)."""
+    manual = data.annotation_path(root, split)
+    if manual.parent.is_dir():
+        return manual.with_name(f"synthetic.{split}.signs.tsv")
+    return Path(root) / f"synthetic.{split}.signs.tsv"
+
+
+def read_ground_truth(root, split) -> dict:
+    """The sign timings of a split: video name -> [(pseudo-gloss, first, last), ...] in sign order; {} when the
+    corpus has none (PHOENIX14T)."""
+    path = ground_truth_path(root, split)
+    if not path.is_file():
+        return {}
+    spans = {}
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        name, gloss, first, last = line.split("\t")
+        spans.setdefault(name, []).append((gloss, int(first), int(last)))
+    return spans
+
+
+
 
 ROOT = Path("data") / "synthetic"
+
 
 # Slots of a weather report, in sign order: time, place, temperature, weather. The sentence puts them
 # in German word order "<time> <verb> <place> <rest of weather> <temperature>", so the signer's order
 # differs from the word order. Every filler's pseudo-glosses are the same alone and in a sentence.
 SYNTH_TIME = ["am montag", "am dienstag", "am mittwoch", "am donnerstag", "am freitag", "am samstag", "am sonntag",
               "morgen", "heute", "am wochenende"]
+
+
 SYNTH_PLACE = ["im norden", "im süden", "im osten", "im westen", "an der küste", "in den alpen", "im flachland",
                "in bayern"]
+
+
 SYNTH_WEATHER = [("regnet es", ""), ("schneit es", ""), ("scheint", "die sonne"), ("gibt es", "gewitter"),
                  ("weht", "ein kräftiger wind"), ("bleibt es", "trocken"), ("fällt", "schnee")]
+
+
 SYNTH_TEMP = ["bei fünf grad", "bei zehn grad", "bei fünfzehn grad", "bei zwanzig grad", "bei dreißig grad"]
+
+
 SYNTH_TEMP_P = 1 / 4  # share of sentences with a temperature, to keep videos short
+
 
 # The English (How2Sign-like how-to sentences) and Chinese (CSL-Daily-like daily life) grammars: the slots'
 # fillers in word order, the order the signer signs the slots in, and how the words join into a sentence.
@@ -45,10 +84,14 @@ EN_SLOTS = (["Now", "First", "Then", "Later", "Today", "Finally", "Again", "Tomo
             ["the onion", "the paper", "the box", "the shirt", "the wall", "the bottle", "the door", "the bowl",
              'the "red" cup'],                                                                    # object
             ["with a knife", "with a brush", "with a towel", "slowly", "carefully"])             # manner, optional
+
+
 ZH_SLOTS = (["今天", "明天", "昨天", "上午", "下午", "晚上", "周末"],                                  # time
             ["我", "你", "他", "我们", "妈妈", "老师", "朋友", "哥哥"],                                  # person
             ["学校", "医院", "公园", "银行", "超市", "图书馆", "北京", "饭店"],                            # place
             ["看书", "吃饭", "工作", "学习", "打球", "休息", "开会", "买菜"])                             # activity
+
+
 GRAMMARS = {
     # "Now we cut the onion with a knife." signed NOW ONION WE CUT KNIFE (topic first)
     "en": dict(slots=EN_SLOTS, optional_p=1 / 3, sign_order=(0, 3, 1, 2, 4),
@@ -58,9 +101,14 @@ GRAMMARS = {
                join=lambda w: w[0] + w[1] + "在" + w[2] + w[3]),
 }
 
+
 BRIGHT = np.array([[230, 30, 30], [30, 210, 30], [40, 90, 255], [250, 230, 20], [230, 40, 230], [20, 230, 230],
                    [250, 250, 250], [255, 140, 0]], np.uint8)
+
+
 DARK = np.array([[0, 0, 0], [0, 0, 100], [0, 80, 0], [100, 0, 0], [70, 0, 90], [80, 70, 0]], np.uint8)
+
+
 DIRECTIONS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]])  # (dx, dy) of a sign's motion
 
 
@@ -187,7 +235,7 @@ def _synthetic_text(slots):
     return sentence, signs
 
 
-# The generator's settings: the README demo's corpus and a harder one for the study (study.py --corpus hard):
+# The generator's settings: the README demo's corpus and a harder one for the study (tools.study --corpus hard):
 # a quarter of the training videos, longer noise between signs, signs of varying length and performance;
 # the English and Chinese corpora in How2Sign's and CSL-Daily's layouts (make_corpus).
 SETTINGS = {"synthetic": {}, "synthetic-hard": dict(n_train=150, blank_frames=(2, 5), sign_frames=(3, 6),
@@ -213,7 +261,7 @@ def _render_video(signs, gloss_index, frame_size, rng, sign_range=(4, 4), blank_
 
 
 def _build_once(root: Path, params: dict, write) -> Path:
-    """Builds a corpus with write(folder) into a new folder that replaces root whole (data.atomic_write), its
+    """Builds a corpus with write(folder) into a new folder that replaces root whole (files.atomic_write), its
     marker SYNTHETIC_COMPLETE.json last; nothing is done when root already holds the build of these params."""
     root = Path(root)
     marker = root / "SYNTHETIC_COMPLETE.json"
@@ -224,7 +272,7 @@ def _build_once(root: Path, params: dict, write) -> Path:
         tmp.mkdir(parents=True)
         write(tmp)
         (tmp / "SYNTHETIC_COMPLETE.json").write_text(json.dumps(params))
-    data.atomic_write(root, build)
+    files.atomic_write(root, build)
     return root
 
 
@@ -240,7 +288,7 @@ DEFAULTS = dict(n_train=600, n_dev=60, n_test=80, frame_size=64, sign_frames=4, 
 
 def make_synthetic(root: Path, seed: int = 0, **setting) -> Path:
     """Builds (once, cached) a PHOENIX14T-layout corpus of weather sentences signed as coloured moving patterns,
-    and each split's sign timings (data.ground_truth_path). `setting` overrides DEFAULTS: n_train, n_dev,
+    and each split's sign timings (synthetic.ground_truth_path). `setting` overrides DEFAULTS: n_train, n_dev,
     n_test videos; frame_size; sign_frames: frames per sign, or (min, max) drawn per sign; blank_frames:
     (min, max) noise frames between two signs; variation: how differently each occurrence of a sign is
     performed (0: only its place)."""
@@ -271,15 +319,17 @@ def make_synthetic(root: Path, seed: int = 0, **setting) -> Path:
                 for t, frame in enumerate(frames):
                     Image.fromarray(frame).save(folder / f"images{t + 1:04d}.png", compress_level=1)
             data.annotation_path(tmp, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
-            _write_timings(data.ground_truth_path(tmp, split), timings)
+            _write_timings(ground_truth_path(tmp, split), timings)
     return _build_once(root, params, write)
 
 
-# How2Sign's release (https://how2sign.github.io; data.how2sign_csv, how2sign_clips): per split (its dev split is
+# How2Sign's release (https://how2sign.github.io; how2sign.how2sign_csv, how2sign_clips): per split (its dev split is
 # `val`) the sentence clips and the realigned sentences, a tab-separated CSV with standard quoting; some
 # sentences have no clip.
 HOW2SIGN_COLUMNS = ("VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED",
                     "SENTENCE")
+
+
 HOW2SIGN_FPS = 24
 
 
@@ -297,7 +347,7 @@ def write_mp4(path, frames, fps=HOW2SIGN_FPS):
 def _write_how2sign(tmp: Path, split: str, items: list, render) -> dict:
     """One split in How2Sign's layout: four sentences per source video, each sentence's clip an mp4; the last
     training sentence keeps its CSV row but has no clip, as some do in the release. Returns its timings."""
-    clips, csv_path = data.how2sign_clips(tmp, split), data.how2sign_csv(tmp, split)
+    clips, csv_path = how2sign.how2sign_clips(tmp, split), how2sign.how2sign_csv(tmp, split)
     clips.mkdir(parents=True)
     csv_path.parent.mkdir(parents=True)
     timings, start = {}, 0.0
@@ -368,7 +418,7 @@ def make_corpus(root: Path, lang: str, seed: int = 0, n_train: int = 300, n_dev:
             words = {s: [(t, g, w[:2] + ["在"] + w[2:]) for t, g, w in items] for s, items in splits.items()}
             timings = _write_csl_daily(tmp, words, render)
         for split, spans in timings.items():
-            _write_timings(data.ground_truth_path(tmp, split), spans)
+            _write_timings(ground_truth_path(tmp, split), spans)
     return _build_once(root, params, write)
 
 
@@ -386,3 +436,4 @@ if __name__ == "__main__":
     args = ap.parse_args()
     root = build_setting(args.setting, args.root)
     print(f"synthetic corpus in {root}: " + ", ".join(f"{s} {len(data.read_split(root, s))}" for s in data.SPLITS))
+

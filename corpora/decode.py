@@ -1,0 +1,130 @@
+"""Decoding: frame files (PNG, JPEG ...) and video files (PyAV), each frame resized while it is decoded, so
+that memory follows the size used, never the file's."""
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv"}
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+def frame_size(path, full: bool = False) -> tuple:
+    """A frame file's (width, height) from its header (a PNG's first 24 bytes, read directly: several times faster
+    than opening it with PIL); full=True decodes the whole image. An unreadable file raises."""
+    if not full and Path(path).suffix.lower() == ".png":
+        with open(path, "rb") as f:
+            head = f.read(24)
+        if len(head) == 24 and head.startswith(PNG_HEADER):
+            return tuple(int.from_bytes(head[i:i + 4], "big") for i in (16, 20))
+    with Image.open(path) as im:  # reads the header only, unless loaded
+        if full:
+            im.load()
+        return im.size
+
+
+def natural_key(path: Path) -> list:
+    """Sort key: frame2.png before frame10.png."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def frame_files(folder) -> list[Path]:
+    """A frame folder's images in natural name order (PHOENIX14T's images0001.png ..., CSL-Daily's 000000.jpg ...)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+
+
+def decoded_size(width: int, height: int, size=None, short_side: int = None) -> tuple:
+    """The (width, height) a frame is decoded at: `size` exactly, or scaled down (aspect kept, never up) so that
+    its shorter side is at most `short_side`, or as stored."""
+    if size is not None:
+        return tuple(size)
+    if short_side and min(width, height) > short_side:
+        scale = short_side / min(width, height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    return width, height
+
+
+def iter_video(path, size=None, short_side: int = None, stop: int = None):
+    """A video file's frames (PyAV), each resized while decoding (decoded_size; swscale's area filter) to uint8
+    [H, W, 3], so that memory follows the output size, not the file's; `stop`: at most that many frames. A file
+    that cannot be decoded is an OSError naming it."""
+    import av  # only video files need PyAV
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise OSError("no video stream")
+            stream = container.streams.video[0]
+            if stop is None:  # decoder threads pay off over a whole clip, not for a first frame
+                stream.thread_type = "AUTO"
+            for k, frame in enumerate(container.decode(stream)):
+                if stop is not None and k >= stop:
+                    return
+                width, height = decoded_size(frame.width, frame.height, size, short_side)
+                yield frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+    except Exception as e:  # PyAV's errors (av.FFmpegError and others), a file that is not a video
+        raise OSError(f"video file '{path}' cannot be decoded: {e}") from e
+
+
+def video_fps(path) -> float:
+    """A video file's average frame rate (None where the container does not say)."""
+    import av
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate
+    return float(rate) if rate else None
+
+
+def video_file_size(path) -> list:
+    """A video file's stored frame size [height, width], from its stream's header (the authors' augmentation
+    shifts and rotates in the frame's own pixels)."""
+    import av
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [stream.codec_context.height, stream.codec_context.width]
+
+
+def read_video(path, size=None, short_side: int = None) -> np.ndarray:
+    """All frames of a video file or of a frame folder as uint8 [N, H, W, 3], each resized on reading
+    (decoded_size), so that a long clip of large frames never sits in memory at its stored size."""
+    path = Path(path)
+    if path.is_dir():
+        files = frame_files(path)
+        if not files:
+            raise FileNotFoundError(f"video folder '{path}' has no images "
+                                    f"(frames: {', '.join(sorted(IMAGE_SUFFIXES))})")
+        return read_frames(files, size, short_side)
+    frames = list(iter_video(path, size, short_side))
+    if not frames:
+        raise ValueError(f"video file '{path}': no video frames could be decoded")
+    return np.stack(frames)
+
+
+def read_frames(paths: list, size=None, short_side: int = None) -> np.ndarray:
+    """Frame files of one video as uint8 [N, H, W, 3] (read_frame); frames of different sizes are an error naming
+    their folder."""
+    frames = [read_frame(p, size, short_side) for p in paths]
+    if len({f.shape for f in frames}) > 1:
+        raise ValueError(f"video folder '{paths[0].parent}' mixes frame sizes {sorted({f.shape for f in frames})}")
+    return np.stack(frames)
+
+
+def read_frame(path, size=None, short_side: int = None) -> np.ndarray:
+    """One RGB frame as uint8 [H, W, 3], optionally resized (decoded_size; PIL's bilinear, antialiased); an
+    unreadable file is an error naming it."""
+    try:
+        with Image.open(path) as im:
+            im = im if im.mode == "RGB" else im.convert("RGB")
+            target = decoded_size(*im.size, size, short_side)
+            return np.asarray(im if target == im.size else im.resize(target, Image.BILINEAR))
+    except (OSError, ValueError, SyntaxError) as e:
+        raise OSError(f"cannot read frame '{path}': {e}") from e
+

@@ -1,0 +1,173 @@
+"""Frame packs (DESIGN.md "Data"): each split once as one memory-mapped stream of JPEGs, because decoding ~100
+small PNG files a video is too slow to keep a GPU busy. <packed-dir>/<split>/ holds frames.bin (the JPEGs back
+to back), offsets.npy (int64 [N + 1], byte offsets of the N frames) and index.json (video names, frame counts,
+each video's frame size before any resize, which the augmentation needs, and settings)."""
+import io
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from corpora import decode
+from harness import files
+
+PACK_VERSION = 2
+
+
+def packed_path(root, split, packed_dir=None) -> Path:
+    """A split's pack folder, <packed_dir or <root>/packed>/<split>."""
+    return (Path(packed_dir) if packed_dir else Path(root) / "packed") / split
+
+
+def pack_command(root, split, packed_dir=None) -> str:
+    """The command that (re)builds a split's pack, for error messages."""
+    return (f"python -m corpora.prepare --pack --data {root} --splits {split}"
+            + (f" --packed-dir {packed_dir}" if packed_dir else ""))
+
+
+def _encode_video(job) -> tuple:
+    """One video's frames (a frame folder's in natural name order, or a video file's, decoded at the pack's size)
+    as JPEG bytes, and the frames' [height, width] before the resize (runs in a pool worker)."""
+    video, quality, resize = job
+    video, size = Path(video), (resize, resize) if resize else None
+    if video.is_file():
+        frames, source = decode.iter_video(video, size=size), decode.video_file_size(video)
+    else:
+        paths = decode.frame_files(video)
+        if not paths:
+            raise FileNotFoundError(f"video folder '{video}' has no images (missing or empty)")
+        frames = (decode.read_frame(path, size) for path in paths)  # PIL's bilinear resize is antialiased, like the loader's
+        source = list(decode.frame_size(paths[0]))[::-1]
+    out = []
+    for frame in frames:
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+        out.append(buf.getvalue())
+    if not out:
+        raise ValueError(f"video file '{video}': no video frames could be decoded")
+    return out, source
+
+
+def pack_problems(folder: Path) -> str:
+    """What is wrong with a pack's files, checked against each other without decoding a frame ('' if nothing):
+    index.json parses and its counts match offsets.npy, whose offsets rise from 0 to frames.bin's size."""
+    folder = Path(folder)
+    missing = [n for n in ("index.json", "offsets.npy", "frames.bin") if not (folder / n).is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    try:
+        meta = json.loads((folder / "index.json").read_text())
+        names, counts = meta["names"], meta["counts"]
+        assert len(names) == len(counts) and all(isinstance(c, int) and c > 0 for c in counts)
+    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
+        return "index.json is damaged (not the JSON index of a pack)"
+    if meta.get("version") != PACK_VERSION or len(meta.get("sizes", ())) != len(names):
+        return f"index.json is of pack format {meta.get('version')}, not {PACK_VERSION} (no frame sizes)"
+    try:
+        offsets = np.load(folder / "offsets.npy")
+    except (ValueError, OSError, EOFError):
+        return "offsets.npy is damaged (truncated or not a numpy array)"
+    size = (folder / "frames.bin").stat().st_size
+    if offsets.ndim != 1 or len(offsets) != sum(counts) + 1:
+        return f"offsets.npy holds {offsets.size} offsets, index.json counts {sum(counts)} frames (+1)"
+    if offsets[0] != 0 or (np.diff(offsets) <= 0).any():
+        return "offsets.npy is damaged (offsets do not rise from 0)"
+    if offsets[-1] != size:
+        return f"frames.bin holds {size} bytes, offsets.npy ends at {offsets[-1]} (truncated or replaced)"
+    return ""
+
+
+def _pack_complete(folder: Path, names: list, settings: dict) -> bool:
+    """Whether `folder` is an intact, finished pack of exactly these videos with these settings."""
+    if pack_problems(folder):
+        return False
+    meta = json.loads((folder / "index.json").read_text())
+    return meta["names"] == names and all(meta.get(k) == v for k, v in settings.items())
+
+
+def pack_split(root, split, rows, packed_dir=None, quality: int = 93, resize: int = None, workers: int = None) -> Path:
+    """Re-encode a split's frames (`rows`, data.read_split's) (frame folders or video files) as JPEG (quality 93; optionally resized to
+    resize x resize) into one file; skipped when already packed; built under a temporary name and renamed, so
+    never left half-written. A build that fails removes its temporary folder, and the ones that interrupted builds
+    (their process gone) left behind are removed first."""
+    root = Path(root)
+    folder = packed_path(root, split, packed_dir)
+    names = [r["name"] for r in rows]  # unique (read_split refuses duplicates), in the annotation file's order
+    settings = {"version": PACK_VERSION, "quality": quality, "resize": resize}
+    if _pack_complete(folder, names, settings):
+        return folder
+    files.atomic_write(folder, lambda tmp: _write_pack(tmp, rows, settings, workers))
+    return folder
+
+
+def _write_pack(folder: Path, rows: list, settings: dict, workers: int = None):
+    """The pack of a split's videos (read_split's `rows`), written into a new `folder`."""
+    folder.mkdir()
+    jobs = [(r["video"], settings["quality"], settings["resize"]) for r in rows]
+    offsets, counts, sizes = [0], [], []
+    with open(folder / "frames.bin", "wb") as f, multiprocessing.Pool(workers or os.cpu_count() or 1) as pool:
+        for jpegs, source in pool.imap(_encode_video, jobs, chunksize=4):  # in order: written sequentially
+            for jpeg in jpegs:
+                f.write(jpeg)
+                offsets.append(offsets[-1] + len(jpeg))
+            counts.append(len(jpegs))
+            sizes.append(source)
+    np.save(folder / "offsets.npy", np.array(offsets, dtype=np.int64))
+    names = [r["name"] for r in rows]
+    (folder / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts, "sizes": sizes}))
+
+
+class Pack:
+    """Reads selected frames of a video from a split's pack; memory-maps frames.bin lazily, so that
+    each DataLoader worker maps it itself (pickling the dataset never copies the file)."""
+
+    def __init__(self, folder: Path, command: str = "python -m corpora.prepare --pack --data ROOT --splits SPLIT"):
+        self.folder, self.command = Path(folder), command
+        if not (self.folder / "index.json").is_file():
+            raise FileNotFoundError(f"frame pack '{self.folder}' not found or incomplete: "
+                                    f"build it once with `{command}`")
+        damage = pack_problems(self.folder)
+        if damage:
+            raise OSError(f"frame pack '{self.folder}' is damaged: {damage}; rebuild it with `{command}`")
+        meta = json.loads((self.folder / "index.json").read_text())
+        starts = np.cumsum([0] + meta["counts"])[:-1].tolist()
+        # name -> (first, count), and the frames' size before the pack's resize
+        self.videos = {name: (s, n) for name, s, n in zip(meta["names"], starts, meta["counts"])}
+        self.sizes = dict(zip(meta["names"], meta["sizes"]))                                      # name -> [H, W]
+        self.offsets = np.load(self.folder / "offsets.npy")                                       # int64 [N + 1]
+        self.blob = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "blob": None}
+
+    def n_frames(self, name) -> int:
+        """How many frames the video has in the pack."""
+        if name not in self.videos:
+            raise FileNotFoundError(f"video '{name}' is not in frame pack '{self.folder}' (packed from another "
+                                    f"annotation file?): delete the pack and rebuild it with `{self.command}`")
+        return self.videos[name][1]
+
+    def source_size(self, name) -> tuple:
+        """The video's (height, width) before the pack's resize."""
+        self.n_frames(name)  # a video not in the pack: the error that names it
+        return tuple(self.sizes[name])
+
+    def read(self, name, keep) -> np.ndarray:
+        """Frames `keep` (indices into the video) decoded to uint8 [T, H, W, 3]."""
+        if self.blob is None:
+            self.blob = np.memmap(self.folder / "frames.bin", dtype=np.uint8, mode="r")
+        start = self.videos[name][0]
+        frames = []
+        for k in keep:
+            a, b = self.offsets[start + k], self.offsets[start + k + 1]
+            try:
+                with Image.open(io.BytesIO(self.blob[a:b])) as im:
+                    frames.append(np.asarray(im if im.mode == "RGB" else im.convert("RGB")))
+            except (OSError, ValueError, SyntaxError) as e:
+                raise OSError(f"cannot decode frame {k} of video '{name}' in frame pack '{self.folder}' ({e}): "
+                              f"delete the pack and rebuild it with `{self.command}`") from e
+        return np.stack(frames)
+

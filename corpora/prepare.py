@@ -1,0 +1,70 @@
+"""The one-off preparation of a dataset: pack its frames, or check every video that training would read.
+
+    python -m corpora.prepare --pack --data phoenix14t [--splits train dev test]   # <root>/packed/<split>/
+    python -m corpora.prepare --check --data how2sign [--full]
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+import data
+from corpora import check, pack
+
+
+def main():
+    """The one-off packing step, `python -m corpora.prepare --pack --data {phoenix14t,how2sign,csl-daily,synthetic,PATH}
+    [--splits ...]`, and the check of every video (`--check [--full]`)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pack", action="store_true", help="pack the splits' frames into <root>/packed/<split>/")
+    ap.add_argument("--check", action="store_true", help="check every video of the splits as training does first "
+                    "(frame headers, a video file's first frame) and list the problems")
+    ap.add_argument("--full", action="store_true", help="with --check: decode every frame of every video")
+    ap.add_argument("--data", default="phoenix14t", help="phoenix14t, how2sign, csl-daily, a synthetic corpus, or a "
+                    "folder in one of the layouts (see above)")
+    ap.add_argument("--splits", nargs="+", default=list(data.SPLITS), choices=data.SPLITS, help="which splits")
+    ap.add_argument("--packed-dir", help="where the packs go (default: <root>/packed); one sub-folder per split")
+    ap.add_argument("--quality", type=int, default=93, help="JPEG quality")
+    ap.add_argument("--resize", type=int, help="store frames resized to this square size, 0 = as shipped (default: "
+                    "256, the paper's resize before the 224 crop, so the loader skips it; as shipped for synthetic)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="encoding processes")
+    args = ap.parse_args()
+    if not (args.pack or args.check):
+        ap.error("nothing to do: pass --pack or --check")
+    root = data.resolve_root(args.data)
+    if args.check:
+        start = time.perf_counter()
+        problems = check.check_videos(root, {s: data.read_split(root, s) for s in args.splits}, full=args.full)
+        print(f"checked {'/'.join(args.splits)} under '{root}' in {time.perf_counter() - start:.1f} s: "
+              + (f"{len(problems)} problem(s)\n  " + "\n  ".join(problems) if problems else "no problems"))
+        if problems:
+            raise SystemExit(1)
+    if args.pack:
+        if args.resize is None:  # synthetic frames are 64x64, read at 37 by the tiny preset
+            args.resize = 0 if args.data.startswith("synthetic") else 256
+        for split in args.splits:
+            pack_one(root, split, args)
+
+
+def pack_one(root, split, args):
+    """`python -m corpora.prepare --pack` for one split, saying what it did."""
+    index = pack.packed_path(root, split, args.packed_dir) / "index.json"
+    before = index.stat().st_mtime_ns if index.is_file() else None
+    damage = pack.pack_problems(index.parent) if before is not None else ""
+    if damage:
+        print(f"{split}: the pack in '{index.parent}' is damaged ({damage}): rebuilding it")
+    start = time.perf_counter()
+    folder = pack.pack_split(root, split, data.read_split(root, split), args.packed_dir, args.quality, args.resize or None, args.workers)
+    seconds = time.perf_counter() - start
+    n, size = len(np.load(folder / "offsets.npy")) - 1, (folder / "frames.bin").stat().st_size
+    if index.stat().st_mtime_ns == before:
+        print(f"{split}: already packed, {n} frames, {size / 2**20:.1f} MiB in '{folder}'")
+    else:
+        print(f"{split}: packed {n} frames, {size / 2**20:.1f} MiB in '{folder}' in {seconds:.1f} s "
+              f"({n / seconds:.0f} frames/s)")
+
+
+
+if __name__ == "__main__":
+    main()

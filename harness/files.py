@@ -1,0 +1,114 @@
+"""Files: the one temp-and-rename of the project (atomic_write), and the checked reading of annotation files
+(UTF-8, a header, every row whole, names that stay inside their folder and appear once)."""
+import csv
+import glob
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+
+def atomic_write(path: Path, write):
+    """write(tmp) makes a file or a folder at a temporary name of its own (pid + random) beside `path`, which is
+    then renamed to `path` (replacing what was there): never half a file or folder, and two writers never share
+    a temporary. The one temp-and-rename of the project: checkpoints, caches, translations, packs, corpora.
+    Temporaries that an earlier writer of `path` left when it was killed are removed first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{os.urandom(4).hex()}")
+    old = path.with_name(f".{path.name}.old{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        write(tmp)
+        if tmp.is_dir() and path.is_dir():  # a folder cannot be renamed over another: set the old one aside first
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: Path):
+    """Removes the temporaries .<name>.tmp<pid>-<hex> and .<name>.old<pid>-<hex> that atomic_write makes beside
+    `path`, where their process has ended (killed before it could clean up); a writer still running elsewhere
+    keeps its own."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        match = re.fullmatch(rf"\.{re.escape(path.name)}\.(?:tmp|old)(\d+)-[0-9a-f]+", tmp.name)
+        if match and not _process_alive(int(match.group(1))):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists (another user's), or an id no process can have: leave it alone
+    return True
+
+
+def read_text(path) -> str:
+    """A UTF-8 text file (a leading byte-order mark dropped); bytes that are not UTF-8 are an error naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file '{path}' not found")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ValueError(f"'{path}', line {line}: not UTF-8 (byte 0x{raw[e.start]:02x}); "
+                         "save the file as UTF-8") from None
+    return text.removeprefix("\ufeff")
+
+
+def read_table(path, delimiter: str, fields: tuple, quoting=csv.QUOTE_NONE) -> list[tuple]:
+    """The rows of a CSV file with a header naming at least `fields`: (line number, row dict); a row with another
+    number of fields than the header or an empty field of `fields` is an error naming the file and line."""
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
+    if reader.fieldnames is None or not set(fields) <= set(reader.fieldnames):
+        raise ValueError(f"'{path}' lacks the header naming {', '.join(fields)} (separated by {delimiter!r}); "
+                         f"its first line is {reader.fieldnames}")
+    rows, first = [], reader.line_num + 1
+    for r in reader:
+        where, start, first = f"'{path}', line {reader.line_num}", first, reader.line_num + 1
+        if any("\n" in v or "\r" in v for v in r.values() if isinstance(v, str)):
+            raise ValueError(f"'{path}', lines {start}-{reader.line_num} hold one row: a field runs over "
+                             "several lines (a quote \" opening a field and never closed?)")
+        if None in r or None in r.values():
+            n = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None, []))
+            raise ValueError(f"{where}: {n} fields where the header has {len(reader.fieldnames)} "
+                             f"(fields are separated by {delimiter!r})")
+        empty = [f for f in fields if not r[f].strip()]
+        if empty:
+            raise ValueError(f"{where}: empty {empty[0]}")
+        rows.append((reader.line_num, r))
+    return rows
+
+
+def inside(base: Path, name: str, where: str) -> Path:
+    """base / name, refused unless it stays inside base: a name from an annotation file is a name, never an
+    absolute path or one that climbs out with '..' (checked on the text, so symlinked dataset folders still work)."""
+    if not name or os.path.isabs(name) or name.startswith("~"):
+        raise ValueError(f"{where}: '{name}' is not a name inside '{base}' (absolute or empty paths are refused)")
+    rel = os.path.normpath(name)
+    if rel == ".." or rel.startswith(".." + os.sep) or rel == ".":
+        raise ValueError(f"{where}: '{name}' leads outside '{base}' (names may not climb out with '..')")
+    return base / rel
+
+
+def unique_rows(rows: list, path) -> list[dict]:
+    """rows [(line, {name, ...})] -> the row dicts, refusing a name that two lines share (the second would
+    silently take the first's place wherever videos are looked up by name)."""
+    first = {}
+    for line, row in rows:
+        if row["name"] in first:
+            raise ValueError(f"'{path}': video name '{row['name']}' appears twice, on lines {first[row['name']]} "
+                             f"and {line}; names must be unique")
+        first[row["name"]] = line
+    return [row for _, row in rows]
+

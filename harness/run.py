@@ -1,0 +1,77 @@
+"""A script's set-up: resolve the data, claim --out, check every video it will read, build the tokenizer (or
+take a checkpoint's), fix the config and build the model."""
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+import data
+import model
+import tokenizer
+from corpora import check
+from harness import outdir, parallel
+
+
+@dataclass
+class Setup:
+    """What a script works with: its flags, the model config, the data root, the tokenizer and the device."""
+    args: argparse.Namespace
+    cfg: model.Config
+    root: Path  # None for evaluate.py --video, which reads no dataset
+    tok: tokenizer.Tokenizer
+    device: torch.device
+    lang: str = "de"  # the translations' language: pseudo-glosses, mBART's language code, scoring
+
+
+def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = None, splits=("train", "dev")):
+    """Resolve the data, claim --out for `stage` (lock; refuse to write over a run: outdir.claim), check every
+    video of `splits`, build the tokenizer (or take a checkpoint's, `tokenizer_state`) and fix the config
+    (from a checkpoint when given). -> Setup"""
+    device = parallel.init_distributed(args.device)
+    torch.manual_seed(getattr(args, "seed", 0))
+    names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
+    cfg = dataclasses.replace(model.get_config(args.preset) if config is None else model.Config(**config), **names)
+    cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
+    with parallel.main_process_first():  # one process generates data and tokenizer files, the others read them
+        # no split and a checkpoint's tokenizer (evaluate.py --video): no dataset is read, or needed
+        root = data.resolve_root(args.data) if splits or tokenizer_state is None else None
+        lang = language(root, args.lang, tokenizer_state)
+        resume = getattr(args, "resume", False)
+        if stage and parallel.is_main():
+            outdir.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None))
+        problems = check.check_videos(root, {s: data.read_split(root, s) for s in splits}, args.packed, args.packed_dir)
+        if problems:
+            raise SystemExit(f"{len(problems)} problem(s) with the videos of {'/'.join(splits)} under '{root}', "
+                             "found before training:\n  " + "\n  ".join(problems))
+        if tokenizer_state is None:
+            sentences = [row["translation"] for row in data.read_split(root, "train")]
+            kind = "mbart" if cfg.pretrained else "sentencepiece"
+            tok = tokenizer.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart,
+                                                    rebuild=parallel.is_main() and not resume, lang=lang)
+        else:
+            tok = tokenizer.Tokenizer.from_state(tokenizer_state)
+    cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
+    return Setup(args, cfg, root, tok, device, lang)
+
+
+def language(root, lang_flag: str = None, tokenizer_state: dict = None) -> str:
+    """The translations' language: --lang, else the dataset's layout (data.dataset_language); with no dataset
+    (evaluate.py --video) the checkpoint's. A checkpoint's tokenizer of another language is refused."""
+    saved = (tokenizer_state or {}).get("lang_code", "de_DE")  # a checkpoint's (older ones: German)
+    codes = {code: lang for lang, code in tokenizer.LANG_CODES.items()}
+    lang = data.dataset_language(root, lang_flag) if root is not None else lang_flag or codes.get(saved, "de")
+    if tokenizer_state is not None and saved != tokenizer.lang_code(lang):
+        raise SystemExit(f"the checkpoint's tokenizer is {saved}, the data under '{root}' is {lang} "
+                         f"({tokenizer.lang_code(lang)}): pass the run and the data of one language")
+    return lang
+
+
+def build(setup: Setup, kind: str, **kwargs):
+    """The pre-training or translation model of the run's preset, on its device."""
+    build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
+    net = build_fn(setup.cfg, keep_ids=setup.tok.keep_ids, **kwargs)
+    return parallel.sync_batch_norm(net).to(setup.device) if dist.is_initialized() else net.to(setup.device)
+
