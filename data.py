@@ -34,28 +34,13 @@ from corpora import csl_daily, custom, decode, how2sign, pack
 from harness import files
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
-
-
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
 FRAME_DIR = Path("features") / "fullFrame-210x260px"
-
-
 SPLITS = ("train", "dev", "test")
-
-
 LANGS = ("de", "en", "zh")
-
-
-LAYOUT_LANG = {"phoenix14t": "de", "how2sign": "en", "csl-daily": "zh"}
-
-
 # the generated corpora, built by `python -m tools.synthetic --setting NAME` under data/NAME (synthetic.SETTINGS;
 # synthetic-en in How2Sign's layout, synthetic-zh in CSL-Daily's)
 SYNTHETIC = ("synthetic", "synthetic-hard", "synthetic-en", "synthetic-zh")
-
-
 # --data names: an environment variable (None: none) and the default folder
 NAMED_ROOTS = {"phoenix14t": ("PHOENIX14T_ROOT", "data/phoenix14t"), "how2sign": ("HOW2SIGN_ROOT", "data/how2sign"),
                "csl-daily": ("CSL_DAILY_ROOT", "data/csl-daily"),
@@ -85,20 +70,21 @@ def resolve_root(data: str) -> Path:
     return root
 
 
+# The layouts beyond PHOENIX14T, one file each in corpora/: each gives its language (LANG; None: --lang says it),
+# detect(root), split_file(root, split) and read(root, split) -> rows. A new benchmark is one new file and a line here.
+LAYOUTS = {"how2sign": how2sign, "csl-daily": csl_daily, "custom": custom}
+
+
 def detect_layout(root) -> str:
-    """Which layout a root folder holds: "phoenix14t" | "how2sign" | "csl-daily" | "custom"."""
-    root = Path(root)
-    if (root / "annotations" / "manual").is_dir():
+    """Which layout a root folder holds: "phoenix14t" or a name of LAYOUTS."""
+    if (Path(root) / "annotations" / "manual").is_dir():
         return "phoenix14t"
-    if (root / "sentence_level").is_dir():
-        return "how2sign"
-    if (root / "sentence_label").is_dir():
-        return "csl-daily"
-    if any(custom.custom_csv(root, s).is_file() for s in SPLITS):
-        return "custom"
+    for name, layout in LAYOUTS.items():
+        if layout.detect(Path(root)):
+            return name
     raise FileNotFoundError(f"'{root}' holds no dataset in a known layout: looked for annotations/manual/ "
                             "(PHOENIX14T), sentence_level/ (How2Sign), sentence_label/ (CSL-Daily) and "
-                            "train.csv, dev.csv, test.csv (name|video|translation; see data.py)")
+                            "train.csv, dev.csv, test.csv (name|video|translation; see corpora/custom.py)")
 
 
 def dataset_language(root, lang_flag: str = None) -> str:
@@ -109,17 +95,17 @@ def dataset_language(root, lang_flag: str = None) -> str:
             raise ValueError(f"--lang {lang_flag}: unknown language, choose one of {', '.join(LANGS)}")
         return lang_flag
     layout = detect_layout(root)
-    if layout not in LAYOUT_LANG:
+    lang = "de" if layout == "phoenix14t" else LAYOUTS[layout].LANG
+    if lang is None:
         raise ValueError(f"'{root}' is a folder of your own videos (train.csv ...): say the language of its "
                          f"translations with --lang {{{','.join(LANGS)}}}")
-    return LAYOUT_LANG[layout]
+    return lang
 
 
 def split_file(root, split) -> Path:
     """The annotation file that a split is read from, in the root's layout (CSL-Daily: its split file)."""
     layout = detect_layout(root)
-    return {"phoenix14t": annotation_path, "how2sign": how2sign.how2sign_csv, "custom": custom.custom_csv,
-            "csl-daily": lambda r, s: Path(r) / csl_daily.CSL_SPLIT_FILE}[layout](root, split)
+    return annotation_path(root, split) if layout == "phoenix14t" else LAYOUTS[layout].split_file(Path(root), split)
 
 
 def present_splits(root) -> list[str]:
@@ -134,13 +120,7 @@ def read_split(root, split) -> list[dict]:
     if split not in SPLITS:
         raise ValueError(f"split '{split}': not one of {', '.join(SPLITS)}")
     layout = detect_layout(root)
-    if layout == "phoenix14t":
-        return _read_phoenix(Path(root), split)
-    if layout == "how2sign":
-        return how2sign._read_how2sign(Path(root), split)
-    if layout == "csl-daily":
-        return csl_daily._read_csl_daily(Path(root), split)
-    return custom._read_custom(Path(root), split)
+    return _read_phoenix(Path(root), split) if layout == "phoenix14t" else LAYOUTS[layout].read(Path(root), split)
 
 
 def _read_phoenix(root: Path, split: str) -> list[dict]:
@@ -160,11 +140,7 @@ def _read_phoenix(root: Path, split: str) -> list[dict]:
 # its own with probability p; then the resize to 256x256 and the 224 crop. Their random resize is undone by that
 # fixed resize, so it is left out.
 MAX_ROTATION = math.radians(30)
-
-
 MAX_SHIFT_PX = 10
-
-
 RELEASE_SIZE = (210, 260)                 # (width, height) of PHOENIX14T's frames
 
 

@@ -25,12 +25,10 @@ from harness import checkpoint, cli, logs, parallel, run
 # Stage 1 trains the mapper and the decoder (its LoRA; in the tiny preset, whose mBART trains whole, also the
 # embedding the decoder shares with the encoder and the output layer); stage 2 everything that trains at all.
 STAGE1 = ("mapper.", "mbart.model.decoder.", "mbart.model.shared.")
-
 # The flags below that fix the result, besides cli.RESULT_FLAGS: --resume refuses a change of any of them
 # (the --val-* flags too: the dev BLEU-4 decides which weights are kept)
 RESULT_FLAGS = cli.RESULT_FLAGS + ("pretrained", "stage1_epochs", "stage2_epochs", "cache_features",
                                      "label_smoothing", "val_beams", "val_every", "val_scoring")
-
 # How the dev BLEU-4 that picks the kept weights is measured, by preset (DESIGN.md "Training"): the paper preset as
 # the authors' code (`finetune.py` L26, L138-141; `models/Finetune_Model.py` L108-150, L212): beam 4, every 2
 # epochs, their scoring; the tiny preset greedily, every epoch, on the raw text, for speed.

@@ -22,14 +22,8 @@ from corpora import taggers
 from harness import files
 
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
-
-
 LANGS = data.LANGS  # PHOENIX14T, How2Sign, CSL-Daily
-
-
 SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
-
-
 # STTS -> universal POS, as spaCy's German tag map does it, except that modal verbs are AUX.
 # HanTa's taglevel=1 writes 'VV(FIN)', 'ADJ(A)'; its extra tags NNA/NNI are nominalised words.
 STTS_TO_UPOS = {
@@ -51,8 +45,6 @@ STTS_TO_UPOS = {
     **dict.fromkeys(["FM", "XY", "TRUNC"], "X"),
     **dict.fromkeys(["$.", "$,", "$("], "PUNCT"),
 }
-
-
 # HanTa's case model takes a lower-case word for a non-noun ("regen" -> rege, "hagel" -> hageln), and PHOENIX14T's
 # text is lower-case: each word gets back the casing HanTa's lexicon scores higher (_capitalise) before tagging.
 # Two lemma fixes: HanTa segments "schauern" as Schau+ern (127 of 734 'schauer' tokens in the training text) and

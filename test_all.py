@@ -38,7 +38,7 @@ import pretrain
 import pseudogloss
 import tokenizer
 import train
-from corpora import check, decode, pack
+from corpora import check, decode, how2sign, pack
 from harness import checkpoint, cli, files, outdir, parallel, run
 from tools import analysis, benchmark, synthetic, tagger_scores
 
@@ -114,7 +114,8 @@ def train_flags(corpus, out, *extra):
 
 @pytest.fixture(scope="module")
 def finished(corpus, tmp_path_factory):
-    """A finished run: pre-training, fine-tuning and evaluation in one folder; and what evaluate.py printed."""
+    """A finished run: pre-training, fine-tuning and evaluation in one folder; and what evaluate.py and
+    tools/analysis.py printed."""
     out = tmp_path_factory.mktemp("finished") / "run"
     pretrain.main(train_flags(corpus, out, "--epochs", "1"))
     assert torch.load(out / "pretrain.pt", weights_only=True)["pseudoglosses"]["vocab"] == sorted(
@@ -123,6 +124,7 @@ def finished(corpus, tmp_path_factory):
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
+        analysis.main(flags(corpus, out, "--split", "test"))
     outdir.release()  # main() keeps --out locked until the process ends; later tests run scripts into copies
     return out, printed.getvalue()
 
@@ -1351,16 +1353,16 @@ def test_bad_input_of_the_new_layouts_is_named_before_training(tmp_path):
     write_csl_daily(csl3, labels={"info": [Evil()]})
     with pytest.raises(ValueError, match="cannot be read: it names posix.system, not plain data"):
         data.read_split(csl3, "train")
-    how2sign = tmp_path / "how2sign"
-    write_how2sign(how2sign)
-    table = how2sign.how2sign_csv(how2sign, "train")
+    h2s = tmp_path / "how2sign"
+    write_how2sign(h2s)
+    table = how2sign.split_file(h2s, "train")
     text = table.read_text(encoding="utf-8")
     table.write_text(text.replace("\tAnd I call", "\t\"And I call"), encoding="utf-8")   # a quote never closed
     with pytest.raises(ValueError, match=f"'{table}', lines 2-3 hold one row: a field runs over several lines"):
-        check.check_videos(how2sign, splits_of(how2sign, ["train"]))
-    shutil.rmtree(how2sign / "sentence_level" / "val" / "rgb_front")
+        check.check_videos(h2s, splits_of(h2s, ["train"]))
+    shutil.rmtree(h2s / "sentence_level" / "val" / "rgb_front")
     with pytest.raises(FileNotFoundError, match="how2sign_realigned_val.csv': none of its 1 sentences has its clip"):
-        check.check_videos(how2sign, splits_of(how2sign, ["dev"]))
+        check.check_videos(h2s, splits_of(h2s, ["dev"]))
 
 
 def test_annotation_names_cannot_leave_the_dataset(tmp_path):
@@ -1379,12 +1381,12 @@ def test_annotation_names_cannot_leave_the_dataset(tmp_path):
     write_custom(mine, ["a|../secret|Outside."])
     with pytest.raises(ValueError, match=f"'{mine / 'train.csv'}', line 2: '../secret' leads outside"):
         data.SignVideos(mine, "train")
-    how2sign = tmp_path / "how2sign"
-    write_how2sign(how2sign)
-    table = how2sign.how2sign_csv(how2sign, "dev")
+    h2s = tmp_path / "how2sign"
+    write_how2sign(h2s)
+    table = how2sign.split_file(h2s, "dev")
     table.write_text(table.read_text(encoding="utf-8") + "c\tc\tc_1\t../../../../../../secret\t1\t2\tOut.\n")
     with pytest.raises(ValueError, match=f"'{table}', line 3: .* leads outside"):
-        data.read_split(how2sign, "dev")
+        data.read_split(h2s, "dev")
 
 
 def test_duplicate_video_names_are_refused(tmp_path):
@@ -1573,7 +1575,7 @@ def test_checkpoint_file_names_and_fingerprint_are_checked_before_anything_is_wr
         ft = edited_checkpoint(out / "finetune.pt", tmp_path / "ft.pt", add)
         pre = edited_checkpoint(out / "pretrain.pt", tmp_path / "pre.pt", add)
         with pytest.raises(SystemExit) as e:
-            evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", ft, "--video", clip, "--max-new-tokens", "2"))
+            analysis.main(flags(corpus, tmp_path / "eval", "--checkpoint", ft, "--video", clip, "--max-new-tokens", "2"))
         assert f"checkpoint '{ft}' cannot be used: its tokenizer holds a file named {bad!r}" in str(e.value), bad
         with pytest.raises(SystemExit) as e:
             finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1",
@@ -1985,7 +1987,7 @@ def test_a_mistyped_pretrained_path_is_an_error_naming_it(finished, corpus, tmp_
                                       "--stage2-epochs", "0"))
         assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
         with pytest.raises(SystemExit) as e:
-            evaluate.main(flags(corpus, out, "--overwrite", "--pretrained", given, "--max-new-tokens", "2"))
+            analysis.main(flags(corpus, out, "--overwrite", "--pretrained", given, "--max-new-tokens", "2"))
         assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
     assert digests(out) == before
     outdir.release()
@@ -2090,14 +2092,14 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     pixels, _ = analysis.read_video(clip)
     batch, _ = analysis.video_batch(pixels, "clip", s)
     assert torch.equal(batch["frames"][0], data.SignVideos(corpus, "test", size=32)[1]["frames"])
-    assert evaluate.main(flags(corpus, out, "--video", str(clip), "--max-new-tokens", "5"))["translation"] == hyp[1]
+    assert analysis.main(flags(corpus, out, "--video", str(clip), "--max-new-tokens", "5"))["translation"] == hyp[1]
     printed = capsys.readouterr().out
     assert f"translation: {hyp[1]}\n" in printed and "pseudo-glosses found" in printed
     assert (out / "my clip.glosses.png").stat().st_size > 1000
     # and as an mp4 file
     frames = np.stack([np.asarray(Image.open(p)) for p in sorted(clip.glob("*.png"))])
     synthetic.write_mp4(tmp_path / "clip.mp4", frames, fps=25)
-    evaluate.main(flags(corpus, out, "--video", str(tmp_path / "clip.mp4"), "--max-new-tokens", "5"))
+    analysis.main(flags(corpus, out, "--video", str(tmp_path / "clip.mp4"), "--max-new-tokens", "5"))
     assert "translation: " in capsys.readouterr().out and (out / "clip.glosses.png").is_file()
 
 
@@ -2111,7 +2113,7 @@ def test_missing_checkpoint_and_unknown_preset_are_clear_errors(corpus, tmp_path
     assert "--preset: invalid choice: 'huge'" in capsys.readouterr().err
 
 
-def test_evaluate_reads_only_the_pretraining_its_checkpoint_came_from(finished, corpus, tmp_path, capsys):
+def test_analysis_reads_only_the_pretraining_its_checkpoint_came_from(finished, corpus, tmp_path, capsys):
     a, printed = finished
     assert retrieval_line(printed)
     def other_sentences(root):  # another tokenizer
@@ -2124,7 +2126,7 @@ def test_evaluate_reads_only_the_pretraining_its_checkpoint_came_from(finished, 
         torch.load(a / "finetune.pt", weights_only=True)["tokenizer"]["fingerprint"]
     capsys.readouterr()
     # A's fine-tuned model evaluated into B's folder: the figures are of A's pre-training, not of B's
-    evaluate.main(flags(corpus, b, "--checkpoint", a / "finetune.pt", "--max-new-tokens", "5"))
+    analysis.main(flags(corpus, b, "--checkpoint", a / "finetune.pt", "--max-new-tokens", "5"))
     assert retrieval_line(capsys.readouterr().out) == retrieval_line(printed)
     # a folder whose pretrain.pt is not the one its finetune.pt came from: not used, and the output says why
     for name, edit, why in (("other-tokenizer", lambda c: shutil.copy(b / "pretrain.pt", c / "pretrain.pt"),
@@ -2135,30 +2137,30 @@ def test_evaluate_reads_only_the_pretraining_its_checkpoint_came_from(finished, 
                              "it is not the pre-training that the model was fine-tuned from")):
         c = shutil.copytree(a, tmp_path / name)
         edit(c)
-        evaluate.main(flags(corpus, c, "--overwrite", "--max-new-tokens", "5"))
+        analysis.main(flags(corpus, c, "--max-new-tokens", "5"))
         shown = capsys.readouterr().out
-        assert retrieval_line(shown) is None and "BLEU-4" in shown
+        assert retrieval_line(shown) is None
         assert f"retrieval and localisation not measured: '{c / 'pretrain.pt'}' does not belong to " \
             f"'{c / 'finetune.pt'}': {why}" in shown, shown
     # and named with --pretrained: an error before anything is translated or written
     with pytest.raises(SystemExit) as e:
-        evaluate.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune.pt", "--pretrained", b / "pretrain.pt"))
+        analysis.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune.pt", "--pretrained", b / "pretrain.pt"))
     assert f"--pretrained '{b / 'pretrain.pt'}' does not belong to '{a / 'finetune.pt'}': its tokenizer differs" \
         in str(e.value)
     assert not (tmp_path / "e").exists()
     outdir.release()
 
 
-def test_evaluate_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finished, corpus, tmp_path, capsys):
+def test_analysis_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finished, corpus, tmp_path, capsys):
     for extra, message in ((["--top", "-3"], "argument --top: must be a positive integer, got '-3'"),
                            (["--threshold", "nan"], "argument --threshold: must be a number >= 0, got 'nan'")):
         with pytest.raises(SystemExit) as e:
-            evaluate.main(flags(corpus, tmp_path / "x", *extra))
+            analysis.main(flags(corpus, tmp_path / "x", *extra))
         assert e.value.code == 2 and message in capsys.readouterr().err
     out = finished[0]
     clip = copy_test_video(corpus, tmp_path / "clip", 1)
     missing = tmp_path / "no-dataset-here"
-    result = evaluate.main(flags(missing, tmp_path / "eval", "--checkpoint", out / "finetune.pt", "--video", clip,
+    result = analysis.main(flags(missing, tmp_path / "eval", "--checkpoint", out / "finetune.pt", "--video", clip,
                                  "--max-new-tokens", "5"))
     assert result["translation"] == (out / "test.hyp.txt").read_text().splitlines()[1]
     assert not missing.exists() and (tmp_path / "eval" / "clip.glosses.png").is_file()
@@ -2383,20 +2385,42 @@ def test_flops_per_step_multipliers():
 # The project as a whole: layers, limits, parts that lift out, README and DESIGN.md
 
 
-def test_no_import_cycles():
+TOP = {"model", "losses", "lora", "tokenizer", "metrics", "data", "pseudogloss", "train", "pretrain", "finetune",
+       "evaluate"}
+FOLDERS = ("harness", "corpora", "tools")
+
+
+def project_modules() -> dict:
+    """Every Python module of the project but the tests, by dotted name (harness.files, ...) -> its path."""
+    here = Path(__file__).parent
+    paths = [p for p in here.glob("*.py") if p.stem != "test_all"] + [p for f in FOLDERS for p in (here / f).glob("*.py")]
+    return {".".join(p.relative_to(here).with_suffix("").parts).removesuffix(".__init__"): p for p in paths}
+
+
+def import_graph() -> dict:
+    """module -> the project modules it imports (top-level and function-level imports alike), read from the AST."""
     import ast
-    import pathlib
-    here = pathlib.Path(__file__).parent
-    files = {p.stem: p for p in here.glob("*.py") if p.stem != "test_all"}
+    modules = project_modules()
     graph = {}
-    for name, path in files.items():
+    for name, path in modules.items():
         imported = set()
-        for node in ast.walk(ast.parse(path.read_text())):  # top-level and function-level imports alike
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                imported |= {a.name.split(".")[0] for a in node.names}
+                imported |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
-                imported.add(node.module.split(".")[0])
-        graph[name] = imported & set(files)
+                imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {m for m in imported if m in modules and m not in FOLDERS} - {name}
+    return graph
+
+
+def test_tiers_imports_run_downward_without_cycles():
+    """The paper's files on top (TOP, at most 11, at most 2,500 lines together), what is not the paper in the
+    folders below; no import cycles; the top never imports a tool; at most 7 floors; no file over 500 lines."""
+    graph = import_graph()
+    modules = project_modules()
+    assert {m for m in modules if "." not in m and m not in FOLDERS} == TOP and len(TOP) <= 11
+    assert sum(len(modules[m].read_text().splitlines()) for m in TOP) <= 2500
+    assert all(len(p.read_text().splitlines()) <= 500 for p in modules.values())
 
     def reaches(a, b, seen=()):
         return any(n == b or (n not in seen and reaches(n, b, seen + (n,))) for n in graph[a])
@@ -2404,27 +2428,19 @@ def test_no_import_cycles():
     assert not cycles, f"import cycles through {cycles}: {graph}"
     # the heart imports only torch and transformers, besides LoRA and the vocabulary trimming
     assert not graph["losses"] and not graph["lora"] and graph["model"] <= {"lora", "tokenizer"}
-    # layers a reader can name, each importing only its own layer and those below; every file in one of them
-    layers = [("components", {"lora", "losses", "tokenizer", "data", "pseudogloss", "model", "metrics"}),
-              ("shared code", {"runs", "train", "analysis"}),
-              ("recipes", {"pretrain", "finetune", "evaluate"}),
-              ("tools", {"synthetic", "study", "benchmark"})]
-    layer_of = {m: i for i, (_, members) in enumerate(layers) for m in members}
-    assert set(layer_of) == set(graph), set(graph) ^ set(layer_of)
-    upward = [f"{m} ({layers[layer_of[m]][0]}) imports {d} ({layers[layer_of[d]][0]})"
-              for m in graph for d in graph[m] if layer_of[d] > layer_of[m]]
-    assert not upward, upward
-    recipes = layers[2][1]
+    upward = [(m, d) for m in graph for d in graph[m] if d.startswith("tools.") and not m.startswith("tools.")]
+    assert not upward, f"only tools import tools: {upward}"
+    recipes = {"pretrain", "finetune", "evaluate"}
     assert not [(m, d) for m in recipes for d in graph[m] if d in recipes], "a recipe imports a recipe"
-    assert "synthetic" not in graph["train"]
-    # floors: a file with no project import is on floor 1, every other one above the highest file it imports
+    below = [(m, d) for m in graph for d in graph[m] if m.split(".")[0] in ("harness", "corpora") and d in recipes]
+    assert not below, below
     floor = {}
 
-    def floor_of(m):
+    def floor_of(m):  # a file with no project import is on floor 1, every other one above the highest it imports
         if m not in floor:
             floor[m] = 1 + max((floor_of(d) for d in graph[m]), default=0)
         return floor[m]
-    assert max(floor_of(m) for m in graph) <= 6, sorted(floor.items(), key=lambda kv: kv[1])
+    assert max(floor_of(m) for m in graph) <= 7, sorted(floor.items(), key=lambda kv: kv[1])
 
 
 def test_readme_map_names_code_that_exists():
@@ -2473,7 +2489,7 @@ def test_design_citations_resolve():
     import re
     here = pathlib.Path(__file__).parent
     sections = set(re.findall(r"^## (.+)$", (here / "DESIGN.md").read_text(encoding="utf-8"), flags=re.M))
-    cited = {s for p in [*here.glob("*.py"), here / "README.md"]
+    cited = {s for p in [*project_modules().values(), here / "README.md", *here.glob("docs/*.md")]
              for s in re.findall(r'DESIGN\.md \\?"([^"\\]+)\\?"', p.read_text(encoding="utf-8"))}
     assert len(cited) >= 8 and cited <= sections, cited - sections
 
@@ -2482,9 +2498,7 @@ def test_functions_and_lines_stay_within_the_limits():
     """Every project file but the tests: no function over 60 lines or with more than 8 parameters (self aside),
     no line over 120 characters; read from the AST and the text, not from the code's own claims."""
     import ast
-    here = Path(__file__).parent
-    files = [p for p in sorted(here.glob("*.py")) if p.name != "test_all.py"]
-    assert len(files) >= 15
+    files = sorted(project_modules().values()) + [Path(__file__)]
     problems = []
     for path in files:
         text = path.read_text(encoding="utf-8")

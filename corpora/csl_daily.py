@@ -6,21 +6,27 @@ from pathlib import Path
 
 from harness import files
 
-CSL_FRAME_DIRS = ("sentence/frames_512x512", "sentence_frames-512x512/frames_512x512", "sentence_frames-512x512")
+LANG = "zh"
+FRAME_DIRS = ("sentence/frames_512x512", "sentence_frames-512x512/frames_512x512", "sentence_frames-512x512")
+LABELS = Path("sentence_label") / "csl2020ct_v2.pkl"
+SPLIT_FILE = Path("sentence_label") / "split_1.txt"
 
 
-CSL_LABELS = Path("sentence_label") / "csl2020ct_v2.pkl"
+def detect(root: Path) -> bool:
+    return (root / "sentence_label").is_dir()
 
 
-CSL_SPLIT_FILE = Path("sentence_label") / "split_1.txt"
+def split_file(root: Path, split: str) -> Path:
+    """CSL-Daily's splits are one file: its split file."""
+    return root / SPLIT_FILE
 
 
-def csl_frames(root) -> Path:
+def frames_folder(root) -> Path:
     """CSL-Daily's frame folder under the spellings in use (the first that exists; else the release's)."""
-    for rel in CSL_FRAME_DIRS:
+    for rel in FRAME_DIRS:
         if (Path(root) / rel).is_dir():
             return Path(root) / rel
-    return Path(root) / CSL_FRAME_DIRS[0]
+    return Path(root) / FRAME_DIRS[0]
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -37,7 +43,7 @@ class _PlainUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_csl_labels(path) -> dict:
+def read_labels(path) -> dict:
     """CSL-Daily's label pickle -> name -> translation (label_char joined: the field's translation target;
     label_word where an entry has no label_char); an entry's other fields are not read."""
     path = Path(path)
@@ -66,10 +72,10 @@ def read_csl_labels(path) -> dict:
     return out
 
 
-def _read_csl_daily(root: Path, split: str) -> list[dict]:
+def read(root: Path, split: str) -> list[dict]:
     """CSL-Daily: the split file's names of `split` (header line optional) with their label_char from the pickle."""
-    path, frames = root / CSL_SPLIT_FILE, csl_frames(root)
-    labels = read_csl_labels(root / CSL_LABELS)
+    path, frames = root / SPLIT_FILE, frames_folder(root)
+    labels = read_labels(root / LABELS)
     rows = []
     for line, text in enumerate(files.read_text(path).splitlines(), 1):
         parts = [p.strip() for p in text.split("|")] if "|" in text else text.split()  # some copies: white space
@@ -81,7 +87,7 @@ def _read_csl_daily(root: Path, split: str) -> list[dict]:
         if parts[1] != split:
             continue
         if parts[0] not in labels:
-            raise ValueError(f"{where}: video '{parts[0]}' is not in the label file '{root / CSL_LABELS}'")
+            raise ValueError(f"{where}: video '{parts[0]}' is not in the label file '{root / LABELS}'")
         rows.append((line, {"name": parts[0], "translation": labels[parts[0]],
                             "video": files.inside(frames, parts[0], where)}))
     return files.unique_rows(rows, path)

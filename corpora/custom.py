@@ -5,14 +5,20 @@ from pathlib import Path
 
 from harness import files
 
+LANG = None  # the layout does not say: --lang does
 
-def custom_csv(root, split) -> Path:
+
+def detect(root: Path) -> bool:
+    return any((root / f"{split}.csv").is_file() for split in ("train", "dev", "test"))
+
+
+def split_file(root, split) -> Path:
     """A split of the custom layout: <root>/<split>.csv."""
     return Path(root) / f"{split}.csv"
 
 
-def _read_custom(root: Path, split: str) -> list[dict]:
-    path = custom_csv(root, split)
+def read(root: Path, split: str) -> list[dict]:
+    path = split_file(root, split)
     rows = [(line, {"name": r["name"], "translation": r["translation"],
                     "video": files.inside(path.parent, r["video"], f"'{path}', line {line}")})
             for line, r in files.read_table(path, "|", ("name", "video", "translation"))]

@@ -6,11 +6,7 @@ import re
 
 SPACY_MODELS_EN_ZH = {"en": ("en_core_web_trf", "en_core_web_lg", "en_core_web_md", "en_core_web_sm"),
                       "zh": ("zh_core_web_trf", "zh_core_web_lg", "zh_core_web_md", "zh_core_web_sm")}
-
-
 DEFAULT_TAGGERS = {"en": "hanta-en", "zh": "jieba"}
-
-
 # BNC C5 -> universal POS. be (VB*) and modals (VM0) are AUX like German sein and the modals; do (VD*) and
 # have (VH*) are AUX only before a verb (_en_rules), lexical verbs otherwise. Possessive determiners (DPS:
 # your, my) are DET, as German's PPOSAT; DT0/DTQ (this, all, what) are DET before what they determine and
@@ -28,21 +24,13 @@ C5_TO_UPOS = {
     **dict.fromkeys(["TO0", "XX0", "POS"], "PART"), "ITJ": "INTJ",
     **dict.fromkeys(["PUN", "PUL", "PUR", "PUQ"], "PUNCT"),
 }
-
-
 # Pronouns take their nominative, as in German (them -> they); "'s" is tagged PNP only in "let's".
 EN_PRONOUN_LEMMAS = {"me": "i", "us": "we", "'s": "we", "him": "he", "her": "she", "them": "they"}
-
-
 # Clitics split as the Penn Treebank does, before tagging: don't -> do n't, it's -> it 's; can't, won't and
 # cannot -> can n't, will n't, can not (HanTa knows "can" and "will" better than "ca" and "wo").
 EN_CLITICS = [(r"\b(c)an't\b", r"\1an n't"), (r"\b(w)on't\b", r"\1ill n't"), (r"\b(s)han't\b", r"\1hall n't"),
               (r"\b(c)annot\b", r"\1an not"), (r"(\w)n't\b", r"\1 n't"), (r"(\w)'(s|re|ve|ll|d|m)\b", r"\1 '\2")]
-
-
 EN_TOKEN = r"n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,:]\d+)+|\w+(?:-\w+)*|[^\w\s]"  # 2.5 and 3-D are one token
-
-
 # jieba's flags -> universal POS (jieba's tag set is ICTCLAS's: n* nouns, t time, s place, v verbs, a adjectives,
 # b non-predicate adjectives, z state words, d adverbs, m numerals, r pronouns, f localisers, q classifiers,
 # p prepositions, c conjunctions, u particles, y sentence-final particles, e interjections, x punctuation).
@@ -53,30 +41,16 @@ JIEBA_TO_UPOS = {"n": "NOUN", "t": "NOUN", "s": "NOUN", "v": "VERB", "a": "ADJ",
                  "d": "ADV", "m": "NUM", "r": "PRON", "i": "NOUN", "l": "NOUN", "j": "PROPN", "f": "ADP",
                  "q": "X", "p": "ADP", "c": "CCONJ", "u": "PART", "y": "PART", "e": "INTJ", "o": "INTJ",
                  "x": "PUNCT", "w": "PUNCT"}
-
-
 ZH_COPULA = {"是"}  # AUX always, like sein and be
-
-
 ZH_NEGATION = {"不", "没"}  # PART always, like nicht and not
-
-
 ZH_ASPECT = {"正在"}  # the progressive, AUX like English be + -ing (在 is a preposition, dropped anyway)
-
-
 # modal verbs: AUX when a verb follows in their clause (能帮我拿, 可以在网上买), lexical verbs otherwise
 # (要一杯咖啡, 要半个小时); 没有 and 别: AUX (negation) right before a verb, lexical verbs otherwise (没有时间)
 ZH_MODALS = {"能", "会", "要", "可以", "能够", "应该", "应当", "可能", "必须", "得", "该"}
-
-
 ZH_NEGATING_VERBS = {"没有", "别"}
-
-
 # 这/那/哪 and the words they begin (这个, 这件, 那种), and 每, 各, 某: DET before a noun or numeral, PRON standing
 # alone (我要这个); 每天 is a word of its own (every day), kept
 ZH_DEMONSTRATIVES = ("这", "那", "哪")
-
-
 # jieba's dictionary also holds phrases (我会, 你家, 太冷, 回家吧, 别忘了, 坐地铁), cut into words by _recut: an
 # entry that begins with a personal pronoun (Chinese pronouns form no compounds but the plural 们); an entry of a
 # content class made of a negation and a verb or adjective (不下雨), of a degree adverb and an adjective (太冷),
@@ -84,11 +58,7 @@ ZH_DEMONSTRATIVES = ("这", "那", "哪")
 # four-character chengyu, unless the last word is a one-character noun (打火机, 跑步机: compound nouns, whole as
 # in German).
 ZH_PRONOUN_HEADS = {"我", "你", "他", "她"}
-
-
 ZH_PHRASE_HEADS = {**dict.fromkeys("不没别", ("v", "a")), **dict.fromkeys("太很真最更", ("a",))}  # -> the rest's class
-
-
 ZH_PHRASE_TAILS = {"吧", "吗", "呢", "啊", "了"}
 
 

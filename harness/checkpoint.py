@@ -130,8 +130,6 @@ def save_checkpoint(path: Path, **content):
 REQUIRED = {"best": ("kind", "role", "model", "config", "tokenizer", "flags", "epoch", "metric"),
             "last": ("kind", "role", "model", "config", "tokenizer", "flags", "epoch", "optimizer", "scheduler",
                      "best")}
-
-
 HINT = {"pretrain": "pretrain.py's <out>/pretrain.pt", "finetune": "finetune.py's <out>/finetune.pt"}
 
 

@@ -93,16 +93,8 @@ def _number(kind, test, what):
 
 
 positive_int = _number(int, lambda v: v > 0, "a positive integer")
-
-
 non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-
-
 positive_float = _number(float, lambda v: v > 0, "a positive number")
-
-
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
-
-
 fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 

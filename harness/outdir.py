@@ -12,17 +12,11 @@ import time
 from pathlib import Path
 
 STAGES = ("pretrain", "finetune", "evaluate")  # each stage's files are made from the previous stage's
-
-
 OWNED = {"pretrain": ("pretrain.pt", "pretrain.last.pt"),
          "finetune": ("finetune.pt", "finetune-stage1.last.pt", "finetune-stage2.last.pt"),
          "evaluate": ("{split}.hyp.txt", "{split}.ref.txt")}
-
-
 # made by a stage but no reason to refuse: moved aside with the stage's files when it starts over
 DERIVED = {"pretrain": ("tokenizer.json", "spm.model", "mbart-tokenizer", "events.out.tfevents.*")}
-
-
 _locks = {}  # folder -> open lock file, held until the process ends (or release())
 
 

@@ -31,8 +31,6 @@ VARIANTS = {  # name: (what the table calls it, pretrain.py flags, or None for n
     "no-align": ("no alignment loss (pseudo-glosses only)", ["--lambda-align", "0"]),
     "no-pretrain": ("no pre-training (fine-tuning from scratch)", None),
 }
-
-
 METRICS = {"bleu4": "BLEU-4", "r1_v2t": "R@1 video-to-text", "r1_t2v": "R@1 text-to-video",
            "localisation": "localisation accuracy"}
 

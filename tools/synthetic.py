@@ -50,29 +50,17 @@ def read_ground_truth(root, split) -> dict:
 
 
 ROOT = Path("data") / "synthetic"
-
-
 # Slots of a weather report, in sign order: time, place, temperature, weather. The sentence puts them
 # in German word order "<time> <verb> <place> <rest of weather> <temperature>", so the signer's order
 # differs from the word order. Every filler's pseudo-glosses are the same alone and in a sentence.
 SYNTH_TIME = ["am montag", "am dienstag", "am mittwoch", "am donnerstag", "am freitag", "am samstag", "am sonntag",
               "morgen", "heute", "am wochenende"]
-
-
 SYNTH_PLACE = ["im norden", "im süden", "im osten", "im westen", "an der küste", "in den alpen", "im flachland",
                "in bayern"]
-
-
 SYNTH_WEATHER = [("regnet es", ""), ("schneit es", ""), ("scheint", "die sonne"), ("gibt es", "gewitter"),
                  ("weht", "ein kräftiger wind"), ("bleibt es", "trocken"), ("fällt", "schnee")]
-
-
 SYNTH_TEMP = ["bei fünf grad", "bei zehn grad", "bei fünfzehn grad", "bei zwanzig grad", "bei dreißig grad"]
-
-
 SYNTH_TEMP_P = 1 / 4  # share of sentences with a temperature, to keep videos short
-
-
 # The English (How2Sign-like how-to sentences) and Chinese (CSL-Daily-like daily life) grammars: the slots'
 # fillers in word order, the order the signer signs the slots in, and how the words join into a sentence.
 # Every filler's content words are pseudo-glosses of the language's rule (nouns, pronouns, lexical verbs,
@@ -84,14 +72,10 @@ EN_SLOTS = (["Now", "First", "Then", "Later", "Today", "Finally", "Again", "Tomo
             ["the onion", "the paper", "the box", "the shirt", "the wall", "the bottle", "the door", "the bowl",
              'the "red" cup'],                                                                    # object
             ["with a knife", "with a brush", "with a towel", "slowly", "carefully"])             # manner, optional
-
-
 ZH_SLOTS = (["今天", "明天", "昨天", "上午", "下午", "晚上", "周末"],                                  # time
             ["我", "你", "他", "我们", "妈妈", "老师", "朋友", "哥哥"],                                  # person
             ["学校", "医院", "公园", "银行", "超市", "图书馆", "北京", "饭店"],                            # place
             ["看书", "吃饭", "工作", "学习", "打球", "休息", "开会", "买菜"])                             # activity
-
-
 GRAMMARS = {
     # "Now we cut the onion with a knife." signed NOW ONION WE CUT KNIFE (topic first)
     "en": dict(slots=EN_SLOTS, optional_p=1 / 3, sign_order=(0, 3, 1, 2, 4),
@@ -100,15 +84,9 @@ GRAMMARS = {
     "zh": dict(slots=ZH_SLOTS, optional_p=None, sign_order=(0, 2, 1, 3),
                join=lambda w: w[0] + w[1] + "在" + w[2] + w[3]),
 }
-
-
 BRIGHT = np.array([[230, 30, 30], [30, 210, 30], [40, 90, 255], [250, 230, 20], [230, 40, 230], [20, 230, 230],
                    [250, 250, 250], [255, 140, 0]], np.uint8)
-
-
 DARK = np.array([[0, 0, 0], [0, 0, 100], [0, 80, 0], [100, 0, 0], [70, 0, 90], [80, 70, 0]], np.uint8)
-
-
 DIRECTIONS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]])  # (dx, dy) of a sign's motion
 
 
@@ -323,13 +301,11 @@ def make_synthetic(root: Path, seed: int = 0, **setting) -> Path:
     return _build_once(root, params, write)
 
 
-# How2Sign's release (https://how2sign.github.io; how2sign.how2sign_csv, how2sign_clips): per split (its dev split is
+# How2Sign's release (https://how2sign.github.io; how2sign.split_file, how2sign_clips): per split (its dev split is
 # `val`) the sentence clips and the realigned sentences, a tab-separated CSV with standard quoting; some
 # sentences have no clip.
 HOW2SIGN_COLUMNS = ("VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED",
                     "SENTENCE")
-
-
 HOW2SIGN_FPS = 24
 
 
@@ -347,7 +323,7 @@ def write_mp4(path, frames, fps=HOW2SIGN_FPS):
 def _write_how2sign(tmp: Path, split: str, items: list, render) -> dict:
     """One split in How2Sign's layout: four sentences per source video, each sentence's clip an mp4; the last
     training sentence keeps its CSV row but has no clip, as some do in the release. Returns its timings."""
-    clips, csv_path = how2sign.how2sign_clips(tmp, split), how2sign.how2sign_csv(tmp, split)
+    clips, csv_path = how2sign.clips_folder(tmp, split), how2sign.split_file(tmp, split)
     clips.mkdir(parents=True)
     csv_path.parent.mkdir(parents=True)
     timings, start = {}, 0.0
