@@ -1,26 +1,13 @@
-"""Sign language videos with their translations, read as the paper reads PHOENIX14T (§4.2; DESIGN.md "Data"),
-from four layouts (detect_layout), each as released:
+"""The data (paper §4.1, §4.2; DESIGN.md "Data"): PHOENIX14T's videos with their German translations, read as
+released, and what §4.2 does to every frame: frames selected, resized to 256 and cropped to 224, augmented in
+training (rotation, shift, crop), normalised; the dataset and its batches.
 
-    phoenix14t  <root>/annotations/manual/PHOENIX-2014-T.{train,dev,test}.corpus.csv
-                (name|video|start|end|speaker|orth|translation)
-                <root>/features/fullFrame-210x260px/{train,dev,test}/<name>/images0001.png ...           (German)
-    how2sign    <root>/sentence_level/{train,val,test}/text/en/raw_text/re_aligned/how2sign_realigned_<split>.csv
-                (tab-separated, CSV quoting: VIDEO_ID VIDEO_NAME SENTENCE_ID SENTENCE_NAME START_REALIGNED
-                END_REALIGNED SENTENCE) and <root>/sentence_level/<split>/rgb_front/raw_videos/<SENTENCE_NAME>.mp4;
-                `val` is read as dev; sentences without a clip (as in the release) are skipped and counted (English)
-    csl-daily   <root>/sentence_label/csl2020ct_v2.pkl (a dict whose `info` lists {name, length, label_char,
-                label_word, ...}), <root>/sentence_label/split_1.txt (name|split lines, header optional) and
-                <root>/sentence/frames_512x512/<name>/*.jpg (or sentence_frames-512x512/frames_512x512/)  (Chinese)
-    custom      <root>/{train,dev,test}.csv: header name|video|translation, '|'-separated, no quoting; video is a
-                video file (.mp4 .webm .mov .avi .mkv) or a folder of frames (.png .jpg ...), relative to the
-                CSV's folder; the language comes from --lang (dataset_language)
+    <root>/annotations/manual/PHOENIX-2014-T.{train,dev,test}.corpus.csv (name|video|start|end|speaker|orth|translation)
+    <root>/features/fullFrame-210x260px/{train,dev,test}/<name>/images0001.png ...
 
-frames resized, cropped, augmented and normalised; video files decoded with PyAV, resized while decoding; and at
-the end of the file the JPEG frame packs that make reading fast. `--data` names a dataset (resolve_root) or is a
-root folder. A name or video in an annotation file is a name: it must resolve inside its split's folder.
-
-    python -m corpora.prepare --pack --data phoenix14t [--splits train dev test]   # once: <root>/packed/<split>/, for packed=True
-    python -m corpora.prepare --check --data how2sign [--full]                     # every video that training would read
+`--data` names a dataset (resolve_root) or is a root folder. The other layouts (How2Sign, CSL-Daily, your own
+videos) plug in from corpora/ (LAYOUTS), and so do video decoding and the JPEG frame packs. A name in an
+annotation file is a name: it must resolve inside its split's folder.
 """
 import math
 import os
@@ -60,7 +47,8 @@ def resolve_root(data: str) -> Path:
     root = Path(os.environ.get(env, default) if env else default)
     if not root.is_dir():
         if data in NAMED_ROOTS and env is None:
-            how = "generate it once with `python -m tools.synthetic" + (f" --setting {data}`" if data != "synthetic" else "`")
+            how = "generate it once with `python -m tools.synthetic" + (f" --setting {data}`" if data != "synthetic"
+                                                                        else "`")
         elif env:
             how = (f"set {env} to the folder holding the dataset as released (see data.py), or pass --data PATH "
                    "(or --data synthetic)")
@@ -134,6 +122,30 @@ def _read_phoenix(root: Path, split: str) -> list[dict]:
     return files.unique_rows(rows, path)
 
 
+def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.ndarray:
+    """Which of a video's n frames are read: every --frame-stride'th, subsampled evenly to --max-frames."""
+    keep = np.arange(0, n, frame_stride)
+    if len(keep) > max_frames:
+        keep = keep[np.linspace(0, len(keep) - 1, max_frames).round().astype(int)]
+    return keep
+
+
+def resize_crop(pixels: np.ndarray, size: int, train: bool) -> torch.Tensor:
+    """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, central crop 224: uint8 [T, 3, 224, 224] (other sizes in the
+    same ratio); for training the whole 256x256 resize, which prepare augments and crops on the device (the
+    authors augment before the crop). Every video the project reads, a dataset's or one of your own
+    (evaluate.py --video), passes here."""
+    resize = round(size * 256 / 224)
+    video = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8, channels-last
+    if video.shape[-2:] != (resize, resize):
+        # on uint8 (not float) torch's antialiased bilinear resize is ~15x faster on CPU; rounds to whole levels
+        video = F.interpolate(video, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True)
+    if train:
+        return video  # channels-last strides: collate's copy into the batch makes it contiguous
+    top = int(round((resize - size) / 2))
+    return video[:, :, top:top + size, top:top + size].contiguous()
+
+
 # §4.2's augmentation in the authors' order of operations (DESIGN.md "Data"; `dataset/slt_dataset.py` L41-48,
 # L100-106, vidaug): on the frame as released, a rotation by up to 30 degrees about its centre and a shift by whole
 # pixels, up to 10 px of the 210x260 (width x height) release frame (the same fraction of any other frame), each on
@@ -177,51 +189,6 @@ def augment(frames, source_sizes, size: int, p=0.5):
     offset = torch.randint(0, R - size + 1, (B, 2), device=device)          # one crop for the whole video
     aspect = (source_sizes[:, 0] / source_sizes[:, 1]).to(device, frames.dtype)
     return affine_crop(frames, aspect, size, angle, shift, offset)
-
-
-def prepare(batch, device, train: bool):
-    """Paper §4.2 on a whole batch, on the device: uint8 frames -> augmented and cropped (training) and ImageNet-
-    normalised float frames [B, T, 3, H, W]; the loader ships uint8, a quarter of the bytes of float. A training
-    loader ships the whole square resize (`crop` in the batch), whose crop follows the augmentation."""
-    frames, mask = batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device, non_blocking=True)
-    if frames.dim() == 3:  # precomputed features (finetune.py --cache-features), not frames
-        return frames, mask
-    size = batch.get("crop")
-    if size is not None and train:
-        frames = augment(frames.float(), batch["source_sizes"], size)  # on 0..255: the affine's zero padding is black
-    elif size is not None:  # a training loader's frames, read without augmentation: the central crop
-        top = int(round((frames.shape[-1] - size) / 2))
-        frames = frames[..., top:top + size, top:top + size]
-    elif train:
-        raise ValueError("augmentation needs the whole resized frames of a training loader (SignVideos(train=True))")
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
-    # (x / 255 - mean) / std in one pass over the batch (uint8 * float promotes to float)
-    return torch.addcmul(-mean / std, frames, 1 / (255 * std)), mask  # padded frames are never read
-
-
-def select_frames(n: int, frame_stride: int = 1, max_frames: int = 300) -> np.ndarray:
-    """Which of a video's n frames are read: every --frame-stride'th, subsampled evenly to --max-frames."""
-    keep = np.arange(0, n, frame_stride)
-    if len(keep) > max_frames:
-        keep = keep[np.linspace(0, len(keep) - 1, max_frames).round().astype(int)]
-    return keep
-
-
-def resize_crop(pixels: np.ndarray, size: int, train: bool) -> torch.Tensor:
-    """Paper §4.2: uint8 [T, H, W, 3] -> resize 256, central crop 224: uint8 [T, 3, 224, 224] (other sizes in the
-    same ratio); for training the whole 256x256 resize, which prepare augments and crops on the device (the
-    authors augment before the crop). Every video the project reads, a dataset's or one of your own
-    (evaluate.py --video), passes here."""
-    resize = round(size * 256 / 224)
-    video = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8, channels-last
-    if video.shape[-2:] != (resize, resize):
-        # on uint8 (not float) torch's antialiased bilinear resize is ~15x faster on CPU; rounds to whole levels
-        video = F.interpolate(video, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True)
-    if train:
-        return video  # channels-last strides: collate's copy into the batch makes it contiguous
-    top = int(round((resize - size) / 2))
-    return video[:, :, top:top + size, top:top + size].contiguous()
 
 
 class SignVideos(torch.utils.data.Dataset):
@@ -310,3 +277,24 @@ def collate(batch) -> dict:
             "names": [b["name"] for b in batch], "translations": [b["translation"] for b in batch],
             "source_sizes": torch.tensor([b.get("source_size", shape[-2:]) for b in batch]),  # [B, 2] (H, W)
             "crop": batch[0].get("crop")}  # training: the crop size; the frames are the whole resize
+
+
+def prepare(batch, device, train: bool):
+    """Paper §4.2 on a whole batch, on the device: uint8 frames -> augmented and cropped (training) and ImageNet-
+    normalised float frames [B, T, 3, H, W]; the loader ships uint8, a quarter of the bytes of float. A training
+    loader ships the whole square resize (`crop` in the batch), whose crop follows the augmentation."""
+    frames, mask = batch["frames"].to(device, non_blocking=True), batch["frame_mask"].to(device, non_blocking=True)
+    if frames.dim() == 3:  # precomputed features (finetune.py --cache-features), not frames
+        return frames, mask
+    size = batch.get("crop")
+    if size is not None and train:
+        frames = augment(frames.float(), batch["source_sizes"], size)  # on 0..255: the affine's zero padding is black
+    elif size is not None:  # a training loader's frames, read without augmentation: the central crop
+        top = int(round((frames.shape[-1] - size) / 2))
+        frames = frames[..., top:top + size, top:top + size]
+    elif train:
+        raise ValueError("augmentation needs the whole resized frames of a training loader (SignVideos(train=True))")
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
+    # (x / 255 - mean) / std in one pass over the batch (uint8 * float promotes to float)
+    return torch.addcmul(-mean / std, frames, 1 / (255 * std)), mask  # padded frames are never read

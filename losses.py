@@ -70,7 +70,7 @@ def pretrain_loss(align, psp, lambda_psp: float = 1.0, lambda_align: float = 1.0
     return lambda_align * align + lambda_psp * psp
 
 
-def translation_loss(logits, labels, pad_id: int, label_smoothing: float = 0.1):
+def translation_loss(logits, labels, pad_id: int, label_smoothing: float = 0.2):
     """L_SLT, eq. 6: token cross-entropy against the reference, padding ignored. logits [B, L, V], labels [B, L]."""
     return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=pad_id,
                            label_smoothing=label_smoothing)

@@ -7,10 +7,8 @@ A sign video is encoded at three levels (paper §3.1):
   video    -> mBART's encoder with LoRA
 Pre-training (§3.2) adds the pseudo-gloss head, prototypes, a CLS token and the frozen text encoder; fine-tuning
 (§3.3) the mapper and mBART's decoder (DESIGN.md "Architecture", "Differences from the authors' code").
-Only torch is needed to import this file and use its parts; transformers is imported only where DINOv2 and
-mBART are built or used (load_dinov2, load_mbart, widths_from_checkpoints, TranslationModel.translate).
-
-    python model.py --count [--preset paper|tiny]    # parameter counts of Table 3, on the meta device
+Only torch is needed to import this file; transformers only where DINOv2 and mBART are built or used.
+`python model.py --count [--preset paper|tiny]` prints Table 3's parameter counts, on the meta device.
 """
 import argparse
 import copy
@@ -30,8 +28,7 @@ try:  # optional: xformers' memory-efficient attention, CUDA only (paper §4.2)
 except ImportError:
     xops = None
 
-# The architectures of facebook/dinov2-small and facebook/mbart-large-cc25, so that the paper preset
-# can be counted (and built with random weights) without a download.
+# facebook/dinov2-small's and facebook/mbart-large-cc25's architectures: the paper preset counted (and built) offline
 DINOV2_SMALL = dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
                     mlp_ratio=4, patch_size=14, image_size=518, layerscale_value=1.0)
 MBART_LARGE_CC25 = dict(d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
@@ -483,8 +480,7 @@ def parts(model: nn.Module) -> dict:
 
 
 def print_counts(preset: str):
-    """The per-part table and the two totals of Table 3, counted on the meta device (the tiny preset with a
-    1,000-token vocabulary and 100 pseudo-glosses: its real ones come from the data)."""
+    """Table 3's per-part rows and totals, counted on the meta device (tiny: 1,000 tokens, 100 pseudo-glosses)."""
     cfg = get_config(preset, pretrained=False)
     cfg = cfg if cfg.vocab_size else dataclasses.replace(cfg, vocab_size=1000, n_glosses=100)
     with torch.device("meta"):
@@ -497,9 +493,8 @@ def print_counts(preset: str):
         print(f"{name}: trainable {count(model)[0]:,} total {count(model)[1]:,}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python model.py --count [--preset tiny]
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", action="store_true", help="print the parameter counts (Table 3)")
     ap.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="model size")
-    args = ap.parse_args()
-    print_counts(args.preset) if args.count else ap.print_help()
+    print_counts(ap.parse_args().preset) if ap.parse_args().count else ap.print_help()

@@ -48,7 +48,7 @@ def loss_terms(out: dict, labels, lambda_psp: float = 1.0, psp_variant: str = "p
     return losses.pretrain_loss(align, psp, lambda_psp, lambda_align), align, psp                # eq. 5
 
 
-def forward(net, batch, setup: run.Setup, pg: dict):
+def forward(net, batch, setup: run.Setup, pg: pseudogloss.PseudoGlosses):
     """One batch of eq. 5: the video through the sign and LLM encoders, its sentence through the frozen text
     encoder, both losses against the sentence's pseudo-glosses H and the other videos of the batch."""
     args = setup.args
@@ -59,7 +59,7 @@ def forward(net, batch, setup: run.Setup, pg: dict):
 
 
 @torch.no_grad()
-def validate(net, dev, setup: run.Setup, pg: dict) -> dict:
+def validate(net, dev, setup: run.Setup, pg: pseudogloss.PseudoGlosses) -> dict:
     """The validation loss: eq. 5 and its two terms, averaged over the dev videos."""
     net.eval()
     sums, n = {}, 0
@@ -72,13 +72,13 @@ def validate(net, dev, setup: run.Setup, pg: dict) -> dict:
     return {k: v / n for k, v in sums.items()}
 
 
-def pretrain(setup: run.Setup, net, pg: dict, val_every: int = 1) -> float:
+def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, val_every: int = 1) -> float:
     """§3.2 trained as §4.2 says: AdamW under the one-cycle schedule, stepped every batch; eq. 5, backward,
     gradients clipped at norm 1.0, update. Validates every `val_every` epochs and after the last, and keeps
     the weights with the lowest validation loss (<out>/pretrain.pt). -> that loss"""
     args = setup.args
     checkpoints = checkpoint.Checkpoints(setup, "pretrain", "pretrain", RESULT_FLAGS,
-                                    extra={"pseudoglosses": {"vocab": pg["vocab"]}})  # the vocabulary travels along
+                                    extra={"pseudoglosses": {"vocab": pg.vocab}})  # the vocabulary travels along
     batches, dev = train.loader(setup, "train", train=True), train.loader(setup, "dev", train=False)
     optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
     scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), args.epochs * len(batches))
@@ -116,11 +116,11 @@ def main(argv=None):
         # cached in the run's folder (not the data root, which may be read-only), apart from its checkpoints
         pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
                                              lang=setup.lang)
-    if not pg["vocab"]:
+    if not pg.vocab:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")
-    setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg["vocab"]))
-    net = run.build(setup, "pretrain", prototypes=pg["prototypes"][:-1])  # fastText P, without the non-sign row
-    parallel.log(f"pre-training {args.preset} on {setup.root} ({setup.lang}): {len(pg['vocab'])} pseudo-glosses, "
+    setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))
+    net = run.build(setup, "pretrain", prototypes=pg.prototypes[:-1])  # fastText P, without the non-sign row
+    parallel.log(f"pre-training {args.preset} on {setup.root} ({setup.lang}): {len(pg.vocab)} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = pretrain(setup, net, pg)
     parallel.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")

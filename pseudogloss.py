@@ -4,6 +4,7 @@ pseudo-gloss gets a 300-d fastText prototype, plus a zero "non-sign" row; the mu
 which pseudo-glosses a video's sentence holds. German is tagged here (the paper's PHOENIX14T); English and
 Chinese in corpora/taggers.py; `python -m tools.tagger_scores` measures the taggers.
 """
+import dataclasses
 import functools
 import hashlib
 import json
@@ -153,6 +154,17 @@ def _pretrained_vectors(path, words, dim):
     return torch.from_numpy(np.array([model.get_word_vector(w) for w in words], np.float32).reshape(len(words), dim))
 
 
+@dataclasses.dataclass
+class PseudoGlosses:
+    """Paper §3.2's pseudo-glosses of a dataset: the vocabulary (U lemmas, sorted), the prototypes P [U+1, dim]
+    (fastText vectors, the last row the zero non-sign vector), every video's labels (indices into the vocabulary,
+    in sentence order) and the key its cache is valid for (annotations, options, tagger)."""
+    vocab: list
+    prototypes: torch.Tensor
+    labels: dict
+    key: dict
+
+
 def _read_cache(cache: Path, key: dict):
     """The pseudo-glosses cached in `cache` for `key`; None when there is none, it is for another key, or it is
     damaged (cut off, not a torch file, foreign objects, fields missing), which is said, naming the file."""
@@ -173,10 +185,11 @@ def _read_cache(cache: Path, key: dict):
     if why:
         print(f"pseudo-gloss cache '{cache}' is damaged ({why}); rebuilding it", flush=True)
         return None
-    return pg
+    return PseudoGlosses(pg["vocab"], pg["prototypes"], pg["labels"], pg["key"])
 
 
-def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0, lang="de") -> dict:
+def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0,
+                        lang="de") -> PseudoGlosses:
     """Paper §3.2: the vocabulary of `splits` (default: every split present, "all pseudo-glosses in the dataset" as
     the paper and the authors' code have it), prototypes P [U+1, dim] (last row non-sign), labels of every video;
     translations in language `lang` (de, en, zh); cached in `cache_dir` when given (pretrain.py: <out>/cache;
@@ -208,17 +221,17 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
         train_text = [t for _, t in rows["train" if "train" in rows else splits[0]]]
         vectors = _skipgram_vectors(train_text, vocab, dim, seed, cache.parent if cache else None)
     prototypes = torch.cat([vectors, torch.zeros(1, dim)])  # [U+1, dim], last row = non-sign
-    pg = {"key": key, "vocab": vocab, "prototypes": prototypes, "labels": labels}
-    if cache:
-        files.atomic_write(cache, lambda tmp: torch.save(pg, tmp))
+    pg = PseudoGlosses(vocab, prototypes, labels, key)
+    if cache:  # as plain values: read back with weights_only
+        files.atomic_write(cache, lambda tmp: torch.save(dataclasses.asdict(pg), tmp))
     return pg
 
 
-def multi_hot(names, pg) -> torch.Tensor:
+def multi_hot(names, pg: PseudoGlosses) -> torch.Tensor:
     """Paper §3.2: the multi-hot pseudo-gloss targets H [B, U] of a batch of videos."""
-    h = torch.zeros(len(names), len(pg["vocab"]))
+    h = torch.zeros(len(names), len(pg.vocab))
     for i, name in enumerate(names):
-        if name not in pg["labels"]:
+        if name not in pg.labels:
             raise KeyError(f"video '{name}' has no pseudo-gloss labels (rebuild the pseudo-gloss cache for this root)")
-        h[i, pg["labels"][name]] = 1.0
+        h[i, pg.labels[name]] = 1.0
     return h

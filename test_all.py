@@ -80,7 +80,8 @@ SENTENCES = ["am donnerstag regnet es im norden", "morgen scheint im süden die 
 
 
 def write_tree(root, videos, split="train", size=(60, 48)):
-    """A small corpus in the official PHOENIX14T layout, smooth frames (JPEG-friendly): videos = {name: (n_frames, text)}."""
+    """A small corpus in the official PHOENIX14T layout, smooth frames (JPEG-friendly): videos = {name: (n_frames,
+    text)}."""
     (root / "annotations" / "manual").mkdir(parents=True, exist_ok=True)
     lines = ["name|video|start|end|speaker|orth|translation"]
     y, x = np.mgrid[:size[0], :size[1]]
@@ -322,7 +323,8 @@ def test_fused_qkv_visual_lora_matches_peft_on_a_fused_layer():
     with torch.no_grad():
         ref.qkv.weight.copy_(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]))
         ref.qkv.bias.copy_(torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]))
-    ref = peft.get_peft_model(ref, peft.LoraConfig(r=4, lora_alpha=4, lora_dropout=0.0, target_modules=["qkv", "o_proj"]))
+    ref = peft.get_peft_model(ref, peft.LoraConfig(r=4, lora_alpha=4, lora_dropout=0.0,
+                                                   target_modules=["qkv", "o_proj"]))
     for name in ("qkv", "o_proj"):
         ours, theirs = getattr(block.attention, name), getattr(ref.base_model.model, name)
         with torch.no_grad():
@@ -421,7 +423,8 @@ def test_masked_mean_and_eq5_and_eq6():
 
 
 def rope_reference(x, base=10000.0):
-    """RoPE as complex rotation: the interleaved pair (x_2i, x_2i+1) is one complex number turned by t * base^(-2i/d)."""
+    """RoPE as complex rotation: the interleaved pair (x_2i, x_2i+1) is one complex number turned by
+    t * base^(-2i/d)."""
     T, d = x.shape[-2], x.shape[-1]
     out = torch.empty_like(x)
     for t in range(T):
@@ -566,7 +569,8 @@ def sign_encoder_parameters(net, cfg):
              for ab in "AB"}
     names |= {f"sign.visual.{m}.{w}" for m in ("proj", "norm") for w in ("weight", "bias")}
     for i in range(cfg.temporal_layers):
-        names |= {f"sign.temporal.blocks.{i}.{m}.{w}" for m in ("attn.qkv", "attn.proj", "norm1", "mlp.0", "mlp.3", "norm2")
+        names |= {f"sign.temporal.blocks.{i}.{m}.{w}"
+                  for m in ("attn.qkv", "attn.proj", "norm1", "mlp.0", "mlp.3", "norm2")
                   for w in ("weight", "bias")} | {f"sign.temporal.blocks.{i}.layer_scale"}
     return names | {"sign.temporal.out_proj.weight", "sign.temporal.out_proj.bias"}
 
@@ -728,9 +732,9 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
         damage()
         again = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
         assert f"pseudo-gloss cache '{cache}' is damaged" in capsys.readouterr().out
-        assert again["vocab"] == pg["vocab"] and again["labels"] == pg["labels"]
-        assert torch.equal(again["prototypes"], pg["prototypes"])
-        assert torch.load(cache, weights_only=True)["vocab"] == pg["vocab"]            # rebuilt in place
+        assert again.vocab == pg.vocab and again.labels == pg.labels
+        assert torch.equal(again.prototypes, pg.prototypes)
+        assert torch.load(cache, weights_only=True)["vocab"] == pg.vocab            # rebuilt in place
 
 
 def _gold_f1(path, lang):
@@ -803,8 +807,8 @@ def test_pseudoglosses_built_for_a_chinese_corpus(tmp_path):
                         encoding="utf-8")
     pg = pseudogloss.build_pseudoglosses(tmp_path, dim=8, lang="zh")
     words = {g for sentences in rows.values() for s in sentences for g in pseudogloss.extract(s, lang="zh")}
-    assert pg["vocab"] == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pg["key"]["tagger"] == "jieba"
-    assert [pg["vocab"][i] for i in pg["labels"]["test0"]] == ["他", "我", "哥哥"]
+    assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pg.key["tagger"] == "jieba"
+    assert [pg.vocab[i] for i in pg.labels["test0"]] == ["他", "我", "哥哥"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -982,7 +986,8 @@ def test_authors_scoring_row_by_hand():
     assert metrics.authors_references(refs, tok)[0].split() == ["am", "donnerstag", "regnet", "es"]
     # raw: every n-gram of the 4 hypothesis words matches; brevity penalty exp(1 - 5/4)
     assert metrics.scores(hyps, refs)["bleu4"] == pytest.approx(100 * math.exp(1 - 5 / 4))
-    # " ." appended: 5/5 unigrams, 3/4 bigrams ("es ." is not in the reference), 2/3 trigrams, 1/2 4-grams, BP exp(1 - 6/5)
+    # " ." appended: 5/5 unigrams, 3/4 bigrams ("es ." is not in the reference), 2/3 trigrams, 1/2 4-grams,
+    # BP exp(1 - 6/5)
     period = metrics.scores([h + " ." for h in hyps], [r + " ." for r in refs])["bleu4"]
     assert period == pytest.approx(100 * math.exp(1 - 6 / 5) * (3 / 4 * 2 / 3 * 1 / 2) ** 0.25)
     # the authors' scoring: " ." appended to the hypothesis and to the decoded reference "am donnerstag regnet es"
@@ -1085,7 +1090,8 @@ def test_packed_loader_matches_png_loader(tmp_path):
     folder = pack.pack_split(root, "train", data.read_split(root, "train"), quality=95, workers=1)
     assert folder == root / "packed" / "train" and (folder / "frames.bin").is_file()
     mtime = (folder / "index.json").stat().st_mtime_ns
-    assert pack.pack_split(root, "train", data.read_split(root, "train"), quality=95, workers=1) == folder           # complete: skipped
+    assert pack.pack_split(root, "train", data.read_split(root, "train"), quality=95,
+                           workers=1) == folder  # complete: skipped
     assert (folder / "index.json").stat().st_mtime_ns == mtime
     assert not list(folder.parent.glob(".*tmp*"))                                   # no temporary left behind
     for kw in ({}, {"frame_stride": 2}, {"max_frames": 3}, {"frame_stride": 2, "max_frames": 2}):
@@ -1108,7 +1114,8 @@ def test_packed_loader_matches_png_loader(tmp_path):
 
 def test_packed_at_loader_size_skips_resize(tmp_path):
     root = write_tree(tmp_path, {"v1": (3, "am tag")})
-    pack.pack_split(root, "train", data.read_split(root, "train"), tmp_path / "p37", resize=37, workers=1)  # size 32 -> resize 37
+    pack.pack_split(root, "train", data.read_split(root, "train"), tmp_path / "p37", resize=37,
+                    workers=1)  # size 32 -> resize 37
     a = data.SignVideos(root, "train", size=32)[0]["frames"]
     b = data.SignVideos(root, "train", size=32, packed=True, packed_dir=tmp_path / "p37")[0]["frames"]
     assert a.shape == b.shape and (a.float() - b.float()).abs().mean() / 255 < 0.012
@@ -1116,7 +1123,8 @@ def test_packed_at_loader_size_skips_resize(tmp_path):
 
 def test_packed_errors_name_the_pack_and_command(tmp_path):
     root = write_tree(tmp_path, {"v1": (2, "am tag")})
-    with pytest.raises(FileNotFoundError, match=r"packed.train.*python -m corpora.prepare --pack --data .* --splits train"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"packed.train.*python -m corpora.prepare --pack --data .* --splits train"):
         data.SignVideos(root, "train", packed=True)
     pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
     with open(data.annotation_path(root, "train"), "a") as f:
@@ -1134,7 +1142,8 @@ def test_bad_videos_are_all_listed_before_training(corpus, tmp_path):
     root = copy_corpus(corpus, tmp_path, damage)
     dev, train_ = data.read_split(root, "dev")[1]["name"], data.read_split(root, "train")[2]["name"]
     out = tmp_path / "run"
-    with pytest.raises(SystemExit, match=r"(?s)2 problem\(s\).*train.*" + train_ + ".* no images.*" + dev + "' is missing"):
+    with pytest.raises(SystemExit,
+                       match=r"(?s)2 problem\(s\).*train.*" + train_ + ".* no images.*" + dev + "' is missing"):
         pretrain.main(train_flags(corpus, out, "--epochs", "1") + ["--data", str(root)])
     outdir.release()
     assert not list(out.glob("*.pt"))
@@ -1148,7 +1157,8 @@ def test_damaged_packs_are_found_and_rebuilt(corpus, tmp_path):
                       ("index.json", lambda b: b[:20])):
         backup = (folder / name).read_bytes()
         (folder / name).write_bytes(cut(backup))
-        with pytest.raises(OSError, match=f"frame pack '{folder}' is damaged: .*{name}.*python -m corpora.prepare --pack"):
+        with pytest.raises(OSError,
+                           match=f"frame pack '{folder}' is damaged: .*{name}.*python -m corpora.prepare --pack"):
             data.SignVideos(corpus, "train", packed=True, packed_dir=packs)
         problems = check.check_videos(corpus, splits_of(corpus, ["train"]), packed=True, packed_dir=packs)
         assert len(problems) == 1 and name in problems[0]
@@ -1165,8 +1175,10 @@ def test_csv_errors_name_file_and_line(corpus, tmp_path):
     header = "name|video|start|end|speaker|orth|translation\n"
     csv = data.annotation_path(tmp_path, "train")
     csv.parent.mkdir(parents=True)
-    for body, message in ((b"v1|v1/1/*.png|-1|-1|S1|X|am tag\nv2|v2/1/*.png|-1|-1|S1|X\n", "line 3: 6 fields where the header has 7"),
-                          (b"v1|v1/1/*.png|-1|-1|S1|X|am tag\nv2|v2/1/*.png|-1|-1|S1|X|sch\xf6n\n", r"line 3: not UTF-8 \(byte 0xf6\)"),
+    for body, message in ((b"v1|v1/1/*.png|-1|-1|S1|X|am tag\nv2|v2/1/*.png|-1|-1|S1|X\n",
+                           "line 3: 6 fields where the header has 7"),
+                          (b"v1|v1/1/*.png|-1|-1|S1|X|am tag\nv2|v2/1/*.png|-1|-1|S1|X|sch\xf6n\n",
+                           r"line 3: not UTF-8 \(byte 0xf6\)"),
                           (b"v1|v1/1/*.png|-1|-1|S1|X| \n", "line 2: empty translation")):
         csv.write_bytes(header.encode() + body)
         with pytest.raises(ValueError, match=f"'{csv}', {message}"):
@@ -1174,7 +1186,8 @@ def test_csv_errors_name_file_and_line(corpus, tmp_path):
     # as a user meets it: pre-training on annotations with a Latin-1 byte
     def latin1(root):
         path = data.annotation_path(root, "dev")
-        path.write_bytes(path.read_bytes().replace("ü".encode(), b"\xfc", 1) + "x|x|-1|-1|S|X|s\xfcd\n".encode("latin-1"))
+        bad = "x|x|-1|-1|S|X|s\xfcd\n".encode("latin-1")
+        path.write_bytes(path.read_bytes().replace("ü".encode(), b"\xfc", 1) + bad)
     root = copy_corpus(corpus, tmp_path, latin1)
     with pytest.raises(ValueError, match=r"PHOENIX-2014-T.dev.corpus.csv', line \d+: not UTF-8"):
         pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
@@ -1400,7 +1413,8 @@ def test_duplicate_video_names_are_refused(tmp_path):
     write_csl_daily(csl)
     with open(csl / "sentence_label" / "split_1.txt", "a", encoding="utf-8") as f:
         f.write("S000000_P0000_T00|train\n")
-    with pytest.raises(ValueError, match="split_1.txt': video name 'S000000_P0000_T00' appears twice, on lines 2 and 5"):
+    with pytest.raises(ValueError,
+                       match="split_1.txt': video name 'S000000_P0000_T00' appears twice, on lines 2 and 5"):
         data.read_split(csl, "train")
 
 
@@ -1460,7 +1474,8 @@ def test_rerun_refuses_and_overwrite_sets_the_old_run_aside(finished, corpus, tm
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
     assert f"'{out}' already holds pretrain.py's files (pretrain.last.pt, pretrain.pt)" in message
-    assert "--resume" in message and "--out" in message and "--overwrite" in message and "Traceback" not in result.stderr
+    assert "--resume" in message and "--out" in message and "--overwrite" in message
+    assert "Traceback" not in result.stderr
     with pytest.raises(SystemExit, match=r"holds finetune.py's files \(finetune-stage1.last.pt, finetune-stage2"):
         finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
     with pytest.raises(SystemExit, match=r"holds evaluate.py's files \(test.hyp.txt, test.ref.txt\)"):
@@ -1472,7 +1487,8 @@ def test_rerun_refuses_and_overwrite_sets_the_old_run_aside(finished, corpus, tm
     aside = list(out.glob("replaced-*"))
     assert len(aside) == 1
     moved = digests(aside[0])
-    for name in ("pretrain.pt", "pretrain.last.pt", "finetune.pt", "finetune-stage2.last.pt", "test.hyp.txt", "spm.model"):
+    for name in ("pretrain.pt", "pretrain.last.pt", "finetune.pt", "finetune-stage2.last.pt", "test.hyp.txt",
+                 "spm.model"):
         assert moved[name] == before[name], name
     assert (out / "pretrain.pt").is_file() and (out / "spm.model").is_file()
     assert not any((out / n).exists() for n in ("finetune.pt", "finetune-stage1.last.pt", "test.hyp.txt"))
@@ -1551,13 +1567,15 @@ def test_unreadable_checkpoints_are_clear_errors(finished, corpus, tmp_path):
              (tmp_path / "cut.pt", "cannot be read"),
              (tmp_path / "pickled.pt", "is not a checkpoint of this project: it holds Python objects"),
              (tmp_path / "old.pt", "lacks kind, role, config, tokenizer, flags, epoch, metric"),
-             (out / "finetune-stage2.last.pt", "is the state --resume continues from .*pass finetune.py's <out>/finetune.pt"),
+             (out / "finetune-stage2.last.pt",
+              "is the state --resume continues from .*pass finetune.py's <out>/finetune.pt"),
              (out / "pretrain.pt", "is a pretrain checkpoint; this needs a finetune one")]
     for path, message in cases:
         with pytest.raises(SystemExit, match=message) as e:
             evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", path))
         assert str(path) in str(e.value) and "weights_only" not in str(e.value), str(e.value)
-    with pytest.raises(SystemExit, match=f"'{out / 'finetune.pt'}' is a finetune checkpoint; this needs a pretrain one"):
+    with pytest.raises(SystemExit,
+                       match=f"'{out / 'finetune.pt'}' is a finetune checkpoint; this needs a pretrain one"):
         finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", out / "finetune.pt"))
     outdir.release()
 
@@ -1575,7 +1593,8 @@ def test_checkpoint_file_names_and_fingerprint_are_checked_before_anything_is_wr
         ft = edited_checkpoint(out / "finetune.pt", tmp_path / "ft.pt", add)
         pre = edited_checkpoint(out / "pretrain.pt", tmp_path / "pre.pt", add)
         with pytest.raises(SystemExit) as e:
-            analysis.main(flags(corpus, tmp_path / "eval", "--checkpoint", ft, "--video", clip, "--max-new-tokens", "2"))
+            analysis.main(flags(corpus, tmp_path / "eval", "--checkpoint", ft, "--video", clip,
+                                "--max-new-tokens", "2"))
         assert f"checkpoint '{ft}' cannot be used: its tokenizer holds a file named {bad!r}" in str(e.value), bad
         with pytest.raises(SystemExit) as e:
             finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1",
@@ -1584,13 +1603,16 @@ def test_checkpoint_file_names_and_fingerprint_are_checked_before_anything_is_wr
         assert victim.read_text() == "keep me\n" and not escaped.exists() and not (tmp_path / "x.txt").exists()
         assert not (tmp_path / "ft").exists() and not (tmp_path / "eval").exists()
     # the stored files of another tokenizer under the recorded fingerprint: refused before --out is touched
-    other = tokenizer.build_sentencepiece([r["translation"] + " und morgen wieder sonne" for r in data.read_split(corpus, "train")])
+    other = tokenizer.build_sentencepiece([r["translation"] + " und morgen wieder sonne"
+                                           for r in data.read_split(corpus, "train")])
     def swap(ckpt):
         ckpt["tokenizer"]["files"]["spm.model"] = other.model.serialized_model_proto()
     pre = edited_checkpoint(out / "pretrain.pt", tmp_path / "pre.pt", swap)
     with pytest.raises(SystemExit) as e:
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1", "--stage2-epochs", "0"))
-    assert f"checkpoint '{pre}' cannot be used: its tokenizer's files do not give the fingerprint it records" in str(e.value)
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1",
+                                  "--stage2-epochs", "0"))
+    assert f"checkpoint '{pre}' cannot be used: its tokenizer's files do not give the fingerprint it records" \
+        in str(e.value)
     assert not (tmp_path / "ft").exists()
     outdir.release()
 
@@ -1824,8 +1846,8 @@ def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, ca
     args = cli.parse(pretrain.flags(), train_flags(corpus, out, "--epochs", "3"))
     setup = run.setup(args, stage="pretrain")
     pg = pseudogloss.build_pseudoglosses(setup.root)
-    setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg["vocab"]))
-    net = run.build(setup, "pretrain", prototypes=pg["prototypes"][:-1])
+    setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))
+    net = run.build(setup, "pretrain", prototypes=pg.prototypes[:-1])
     best = pretrain.pretrain(setup, net, pg, val_every=2)
     outdir.release()
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pretrain epoch")]
@@ -2082,7 +2104,8 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
         < printed.index("\nlocalisation test: ")
     hyp, ref = (out / "test.hyp.txt").read_text().splitlines(), (out / "test.ref.txt").read_text().splitlines()
     assert len(hyp) == len(ref) == 3 and ref == [r["translation"] for r in data.read_split(corpus, "test")]
-    # --video on a copy of a test video's frame folder: the frames the model sees are the dataset's, and so is the sentence
+    # --video on a copy of a test video's frame folder: the frames the model sees are the dataset's, and so is
+    # the sentence
     name = data.read_split(corpus, "test")[1]["name"]
     clip = tmp_path / "my clip"
     shutil.copytree(corpus / data.FRAME_DIR / "test" / name, clip)
@@ -2144,7 +2167,8 @@ def test_analysis_reads_only_the_pretraining_its_checkpoint_came_from(finished, 
             f"'{c / 'finetune.pt'}': {why}" in shown, shown
     # and named with --pretrained: an error before anything is translated or written
     with pytest.raises(SystemExit) as e:
-        analysis.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune.pt", "--pretrained", b / "pretrain.pt"))
+        analysis.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune.pt",
+                            "--pretrained", b / "pretrain.pt"))
     assert f"--pretrained '{b / 'pretrain.pt'}' does not belong to '{a / 'finetune.pt'}': its tokenizer differs" \
         in str(e.value)
     assert not (tmp_path / "e").exists()
@@ -2218,14 +2242,14 @@ def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     assert item["frames"].ndim == 4 and item["frames"].shape[1:] == (3, 37, 37) and 10 <= len(item["frames"]) <= 60
     assert item["crop"] == 32
     pg = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
-    assert pg["prototypes"].shape == (len(pg["vocab"]) + 1, 16) and not pg["prototypes"][-1].any()
-    assert set(pg["labels"]) == {r["name"] for s in data.SPLITS for r in data.read_split(a, s)}
+    assert pg.prototypes.shape == (len(pg.vocab) + 1, 16) and not pg.prototypes[-1].any()
+    assert set(pg.labels) == {r["name"] for s in data.SPLITS for r in data.read_split(a, s)}
     h = pseudogloss.multi_hot([r["name"] for r in data.read_split(a, "train")[:2]], pg)
-    assert h.shape == (2, len(pg["vocab"])) and h.sum() > 0
+    assert h.shape == (2, len(pg.vocab)) and h.sum() > 0
     again = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
-    assert again["vocab"] == pg["vocab"] and torch.equal(again["prototypes"], pg["prototypes"])
+    assert again.vocab == pg.vocab and torch.equal(again.prototypes, pg.prototypes)
     cached = torch.load(tmp_path / "cache" / "pseudoglosses-train-dev-test.pt", weights_only=True)  # all splits
-    assert cached["vocab"] == pg["vocab"]
+    assert cached["vocab"] == pg.vocab
 
 
 @pytest.mark.parametrize("setting", ["synthetic", "synthetic-hard"])
@@ -2367,7 +2391,8 @@ def test_flops_of_temporal_encoder_by_hand():
     with FlopCounterMode(display=False) as counter:
         enc(torch.randn(B, T, D), torch.ones(B, T, dtype=torch.bool))
     attention = B * 2 * 2 * (2 * 10 * 10 + 2 * 6 * 6) * D
-    assert counter.get_total_flops() in (benchmark.temporal_flops(cfg, B, T), benchmark.temporal_flops(cfg, B, T) - attention)
+    flops = benchmark.temporal_flops(cfg, B, T)
+    assert counter.get_total_flops() in (flops, flops - attention)
 
 
 def test_flops_per_step_multipliers():
@@ -2393,7 +2418,8 @@ FOLDERS = ("harness", "corpora", "tools")
 def project_modules() -> dict:
     """Every Python module of the project but the tests, by dotted name (harness.files, ...) -> its path."""
     here = Path(__file__).parent
-    paths = [p for p in here.glob("*.py") if p.stem != "test_all"] + [p for f in FOLDERS for p in (here / f).glob("*.py")]
+    paths = [p for p in here.glob("*.py") if p.stem != "test_all"]
+    paths += [p for f in FOLDERS for p in (here / f).glob("*.py")]
     return {".".join(p.relative_to(here).with_suffix("").parts).removesuffix(".__init__"): p for p in paths}
 
 
@@ -2584,7 +2610,8 @@ def test_losses_lora_and_model_work_copied_into_another_project(name, tmp_path):
     for file in PORTABLE[name]:
         shutil.copy(here / file, tmp_path / file)
     here_check = f"\nimport os\nassert os.path.dirname(os.path.abspath({name}.__file__)) == os.getcwd()\n"
-    result = subprocess.run([sys.executable, "-c", PORTABLE_USE[name] + here_check], cwd=tmp_path, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", PORTABLE_USE[name] + here_check], cwd=tmp_path,
+                            capture_output=True, text=True,
                             timeout=120, env={**os.environ, "PYTHONPATH": ""})
     assert result.returncode == 0 and result.stdout.strip() == "used", result.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".py") == sorted(PORTABLE[name])

@@ -90,9 +90,9 @@ class Tokenizer:
     def fingerprint(self) -> str:
         """sha256 of what fixes the ids: kind, every id's piece and (sentencepiece) score, and the language code
         the decoder starts from. Two tokenizers with the same fingerprint encode and decode alike (DESIGN.md
-        "Runs and checkpoints"). de_DE is left out of the hash, so German tokenizers keep their former one."""
+        "Runs and checkpoints")."""
         scores = [self.model.get_score(i) for i in range(self.vocab_size)] if self.kind == "sentencepiece" else None
-        fields = [self.kind, self.pieces(), scores] + ([self.lang_code] if self.lang_code != "de_DE" else [])
+        fields = [self.kind, self.pieces(), scores, self.lang_code]
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
     def state(self) -> dict:
@@ -130,7 +130,7 @@ class Tokenizer:
         """Reads a tokenizer that save() wrote to out_dir."""
         out_dir = Path(out_dir)
         meta = json.loads((out_dir / "tokenizer.json").read_text())
-        code = meta.get("lang_code", "de_DE")  # tokenizers saved before the language was recorded are German
+        code = meta["lang_code"]
         if meta["kind"] == "sentencepiece":
             import sentencepiece as spm
             return cls("sentencepiece", spm.SentencePieceProcessor(model_file=str(out_dir / "spm.model")),

@@ -9,10 +9,10 @@ from tqdm import tqdm
 
 import data
 import tokenizer
-from harness import parallel, run
+from harness import parallel
 
 
-def loader(setup: run.Setup, split: str, train: bool, ds=None, collate=data.collate):
+def loader(setup, split: str, train: bool, ds=None, collate=data.collate):
     """A DataLoader over one split (or over `ds`): shuffled and augmented for training (each process its
     share of the --batch-size videos, which is the global batch; its generator reseeded by start_epoch),
     in order otherwise."""

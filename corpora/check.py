@@ -8,7 +8,8 @@ from corpora import decode, pack
 
 
 def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int = 20, full: bool = False) -> list[str]:
-    """Every video of `splits` (split -> data.read_split's rows), checked before training: a frame folder's every frame file by its header (an
+    """Every video of `splits` (split -> data.read_split's rows), checked before training: a frame folder's every
+    frame file by its header (an
     image of one size throughout), a video file by opening it and decoding its first frame; full=True decodes
     everything. With packed=True, its split's pack is intact and holds it. Returns the problems, at most `limit`
     listed and then a count of the rest."""
@@ -58,7 +59,8 @@ def video_problem(video: Path, full: bool = False) -> str:
     if not video.exists():
         return f"video '{video}' is missing"
     if video.suffix.lower() not in decode.VIDEO_SUFFIXES:
-        return f"video '{video}' is neither a folder of frames nor a video file ({', '.join(sorted(decode.VIDEO_SUFFIXES))})"
+        return (f"video '{video}' is neither a folder of frames nor a video file "
+                f"({', '.join(sorted(decode.VIDEO_SUFFIXES))})")
     import av
     try:  # decoded but not converted: ~7 ms for a 1080p H.264 clip's first frame
         with av.open(str(video)) as container:

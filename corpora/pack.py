@@ -39,7 +39,7 @@ def _encode_video(job) -> tuple:
         paths = decode.frame_files(video)
         if not paths:
             raise FileNotFoundError(f"video folder '{video}' has no images (missing or empty)")
-        frames = (decode.read_frame(path, size) for path in paths)  # PIL's bilinear resize is antialiased, like the loader's
+        frames = (decode.read_frame(path, size) for path in paths)  # PIL's bilinear: antialiased, like the loader's
         source = list(decode.frame_size(paths[0]))[::-1]
     out = []
     for frame in frames:
@@ -89,7 +89,8 @@ def _pack_complete(folder: Path, names: list, settings: dict) -> bool:
 
 
 def pack_split(root, split, rows, packed_dir=None, quality: int = 93, resize: int = None, workers: int = None) -> Path:
-    """Re-encode a split's frames (`rows`, data.read_split's) (frame folders or video files) as JPEG (quality 93; optionally resized to
+    """Re-encode a split's frames (`rows`, data.read_split's: frame folders or video files) as JPEG (quality 93;
+    optionally resized to
     resize x resize) into one file; skipped when already packed; built under a temporary name and renamed, so
     never left half-written. A build that fails removes its temporary folder, and the ones that interrupted builds
     (their process gone) left behind are removed first."""

@@ -55,7 +55,8 @@ def pack_one(root, split, args):
     if damage:
         print(f"{split}: the pack in '{index.parent}' is damaged ({damage}): rebuilding it")
     start = time.perf_counter()
-    folder = pack.pack_split(root, split, data.read_split(root, split), args.packed_dir, args.quality, args.resize or None, args.workers)
+    folder = pack.pack_split(root, split, data.read_split(root, split), args.packed_dir, args.quality,
+                             args.resize or None, args.workers)
     seconds = time.perf_counter() - start
     n, size = len(np.load(folder / "offsets.npy")) - 1, (folder / "frames.bin").stat().st_size
     if index.stat().st_mtime_ns == before:

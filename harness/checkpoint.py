@@ -12,7 +12,7 @@ import torch
 
 import data
 import tokenizer
-from harness import files, parallel, run
+from harness import files, parallel
 
 
 def trainable_state(net, names: set = None) -> dict:
@@ -30,7 +30,7 @@ def dataset_fingerprint(root) -> str:
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
-def result_flags(setup: run.Setup, names: tuple) -> dict:
+def result_flags(setup, names: tuple) -> dict:
     """The values of the flags `names` that fix the run's result, as plain values, and the dataset's fingerprint."""
     unknown = [n for n in names if n not in vars(setup.args)]
     if unknown:
@@ -39,7 +39,7 @@ def result_flags(setup: run.Setup, names: tuple) -> dict:
         {"dataset": dataset_fingerprint(setup.root)}
 
 
-def check_matches(setup: run.Setup, ckpt: dict, path, flags: dict = None, ignore=()):
+def check_matches(setup, ckpt: dict, path, flags: dict = None, ignore=()):
     """A checkpoint read to go on from must match this run: its config (the weights' shapes and meaning), its
     tokenizer (what the ids mean) and, for --resume, the flags that fix the result (`flags`, this run's) and
     the dataset. Every mismatch is named."""
@@ -76,7 +76,7 @@ class Checkpoints:
     tokenizer and the values of the flags `flag_names` (result_flags); `extra` is more that the kept weights
     carry. Only the first process writes."""
 
-    def __init__(self, setup: run.Setup, kind: str, name: str, flag_names: tuple, names: set = None,
+    def __init__(self, setup, kind: str, name: str, flag_names: tuple, names: set = None,
                  extra: dict = None):
         self.setup, self.kind, self.name, self.names, self.extra = setup, kind, name, names, extra or {}
         self.best_path, self.last_path = setup.args.out / f"{kind}.pt", setup.args.out / f"{name}.last.pt"
@@ -161,8 +161,8 @@ def load_checkpoint(path, kind: str = None, role: str = "best") -> dict:
                          f"not the kept weights: pass {HINT.get(kind, got[0] + '.pt')}")
     missing = [k for k in REQUIRED[role] if k not in ckpt]
     if missing:
-        raise SystemExit(f"checkpoint '{path}' lacks {', '.join(missing)} (written by an older version of "
-                         "this project?): train it again")
+        raise SystemExit(f"checkpoint '{path}' lacks {', '.join(missing)} (not a checkpoint of this "
+                         "project's pretrain.py or finetune.py)")
     if kind and got[0] != kind:
         raise SystemExit(f"'{path}' is a {got[0]} checkpoint; this needs a {kind} one: {HINT[kind]}")
     try:  # a checkpoint is data, never a path: its tokenizer's file names and fingerprint, before anything is written

@@ -7,7 +7,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from harness import parallel, run
+from harness import parallel
 
 
 class Progress:
@@ -16,7 +16,7 @@ class Progress:
     loss stops the run before any checkpoint of those weights; TensorBoard scalars <name>/train/* and
     <name>/val/* and one printed line per epoch (first process only)."""
 
-    def __init__(self, setup: run.Setup, name: str, epochs: int):
+    def __init__(self, setup, name: str, epochs: int):
         self.name, self.epochs = name, epochs
         self.writer = SummaryWriter(setup.args.out) if parallel.is_main() else None
 

@@ -59,8 +59,8 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
 
 def language(root, lang_flag: str = None, tokenizer_state: dict = None) -> str:
     """The translations' language: --lang, else the dataset's layout (data.dataset_language); with no dataset
-    (evaluate.py --video) the checkpoint's. A checkpoint's tokenizer of another language is refused."""
-    saved = (tokenizer_state or {}).get("lang_code", "de_DE")  # a checkpoint's (older ones: German)
+    (tools/analysis.py --video) the checkpoint's. A checkpoint's tokenizer of another language is refused."""
+    saved = tokenizer_state["lang_code"] if tokenizer_state is not None else None
     codes = {code: lang for lang, code in tokenizer.LANG_CODES.items()}
     lang = data.dataset_language(root, lang_flag) if root is not None else lang_flag or codes.get(saved, "de")
     if tokenizer_state is not None and saved != tokenizer.lang_code(lang):

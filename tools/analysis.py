@@ -38,12 +38,10 @@ def pretraining(args, ckpt: dict, ckpt_path: Path):
                              "<out>/pretrain.pt, the one the model was fine-tuned from)")
         print(f"{what}: no pre-training checkpoint '{path}'")
         return None
-    pre, lineage = checkpoint.load_checkpoint(path, "pretrain"), ckpt.get("pretrained", "unknown")
+    pre, lineage = checkpoint.load_checkpoint(path, "pretrain"), ckpt.get("pretrained")
     if pre["tokenizer"]["fingerprint"] != ckpt["tokenizer"]["fingerprint"]:
         why = (f"its tokenizer differs ({pre['tokenizer']['fingerprint'][:12]}, the model's "
                f"{ckpt['tokenizer']['fingerprint'][:12]}): another run's pre-training")
-    elif lineage == "unknown":
-        why = "the model does not record which pre-training it came from (fine-tuned by an older version)"
     elif lineage is None:
         why = "the model was fine-tuned without pre-training (--pretrained none)"
     elif lineage.get("sha256") != checkpoint.file_digest(path):

@@ -317,7 +317,8 @@ def bench_data(args):
               f"on average, in {time.perf_counter() - start:.0f} s ({tmp})")
         for resize, packed_dir in ((256, None), (None, tmp / "packed-as-shipped")):
             start = time.perf_counter()
-            folder = pack.pack_split(root, "train", data.read_split(root, "train"), packed_dir, args.quality, resize, workers=args.workers[0] or 1)
+            folder = pack.pack_split(root, "train", data.read_split(root, "train"), packed_dir, args.quality, resize,
+                                     workers=args.workers[0] or 1)
             seconds = time.perf_counter() - start
             print(f"packing {'as shipped' if resize is None else f'resized to {resize}x{resize}'} (one-off, not in the "
                   f"throughput): {seconds:.1f} s, {len(paths) / seconds:.0f} frames/s, "

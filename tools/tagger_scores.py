@@ -35,7 +35,8 @@ def read_gold(path):
 
 
 def gold_scores(pairs, lang="de"):
-    """Micro-averaged precision, recall, F1 of pseudogloss.extract() against gold pseudo-glosses, multiset match per sentence."""
+    """Micro-averaged precision, recall, F1 of pseudogloss.extract() against gold pseudo-glosses, multiset match per
+    sentence."""
     hit = predicted = expected = 0
     for sentence, gold in pairs:
         got = pseudogloss.extract(sentence, lang)
@@ -111,8 +112,8 @@ def main():
     for chosen in [[s] for s in present] + [present]:
         n = len({g for s in chosen for _, t in rows[s] for g in pseudogloss.extract(t, lang=lang)})
         print(f"pseudo-gloss vocabulary of {'+'.join(chosen)}: {n}")
-    print(f"cached vocabulary ({'+'.join(args.vocab_splits)}): {len(pg['vocab'])}, "
-          f"prototypes {tuple(pg['prototypes'].shape)}")
+    print(f"cached vocabulary ({'+'.join(args.vocab_splits)}): {len(pg.vocab)}, "
+          f"prototypes {tuple(pg.prototypes.shape)}")
     for _, sentence in rows[args.vocab_splits[0]][:args.examples]:
         print(f"  {sentence}\n    -> {' '.join(pseudogloss.extract(sentence, lang=lang))}")
 
