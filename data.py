@@ -42,7 +42,7 @@ def annotation_path(root, split) -> Path:
 def resolve_root(data: str) -> Path:
     """The --data flag -> a dataset root: phoenix14t ($PHOENIX14T_ROOT or data/phoenix14t), how2sign ($HOW2SIGN_ROOT
     or data/how2sign), csl-daily ($CSL_DAILY_ROOT or data/csl-daily), a synthetic corpus (data/<name>, which
-    synthetic.py builds) or a folder in one of the layouts (detect_layout)."""
+    `python -m tools.synthetic` builds) or a folder in one of the layouts (detect_layout)."""
     env, default = NAMED_ROOTS.get(data, (None, data))
     root = Path(os.environ.get(env, default) if env else default)
     if not root.is_dir():
@@ -50,10 +50,10 @@ def resolve_root(data: str) -> Path:
             how = "generate it once with `python -m tools.synthetic" + (f" --setting {data}`" if data != "synthetic"
                                                                         else "`")
         elif env:
-            how = (f"set {env} to the folder holding the dataset as released (see data.py), or pass --data PATH "
+            how = (f"set {env} to the folder holding the dataset as released (see docs/datasets.md), or pass --data PATH "
                    "(or --data synthetic)")
         else:
-            how = "pass a dataset folder (layouts: see data.py), or phoenix14t, how2sign, csl-daily, synthetic"
+            how = "pass a dataset folder (layouts: see docs/datasets.md), or phoenix14t, how2sign, csl-daily, synthetic"
         raise FileNotFoundError(f"dataset root '{root}' (--data {data}) not found: {how}")
     return root
 

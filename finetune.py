@@ -6,8 +6,8 @@ mBART's decoder, train eq. 6 in two stages (Cambrian-1's recipe) and keep the be
 
     python finetune.py --data synthetic                  # reads <out>/pretrain.pt, writes <out>/finetune.pt
 
-This file is the method and its training loop (`train_stage`); what is not method (flags, loaders, checkpoints,
---resume, logs, data-parallel) is one call each into train.py.
+This file is the method and its training loop (`train_stage`); what both loops share of §4.2 is in train.py, and
+what is not method (flags, set-up, checkpoints, --resume, logs, data-parallel) is one call each into harness/.
 """
 import math
 from pathlib import Path

@@ -111,7 +111,7 @@ class VisualEncoder(nn.Module):
             lora.add_visual_lora(block, cfg.dino_lora_r, cfg.dino_lora_alpha, cfg.dino_lora_dropout)
         self.n_frozen = len(dino.encoder.layer) - cfg.dino_lora_blocks
         self.proj = nn.Linear(dino.config.hidden_size, cfg.frame_dim)
-        self.norm = nn.BatchNorm1d(cfg.frame_dim)   # over the valid frames only (under torchrun: train.py)
+        self.norm = nn.BatchNorm1d(cfg.frame_dim)   # over the valid frames only (under torchrun: harness/parallel.py)
 
     def forward(self, frames, mask):
         # frames [B, T*, 3, H, W], mask [B, T*] -> [B, T*, D*]; padded frames never reach DINOv2

@@ -4,8 +4,8 @@
     python pretrain.py --data phoenix14t     # paper preset, one GPU; writes runs/phoenix14t-paper/pretrain.pt
     python pretrain.py --data synthetic      # tiny preset, CPU minutes (after `python -m tools.synthetic`)
 
-This file is the method and its training loop (`pretrain`); what is not method (flags, loaders, checkpoints,
---resume, logs, data-parallel) is one call each into train.py.
+This file is the method and its training loop (`pretrain`); what both loops share of §4.2 is in train.py, and
+what is not method (flags, set-up, checkpoints, --resume, logs, data-parallel) is one call each into harness/.
 """
 import dataclasses
 import math

@@ -1,8 +1,7 @@
-"""The machinery that pretrain.py, finetune.py and evaluate.py share, kept apart so that those three read as
-the paper's sections (§3.2, §3.3, §4.1) with their training loops in view: flags (and which of them fix the
-result), set-up, data loaders, mBART's text formats, translation, the optimiser and its schedule, and what
-the loops call for what is not method, one call each: checkpoints and --resume (Checkpoints), progress, logs
-and the non-finite stop (Progress), data-parallel and --compile (for_training) (DESIGN.md "Training").
+"""What both training loops need of §4.2, and evaluation of §4.1 (DESIGN.md "Training"): the data loaders,
+mBART's text formats, bf16 autocast, beam-search translation, AdamW's parameter groups, the one-cycle schedule
+and each epoch's start. What is not method (flags, set-up, checkpoints, --resume, logs, data-parallel) is in
+harness/.
 """
 import torch
 from tqdm import tqdm
