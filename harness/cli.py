@@ -19,7 +19,7 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--data", default="phoenix14t", help="phoenix14t, how2sign, csl-daily ($PHOENIX14T_ROOT, "
                     "$HOW2SIGN_ROOT, $CSL_DAILY_ROOT or data/<name>), synthetic, synthetic-hard, synthetic-en, "
                     "synthetic-zh (generated once under data/<name>), or a folder in one of these layouts or the "
-                    "custom one (README \"Datasets\")")
+                    "custom one (docs/datasets.md)")
     ap.add_argument("--lang", choices=sorted(tokenizer.LANG_CODES), help="the translations' language (default: the "
                     "dataset's: phoenix14t de, how2sign en, csl-daily zh; required for the custom layout)")
     ap.add_argument("--preset", choices=sorted(model.PRESETS), help="model size (default: paper; tiny for synthetic)")

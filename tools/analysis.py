@@ -54,16 +54,6 @@ def pretraining(args, ckpt: dict, ckpt_path: Path):
     return None
 
 
-"""The hierarchy made visible and measured (DESIGN.md "Evaluation"), for evaluate.py: a video of your own read
-as the evaluation reads a dataset video; the pseudo-glosses the segment level finds in it (eqs. 1-3) with the
-time span where each is strongest, drawn under the video's frames; and, on a split, retrieval at the video
-level (eq. 4's pooled embeddings) and pseudo-gloss localisation against the synthetic corpus's sign timings.
-
-    python evaluate.py --data synthetic --video data/synthetic/features/fullFrame-210x260px/test/synthetic_test_0000
-    python evaluate.py --data synthetic --split test      # BLEU, then the `retrieval` and `localisation` lines
-"""
-
-
 # --video is read with its frames scaled down (aspect kept) to this shorter side while decoding: memory follows
 # this size, not the file's (a 1080p clip would take 6 MB a frame); the model's resize_crop squashes to a square
 # of at most this side, so the smaller frames change nothing but the filter.
@@ -241,8 +231,6 @@ def plot_glosses(png: Path, pixels: np.ndarray, evidence: np.ndarray, names: lis
     fig.colorbar(mesh, ax=[strip, heat], label="E = S^T * S^U (eqs. 1-3)", fraction=0.03, pad=0.01)
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
-
-
 
 
 def main(argv=None):
