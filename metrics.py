@@ -10,13 +10,12 @@ import tokenizer
 # How each dataset's papers score translations: PHOENIX14T (de) and How2Sign (en) with sacrebleu's
 # default 13a tokenisation on the cased text and ROUGE-L over whitespace words; CSL-Daily (zh) at character
 # level, sacrebleu's "zh" tokenisation (every CJK character a token) and ROUGE-L over characters.
-LANGS = tuple(tokenizer.LANG_CODES)
 
 
 def _check_lang(lang: str):
     """A clear error for a language the scoring does not know."""
-    if lang not in LANGS:
-        raise ValueError(f"language '{lang}': expected one of {', '.join(LANGS)}")
+    if lang not in tokenizer.LANG_CODES:
+        raise ValueError(f"language '{lang}': expected one of {', '.join(tokenizer.LANG_CODES)}")
 
 
 def scoring_note(lang: str = "de") -> str:

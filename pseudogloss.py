@@ -23,7 +23,6 @@ from corpora import taggers
 from harness import files
 
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
-LANGS = data.LANGS  # PHOENIX14T, How2Sign, CSL-Daily
 SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
 # STTS -> universal POS, as spaCy's German tag map does it, except that modal verbs are AUX.
 # HanTa's taglevel=1 writes 'VV(FIN)', 'ADJ(A)'; its extra tags NNA/NNI are nominalised words.
@@ -195,8 +194,8 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
     translations in language `lang` (de, en, zh); cached in `cache_dir` when given (pretrain.py: <out>/cache;
     never the data root, which may be read-only), and rebuilt when the cache is stale or damaged (DESIGN.md
     "Pseudo-glosses")."""
-    if lang not in LANGS:
-        raise ValueError(f"language '{lang}': expected one of {', '.join(LANGS)}")
+    if lang not in data.LANGS:
+        raise ValueError(f"language '{lang}': expected one of {', '.join(data.LANGS)}")
     root = Path(root)
     present = data.present_splits(root)
     splits = tuple(splits or present)
