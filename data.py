@@ -101,14 +101,53 @@ def present_splits(root) -> list[str]:
     return [s for s in SPLITS if split_file(root, s).is_file()]
 
 
+_ROWS = {}  # (root, split, the annotation files' stat) -> rows: each split is read once per process
+
+
 def read_split(root, split) -> list[dict]:
     """The rows {name, translation, video} of a split in any layout, video the path of its frame folder or video
     file (checked to lie inside its split's folder; whether it exists is check_videos's). A malformed or duplicate
-    row is an error naming the file and line."""
+    row is an error naming the file and line. Read once per process (until its annotation file changes)."""
     if split not in SPLITS:
         raise ValueError(f"split '{split}': not one of {', '.join(SPLITS)}")
     layout = detect_layout(root)
-    return _read_phoenix(Path(root), split) if layout == "phoenix14t" else LAYOUTS[layout].read(Path(root), split)
+    sources = [split_file(root, split), *(Path(root) / f for f in getattr(LAYOUTS.get(layout), "SOURCES", ()))]
+    key = (str(Path(root).resolve()), split, tuple(_stat(p) for p in sources))
+    if key not in _ROWS:
+        _ROWS[key] = _read_phoenix(Path(root), split) if layout == "phoenix14t" else LAYOUTS[layout].read(Path(root),
+                                                                                                          split)
+    return [dict(row) for row in _ROWS[key]]
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path),)
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def read_splits(root, splits) -> dict:
+    """The one reader of a stage's splits: split -> rows (read_split) for each of `splits`, each holding at least
+    one video, with every name unique across all the splits of the dataset (a name in train and dev would take
+    the other's sentence wherever videos are looked up by name). Refusals are SystemExit naming the file."""
+    try:
+        rows = {s: read_split(root, s) for s in dict.fromkeys([*splits, *present_splits(root)])}
+    except (ValueError, OSError) as e:
+        raise SystemExit(str(e)) from None
+    for s in splits:
+        if not rows[s]:
+            raise SystemExit(f"split '{s}' of '{root}' is empty: '{split_file(root, s)}' holds no videos of it; "
+                             "nothing was written")
+    seen = {}
+    for s, split_rows in rows.items():
+        for row in split_rows:
+            if row["name"] in seen and seen[row["name"]] != s:
+                first = seen[row["name"]]
+                raise SystemExit(f"video name '{row['name']}' is in {first} ('{split_file(root, first)}') and in {s} "
+                                 f"('{split_file(root, s)}'): names must be unique across the splits of a dataset")
+            seen[row["name"]] = s
+    return {s: rows[s] for s in splits}
 
 
 def _read_phoenix(root: Path, split: str) -> list[dict]:
@@ -228,8 +267,8 @@ class SignVideos(torch.utils.data.Dataset):
             n = self.pack.n_frames(name)
         elif self.videos[name].is_dir():
             n = len(decode.frame_files(self.videos[name]))
-        else:  # a video file: its frames counted by decoding them, tiny
-            n = sum(1 for _ in decode.iter_video(self.videos[name], size=(16, 16)))
+        else:  # a video file: its frames counted by decoding them, none converted
+            n = decode.count_frames(self.videos[name])
         return select_frames(n, self.frame_stride, self.max_frames)
 
     def read_pixels(self, name) -> np.ndarray:
@@ -237,12 +276,12 @@ class SignVideos(torch.utils.data.Dataset):
         at resize_crop's square, so that it skips its resize and memory follows the output size) or the pack."""
         if self.pack is not None:
             return self.pack.read(name, self.frame_indices(name))
-        video = self.videos[name]
-        if video.is_file():
-            resize = round(self.size * 256 / 224)
-            pixels = decode.read_video(video, size=(resize, resize))
-            return pixels[select_frames(len(pixels), self.frame_stride, self.max_frames)]
-        return decode.read_frames(self.frame_paths(name))
+        video, resize = self.videos[name], round(self.size * 256 / 224)
+        if video.is_file():  # only the selected frames are converted and held
+            select = lambda n: select_frames(n, self.frame_stride, self.max_frames)  # noqa: E731
+            return decode.read_selected(video, select, size=(resize, resize))[0]
+        # a frame twice the resize or more is reduced while it is read: never held at its stored size
+        return decode.read_frames(self.frame_paths(name), min_side=resize)
 
     def transform(self, pixels: np.ndarray) -> torch.Tensor:
         """Paper §4.2: uint8 [T, H, W, 3] -> uint8 [T, 3, size, size] (resize_crop)."""
@@ -253,9 +292,10 @@ class SignVideos(torch.utils.data.Dataset):
         pixels = self.read_pixels(row["name"])
         if self.pack is not None:
             source = self.pack.source_size(row["name"])
-        else:  # a video file is decoded at the square resize: its stored size comes from its header
+        else:  # frames may be reduced and a video file is decoded at the square resize: sizes come from headers
             video = self.videos[row["name"]]
-            source = decode.video_file_size(video) if video.is_file() else pixels.shape[1:3]
+            source = decode.video_file_size(video) if video.is_file() else \
+                decode.frame_size(decode.frame_files(video)[0])[::-1]
         return {"name": row["name"], "translation": row["translation"], "frames": self.transform(pixels),
                 "source_size": tuple(source), "crop": self.size if self.train else None}
 

@@ -32,8 +32,8 @@ def flags():
                     "the U pseudo-glosses (paper), or the authors' code: BCE-with-logits on E-hat over U + 1 columns")
     ap.add_argument("--lambda-align", type=cli.non_negative_float, default=1.0, help="weight of eq. 4's L_align in "
                     "eq. 5 (the paper: 1; 0: pseudo-glosses only)")
-    ap.add_argument("--fasttext", help="cc.de.300.bin (cc.en/cc.zh for the other languages) for the prototypes "
-                    "(default: skip-gram on the training text)")
+    ap.add_argument("--fasttext", type=cli.fasttext_file, help="cc.de.300.bin (cc.en/cc.zh for the other "
+                    "languages) for the prototypes (default: skip-gram on the training text)")
     return ap
 
 
@@ -123,6 +123,9 @@ def main(argv=None):
     parallel.log(f"pre-training {args.preset} on {setup.root} ({setup.lang}): {len(pg.vocab)} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = pretrain(setup, net, pg)
+    if not math.isfinite(best):  # no validation ran (--stop-after before it): no pretrain.pt was kept
+        parallel.log(f"no validation loss yet: {args.out / 'pretrain.pt'} not written; continue with --resume")
+        return
     parallel.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import data
-from corpora import taggers
+from corpora import fasttext_bin, taggers
 from harness import files
 
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
@@ -147,6 +147,7 @@ def _pretrained_vectors(path, words, dim):
     import fasttext
     if not Path(path).is_file():
         raise FileNotFoundError(f"--fasttext {path}: file not found (expected a fastText .bin such as cc.de.300.bin)")
+    fasttext_bin.check(str(path))  # fastText itself reads past the end of a cut-off file, unchecked
     model = fasttext.load_model(str(path))
     if model.get_dimension() != dim:
         raise ValueError(f"--fasttext {path} has {model.get_dimension()}-d vectors, the prototypes need {dim}")
@@ -213,7 +214,7 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
     labels = {name: [index[g] for g in extract(sentence, lang=lang) if g in index]
               for s in rows for name, sentence in rows[s]}
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        files.make_folder(cache.parent)  # <out>/cache: never a link that would put the cache elsewhere
     if fasttext_path:
         vectors = _pretrained_vectors(fasttext_path, vocab, dim)
     else:

@@ -8,11 +8,13 @@ import contextlib
 import copy
 import csv
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import io
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -1189,7 +1191,7 @@ def test_csv_errors_name_file_and_line(corpus, tmp_path):
         bad = "x|x|-1|-1|S|X|s\xfcd\n".encode("latin-1")
         path.write_bytes(path.read_bytes().replace("ü".encode(), b"\xfc", 1) + bad)
     root = copy_corpus(corpus, tmp_path, latin1)
-    with pytest.raises(ValueError, match=r"PHOENIX-2014-T.dev.corpus.csv', line \d+: not UTF-8"):
+    with pytest.raises(SystemExit, match=r"PHOENIX-2014-T.dev.corpus.csv', line \d+: not UTF-8"):
         pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
     outdir.release()
 
@@ -1323,10 +1325,11 @@ def test_video_files_are_decoded_resized_and_packed(tmp_path):
     synthetic.write_mp4(root / "clips" / "big.mp4", big, fps=25)
     write_custom(root, ["big|clips/big.mp4|A large clip."])
     tracemalloc.start()
-    pixels, fps = analysis.read_video(root / "clips" / "big.mp4")
+    pixels, keep, times = analysis.read_video(root / "clips" / "big.mp4")
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert pixels.shape == (12, 256, 455, 3) and fps == 25                       # shorter side 256, aspect kept
+    assert pixels.shape == (12, 256, 455, 3) and list(keep) == list(range(12))  # shorter side 256, aspect kept
+    assert np.allclose(times, np.arange(12) / 25)                                 # 25 fps
     # memory follows the decoded size (4.2 MB here), not the file's: the clip at 960x540 would be 18.7 MB
     assert peak < 1.5 * pixels.nbytes and pixels.nbytes < big.nbytes / 4, peak
     small = decode.read_video(root / "clips" / "big.mp4", size=(37, 37))
@@ -1436,11 +1439,18 @@ def test_every_frame_is_checked_before_training(tmp_path):
     problems = check.check_videos(root, splits_of(root, ["train"]))
     assert len(problems) == 2, problems
     assert problems[0].startswith(f"frame '{folder / 'v1' / 'images0003.png'}' cannot be read")
-    assert problems[1].startswith(f"video folder '{folder / 'v2'}' mixes frame sizes (width x height) 30x30, 48x60")
+    # the commonest size is the video's: the odd frame is named, wherever it sorts
+    assert problems[1] == (f"video folder '{folder / 'v2'}' mixes frame sizes (width x height): 2 of 48x60, 1 of "
+                           f"30x30: '{folder / 'v2' / 'images0002.png'}'")
     good = write_tree(tmp_path / "good", {"v1": (3, SENTENCES[0])})
     png = good / data.FRAME_DIR / "train" / "v1" / "images0002.png"
-    png.write_bytes(png.read_bytes()[:120])                  # header intact, pixels cut: only decoding finds it
-    assert check.check_videos(good, splits_of(good, ["train"])) == []
+    whole = png.read_bytes()
+    png.write_bytes(whole[:120])                             # header intact, the rest cut off: its end is missing
+    assert check.check_videos(good, splits_of(good, ["train"])) == [
+        f"frame '{png}' is damaged: it does not end as a whole PNG file does (cut off, or its data overwritten): "
+        "replace it, or remove its video from the split"]
+    png.write_bytes(whole[:120] + bytes(len(whole) - 132) + whole[-12:])   # zeros inside, its end intact
+    assert check.check_videos(good, splits_of(good, ["train"])) == []      # only decoding finds it
     full = check.check_videos(good, splits_of(good, ["train"]), full=True)
     assert len(full) == 1 and str(png) in full[0]
 
@@ -1461,6 +1471,157 @@ def test_an_interrupted_pack_leaves_no_temporary_folder(tmp_path):
     folder = pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
     assert sorted(p.name for p in (root / "packed").iterdir()) == [alive.name, "train"]
     assert pack.pack_problems(folder) == ""
+
+
+def first_row(root, split) -> str:
+    return data.annotation_path(root, split).read_text(encoding="utf-8").splitlines()[1]
+
+
+def test_splits_are_read_once_non_empty_and_names_unique_across_them(finished, corpus, tmp_path, monkeypatch):
+    def shared_name(root):  # dev's first video renamed to train's first: its labels would come from dev's sentence
+        train, dev = first_row(root, "train").split("|")[0], first_row(root, "dev").split("|")[0]
+        path = data.annotation_path(root, "dev")
+        path.write_text(path.read_text(encoding="utf-8").replace(dev, train), encoding="utf-8")
+        os.rename(root / data.FRAME_DIR / "dev" / dev, root / data.FRAME_DIR / "dev" / train)
+    root = copy_corpus(corpus, tmp_path / "a", shared_name)
+    name = first_row(root, "train").split("|")[0]
+    with pytest.raises(SystemExit, match=f"video name '{name}' is in train \\('{data.annotation_path(root, 'train')}'"
+                       f"\\) and in dev \\('{data.annotation_path(root, 'dev')}'\\): names must be unique"):
+        pretrain.main(train_flags(root, tmp_path / "a" / "run", "--epochs", "1"))
+    assert not (tmp_path / "a" / "run").exists()
+    for split in ("dev", "train", "test"):  # a header-only split: nothing trained, translated or written
+        def header_only(r, split=split):
+            path = data.annotation_path(r, split)
+            path.write_text(path.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+        root = copy_corpus(corpus, tmp_path / split, header_only)
+        empty = f"split '{split}' of '{root}' is empty: '{data.annotation_path(root, split)}' holds no videos"
+        with pytest.raises(SystemExit, match=empty):
+            if split == "test":
+                evaluate.main(flags(root, tmp_path / split / "run", "--split", "test", "--checkpoint",
+                                    finished[0] / "finetune.pt"))
+            elif split == "dev":
+                pretrain.main(train_flags(root, tmp_path / split / "run", "--epochs", "1"))
+            else:
+                finetune.main(train_flags(root, tmp_path / split / "run", "--pretrained", "none"))
+        assert not (tmp_path / split / "run").exists()
+    calls = []  # each split's annotation file is read once in a process, however often a stage asks
+    real = data._read_phoenix
+    monkeypatch.setattr(data, "_read_phoenix", lambda r, s: calls.append(s) or real(r, s))
+    root = copy_corpus(corpus, tmp_path / "once")
+    for _ in range(3):
+        data.read_splits(root, ["train", "dev"])
+        data.SignVideos(root, "dev")
+    assert sorted(calls) == ["dev", "test", "train"]
+
+
+def png_bomb(path, side=20000):
+    """A grayscale side x side PNG of zeros (a few hundred KB on disk)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    comp, row = zlib.compressobj(9), b"\0" * (side + 1)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_bombs_fifos_and_cut_frames_are_named_before_training(tmp_path):
+    root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (3, SENTENCES[1]),
+                                             "v3": (3, SENTENCES[2])})
+    folder = root / data.FRAME_DIR / "train"
+    png_bomb(folder / "v1" / "images0002.png")
+    (folder / "v2" / "images0003.png").unlink()
+    os.mkfifo(folder / "v2" / "images0003.png")                   # opening it would wait for a writer for ever
+    cut = folder / "v3" / "images0001.png"
+    cut.write_bytes(cut.read_bytes()[:33] + bytes(300))            # header intact, body overwritten
+    assert check.check_videos(root, splits_of(root, ["train"])) == [
+        f"frame '{folder / 'v1' / 'images0002.png'}' is 20000x20000 (400,000,000 pixels), over the 16,777,216 a "
+        "frame may have: not a video frame (a decompression bomb?)",
+        f"frame '{folder / 'v2' / 'images0003.png'}' is not a regular file (a FIFO): frames must be image or video "
+        "files",
+        f"frame '{cut}' is damaged: it does not end as a whole PNG file does (cut off, or its data overwritten): "
+        "replace it, or remove its video from the split"]
+    with pytest.raises(OSError, match="images0002.png' is 20000x20000"):
+        decode.read_frame(folder / "v1" / "images0002.png")
+    with pytest.raises(OSError, match="images0003.png' is not a regular file"):
+        decode.read_frame(folder / "v2" / "images0003.png")
+
+
+def test_large_frames_and_long_videos_are_held_only_as_kept_and_used(tmp_path):
+    import tracemalloc
+    root = write_tree(tmp_path / "phoenix", {"v1": (4, SENTENCES[0])})
+    frames = sorted((root / data.FRAME_DIR / "train" / "v1").glob("*.png"))
+    for t, f in enumerate(frames):  # 1200 x 1000 frames: 3.6 MB each when decoded whole
+        Image.fromarray(moving_frames(1, 1000, 1200, seed=t)[0]).save(f)
+    ds = data.SignVideos(root, "train", size=32)
+    tracemalloc.start()
+    item = ds[0]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert item["frames"].shape == (4, 3, 32, 32) and item["source_size"] == (1000, 1200)
+    assert peak < 1200 * 1000 * 3, peak                             # less than one frame at its stored size
+    y, x = np.mgrid[:64, :64]
+    clip = np.stack([np.stack([(x + t) % 256, y * 4, np.full_like(x, t % 256)], -1)
+                     for t in range(400)]).astype(np.uint8)
+    synthetic.write_mp4(tmp_path / "long.mp4", clip, fps=25)
+    tracemalloc.start()
+    pixels, keep, times = decode.read_selected(tmp_path / "long.mp4", lambda n: data.select_frames(n, 1, 10))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert pixels.shape == (10, 64, 64, 3) and list(keep) == list(data.select_frames(400, 1, 10)) and len(times) == 400
+    assert peak < 40 * clip[0].nbytes, peak                         # the 10 kept frames, not the 400 decoded
+
+
+def test_oversized_fields_and_mistyped_labels_name_file_line_and_entry(tmp_path):
+    root = write_tree(tmp_path / "phoenix", {"v1": (2, SENTENCES[0])})
+    path = data.annotation_path(root, "train")
+    path.write_text(path.read_text(encoding="utf-8").replace(SENTENCES[0], "regen " * 30000), encoding="utf-8")
+    with pytest.raises(ValueError, match=f"'{path}', line 2: field larger than field limit \\(131072\\)"):
+        data.read_split(root, "train")
+    info = [{"name": "S000000_P0000_T00", "length": 2, "label_char": 12345}]
+    write_csl_daily(tmp_path / "csl", labels={"info": info})
+    with pytest.raises(ValueError, match=r"csl2020ct_v2.pkl', info\[0\] \('S000000_P0000_T00'\): its translation "
+                       r"\(label_char or label_word\) is int '12345', not a string or a list of strings"):
+        data.read_split(tmp_path / "csl", "train")
+
+
+def pack_flags(monkeypatch, root, *extra):
+    from corpora import prepare
+    monkeypatch.setattr(sys, "argv", ["prepare", "--pack", "--data", str(root), "--splits", "train", "--workers",
+                                      "1", *extra])
+    return prepare.main
+
+
+def test_pack_checks_first_and_says_what_it_cannot_write_or_removed(tmp_path, monkeypatch, capsys):
+    import errno
+    root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (3, SENTENCES[1])})
+    odd = root / data.FRAME_DIR / "train" / "v2" / "images0002.png"
+    Image.fromarray(moving_frames(1, 30, 30)[0]).save(odd)
+    with pytest.raises(SystemExit, match=f"cannot pack train: 1 problem\\(s\\); nothing was written:\n  video folder "
+                       f"'{odd.parent}' mixes frame sizes \\(width x height\\): 2 of 48x60, 1 of 30x30: '{odd}'"):
+        pack_flags(monkeypatch, root, "--resize", "0")()
+    assert not (root / "packed").exists()
+    Image.fromarray(moving_frames(1, 60, 48)[0]).save(odd)
+
+    def read_only(path, write):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+    with monkeypatch.context() as m:
+        m.setattr(files, "atomic_write", read_only)
+        with pytest.raises(SystemExit, match=f"cannot write the pack of train into '{root / 'packed'}' \\(Read-only "
+                           "file system\\): pass --packed-dir DIR, and the same --packed-dir to training"):
+            pack_flags(monkeypatch, root)()
+    pack_flags(monkeypatch, root)()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = root / "packed" / f".train.tmp{int(dead.stdout)}-0123abcd"          # left by a killed build
+    stale.mkdir()
+    (stale / "frames.bin").write_bytes(bytes(1000))
+    capsys.readouterr()
+    pack_flags(monkeypatch, root)()
+    printed = capsys.readouterr().out
+    assert not stale.exists() and f"train: removed '{stale}', left by an interrupted pack" in printed
+    assert "train: already packed" in printed
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1636,6 +1797,61 @@ def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, 
     assert f"--resume: '{out}' holds finetune.pt but not finetune-stage1.last.pt or finetune-stage2.last.pt" \
         in str(e.value)
     assert digests(out) == before
+    outdir.release()
+
+
+def test_links_planted_in_out_are_refused_and_never_followed(corpus, tmp_path):
+    out, precious = tmp_path / "run", tmp_path / "precious.txt"
+    out.mkdir()
+    precious.write_text("PRECIOUS\n")
+    (out / ".lock").symlink_to(precious)
+    with pytest.raises(SystemExit, match=f"'{out / '.lock'}' cannot be this run's lock file .*a symbolic link to "
+                       f"'{precious}'\\): remove it; nothing was written"):
+        pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    (out / ".lock").unlink()
+    (out / "clip.glosses.png").symlink_to(precious)
+    with pytest.raises(SystemExit, match=f"'{out / 'clip.glosses.png'}' is a symbolic link \\(to '{precious}'\\): "
+                       "this project never writes through links"):
+        files.atomic_write(out / "clip.glosses.png", lambda tmp: tmp.write_text("picture"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "cache").symlink_to(elsewhere)
+    with pytest.raises(SystemExit, match=f"'{out / 'cache'}' is a symbolic link \\(to '{elsewhere}'\\)"):
+        pseudogloss.build_pseudoglosses(corpus, cache_dir=out / "cache")
+    assert precious.read_text() == "PRECIOUS\n" and list(elsewhere.iterdir()) == []
+    outdir.release()
+
+
+def test_out_is_a_folder_apart_from_the_dataset_and_the_video(finished, corpus, tmp_path):
+    root = copy_corpus(corpus, tmp_path)
+    before = digests(root)
+    for out, how in ((root, "is"), (root / "runs" / "a", "is inside")):
+        with pytest.raises(SystemExit, match=f"--out '{out}' {how} the dataset root '{root}', which is only read"):
+            pretrain.main(train_flags(root, out, "--epochs", "1"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit, match=f"--out '{afile}' exists and is not a folder \\(a file\\)"):
+        pretrain.main(train_flags(root, afile, "--epochs", "1"))
+    video = root / data.FRAME_DIR / "test" / data.read_split(root, "test")[0]["name"]
+    with pytest.raises(SystemExit, match=f"--out '{video}' is the --video folder '{video}', which is only read"):
+        analysis.main(flags(root, video, "--checkpoint", finished[0] / "finetune.pt", "--pretrained",
+                            finished[0] / "pretrain.pt", "--video", video))
+    assert digests(root) == before and not any(p.name == ".lock" for p in root.rglob("*"))
+    outdir.release()
+
+
+def test_a_refused_resume_moves_nothing_and_shows_values_as_given(finished, corpus, tmp_path):
+    out = shutil.copytree(finished[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock", "replaced-*"))
+    (tmp_path / "my_corpus").symlink_to(corpus)
+    before = digests(out)
+    with pytest.raises(SystemExit) as refused:
+        pretrain.main(train_flags(tmp_path / "my_corpus", out, "--epochs", "1", "--resume", "--lr", "0.01"))
+    message = str(refused.value)
+    assert f"--data: '{corpus}' -> '{tmp_path / 'my_corpus'}'" in message and "my-corpus" not in message
+    assert "--lr: 0.0003 -> 0.01" in message and message.endswith("nothing was moved aside")
+    after = digests(out)
+    assert {k: v for k, v in after.items() if not k.startswith("cache")} == \
+        {k: v for k, v in before.items() if not k.startswith("cache")} and not list(out.glob("replaced-*"))
     outdir.release()
 
 
@@ -1951,15 +2167,15 @@ def test_video_file_and_frame_folder_decode_to_their_frames(tmp_path):
     frames = np.stack([np.stack([(x * 4 + 8 * t) % 256, y * 5, np.full_like(x, 40 * (t % 5))], -1)
                        for t in range(12)]).astype(np.uint8)                      # smooth gradients, moving
     synthetic.write_mp4(tmp_path / "clip.mp4", frames, fps=25)
-    decoded, fps = analysis.read_video(tmp_path / "clip.mp4")
-    assert decoded.shape == frames.shape and fps == 25
+    decoded, keep, times = analysis.read_video(tmp_path / "clip.mp4")
+    assert decoded.shape == frames.shape and np.allclose(times, np.arange(12) / 25)
     assert np.abs(decoded.astype(int) - frames).mean() < 3   # codec loss only (4:2:0 chroma, quantisation)
     folder = tmp_path / "frames"
     folder.mkdir()
     for t in (0, 1, 2, 10, 11):  # natural order: frame2 before frame10
         Image.fromarray(frames[t]).save(folder / f"frame{t}.png")
-    decoded, fps = analysis.read_video(folder)
-    assert fps is None and np.array_equal(decoded, frames[[0, 1, 2, 10, 11]])
+    decoded, keep, times = analysis.read_video(folder)
+    assert times is None and np.array_equal(decoded, frames[[0, 1, 2, 10, 11]])
     with pytest.raises(FileNotFoundError, match="not a video file"):
         analysis.read_video(tmp_path / "notes.txt")
 
@@ -1974,6 +2190,54 @@ def test_localisation_runs_on_the_english_and_chinese_synthetic_corpora(lang_run
     assert "\nretrieval test (3 videos): video-to-text R@1 " in printed
     assert f"\nlocalisation test: {result['localisation']:.1f}% of {len(pairs)} (video, pseudo-gloss) pairs" in printed
     assert 0 < result["chance"] < 100
+
+
+def write_vfr_mp4(path, frames, pts_ms):
+    """H.264 frames whose presentation times are pts_ms (milliseconds): a variable frame rate."""
+    import av
+    from fractions import Fraction
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"crf": "18", "preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        for frame, pts in zip(frames, pts_ms):
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            vf.pts, vf.time_base = pts, Fraction(1, 1000)
+            c.mux(s.encode(vf))
+        c.mux(s.encode())
+
+
+def test_video_times_language_and_claim_of_out(finished, corpus, tmp_path, capsys):
+    out = shutil.copytree(finished[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock", "replaced-*"))
+    video = corpus / data.FRAME_DIR / "test" / data.read_split(corpus, "test")[0]["name"]
+    frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in decode.frame_files(video)] * 2)
+    # cut from a longer recording: the first frame at 20.8 s, then frames 40 ms apart, then 1 s apart
+    pts = [20800 + (i * 40 if i < 10 else 400 + (i - 10) * 1000) for i in range(len(frames))]
+    write_vfr_mp4(tmp_path / "clip.mp4", frames, pts)
+    capsys.readouterr()
+    analysis.main(flags(corpus, out, "--video", tmp_path / "clip.mp4", "--threshold", "0", "--max-new-tokens", "2"))
+    spans = re.findall(r"frames (\d+)-(\d+) \(([\d.]+)-([\d.]+) s\)", capsys.readouterr().out)
+    times = [p / 1000 for p in pts] + [pts[-1] / 1000 + 1.0]    # the end of the last: plus the median gap, 1 s
+    assert spans and all(float(a) == pytest.approx(times[int(i) - 1], abs=0.006) and
+                         float(b) == pytest.approx(times[int(j)], abs=0.006) for i, j, a, b in spans), spans
+    picture = (out / "clip.glosses.png").read_bytes()
+    other = shutil.copytree(video, tmp_path / "b" / "clip")                  # another clip of the same name
+    with pytest.raises(SystemExit, match=f"'{out}' already holds tools/analysis.py --video's files "
+                       "\\(clip.glosses.png\\).*nothing was changed"):
+        analysis.main(flags(corpus, out, "--video", other, "--max-new-tokens", "2"))
+    assert (out / "clip.glosses.png").read_bytes() == picture
+    analysis.main(flags(corpus, out, "--video", tmp_path / "clip.mp4", "--max-new-tokens", "2", "--overwrite"))
+    assert [p.read_bytes() for p in out.glob("replaced-*/clip.glosses.png")] == [picture]
+    outdir.release()
+    with open(out / ".lock", "a+") as held:  # a run holding the folder (an open file of its own)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SystemExit, match=f"'{out}' is in use by another run"):
+            analysis.main(flags(corpus, out, "--video", tmp_path / "clip.mp4", "--overwrite"))
+    with pytest.raises(SystemExit) as refused:
+        analysis.main(flags(corpus, out, "--video", tmp_path / "clip.mp4", "--lang", "en", "--overwrite"))
+    assert str(refused.value) == ("the checkpoint's tokenizer is de_DE, --lang en asks for en (en_XX): pass the run "
+                                  "and the data of one language, or drop --lang")
+    outdir.release()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1994,6 +2258,49 @@ def test_pretraining_writes_nothing_into_the_dataset_root(corpus, tmp_path):
         outdir.release()
     assert digests(root) == before
     assert [p.name for p in (tmp_path / "run" / "cache").iterdir()] == ["pseudoglosses-train-dev-test.pt"]
+
+
+def fasttext_bin(path, words, vectors):
+    """A fastText skip-gram model file as fastText's saveModel writes it (no subwords: bucket 0)."""
+    import struct
+    args = struct.pack("<12id", vectors.shape[1], 5, 1, 1, 5, 1, 2, 2, 0, 0, 0, 100, 1e-4)  # ..., loss ns, model sg
+    vocab = b"".join(w.encode() + b"\0" + struct.pack("<qb", 1, 0) for w in words)       # word, count, type word
+    head = struct.pack("<ii", 793712314, 12) + args + struct.pack("<iiiqq", len(words), len(words), 0, len(words), -1)
+
+    def matrix(m):
+        return b"\0" + struct.pack("<qq", *m.shape) + m.astype("<f4").tobytes()
+    path.write_bytes(head + vocab + matrix(vectors) + matrix(np.zeros_like(vectors)))
+
+
+def test_a_damaged_fasttext_file_is_refused_before_anything_is_written(corpus, tmp_path, capsys):
+    import fasttext
+    import struct
+    whole = tmp_path / "whole.bin"
+    vectors = np.arange(3 * 300, dtype=np.float32).reshape(3, 300)
+    fasttext_bin(whole, ["regen", "sonne", "wind"], vectors)
+    assert np.array_equal(fasttext.load_model(str(whole)).get_word_vector("sonne"), vectors[1])  # fastText reads it
+    half, random_header = tmp_path / "half.bin", tmp_path / "random_header.bin"
+    half.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    random_header.write_bytes(struct.pack("<ii", 793712314, 12) + np.random.default_rng(0).bytes(4096))
+    assert cli.fasttext_file(str(whole)) == str(whole)
+    for path, why in ((random_header, "not a complete fastText model: its dictionary declares"),
+                      (half, "cut off: its input matrix needs")):
+        with pytest.raises(SystemExit):
+            pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", path))
+        assert f"argument --fasttext: '{path}': {why}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHOENIX14T_ROOT", str(tmp_path / "no_such_phoenix"))
+
+    def download(cfg):
+        raise AssertionError("the hub was asked before the data was checked")
+    monkeypatch.setattr(model, "widths_from_checkpoints", download)
+    with pytest.raises(SystemExit, match=f"dataset root '{tmp_path / 'no_such_phoenix'}' \\(--data phoenix14t\\) not "
+                       "found: set PHOENIX14T_ROOT"):
+        pretrain.main(["--data", "phoenix14t", "--out", str(tmp_path / "run"), "--workers", "0"])
+    assert not (tmp_path / "run").exists()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -2112,8 +2419,8 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     ckpt = torch.load(out / "finetune.pt", weights_only=True)
     s = run.setup(cli.parse(cli.data_flags(""), flags(corpus, out)), ckpt["config"],
                       tokenizer_state=ckpt["tokenizer"], splits=())
-    pixels, _ = analysis.read_video(clip)
-    batch, _ = analysis.video_batch(pixels, "clip", s)
+    pixels, _, _ = analysis.read_video(clip)
+    batch = analysis.video_batch(pixels, "clip", s)
     assert torch.equal(batch["frames"][0], data.SignVideos(corpus, "test", size=32)[1]["frames"])
     assert analysis.main(flags(corpus, out, "--video", str(clip), "--max-new-tokens", "5"))["translation"] == hyp[1]
     printed = capsys.readouterr().out

@@ -69,17 +69,20 @@ class Tokenizer:
             return self.model.decode(ids)
         return self.model.decode(self.keep_ids[ids].tolist(), skip_special_tokens=True).strip()
 
-    def save(self, out_dir):
-        """Writes the tokenizer to out_dir (tokenizer.json + spm.model or mbart-tokenizer/)."""
+    def save(self, out_dir, write_file=None):
+        """Writes the tokenizer to out_dir (tokenizer.json + spm.model or mbart-tokenizer/); write_file(path,
+        write) writes each (the scripts: harness.files.atomic_write, which never writes through a link; default:
+        write(path) in place)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        write_file = write_file or (lambda path, write: write(path))
         meta = {"kind": self.kind, "lang_code": self.lang_code}
         if self.kind == "sentencepiece":
-            (out_dir / "spm.model").write_bytes(self.model.serialized_model_proto())
+            write_file(out_dir / "spm.model", lambda tmp: tmp.write_bytes(self.model.serialized_model_proto()))
         else:
-            self.model.save_pretrained(str(out_dir / "mbart-tokenizer"))
+            write_file(out_dir / "mbart-tokenizer", lambda tmp: self.model.save_pretrained(str(tmp)))
             meta["keep_ids"] = self.keep_ids.tolist()
-        (out_dir / "tokenizer.json").write_text(json.dumps(meta))
+        write_file(out_dir / "tokenizer.json", lambda tmp: tmp.write_text(json.dumps(meta)))
 
     def pieces(self) -> list[str]:
         """The piece of every id, in id order."""
@@ -229,9 +232,10 @@ def build_mbart(sentences, name_or_path="facebook/mbart-large-cc25", lang="de") 
 
 
 def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart-large-cc25",
-                            rebuild: bool = False, lang: str = "de") -> Tokenizer:
+                            rebuild: bool = False, lang: str = "de", write_file=None) -> Tokenizer:
     """Builds the `kind` tokenizer for language `lang` (de, en, zh) from the training sentences once, saves it in
-    out_dir, later loads it (rebuild: build and save it again, for a run that starts from scratch)."""
+    out_dir (through write_file: Tokenizer.save), later loads it (rebuild: build and save it again, for a run
+    that starts from scratch)."""
     out_dir = Path(out_dir)
     if kind not in ("mbart", "sentencepiece"):
         raise ValueError(f"tokenizer kind '{kind}': expected 'mbart' or 'sentencepiece'")
@@ -247,7 +251,7 @@ def load_or_build_tokenizer(kind, sentences, out_dir, mbart_name="facebook/mbart
         return tok
     sentences = list(sentences)
     tok = build_mbart(sentences, mbart_name, lang) if kind == "mbart" else build_sentencepiece(sentences, lang=lang)
-    tok.save(out_dir)
+    tok.save(out_dir, write_file)
     return tok
 
 

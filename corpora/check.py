@@ -4,7 +4,12 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from PIL import Image
+
 from corpora import decode, pack
+
+# How a frame file ends when it is whole: a PNG with its IEND chunk, a JPEG with its end-of-image marker
+ENDINGS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9"}
 
 
 def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int = 20, full: bool = False) -> list[str]:
@@ -48,16 +53,19 @@ def video_problem(video: Path, full: bool = False) -> str:
         sizes = {}
         for f in files:
             try:
-                sizes.setdefault(decode.frame_size(f, full), f)
-            except (OSError, ValueError, SyntaxError) as e:
-                return f"frame '{f}' cannot be read: {e}"
-        if len(sizes) > 1:
-            shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
-            example = list(sizes.values())[1]
-            return f"video folder '{video}' mixes frame sizes (width x height) {shown}: e.g. '{example}'"
+                sizes[f] = decode.frame_size(f, full)
+                decode.check_pixels(f, sizes[f])
+                if not full:
+                    whole_file(f)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+                return str(e) if str(e).startswith("frame '") else f"frame '{f}' cannot be read: {e}"
+        if len(set(sizes.values())) > 1:
+            return decode.mixed_sizes(video, sizes)
         return ""
     if not video.exists():
         return f"video '{video}' is missing"
+    if not video.is_file():
+        return f"video '{video}' is not a regular file (a FIFO or a device?): videos must be files"
     if video.suffix.lower() not in decode.VIDEO_SUFFIXES:
         return (f"video '{video}' is neither a folder of frames nor a video file "
                 f"({', '.join(sorted(decode.VIDEO_SUFFIXES))})")
@@ -75,3 +83,16 @@ def video_problem(video: Path, full: bool = False) -> str:
         return f"video file '{video}' cannot be decoded: {e}"
     return "" if n else f"video file '{video}' holds no video frames"
 
+
+def whole_file(path: Path):
+    """ValueError naming a PNG or JPEG frame that does not end as a whole one does (cut off, or its body
+    overwritten), read from its last bytes only; a frame damaged inside is found by --check --full."""
+    end = ENDINGS.get(path.suffix.lower())
+    if end is None:
+        return
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, 2) - 16))
+        tail = f.read().rstrip(b"\0") if end == b"\xff\xd9" else f.read()  # some cameras pad a JPEG with zeros
+    if not tail.endswith(end):
+        raise ValueError(f"frame '{path}' is damaged: it does not end as a whole {path.suffix[1:].upper()} file "
+                         "does (cut off, or its data overwritten): replace it, or remove its video from the split")

@@ -10,6 +10,7 @@ LANG = "zh"
 FRAME_DIRS = ("sentence/frames_512x512", "sentence_frames-512x512/frames_512x512", "sentence_frames-512x512")
 LABELS = Path("sentence_label") / "csl2020ct_v2.pkl"
 SPLIT_FILE = Path("sentence_label") / "split_1.txt"
+SOURCES = (LABELS,)  # read besides the split file (data.read_split reads again when one changes)
 
 
 def detect(root: Path) -> bool:
@@ -63,7 +64,10 @@ def read_labels(path) -> dict:
         text = entry.get("label_char", entry.get("label_word")) if isinstance(entry, dict) else None
         if text is None or not isinstance(entry.get("name"), str) or not entry["name"]:
             raise ValueError(f"{where}: not a dict with name and label_char (or label_word)")
-        text = text if isinstance(text, str) else "".join(map(str, text))
+        if not (isinstance(text, str) or isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text)):
+            raise ValueError(f"{where} ('{entry['name']}'): its translation (label_char or label_word) is "
+                             f"{type(text).__name__} {str(text)[:40]!r}, not a string or a list of strings")
+        text = text if isinstance(text, str) else "".join(text)
         if not text.strip():
             raise ValueError(f"{where} ('{entry['name']}'): empty translation")
         if entry["name"] in out:

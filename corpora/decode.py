@@ -1,6 +1,8 @@
 """Decoding: frame files (PNG, JPEG ...) and video files (PyAV), each frame resized while it is decoded, so
 that memory follows the size used, never the file's."""
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +11,33 @@ from PIL import Image
 VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+# the most pixels a frame may have (4096 x 4096): more is no video frame of a sign language corpus, and would be
+# decoded whole before any resize (a small PNG can declare 20000 x 20000: a decompression bomb)
+MAX_FRAME_PIXELS = 4096 * 4096
+Image.MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS
+
+
+def regular_file(path, what: str = "frame") -> Path:
+    """`path`, refused (OSError naming it) unless it is a regular file (or a link to one): opening a FIFO or a
+    device would block or never end."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "not a file"
+        raise OSError(f"{what} '{path}' is not a regular file ({kind}): {what}s must be image or video files")
+    return Path(path)
+
+
+def check_pixels(path, size: tuple, error=ValueError):
+    """`error` naming the frame if its (width, height) is over MAX_FRAME_PIXELS."""
+    if size[0] * size[1] > MAX_FRAME_PIXELS:
+        raise error(f"frame '{path}' is {size[0]}x{size[1]} ({size[0] * size[1]:,} pixels), over the "
+                         f"{MAX_FRAME_PIXELS:,} a frame may have: not a video frame (a decompression bomb?)")
 
 
 def frame_size(path, full: bool = False) -> tuple:
     """A frame file's (width, height) from its header (a PNG's first 24 bytes, read directly: several times faster
     than opening it with PIL); full=True decodes the whole image. An unreadable file raises."""
+    regular_file(path)
     if not full and Path(path).suffix.lower() == ".png":
         with open(path, "rb") as f:
             head = f.read(24)
@@ -49,12 +73,14 @@ def decoded_size(width: int, height: int, size=None, short_side: int = None) -> 
     return width, height
 
 
-def iter_video(path, size=None, short_side: int = None, stop: int = None):
+def iter_video(path, size=None, short_side: int = None, stop: int = None, keep: set = None, times: list = None):
     """A video file's frames (PyAV), each resized while decoding (decoded_size; swscale's area filter) to uint8
-    [H, W, 3], so that memory follows the output size, not the file's; `stop`: at most that many frames. A file
-    that cannot be decoded is an OSError naming it."""
+    [H, W, 3], so that memory follows the output size, not the file's; `stop`: at most that many frames; `keep`:
+    only the frames of these indices are converted and yielded; `times`: a list that gets every decoded frame's
+    time in seconds (its presentation time: right for a variable frame rate). A file that cannot be decoded is an
+    OSError naming it."""
     import av  # only video files need PyAV
-    path = Path(path)
+    path = regular_file(path, "video file")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -62,21 +88,26 @@ def iter_video(path, size=None, short_side: int = None, stop: int = None):
             stream = container.streams.video[0]
             if stop is None:  # decoder threads pay off over a whole clip, not for a first frame
                 stream.thread_type = "AUTO"
+            step = 1 / float(stream.average_rate or 25)  # for a frame without a time (no pts): the previous + 1/rate
             for k, frame in enumerate(container.decode(stream)):
                 if stop is not None and k >= stop:
                     return
+                if times is not None:
+                    times.append(float(frame.time) if frame.time is not None else (times[-1] + step if times else 0.0))
+                if keep is not None and k not in keep:
+                    continue
                 width, height = decoded_size(frame.width, frame.height, size, short_side)
                 yield frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
     except Exception as e:  # PyAV's errors (av.FFmpegError and others), a file that is not a video
         raise OSError(f"video file '{path}' cannot be decoded: {e}") from e
 
 
-def video_fps(path) -> float:
-    """A video file's average frame rate (None where the container does not say)."""
-    import av
-    with av.open(str(path)) as container:
-        rate = container.streams.video[0].average_rate
-    return float(rate) if rate else None
+def count_frames(path) -> int:
+    """How many frames a video file decodes to, decoded but never converted (no frame is kept)."""
+    times = []
+    for _ in iter_video(path, keep=set(), times=times):
+        pass
+    return len(times)
 
 
 def video_file_size(path) -> list:
@@ -91,36 +122,68 @@ def video_file_size(path) -> list:
 def read_video(path, size=None, short_side: int = None) -> np.ndarray:
     """All frames of a video file or of a frame folder as uint8 [N, H, W, 3], each resized on reading
     (decoded_size), so that a long clip of large frames never sits in memory at its stored size."""
+    return read_selected(path, np.arange, size, short_side)[0]
+
+
+def read_selected(path, select, size=None, short_side: int = None) -> tuple:
+    """The frames select(n) of a video file or frame folder of n frames, as uint8 [len(keep), H, W, 3], each
+    resized on reading (decoded_size): only the frames kept are ever held. -> (pixels, keep, every frame's time
+    in seconds; None for a folder)"""
     path = Path(path)
     if path.is_dir():
         files = frame_files(path)
         if not files:
             raise FileNotFoundError(f"video folder '{path}' has no images "
                                     f"(frames: {', '.join(sorted(IMAGE_SUFFIXES))})")
-        return read_frames(files, size, short_side)
-    frames = list(iter_video(path, size, short_side))
+        keep = select(len(files))
+        return read_frames([files[i] for i in keep], size, short_side), keep, None
+    keep, times = select(count_frames(path)), []
+    frames = list(iter_video(path, size, short_side, keep=set(keep.tolist()), times=times))
     if not frames:
         raise ValueError(f"video file '{path}': no video frames could be decoded")
-    return np.stack(frames)
+    return np.stack(frames), keep, times
 
 
-def read_frames(paths: list, size=None, short_side: int = None) -> np.ndarray:
+def read_frames(paths: list, size=None, short_side: int = None, min_side: int = None) -> np.ndarray:
     """Frame files of one video as uint8 [N, H, W, 3] (read_frame); frames of different sizes are an error naming
-    their folder."""
-    frames = [read_frame(p, size, short_side) for p in paths]
+    their folder and the odd frames (mixed_sizes)."""
+    frames = [read_frame(p, size, short_side, min_side) for p in paths]
     if len({f.shape for f in frames}) > 1:
-        raise ValueError(f"video folder '{paths[0].parent}' mixes frame sizes {sorted({f.shape for f in frames})}")
+        raise ValueError(mixed_sizes(paths[0].parent, {p: f.shape[1::-1] for p, f in zip(paths, frames)}))
     return np.stack(frames)
 
 
-def read_frame(path, size=None, short_side: int = None) -> np.ndarray:
-    """One RGB frame as uint8 [H, W, 3], optionally resized (decoded_size; PIL's bilinear, antialiased); an
-    unreadable file is an error naming it."""
+def mixed_sizes(folder, sizes: dict) -> str:
+    """The error of a frame folder whose frames {path: (width, height)} differ in size: the commonest size is
+    the video's, and the frames of the others are named (the first three)."""
+    count = {}
+    for wh in sizes.values():
+        count[tuple(wh)] = count.get(tuple(wh), 0) + 1
+    common = max(count, key=count.get)
+    odd = [str(p) for p, wh in sizes.items() if tuple(wh) != common]
+    shown = ", ".join(f"{n} of {w}x{h}" for (w, h), n in sorted(count.items(), key=lambda kv: -kv[1]))
+    return (f"video folder '{folder}' mixes frame sizes (width x height): {shown}: '" + "', '".join(odd[:3]) + "'"
+            + (f" and {len(odd) - 3} more" if len(odd) > 3 else ""))
+
+
+def read_frame(path, size=None, short_side: int = None, min_side: int = None) -> np.ndarray:
+    """One RGB frame as uint8 [H, W, 3], optionally resized (decoded_size; PIL's bilinear, antialiased); with
+    `min_side`, a frame at least twice that on both sides is first reduced by a whole factor (a JPEG decoded
+    at that scale), so that a large frame is never held at its stored size. An unreadable file, one that is not
+    a regular file, or one over MAX_FRAME_PIXELS is an error naming it."""
     try:
-        with Image.open(path) as im:
+        with Image.open(regular_file(path)) as im:
+            check_pixels(path, im.size, OSError)
+            k = min(im.size) // min_side if min_side else 1
+            if k >= 2:
+                im.draft("RGB", (im.size[0] // k, im.size[1] // k))  # JPEG: DCT scaling; other formats: nothing
+                k = min(im.size) // min_side
+                im = im.reduce(k) if k >= 2 else im
             im = im if im.mode == "RGB" else im.convert("RGB")
             target = decoded_size(*im.size, size, short_side)
             return np.asarray(im if target == im.size else im.resize(target, Image.BILINEAR))
+    except Image.DecompressionBombError:  # refused by PIL on opening (over twice MAX_FRAME_PIXELS)
+        check_pixels(path, frame_size(path), OSError)
+        raise
     except (OSError, ValueError, SyntaxError) as e:
         raise OSError(f"cannot read frame '{path}': {e}") from e
-

@@ -98,6 +98,8 @@ def pack_split(root, split, rows, packed_dir=None, quality: int = 93, resize: in
     folder = packed_path(root, split, packed_dir)
     names = [r["name"] for r in rows]  # unique (read_split refuses duplicates), in the annotation file's order
     settings = {"version": PACK_VERSION, "quality": quality, "resize": resize}
+    for name in files.remove_stale_temporaries(folder):  # also beside a finished pack, which returns next
+        print(f"{split}: removed '{folder.parent / name}', left by an interrupted pack", flush=True)
     if _pack_complete(folder, names, settings):
         return folder
     files.atomic_write(folder, lambda tmp: _write_pack(tmp, rows, settings, workers))

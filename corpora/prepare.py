@@ -4,6 +4,7 @@
     python -m corpora.prepare --check --data how2sign [--full]
 """
 import argparse
+import errno
 import os
 import time
 
@@ -32,10 +33,14 @@ def main():
     args = ap.parse_args()
     if not (args.pack or args.check):
         ap.error("nothing to do: pass --pack or --check")
-    root = data.resolve_root(args.data)
+    try:
+        root = data.resolve_root(args.data)
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from None
+    rows = data.read_splits(root, args.splits)
     if args.check:
         start = time.perf_counter()
-        problems = check.check_videos(root, {s: data.read_split(root, s) for s in args.splits}, full=args.full)
+        problems = check.check_videos(root, rows, full=args.full)
         print(f"checked {'/'.join(args.splits)} under '{root}' in {time.perf_counter() - start:.1f} s: "
               + (f"{len(problems)} problem(s)\n  " + "\n  ".join(problems) if problems else "no problems"))
         if problems:
@@ -44,19 +49,29 @@ def main():
         if args.resize is None:  # synthetic frames are 64x64, read at 37 by the tiny preset
             args.resize = 0 if args.data.startswith("synthetic") else 256
         for split in args.splits:
-            pack_one(root, split, args)
+            pack_one(root, split, rows[split], args)
 
 
-def pack_one(root, split, args):
-    """`python -m corpora.prepare --pack` for one split, saying what it did."""
+def pack_one(root, split, rows, args):
+    """`python -m corpora.prepare --pack` for one split (`rows`, data.read_splits'), saying what it did; its
+    videos are checked first (a pack holds one frame size per video), nothing is written before."""
     index = pack.packed_path(root, split, args.packed_dir) / "index.json"
+    problems = check.check_videos(root, {split: rows})
+    if problems:
+        raise SystemExit(f"cannot pack {split}: {len(problems)} problem(s); nothing was written:\n  "
+                         + "\n  ".join(problems))
     before = index.stat().st_mtime_ns if index.is_file() else None
     damage = pack.pack_problems(index.parent) if before is not None else ""
     if damage:
         print(f"{split}: the pack in '{index.parent}' is damaged ({damage}): rebuilding it")
     start = time.perf_counter()
-    folder = pack.pack_split(root, split, data.read_split(root, split), args.packed_dir, args.quality,
-                             args.resize or None, args.workers)
+    try:
+        folder = pack.pack_split(root, split, rows, args.packed_dir, args.quality, args.resize or None, args.workers)
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise SystemExit(f"cannot write the pack of {split} into '{index.parent.parent}' ({e.strerror}): pass "
+                         "--packed-dir DIR, and the same --packed-dir to training") from None
     seconds = time.perf_counter() - start
     n, size = len(np.load(folder / "offsets.npy")) - 1, (folder / "frames.bin").stat().st_size
     if index.stat().st_mtime_ns == before:

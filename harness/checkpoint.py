@@ -12,7 +12,7 @@ import torch
 
 import data
 import tokenizer
-from harness import files, parallel
+from harness import files, outdir, parallel
 
 
 def trainable_state(net, names: set = None) -> dict:
@@ -50,14 +50,16 @@ def check_matches(setup, ckpt: dict, path, flags: dict = None, ignore=()):
     if flags is not None:
         saved, dataset = dict(ckpt["flags"]), ckpt["flags"].get("dataset")
         saved.pop("dataset", None)
-        wrong += ["--" + d.replace("_", "-") for d in differences(saved, flags, ignore=("dataset",))]
+        wrong += [f"--{k.replace('_', '-')}: {saved.get(k)!r} -> {flags.get(k)!r}"
+                  for k in sorted(set(saved) | set(flags)) if k != "dataset" and saved.get(k) != flags.get(k)]
         if dataset != flags["dataset"]:
             wrong.append(f"the dataset (sha256 of its train and dev names and translations): {str(dataset)[:12]} -> "
                          f"{flags['dataset'][:12]}")
     if wrong:
         raise SystemExit(f"'{path}' does not match this run (saved -> now): " + "; ".join(wrong) +
                          (". --resume continues a run with its own flags and data: pass them as they were, or "
-                          "start over with --overwrite or another --out" if flags is not None else ""))
+                          "start over with --overwrite or another --out; nothing was moved aside"
+                          if flags is not None else ""))
 
 
 def load_weights(net, state: dict):
@@ -86,6 +88,8 @@ class Checkpoints:
         if setup.args.resume and self.last_path.exists():
             self.state = load_checkpoint(self.last_path, kind, role="last")
             check_matches(setup, self.state, self.last_path, flags=self.about["flags"])
+        if parallel.is_main():  # the later stages' files move aside only now, when --resume has been checked
+            outdir.commit(setup.args.out)
 
     def resume(self, net, optimizer, scheduler, epochs: int, best: float) -> tuple:
         """With --resume and a last state (checked when this was made: config, tokenizer, result flags and

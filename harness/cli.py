@@ -11,6 +11,7 @@ import torch
 import data
 import model
 import tokenizer
+from corpora import fasttext_bin
 
 
 def data_flags(doc: str) -> argparse.ArgumentParser:
@@ -98,3 +99,10 @@ positive_float = _number(float, lambda v: v > 0, "a positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
+
+def fasttext_file(text: str) -> str:
+    """--fasttext: a whole fastText model file (corpora.fasttext_bin), checked before anything is written."""
+    try:
+        return fasttext_bin.check(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

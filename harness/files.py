@@ -13,9 +13,11 @@ def atomic_write(path: Path, write):
     """write(tmp) makes a file or a folder at a temporary name of its own (pid + random) beside `path`, which is
     then renamed to `path` (replacing what was there): never half a file or folder, and two writers never share
     a temporary. The one temp-and-rename of the project: checkpoints, caches, translations, packs, corpora.
-    Temporaries that an earlier writer of `path` left when it was killed are removed first."""
+    Temporaries that an earlier writer of `path` left when it was killed are removed first. A symbolic link at
+    `path` is refused (a folder of --out that files are written into is made by make_folder, which refuses one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_link(path)
     remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{os.urandom(4).hex()}")
     old = path.with_name(f".{path.name}.old{os.getpid()}-{os.urandom(4).hex()}")
@@ -29,15 +31,35 @@ def atomic_write(path: Path, write):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
 
-def remove_stale_temporaries(path: Path):
+def refuse_link(path: Path):
+    """SystemExit naming `path` if it is a symbolic link (lstat: the link itself, not what it points to)."""
+    if os.path.islink(path):
+        raise SystemExit(f"'{path}' is a symbolic link (to '{os.readlink(path)}'): this project never writes "
+                         "through links; remove it (nothing was written)")
+
+
+def make_folder(folder: Path) -> Path:
+    """A folder of --out (its cache/), made where missing; not a symbolic link (refuse_link), which would let
+    what is written there land elsewhere, nor something other than a folder."""
+    folder = Path(folder)
+    refuse_link(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SystemExit(f"'{folder}' exists and is not a folder: pass another --out (nothing was written)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def remove_stale_temporaries(path: Path) -> list:
     """Removes the temporaries .<name>.tmp<pid>-<hex> and .<name>.old<pid>-<hex> that atomic_write makes beside
     `path`, where their process has ended (killed before it could clean up); a writer still running elsewhere
-    keeps its own."""
-    path = Path(path)
+    keeps its own. -> the names removed"""
+    path, removed = Path(path), []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
         match = re.fullmatch(rf"\.{re.escape(path.name)}\.(?:tmp|old)(\d+)-[0-9a-f]+", tmp.name)
         if match and not _process_alive(int(match.group(1))):
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
+    return removed
 
 
 def _process_alive(pid: int) -> bool:
@@ -74,7 +96,7 @@ def read_table(path, delimiter: str, fields: tuple, quoting=csv.QUOTE_NONE) -> l
         raise ValueError(f"'{path}' lacks the header naming {', '.join(fields)} (separated by {delimiter!r}); "
                          f"its first line is {reader.fieldnames}")
     rows, first = [], reader.line_num + 1
-    for r in reader:
+    for r in _rows(reader, path):
         where, start, first = f"'{path}', line {reader.line_num}", first, reader.line_num + 1
         if any("\n" in v or "\r" in v for v in r.values() if isinstance(v, str)):
             raise ValueError(f"'{path}', lines {start}-{reader.line_num} hold one row: a field runs over "
@@ -88,6 +110,15 @@ def read_table(path, delimiter: str, fields: tuple, quoting=csv.QUOTE_NONE) -> l
             raise ValueError(f"{where}: empty {empty[0]}")
         rows.append((reader.line_num, r))
     return rows
+
+
+def _rows(reader, path):
+    """The reader's rows; csv's own errors (a field over its size limit ...) name the file and line."""
+    try:
+        yield from reader
+    except csv.Error as e:
+        raise ValueError(f"'{path}', line {reader.line_num + 1}: {e} characters (a translation that long, a quote "
+                         "\" never closed, or not an annotation file?)") from None
 
 
 def inside(base: Path, name: str, where: str) -> Path:

@@ -20,7 +20,7 @@ import losses
 import model
 import train
 from corpora import decode
-from harness import checkpoint, cli, run
+from harness import checkpoint, cli, files, run
 from tools import synthetic
 
 
@@ -60,24 +60,22 @@ def pretraining(args, ckpt: dict, ckpt_path: Path):
 VIDEO_SHORT_SIDE = 256
 
 
-def read_video(path) -> tuple:
-    """All frames of a video file (PyAV) or of a folder of frame images (in natural name order) as uint8
-    [N, H, W, 3], decoded by decode.read_video at most VIDEO_SHORT_SIDE on the shorter side, and the frame rate
-    (None for a folder)."""
+def read_video(path, frame_stride: int = 1, max_frames: int = 300) -> tuple:
+    """The frames of a video file (PyAV) or of a folder of frame images (in natural name order) that the
+    evaluation reads (data.select_frames), as uint8 [N, H, W, 3] at most VIDEO_SHORT_SIDE on the shorter side;
+    only those are ever held. -> (pixels, their indices, every frame's time in seconds; None for a folder)"""
     path = Path(path)
     if not path.is_dir() and (path.suffix.lower() not in decode.VIDEO_SUFFIXES or not path.is_file()):
         raise FileNotFoundError(f"--video '{path}': not a video file ({', '.join(sorted(decode.VIDEO_SUFFIXES))}) "
                                 "or a folder of frame images")
-    pixels = decode.read_video(path, short_side=VIDEO_SHORT_SIDE)
-    return pixels, None if path.is_dir() else decode.video_fps(path)
+    select = lambda n: data.select_frames(n, frame_stride, max_frames)  # noqa: E731
+    return decode.read_selected(path, select, short_side=VIDEO_SHORT_SIDE)
 
 
-def video_batch(pixels: np.ndarray, name: str, setup: run.Setup) -> tuple:
-    """A one-video batch as the evaluation loader yields it (select_frames, resize_crop, collate), and the
-    indices of the frames it keeps."""
-    keep = data.select_frames(len(pixels), setup.args.frame_stride, setup.args.max_frames)
-    frames = data.resize_crop(pixels[keep], setup.cfg.image_size, train=False)
-    return data.collate([{"name": name, "translation": "", "frames": frames}]), keep
+def video_batch(pixels: np.ndarray, name: str, setup: run.Setup) -> dict:
+    """A one-video batch of the selected frames as the evaluation loader yields it (resize_crop, collate)."""
+    frames = data.resize_crop(pixels, setup.cfg.image_size, train=False)
+    return data.collate([{"name": name, "translation": "", "frames": frames}])
 
 
 def load_pretrain(setup: run.Setup, ckpt: dict) -> tuple:
@@ -187,10 +185,11 @@ def peak_span(column: torch.Tensor, n_frames: int) -> tuple:
     return segment_frames(lo, n_frames)[0], segment_frames(hi, n_frames)[-1]
 
 
-def show_glosses(setup, pretrained: dict, batch, pixels, keep, fps, translation) -> Path:
+def show_glosses(setup, pretrained: dict, batch, pixels, keep, times, translation) -> Path:
     """Prints the pseudo-glosses the segment level finds in a one-video batch (E-hat >= --threshold, else the
-    --top strongest), each with the frames (and seconds) where it is strongest, and draws them under the
-    frames: <out>/<name>.glosses.png; `pretrained`: the pre-training checkpoint."""
+    --top strongest), each with the frames (and seconds: `times`, every frame's, from a video file) where it is
+    strongest, and draws them under the frames: <out>/<name>.glosses.png; `pretrained`: the pre-training
+    checkpoint."""
     name, threshold, top = batch["names"][0], setup.args.threshold, setup.args.top
     net, vocab = load_pretrain(setup, pretrained)
     _, _, evidence, mask = pretrain_outputs(net, batch, setup)
@@ -200,17 +199,18 @@ def show_glosses(setup, pretrained: dict, batch, pixels, keep, fps, translation)
     for u in chosen:
         first, last = peak_span(evidence[:, u], len(keep))
         where = f"frames {keep[first] + 1}-{keep[last] + 1}"
-        if fps:
-            where += f" ({keep[first] / fps:.2f}-{(keep[last] + 1) / fps:.2f} s)"
+        if times:  # from the first kept frame's start to the next frame's (the last one's: plus the median gap)
+            gap = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+            end = times[keep[last] + 1] if keep[last] + 1 < len(times) else times[-1] + gap
+            where += f" ({times[keep[first]]:.2f}-{end:.2f} s)"
         print(f"  {vocab[u]:<16} E-hat {float(evidence[:, u].sum()):.2f}  {where}")
     png = setup.args.out / f"{name}.glosses.png"
-    png.parent.mkdir(parents=True, exist_ok=True)
-    plot_glosses(png, pixels, evidence[:, chosen].numpy(), [vocab[u] for u in chosen], translation, fps)
+    plot_glosses(png, pixels, evidence[:, chosen].numpy(), [vocab[u] for u in chosen], translation)
     print(f"wrote {png}")
     return png
 
 
-def plot_glosses(png: Path, pixels: np.ndarray, evidence: np.ndarray, names: list, title: str, fps=None):
+def plot_glosses(png: Path, pixels: np.ndarray, evidence: np.ndarray, names: list, title: str):
     """A strip of thumbnails of the selected frames pixels [N, H, W, 3] along time and, on the same frame axis,
     the heatmap of E [T segments, G glosses]: segment j drawn over frames 2j-1..2j+1 (its pooling window)."""
     import matplotlib
@@ -227,9 +227,9 @@ def plot_glosses(png: Path, pixels: np.ndarray, evidence: np.ndarray, names: lis
     mesh = heat.pcolormesh(x, np.arange(len(names) + 1), evidence.T, cmap="viridis", shading="flat")
     heat.set_yticks(np.arange(len(names)) + 0.5, names)
     heat.invert_yaxis()
-    heat.set_xlabel(f"frame (after frame selection{f'; {fps:g} fps' if fps else ''})")
+    heat.set_xlabel("frame (after frame selection)")
     fig.colorbar(mesh, ax=[strip, heat], label="E = S^T * S^U (eqs. 1-3)", fraction=0.03, pad=0.01)
-    fig.savefig(png, dpi=110, bbox_inches="tight")
+    files.atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
 
@@ -251,14 +251,14 @@ def main(argv=None):
             return {}
         setup, _ = evaluate.translation_model(args, ckpt, splits=(args.split,))
         return measure_split(setup, args.split, pretrained)
-    setup, net = evaluate.translation_model(args, ckpt)
-    pixels, fps = read_video(args.video)
+    setup, net = evaluate.translation_model(args, ckpt, stage="video")  # --out checked and claimed
+    pixels, keep, times = read_video(args.video, args.frame_stride, args.max_frames)
     name = args.video.stem if args.video.is_file() else args.video.name
-    batch, keep = video_batch(pixels, name, setup)
+    batch = video_batch(pixels, name, setup)
     hyp = train.translate(net, [batch], setup.tok, setup.device, args.beams, args.max_new_tokens)[0][0]
     print(f"translation: {hyp}")
     if pretrained:
-        show_glosses(setup, pretrained, batch, pixels[keep], keep, fps, hyp)
+        show_glosses(setup, pretrained, batch, pixels, keep, times, hyp)
     return {"translation": hyp}
 
 
