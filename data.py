@@ -47,11 +47,11 @@ def resolve_root(data: str) -> Path:
     root = Path(os.environ.get(env, default) if env else default)
     if not root.is_dir():
         if data in NAMED_ROOTS and env is None:
-            how = "generate it once with `python -m tools.synthetic" + (f" --setting {data}`" if data != "synthetic"
-                                                                        else "`")
+            setting = f" --setting {data}" if data != "synthetic" else ""
+            how = f"generate it once with `python -m tools.synthetic{setting}`"
         elif env:
-            how = (f"set {env} to the folder holding the dataset as released (see docs/datasets.md), or pass --data PATH "
-                   "(or --data synthetic)")
+            how = (f"set {env} to the folder holding the dataset as released (see docs/datasets.md), or pass "
+                   "--data PATH (or --data synthetic)")
         else:
             how = "pass a dataset folder (layouts: see docs/datasets.md), or phoenix14t, how2sign, csl-daily, synthetic"
         raise FileNotFoundError(f"dataset root '{root}' (--data {data}) not found: {how}")
