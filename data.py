@@ -9,6 +9,7 @@ training (rotation, shift, crop), normalised; the dataset and its batches.
 videos) plug in from corpora/ (LAYOUTS), and so do video decoding and the JPEG frame packs. A name in an
 annotation file is a name: it must resolve inside its split's folder.
 """
+import functools
 import math
 import os
 from pathlib import Path
@@ -114,8 +115,8 @@ def read_split(root, split) -> list[dict]:
     sources = [split_file(root, split), *(Path(root) / f for f in getattr(LAYOUTS.get(layout), "SOURCES", ()))]
     key = (str(Path(root).resolve()), split, tuple(_stat(p) for p in sources))
     if key not in _ROWS:
-        _ROWS[key] = _read_phoenix(Path(root), split) if layout == "phoenix14t" else LAYOUTS[layout].read(Path(root),
-                                                                                                          split)
+        reader = _read_phoenix if layout == "phoenix14t" else LAYOUTS[layout].read
+        _ROWS[key] = reader(Path(root), split)
     return [dict(row) for row in _ROWS[key]]
 
 
@@ -278,7 +279,7 @@ class SignVideos(torch.utils.data.Dataset):
             return self.pack.read(name, self.frame_indices(name))
         video, resize = self.videos[name], round(self.size * 256 / 224)
         if video.is_file():  # only the selected frames are converted and held
-            select = lambda n: select_frames(n, self.frame_stride, self.max_frames)  # noqa: E731
+            select = functools.partial(select_frames, frame_stride=self.frame_stride, max_frames=self.max_frames)
             return decode.read_selected(video, select, size=(resize, resize))[0]
         # a frame twice the resize or more is reduced while it is read: never held at its stored size
         return decode.read_frames(self.frame_paths(name), min_side=resize)
