@@ -26,10 +26,10 @@ class Setup:
     lang: str = "de"  # the translations' language: pseudo-glosses, mBART's language code, scoring
 
 
-def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = None, splits=("train", "dev")):
+def setup(args, config: dict = None, stage: str = None, tok: tokenizer.Tokenizer = None, splits=("train", "dev")):
     """Resolve the data, claim --out for `stage` (lock; refuse to write over a run: outdir.claim), check every
-    video of `splits`, build the tokenizer (or take a checkpoint's, `tokenizer_state`) and fix the config
-    (from a checkpoint when given). -> Setup"""
+    video of `splits`, build the tokenizer (or take a kept-weights folder's, `tok`) and fix the config
+    (from a folder when given). -> Setup"""
     device = parallel.init_distributed(args.device)
     torch.manual_seed(getattr(args, "seed", 0))
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
@@ -37,8 +37,8 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
     cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
     with parallel.main_process_first():  # one process generates data and tokenizer files, the others read them
         # no split and a checkpoint's tokenizer (evaluate.py --video): no dataset is read, or needed
-        root = data.resolve_root(args.data) if splits or tokenizer_state is None else None
-        lang = language(root, args.lang, tokenizer_state)
+        root = data.resolve_root(args.data) if splits or tok is None else None
+        lang = language(root, args.lang, tok.lang_code if tok is not None else None)
         resume = getattr(args, "resume", False)
         if stage and parallel.is_main():
             outdir.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None))
@@ -46,24 +46,22 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
         if problems:
             raise SystemExit(f"{len(problems)} problem(s) with the videos of {'/'.join(splits)} under '{root}', "
                              "found before training:\n  " + "\n  ".join(problems))
-        if tokenizer_state is None:
+        if tok is None:
             sentences = [row["translation"] for row in data.read_split(root, "train")]
             kind = "mbart" if cfg.pretrained else "sentencepiece"
             tok = tokenizer.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart,
                                                     rebuild=parallel.is_main() and not resume, lang=lang)
-        else:
-            tok = tokenizer.Tokenizer.from_state(tokenizer_state)
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
     return Setup(args, cfg, root, tok, device, lang)
 
 
-def language(root, lang_flag: str = None, tokenizer_state: dict = None) -> str:
+def language(root, lang_flag: str = None, saved: str = None) -> str:
     """The translations' language: --lang, else the dataset's layout (data.dataset_language); with no dataset
-    (tools/analysis.py --video) the checkpoint's. A checkpoint's tokenizer of another language is refused."""
-    saved = tokenizer_state["lang_code"] if tokenizer_state is not None else None
+    (tools/analysis.py --video) the checkpoint's. A checkpoint's tokenizer of another language (its language code
+    `saved`) is refused."""
     codes = {code: lang for lang, code in tokenizer.LANG_CODES.items()}
     lang = data.dataset_language(root, lang_flag) if root is not None else lang_flag or codes.get(saved, "de")
-    if tokenizer_state is not None and saved != tokenizer.lang_code(lang):
+    if saved is not None and saved != tokenizer.lang_code(lang):
         raise SystemExit(f"the checkpoint's tokenizer is {saved}, the data under '{root}' is {lang} "
                          f"({tokenizer.lang_code(lang)}): pass the run and the data of one language")
     return lang
