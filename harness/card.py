@@ -40,7 +40,7 @@ def model_card(config: dict, training: dict, data_flag: str, root) -> str:
              f"| `{e['sha256'][:16]}` |" for b, e in config["bases"].items()]
     body = [f"# {config['preset']} preset, {kind}: {name}", "",
             f"The {what} of \"{PAPER}\", trained on {name} ({config['lang']}) with the {config['preset']} preset. "
-            f"Kept after epoch {training["epoch"]} for its {metric["name"]}: {metric["value"]:.4g}.", "",
+            f"Kept after epoch {training['epoch']} for its {metric['name']}: {metric['value']:.4g}.", "",
             "Load it and translate a clip as docs/checkpoints.md shows (`python evaluate.py --checkpoint FOLDER`, "
             "`python -m tools.analysis --checkpoint FOLDER --video clip.mp4`).", "",
             "## Bases", "",

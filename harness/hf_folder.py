@@ -242,11 +242,11 @@ SHA = re.compile(r"[0-9a-f]{64}")
 def check_config(config: dict, p: Path, kind: str):
     top = {"format": str, "kind": str, "preset": str, "lang": str, "standalone": bool, "model": dict, "bases": dict,
            "tokenizer": dict}
+    if config.get("format") != FORMAT:
+        refuse(p, f"field format is {config.get('format')!r}: not a folder of this project ({FORMAT})")
+    if config.get("kind") != kind:
+        refuse(p, f"field kind is {config.get('kind')!r}: this needs the {kind} folder (<out>/{kind})")
     check_keys(config, p, "", top | ({"pseudoglosses": list} if kind == "pretrain" else {}))
-    if config["format"] != FORMAT:
-        refuse(p, f"field format is {config['format']!r}: not a folder of this project ({FORMAT})")
-    if config["kind"] != kind:
-        refuse(p, f"field kind is {config['kind']!r}: this needs the {kind} folder (<out>/{kind})")
     if config["lang"] not in tokenizer.LANG_CODES or config["preset"] not in model.PRESETS:
         refuse(p, f"field lang {config['lang']!r} or preset {config['preset']!r} is not one this project knows")
     check_model_fields(config["model"], p)
