@@ -2297,6 +2297,63 @@ def test_paper_preset_from_local_folders(tmp_path):
     torch.testing.assert_close(trimmed.model.shared.weight, full.model.shared.weight[tok.keep_ids])
 
 
+def paper_bases(root, folder, dino_seed=0):
+    """Local folders in the Hugging Face layout of the paper preset's bases at their real widths (DINOv2 ViT-S/14,
+    mBART-large-cc25) with random weights, mBART's vocabulary a unigram model of the corpus's sentences and
+    SENTENCES. -> (dino folder, mbart folder)"""
+    import transformers
+    train_text = [r["translation"] for s in data.SPLITS for r in data.read_split(root, s)]
+    pieces = tokenizer.build_sentencepiece(SENTENCES * 3 + train_text * 3, vocab_size=200).model
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(pieces.id_to_piece(i), pieces.get_score(i)) for i in range(5, pieces.get_piece_size())]
+    dino_dir, mbart_dir = folder / f"dino{dino_seed}", folder / "mbart"
+    torch.manual_seed(dino_seed)
+    transformers.Dinov2Model(transformers.Dinov2Config(**model.DINOV2_SMALL)).save_pretrained(str(dino_dir))
+    if not mbart_dir.exists():
+        tok = transformers.MBartTokenizer(vocab=vocab)
+        tok.save_pretrained(str(mbart_dir))
+        transformers.MBartForConditionalGeneration(transformers.MBartConfig(
+            vocab_size=len(tok), decoder_start_token_id=2, **model.MBART_LARGE_CC25)).save_pretrained(str(mbart_dir))
+    return dino_dir, mbart_dir
+
+
+@pytest.mark.slow
+def test_paper_preset_at_real_widths_writes_and_loads_a_folder(tmp_path):
+    """The paper preset at its real widths, bases from local folders: its folder, referencing the bases or standalone,
+    gives back every weight; the local base is asked for, never opened on the folder's word; another DINOv2 is
+    refused, named."""
+    root = synthetic.make_synthetic(tmp_path / "corpus", seed=0, n_train=4, n_dev=2, n_test=2, frame_size=32)
+    dino, mbart = paper_bases(root, tmp_path)
+    out = tmp_path / "run"
+    args = cli.parse(finetune.flags(), ["--data", str(root), "--preset", "paper", "--dino", str(dino), "--mbart",
+                                        str(mbart), "--out", str(out), "--workers", "0", "--device", "cpu"])
+    setup = run.setup(args)
+    net = run.build(setup, "translation")
+    assert setup.cfg.llm_dim == 1024 and setup.cfg.dino_arch["hidden_size"] == 384
+    names = {n for n, p in net.named_parameters() if p.requires_grad}
+    about = {"kind": "finetune", "epoch": 1, "metric": {"name": "dev BLEU-4", "value": 1.0},
+             "flags": {"preset": "paper"}, "pretrained": None}
+    state = net.state_dict()
+    for standalone in (False, True):
+        path = out / ("finetune-alone" if standalone else "finetune")
+        hf_folder.save(path, net, setup, about, names, standalone)
+        kept = hf_folder.read(path, "finetune")
+        assert kept.config["bases"]["dino"] == {"hub_id": None, "folder": dino.name,
+                                                "sha256": kept.config["bases"]["dino"]["sha256"]}
+        loaded = hf_folder.build(kept, "finetune", dino=None if standalone else str(dino),
+                                 mbart=None if standalone else str(mbart)).state_dict()
+        assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+        del loaded
+    kept = hf_folder.read(out / "finetune", "finetune")
+    with pytest.raises(SystemExit, match=r"field bases.dino: it was trained on a local folder \('dino0'\), which a "
+                                         "folder never names as a path: pass that folder with --dino DIR"):
+        hf_folder.build(kept, "finetune")
+    other, _ = paper_bases(root, tmp_path, dino_seed=1)
+    with pytest.raises(SystemExit, match=f"field bases.dino.sha256: the frozen weights of the base '{other}' give"):
+        hf_folder.build(kept, "finetune", dino=str(other), mbart=str(mbart))
+    outdir.release()
+
+
 def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     out, printed = finished
     from safetensors import safe_open

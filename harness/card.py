@@ -3,9 +3,6 @@
 and the evaluation table, which evaluate.py adds per split."""
 import json
 import re
-from pathlib import Path
-
-import data
 
 # the datasets the project reads: (name, the licence of the data the weights learnt from, as the Hub spells it)
 DATASETS = {"phoenix14t": ("RWTH-PHOENIX-Weather 2014 T", "cc-by-nc-sa-3.0"),
@@ -17,17 +14,10 @@ EVALUATION = "## Evaluation"
 PAPER = "Hierarchical Feature Alignment for Gloss-Free Sign Language Translation"
 
 
-def dataset_of(data_flag: str, root) -> str:
-    """The DATASETS key of a run's --data: a synthetic corpus by its name, else the root's layout."""
-    if Path(str(data_flag)).name in data.SYNTHETIC:
-        return "synthetic"
-    return data.detect_layout(root) if root is not None else "custom"
-
-
-def model_card(config: dict, training: dict, data_flag: str, root) -> str:
-    """The card of a folder being written: front matter and body from its config.json and training.json."""
-    dataset = dataset_of(data_flag, root)
-    name, licence = DATASETS[dataset]
+def model_card(config: dict, training: dict, dataset: str) -> str:
+    """The card of a folder being written: front matter and body from its config.json and training.json;
+    `dataset` a key of DATASETS (checkpoint.dataset_of)."""
+    name, licence = DATASETS.get(dataset, DATASETS["custom"])
     kind, metric = config["kind"], training["metric"]
     front = ["---", "language:", f"- {config['lang']}", f"license: {licence}"]
     if licence == "other":

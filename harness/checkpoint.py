@@ -28,6 +28,12 @@ def dataset_fingerprint(root) -> str:
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
+def dataset_of(setup) -> str:
+    """Which dataset a run learns from, as the model card names it (card.DATASETS): a synthetic corpus by its
+    name, else the root's layout."""
+    return "synthetic" if Path(str(setup.args.data)).name in data.SYNTHETIC else data.detect_layout(setup.root)
+
+
 def result_flags(setup, names: tuple) -> dict:
     """The values of the flags `names` that fix the run's result, as plain values, and the dataset's fingerprint."""
     unknown = [n for n in names if n not in vars(setup.args)]
@@ -116,7 +122,7 @@ class Checkpoints:
         """The weights after `epoch` (0-based), kept as the folder <out>/<kind> with their metric."""
         if parallel.is_main():
             about = dict(kind=self.kind, epoch=epoch + 1, metric={"name": METRIC[self.kind], "value": metric},
-                         flags=self.about["flags"], **self.extra)
+                         flags=self.about["flags"], dataset=dataset_of(self.setup), **self.extra)
             hf_folder.save(self.best_path, net, self.setup, about, self.trained(net),
                            standalone=getattr(self.setup.args, "standalone", False))
 

@@ -28,7 +28,8 @@ import tokenizer
 from harness import card, files
 
 FORMAT = "hierarchical-feature-alignment-slt/1"
-WEIGHTS, CONFIG, TRAINING, CARD, TOKENIZER = "model.safetensors", "config.json", "training.json", "README.md", "tokenizer"
+WEIGHTS, CONFIG, TRAINING, CARD = "model.safetensors", "config.json", "training.json", "README.md"
+TOKENIZER = "tokenizer"
 DIGESTED = (WEIGHTS, CONFIG, TRAINING)  # with the tokenizer's files: what the lineage's sha256 covers (not the card)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
 MAX_JSON, MAX_TOKENIZER_FILE, MAX_HEADER = 64 << 20, 256 << 20, 64 << 20
@@ -70,8 +71,9 @@ def source_of(name: str) -> dict:
 
 
 def save(path: Path, net, setup, about: dict, names: set, standalone: bool = False):
-    """Writes the folder `path` atomically: `about` holds kind, epoch, metric (name, value), flags, and for
-    pre-training the pseudo-gloss vocabulary, for fine-tuning its lineage; `names` the trainable parameters."""
+    """Writes the folder `path` atomically: `about` holds kind, epoch, metric (name, value), flags, the dataset
+    (a key of card.DATASETS), and for pre-training the pseudo-gloss vocabulary, for fine-tuning its lineage;
+    `names` the trainable parameters."""
     from safetensors.torch import save_file
     weights = trainable_state(net, names if not standalone else {n for n, _ in net.named_parameters()})
     cfg, prints = dataclasses.asdict(setup.cfg), base_fingerprints(net, names)
@@ -93,7 +95,7 @@ def save(path: Path, net, setup, about: dict, names: set, standalone: bool = Fal
         (tmp / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / TRAINING).write_text(json.dumps(training, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         setup.tok.save(tmp / TOKENIZER)
-        (tmp / CARD).write_text(card.model_card(config, training, setup.args.data, setup.root), encoding="utf-8")
+        (tmp / CARD).write_text(card.model_card(config, training, about.get("dataset")), encoding="utf-8")
     try:
         files.atomic_write(path, write)
     except OSError as e:
@@ -146,7 +148,8 @@ def digest(folder: Path) -> str:
     for p in parts:
         if p.is_file():
             with open(p, "rb") as f:
-                h.update(f"{p.relative_to(folder).as_posix()} {hashlib.file_digest(f, 'sha256').hexdigest()}\n".encode())
+                line = f"{p.relative_to(folder).as_posix()} {hashlib.file_digest(f, 'sha256').hexdigest()}\n"
+                h.update(line.encode())
     return h.hexdigest()
 
 
@@ -310,7 +313,7 @@ def read_tokenizer(path: Path, config: dict) -> tokenizer.Tokenizer:
     kind, language and fingerprint config.json records."""
     folder = path / TOKENIZER
     for p in sorted(folder.rglob("*")):
-        if p.is_symlink() or not (p.is_file() or p.is_dir()) or (p.is_file() and p.stat().st_size > MAX_TOKENIZER_FILE):
+        if p.is_symlink() or not (p.is_file() or p.is_dir()) or p.is_file() and p.stat().st_size > MAX_TOKENIZER_FILE:
             refuse(p, "is a link, not a plain file, or larger than any tokenizer file")
     try:
         tok = tokenizer.Tokenizer.load(folder)
@@ -397,7 +400,8 @@ def base_name(kept: Kept, base: str, given: str = None) -> str:
                                    f"a folder never names as a path: pass that folder with {flag} DIR")
     if Path(entry["hub_id"]).exists():
         refuse(kept.path / CONFIG, f"field bases.{base}: hub id '{entry['hub_id']}' names a path here, which is not "
-                                   f"opened on a folder's word: pass it with {flag} {entry['hub_id']} if it is the base")
+                                   f"opened on a folder's word: pass it with {flag} {entry['hub_id']} if it is "
+                                   "the base")
     return entry["hub_id"]
 
 
