@@ -163,7 +163,7 @@ def main(argv=None):
         pretrained, setup = None, run.setup(args, stage="finetune")
     else:
         path = args.out / "pretrain" if args.pretrained is None else Path(args.pretrained)
-        if args.pretrained is not None and not path.is_dir():  # a mistyped path is never passed over
+        if args.pretrained is not None and (not args.pretrained or not path.is_dir()):  # never passed over
             raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
                              "<out>/pretrain, or none to fine-tune without pre-training)")
         pretrained = hf_folder.read(path, "pretrain", "--pretrained")

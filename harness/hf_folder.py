@@ -235,7 +235,7 @@ def check_keys(value: dict, p: Path, field: str, required: dict, optional: dict 
     for k, v in value.items():
         types = known[k] if isinstance(known[k], tuple) else (known[k],)
         if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
-            refuse(p, f"{where}{k} is {type(v).__name__} {str(v)[:40]!r}, expected "
+            refuse(p, f"{where}{k} is {type(v).__name__} {repr(v)[:40]}, expected "
                       f"{' or '.join('null' if t is type(None) else t.__name__ for t in types)}")
 
 

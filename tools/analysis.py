@@ -33,7 +33,8 @@ def pretraining(args, kept: hf_folder.Kept):
     if args.pretrained is None and not path.is_dir():
         print(f"{what}: no pre-training folder '{path}'")
         return None
-    if args.pretrained is not None and not path.is_dir() and not hf_folder.HUB_ID.fullmatch(args.pretrained):
+    if args.pretrained is not None and (not args.pretrained or not path.is_dir()
+                                        and not hf_folder.HUB_ID.fullmatch(args.pretrained)):
         raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
                          "<out>/pretrain, the one the model was fine-tuned from)")
     pre, lineage = hf_folder.read(args.pretrained or path, "pretrain", "--pretrained"), kept.training["pretrained"]
