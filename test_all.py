@@ -2292,7 +2292,8 @@ def test_paper_preset_from_local_folders(tmp_path):
         ids = tok.encode(sentence)
         assert [kept[i] for i in ids] == full_tok(sentence, add_special_tokens=False)["input_ids"]
         assert tok.decode([tok.lang_id] + ids + [tok.eos_id]) == sentence
-    cfg = model.Config(**config)
+    assert config["mbart"] == config["dino"] == ""  # local folders: never recorded as paths; passed by the user
+    cfg = dataclasses.replace(model.Config(**config), mbart=str(mbart_dir))
     trimmed = model.load_mbart(cfg, tok.keep_ids)
     torch.testing.assert_close(trimmed.model.shared.weight, full.model.shared.weight[tok.keep_ids])
 
