@@ -2011,7 +2011,8 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
     with pytest.raises(SystemExit, match=r"finetune-stage1.last.pt' does not match this run.*--val-beams: 1 -> 2"):
         finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features",
                                   "--resume", "--val-beams", "2"))
-    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt", "finetune/model.safetensors", "pretrain.last.pt"):
+    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt", "finetune/model.safetensors",
+                 "pretrain.last.pt"):
         assert digests(out)[name] == before[name], name
     # pre-training: each of eq. 5's flags, named with the saved and the new value
     for extra, named in ((["--lambda-align", "0"], "--lambda-align: 1.0 -> 0.0"),
