@@ -1,7 +1,8 @@
 """Evaluation (paper §4.1): beam-search translation of a split, scored with BLEU-1..4 and ROUGE-L as Table 1
 reports them.
 
-    python evaluate.py --data synthetic --split test    # reads <out>/finetune.pt, writes <out>/test.{hyp,ref}.txt
+    python evaluate.py --data synthetic --split test    # reads <out>/finetune/, writes <out>/test.{hyp,ref}.txt
+    python evaluate.py --data phoenix14t --checkpoint user/name         # a folder published on the Hub
 
 The levels below translation (retrieval, where each pseudo-gloss is found, a video of your own) are measured by
 `python -m tools.analysis`.
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import metrics
 import train
-from harness import checkpoint, cli, files, run
+from harness import card, cli, files, hf_folder, run
 
 TABLE_HEADER = f"{'':<28}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'ROUGE':>8}"
 
@@ -23,41 +24,52 @@ def table_row(name: str, s: dict) -> str:
 def flags(doc: str = __doc__):
     ap = cli.data_flags(doc)
     ap.add_argument("--split", default="test", choices=["dev", "test"], help="which split to translate")
-    ap.add_argument("--checkpoint", type=Path, help="the fine-tuned weights (default: <out>/finetune.pt)")
+    ap.add_argument("--checkpoint", help="the fine-tuned weights: finetune.py's folder (default: <out>/finetune), "
+                    "or a hub id user/name (docs/checkpoints.md)")
     ap.add_argument("--beams", type=cli.positive_int, default=4, help="beam width (the authors' code; the paper "
                     "gives none)")
     ap.add_argument("--max-new-tokens", type=cli.positive_int, default=150, help="longest translation, in tokens")
     return ap
 
 
-def translation_model(args, ckpt: dict, stage: str = None, splits=()):
-    """The fine-tuned model of a checkpoint, with the tokenizer it was trained with (not one rebuilt here), on
-    the run's device in eval mode; `stage` claims --out (harness.outdir). -> (setup, model)"""
-    setup = run.setup(args, config=ckpt["config"], stage=stage, tokenizer_state=ckpt["tokenizer"], splits=splits)
-    net = run.build(setup, "translation")
-    checkpoint.load_weights(net, ckpt["model"])
-    return setup, net.eval()
+def translation_model(args, kept: hf_folder.Kept, stage: str = None, splits=()):
+    """The fine-tuned model of a folder (hf_folder.read), with the tokenizer it was trained with (not one rebuilt
+    here), on the run's device in eval mode; `stage` claims --out (harness.outdir). -> (setup, model)"""
+    setup = run.setup(args, config=kept.config["model"], stage=stage, tok=kept.tok, splits=splits)
+    return setup, hf_folder.build(kept, "finetune", setup.device, args.dino, args.mbart)
 
 
 def main(argv=None):
     args = cli.parse(flags(), argv)
-    ckpt = checkpoint.load_checkpoint(args.checkpoint or args.out / "finetune.pt", "finetune")
-    setup, net = translation_model(args, ckpt, stage="evaluate", splits=(args.split,))
+    kept = hf_folder.read(args.checkpoint or args.out / "finetune", "finetune")
+    setup, net = translation_model(args, kept, stage="evaluate", splits=(args.split,))
     hyps, refs = train.translate(net, train.loader(setup, args.split, train=False), setup.tok, setup.device,
                                  args.beams, args.max_new_tokens)                                  # §4.1
     for kind, lines in (("hyp", hyps), ("ref", refs)):
         files.atomic_write(args.out / f"{args.split}.{kind}.txt",
                            lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
     result = metrics.scores(hyps, refs, setup.lang)
-    print(metrics.scoring_note(setup.lang))
-    print(TABLE_HEADER)
-    print(table_row(f"{args.split} (raw)", result))
+    table = [metrics.scoring_note(setup.lang), TABLE_HEADER, table_row(f"{args.split} (raw)", result)]
     if setup.lang == "de":  # PHOENIX14T's conventions, for comparison with its papers (README)
         period = metrics.scores([h + " ." for h in hyps], [r + " ." for r in refs])
-        print(table_row(f"{args.split} (' .' appended)", period))
-        print(table_row(f"{args.split} (authors' scoring)", metrics.authors_scores(hyps, refs, setup.tok)))
+        table.append(table_row(f"{args.split} (' .' appended)", period))
+        table.append(table_row(f"{args.split} (authors' scoring)", metrics.authors_scores(hyps, refs, setup.tok)))
+    print("\n".join(table))
     print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
+    update_card(kept.path, args.out, args.split, table)
     return result
+
+
+def update_card(folder: Path, out: Path, split: str, table: list):
+    """The table, added to the model card of the evaluated folder when it is this run's (inside --out); a folder
+    elsewhere (another run's, a download) is not written to."""
+    path = folder / hf_folder.CARD
+    if folder.resolve().parent != out.resolve() or path.is_symlink() or not path.is_file():
+        print(f"the model card '{path}' is not updated: the folder is not in --out '{out}', or has no card")
+        return
+    text = card.with_evaluation((folder / hf_folder.CARD).read_text(encoding="utf-8"), split, "\n".join(table))
+    files.atomic_write(folder / hf_folder.CARD, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    print(f"added the {split} table to the model card {folder / hf_folder.CARD}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ mBART's decoder, train eq. 6 in two stages (Cambrian-1's recipe) and keep the be
     stage 1 (--stage1-epochs 100): only the mapper and the decoder's LoRA train
     stage 2 (--stage2-epochs 200): everything trainable trains
 
-    python finetune.py --data synthetic                  # reads <out>/pretrain.pt, writes <out>/finetune.pt
+    python finetune.py --data synthetic                  # reads <out>/pretrain/, writes <out>/finetune/
 
 This file is the method and its training loop (`train_stage`); what both loops share of §4.2 is in train.py, and
 what is not method (flags, set-up, checkpoints, --resume, logs, data-parallel) is one call each into harness/.
@@ -20,7 +20,7 @@ import losses
 import metrics
 import model
 import train
-from harness import checkpoint, cli, logs, parallel, run
+from harness import checkpoint, cli, hf_folder, logs, parallel, run
 
 # Stage 1 trains the mapper and the decoder (its LoRA; in the tiny preset, whose mBART trains whole, also the
 # embedding the decoder shares with the encoder and the output layer); stage 2 everything that trains at all.
@@ -38,8 +38,8 @@ VALIDATION = {"paper": dict(val_beams=4, val_every=2, val_scoring="authors"),
 
 def flags():
     ap = cli.training_flags(__doc__)
-    ap.add_argument("--pretrained", help="pre-trained weights (default: <out>/pretrain.pt; none: from scratch, "
-                    "the study's no-pre-training variant)")
+    ap.add_argument("--pretrained", help="pre-trained weights, pretrain.py's folder (default: <out>/pretrain; "
+                    "none: from scratch, the study's no-pre-training variant)")
     ap.add_argument("--stage1-epochs", type=cli.non_negative_int, default=100,
                     help="stage 1: mapper and decoder LoRA only (§4.2)")
     ap.add_argument("--stage2-epochs", type=cli.non_negative_int, default=200,
@@ -65,7 +65,7 @@ def load_pretrained(net, state: dict):
             renamed[k] = v
         elif k.startswith("llm_encoder."):
             renamed["mbart.model.encoder." + k.removeprefix("llm_encoder.")] = v
-    checkpoint.load_weights(net, renamed)
+    net.load_state_dict(renamed, strict=False)  # read and checked: hf_folder.read
 
 
 @torch.no_grad()
@@ -113,7 +113,7 @@ def train_stage(setup: run.Setup, net, stage: int, best: float, trainable: set, 
     `trainable` in stage 2; AdamW under the one-cycle schedule, stepped every batch; eq. 6, backward,
     gradients clipped at norm 1.0, update. Validates every `val_every` epochs and after the last, and keeps
     the weights with the best dev BLEU-4 over both stages (`best`: stage 1's, when stage 2 starts) in
-    <out>/finetune.pt, with `lineage` (the pre-training it started from). -> that BLEU-4"""
+    the folder <out>/finetune, with `lineage` (the pre-training it started from). -> that BLEU-4"""
     args = setup.args
     epochs = args.stage1_epochs if stage == 1 else args.stage2_epochs
     if epochs == 0:  # a skipped stage
@@ -162,25 +162,27 @@ def main(argv=None):
     if args.pretrained == "none":
         pretrained, setup = None, run.setup(args, stage="finetune")
     else:
-        path = args.out / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
-        if args.pretrained is not None and not path.is_file():  # a mistyped path is never passed over
-            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's "
-                             "<out>/pretrain.pt, or none to fine-tune without pre-training)")
-        pretrained = checkpoint.load_checkpoint(path, "pretrain")
-        setup = run.setup(args, stage="finetune", tokenizer_state=pretrained["tokenizer"])  # pre-training's
-        checkpoint.check_matches(setup, pretrained, path, ignore=("n_glosses",))  # the pseudo-glosses stay behind
+        path = args.out / "pretrain" if args.pretrained is None else Path(args.pretrained)
+        if args.pretrained is not None and (not args.pretrained or not path.is_dir()):  # never passed over
+            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
+                             "<out>/pretrain, or none to fine-tune without pre-training)")
+        pretrained = hf_folder.read(path, "pretrain", "--pretrained")
+        setup = run.setup(args, stage="finetune", tok=pretrained.tok)  # the pre-training's tokenizer
+        checkpoint.check_matches(setup, pretrained.config["model"], pretrained.tok.fingerprint(), path,
+                                 ignore=("n_glosses",))  # the pseudo-glosses stay behind
     net = run.build(setup, "translation")
-    if pretrained is not None:
-        load_pretrained(net, pretrained["model"])
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}  # what the checkpoints hold
+    if pretrained is not None:  # its frozen weights must be those the pre-training was trained on
+        hf_folder.check_bases(pretrained, net, trainable, (("dino", "sha256"), ("mbart", "encoder_sha256")), setup.cfg)
+        load_pretrained(net, pretrained.state)
     # the pre-training this model comes from (None: none), so that evaluate.py uses no other one
-    lineage = {"pretrained": {"sha256": checkpoint.file_digest(path)} if pretrained is not None else None}
+    lineage = {"pretrained": {"sha256": hf_folder.digest(path)} if pretrained is not None else None}
     parallel.log(f"fine-tuning {args.preset} on {setup.root}: {model.count(net)[0]:,} trainable parameters, "
               f"out {args.out}")
     best = -math.inf
     for stage in (1, 2):
         best = train_stage(setup, net, stage, best, trainable, lineage, args.val_every)
-    parallel.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune.pt'}")
+    parallel.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune'}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Pre-training (paper §3.2): align the segments with pseudo-glosses (eqs. 1-3) and the video with its sentence
 (eq. 4), L_pre-train = L_align + lambda L_psp (eq. 5); keep the weights with the lowest validation loss.
 
-    python pretrain.py --data phoenix14t     # paper preset, one GPU; writes runs/phoenix14t-paper/pretrain.pt
+    python pretrain.py --data phoenix14t     # paper preset, one GPU; writes runs/phoenix14t-paper/pretrain/
     python pretrain.py --data synthetic      # tiny preset, CPU minutes (after `python -m tools.synthetic`)
 
 This file is the method and its training loop (`pretrain`); what both loops share of §4.2 is in train.py, and
@@ -75,10 +75,10 @@ def validate(net, dev, setup: run.Setup, pg: pseudogloss.PseudoGlosses) -> dict:
 def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, val_every: int = 1) -> float:
     """§3.2 trained as §4.2 says: AdamW under the one-cycle schedule, stepped every batch; eq. 5, backward,
     gradients clipped at norm 1.0, update. Validates every `val_every` epochs and after the last, and keeps
-    the weights with the lowest validation loss (<out>/pretrain.pt). -> that loss"""
+    the weights with the lowest validation loss (the folder <out>/pretrain). -> that loss"""
     args = setup.args
     checkpoints = checkpoint.Checkpoints(setup, "pretrain", "pretrain", RESULT_FLAGS,
-                                    extra={"pseudoglosses": {"vocab": pg.vocab}})  # the vocabulary travels along
+                                         extra={"vocab": pg.vocab})  # the vocabulary travels along
     batches, dev = train.loader(setup, "train", train=True), train.loader(setup, "dev", train=False)
     optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
     scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), args.epochs * len(batches))
@@ -123,10 +123,10 @@ def main(argv=None):
     parallel.log(f"pre-training {args.preset} on {setup.root} ({setup.lang}): {len(pg.vocab)} pseudo-glosses, "
               f"{model.count(net)[0]:,} trainable parameters, out {args.out}")
     best = pretrain(setup, net, pg)
-    if not math.isfinite(best):  # no validation ran (--stop-after before it): no pretrain.pt was kept
-        parallel.log(f"no validation loss yet: {args.out / 'pretrain.pt'} not written; continue with --resume")
+    if not math.isfinite(best):  # no validation ran (--stop-after before it): no kept weights yet
+        parallel.log(f"no validation loss yet: {args.out / 'pretrain'} not written; continue with --resume")
         return
-    parallel.log(f"best validation loss {best:.4f}: {args.out / 'pretrain.pt'}")
+    parallel.log(f"best validation loss {best:.4f}: {args.out / 'pretrain'}")
 
 
 if __name__ == "__main__":

@@ -170,18 +170,23 @@ def _read_cache(cache: Path, key: dict):
     damaged (cut off, not a torch file, foreign objects, fields missing), which is said, naming the file."""
     if not cache.is_file():
         return None
-    try:
-        pg = torch.load(cache, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refused an object: not a cache this project writes
-        pg, why = None, "it holds Python objects other than tensors and plain values"
-    except Exception as e:  # EOFError, RuntimeError (not a zip), ...: whatever a cut-off file makes torch raise
-        pg, why = None, f"{type(e).__name__}: cut off or not a torch file"
-    else:
+    why, pg = files.torch_archive_problem(cache), None  # checked before unpickling: nothing inflates in memory
+    if not why:
+        try:
+            pg = torch.load(cache, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # weights_only refused an object: not a cache this project writes
+            why = "it holds Python objects other than tensors and plain values"
+        except Exception as e:  # EOFError, RuntimeError (not a zip), ...: whatever a cut-off file makes torch raise
+            why = f"{type(e).__name__}: cut off or not a torch file"
+    if not why:
         if isinstance(pg, dict) and pg.get("key") != key:
             return None  # built from other annotations or options: rebuilt, as nothing is wrong with it
-        fields = isinstance(pg, dict) and isinstance(pg.get("vocab"), list) and isinstance(pg.get("labels"), dict) \
-            and isinstance(pg.get("prototypes"), torch.Tensor) and len(pg["prototypes"]) == len(pg["vocab"]) + 1
-        why = None if fields else "vocab, prototypes or labels missing or inconsistent"
+        vocab = pg.get("vocab") if isinstance(pg, dict) else None
+        fields = isinstance(vocab, list) and isinstance(pg.get("labels"), dict) \
+            and isinstance(pg.get("prototypes"), torch.Tensor) \
+            and tuple(pg["prototypes"].shape) == (len(vocab) + 1, key["dim"])
+        why = None if fields else f"vocab, labels, or prototypes of shape [{len(vocab or [])} + 1, {key['dim']}] " \
+            "missing or inconsistent"
     if why:
         print(f"pseudo-gloss cache '{cache}' is damaged ({why}); rebuilding it", flush=True)
         return None

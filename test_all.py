@@ -12,12 +12,15 @@ import fcntl
 import functools
 import hashlib
 import io
+import json
 import math
 import os
+import pickle
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +44,7 @@ import pseudogloss
 import tokenizer
 import train
 from corpora import check, decode, how2sign, pack
-from harness import checkpoint, cli, files, outdir, parallel, run
+from harness import checkpoint, cli, files, hf_folder, outdir, parallel, run
 from tools import analysis, benchmark, synthetic, tagger_scores
 
 # ----------------------------------------------------------------------------------------------
@@ -121,7 +124,7 @@ def finished(corpus, tmp_path_factory):
     tools/analysis.py printed."""
     out = tmp_path_factory.mktemp("finished") / "run"
     pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    assert torch.load(out / "pretrain.pt", weights_only=True)["pseudoglosses"]["vocab"] == sorted(
+    assert read_json(out / "pretrain" / "config.json")["pseudoglosses"] == sorted(
         {g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(r["translation"])})
     finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
     printed = io.StringIO()
@@ -166,10 +169,31 @@ def _has(module, dotted):
 
 
 def edited_checkpoint(source, dest, edit):
-    """A copy of checkpoint `source` at `dest` after edit(ckpt) (a crafted or mixed-up file)."""
+    """A copy of the --resume state `source` at `dest` after edit(ckpt) (a crafted or mixed-up file)."""
     ckpt = torch.load(source, weights_only=True)
     edit(ckpt)
     torch.save(ckpt, dest)
+    return dest
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def edited_folder(source, dest, config=None, tensors=None, training=None):
+    """A copy of the kept-weights folder `source` at `dest` after config(dict), tensors(dict) and training(dict)
+    edit its config.json, model.safetensors and training.json (a crafted or mixed-up folder)."""
+    from safetensors.torch import load_file, save_file
+    dest = shutil.copytree(source, dest, dirs_exist_ok=True)
+    for name, edit in (("config.json", config), ("training.json", training)):
+        if edit:
+            value = read_json(dest / name)
+            edit(value)
+            (dest / name).write_text(json.dumps(value), encoding="utf-8")
+    if tensors:
+        state = load_file(dest / "model.safetensors")
+        tensors(state)
+        save_file({k: v.contiguous() for k, v in state.items()}, dest / "model.safetensors")
     return dest
 
 
@@ -1148,7 +1172,7 @@ def test_bad_videos_are_all_listed_before_training(corpus, tmp_path):
                        match=r"(?s)2 problem\(s\).*train.*" + train_ + ".* no images.*" + dev + "' is missing"):
         pretrain.main(train_flags(corpus, out, "--epochs", "1") + ["--data", str(root)])
     outdir.release()
-    assert not list(out.glob("*.pt"))
+    assert not list(out.glob("*.pt")) and not (out / "pretrain").exists()
 
 
 def test_damaged_packs_are_found_and_rebuilt(corpus, tmp_path):
@@ -1634,10 +1658,10 @@ def test_rerun_refuses_and_overwrite_sets_the_old_run_aside(finished, corpus, tm
     result = script("pretrain.py", *train_flags(corpus, out, "--epochs", "1"))  # the same command again
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
-    assert f"'{out}' already holds pretrain.py's files (pretrain.last.pt, pretrain.pt)" in message
+    assert f"'{out}' already holds pretrain.py's files (pretrain, pretrain.last.pt)" in message
     assert "--resume" in message and "--out" in message and "--overwrite" in message
     assert "Traceback" not in result.stderr
-    with pytest.raises(SystemExit, match=r"holds finetune.py's files \(finetune-stage1.last.pt, finetune-stage2"):
+    with pytest.raises(SystemExit, match=r"holds finetune.py's files \(finetune, finetune-stage1.last.pt, finetune-"):
         finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
     with pytest.raises(SystemExit, match=r"holds evaluate.py's files \(test.hyp.txt, test.ref.txt\)"):
         evaluate.main(flags(corpus, out, "--split", "test"))
@@ -1648,19 +1672,20 @@ def test_rerun_refuses_and_overwrite_sets_the_old_run_aside(finished, corpus, tm
     aside = list(out.glob("replaced-*"))
     assert len(aside) == 1
     moved = digests(aside[0])
-    for name in ("pretrain.pt", "pretrain.last.pt", "finetune.pt", "finetune-stage2.last.pt", "test.hyp.txt",
-                 "spm.model"):
+    for name in ("pretrain/model.safetensors", "pretrain/config.json", "pretrain.last.pt", "finetune/README.md",
+                 "finetune/model.safetensors", "finetune-stage2.last.pt", "test.hyp.txt", "spm.model"):
         assert moved[name] == before[name], name
-    assert (out / "pretrain.pt").is_file() and (out / "spm.model").is_file()
-    assert not any((out / n).exists() for n in ("finetune.pt", "finetune-stage1.last.pt", "test.hyp.txt"))
+    assert (out / "pretrain" / "model.safetensors").is_file() and (out / "spm.model").is_file()
+    assert not any((out / n).exists() for n in ("finetune", "finetune-stage1.last.pt", "test.hyp.txt"))
 
 
 def test_checkpoints_carry_tokenizer_config_and_flags(finished, corpus, tmp_path):
     out = finished[0]
-    ckpt = torch.load(out / "finetune.pt", weights_only=True)
-    assert ckpt["kind"] == "finetune" and ckpt["role"] == "best" and ckpt["config"]["image_size"] == 32
-    assert ckpt["flags"]["lr"] == 3e-4 and ckpt["flags"]["batch_size"] == 4 and ckpt["flags"]["stage2_epochs"] == 1
-    assert ckpt["tokenizer"]["files"]["spm.model"] == (out / "spm.model").read_bytes()   # the pre-training's
+    config, training = read_json(out / "finetune" / "config.json"), read_json(out / "finetune" / "training.json")
+    assert config["kind"] == training["kind"] == "finetune" and config["model"]["image_size"] == 32
+    flags_ = training["flags"]
+    assert flags_["lr"] == 3e-4 and flags_["batch_size"] == 4 and flags_["stage2_epochs"] == 1
+    assert (out / "finetune" / "tokenizer" / "spm.model").read_bytes() == (out / "spm.model").read_bytes()
     # other annotations, on which a rebuilt tokenizer would give other ids: evaluate decodes with the checkpoint's
     def longer_sentences(root):
         csv = data.annotation_path(root, "train")
@@ -1668,15 +1693,13 @@ def test_checkpoints_carry_tokenizer_config_and_flags(finished, corpus, tmp_path
         csv.write_text("\n".join(lines[:1] + [ln + " und morgen wieder sonne" for ln in lines[1:]]) + "\n")
     other = copy_corpus(corpus, tmp_path, longer_sentences)
     rebuilt = tokenizer.build_sentencepiece([r["translation"] for r in data.read_split(other, "train")])
-    assert rebuilt.fingerprint() != ckpt["tokenizer"]["fingerprint"]
-    evaluate.main(flags(other, tmp_path / "eval", "--checkpoint", out / "finetune.pt", "--max-new-tokens", "5"))
+    assert rebuilt.fingerprint() != config["tokenizer"]["fingerprint"]
+    evaluate.main(flags(other, tmp_path / "eval", "--checkpoint", out / "finetune", "--max-new-tokens", "5"))
     assert (tmp_path / "eval" / "test.hyp.txt").read_text() == (out / "test.hyp.txt").read_text()
-    # a pre-trained checkpoint of another configuration: fine-tuning names what differs
-    pre = torch.load(out / "pretrain.pt", weights_only=True)
-    pre["config"]["image_size"] = 64
-    torch.save(pre, tmp_path / "other.pt")
-    with pytest.raises(SystemExit, match=r"other.pt' does not match this run \(saved -> now\): image_size: 64 -> 32"):
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", tmp_path / "other.pt"))
+    # a pre-trained folder of another configuration: fine-tuning names what differs
+    other = edited_folder(out / "pretrain", tmp_path / "other", config=lambda c: c["model"].update(image_size=64))
+    with pytest.raises(SystemExit, match=r"other' does not match this run \(saved -> now\): image_size: 64 -> 32"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", other))
     outdir.release()
 
 
@@ -1718,64 +1741,240 @@ def test_bad_flags_are_errors_naming_the_flag(corpus, tmp_path, capsys):
 
 def test_unreadable_checkpoints_are_clear_errors(finished, corpus, tmp_path):
     out = finished[0]
-    (tmp_path / "empty.pt").write_bytes(b"")
-    (tmp_path / "notes.pt").write_text("my notes, not a checkpoint\n")
-    (tmp_path / "cut.pt").write_bytes((out / "finetune.pt").read_bytes()[:100000])
-    torch.save({"model": {}, "args": argparse.Namespace(lr=1.0)}, tmp_path / "pickled.pt")
-    torch.save({"model": {}}, tmp_path / "old.pt")
-    cases = [(tmp_path / "empty.pt", r"is empty \(0 bytes\)"),
-             (tmp_path / "notes.pt", "cannot be read: not a torch file"),
-             (tmp_path / "cut.pt", "cannot be read"),
-             (tmp_path / "pickled.pt", "is not a checkpoint of this project: it holds Python objects"),
-             (tmp_path / "old.pt", "lacks kind, role, config, tokenizer, flags, epoch, metric"),
-             (out / "finetune-stage2.last.pt",
-              "is the state --resume continues from .*pass finetune.py's <out>/finetune.pt"),
-             (out / "pretrain.pt", "is a pretrain checkpoint; this needs a finetune one")]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "old.pt").write_bytes(b"PK\x03\x04 an older release's single-file checkpoint")
+    cases = [(tmp_path / "old.pt", "is a file: kept weights are a folder"),
+             (tmp_path / "empty", "config.json' is missing: a kept-weights folder holds"),
+             (out / "pretrain", "field kind is 'pretrain': this needs the finetune folder")]
     for path, message in cases:
         with pytest.raises(SystemExit, match=message) as e:
             evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", path))
-        assert str(path) in str(e.value) and "weights_only" not in str(e.value), str(e.value)
-    with pytest.raises(SystemExit,
-                       match=f"'{out / 'finetune.pt'}' is a finetune checkpoint; this needs a pretrain one"):
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", out / "finetune.pt"))
+        assert str(path) in str(e.value), str(e.value)
+    with pytest.raises(SystemExit, match="field kind is 'finetune': this needs the pretrain folder"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", out / "finetune"))
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "ft").exists()
+    # the --resume state: stays a torch file, read only when whole, uncompressed, plain and finite
+    good = (out / "pretrain.last.pt").read_bytes()
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:  # 1 MB of zeros in a few kB: it would inflate
+        z.writestr("archive/data.pkl", b"\0" * (1 << 20))
+    nan = lambda c: c["model"].update({k: v * math.nan for k, v in list(c["model"].items())[:1]})
+    states = [(lambda p: p.write_bytes(b""), "it is empty"), (lambda p: p.write_bytes(good[:100000]), "cannot be read"),
+              (lambda p: p.write_bytes(bomb.getvalue()), "is compressed, which torch.save never writes"),
+              (lambda p: torch.save({"model": {}, "a": argparse.Namespace(lr=1.0)}, p), "holds Python objects"),
+              (lambda p: edited_checkpoint(out / "pretrain.last.pt", p, nan), "is not a tensor of finite values")]
+    for damage, message in states:
+        run_ = shutil.copytree(out, tmp_path / "resume", dirs_exist_ok=True)
+        damage(run_ / "pretrain.last.pt")
+        with pytest.raises(SystemExit, match=message) as e:
+            pretrain.main(train_flags(corpus, run_, "--epochs", "1", "--resume"))
+        assert f"--resume: '{run_ / 'pretrain.last.pt'}'" in str(e.value), str(e.value)
     outdir.release()
 
 
-def test_checkpoint_file_names_and_fingerprint_are_checked_before_anything_is_written(finished, corpus, tmp_path):
-    import tempfile
+def spm_of(sentences):
+    return tokenizer.build_sentencepiece(sentences).model.serialized_model_proto()
+
+
+def kept_folder_cases(out, corpus):
+    """(name, how a copy of <out>/finetune is damaged: edited_folder's keyword arguments or a function of the
+    copy, the refusal's words): every way in that reading a folder refuses (issue R 5, 8, 17-20, 27)."""
+    first = "sign.temporal.blocks.0.attn.qkv.weight"
+
+    def cut(d):
+        w = d / "model.safetensors"
+        w.write_bytes(w.read_bytes()[:-1000])
+
+    def planted(d):  # a pickle, and a torch file, under the safetensors name: never unpickled
+        (d / "model.safetensors").write_bytes(pickle.dumps({"x": 1}))
+
+    def linked(d):
+        (d / "tokenizer" / "spm.model").unlink()
+        (d / "tokenizer" / "spm.model").symlink_to(out / "spm.model")
+
+    def other_tokenizer(d):
+        (d / "tokenizer" / "spm.model").write_bytes(spm_of([r["translation"] + " und morgen wieder sonne"
+                                                            for r in data.read_split(corpus, "train")]))
+
+    def huge(c):
+        c["model"]["mbart_arch"].update(d_model=65536, encoder_ffn_dim=65536)
+    return [
+        ("wrong shape", dict(tensors=lambda s: s.update({first: s[first][:, :32]})),
+         f"tensor '{first}': F32 [192, 32], but the model of its config.json has F32 [192, 64]"),
+        ("other name", dict(tensors=lambda s: s.update({"sign.extra": torch.zeros(2)})),
+         "holds tensor 'sign.extra', which the model of its config.json has not"),
+        ("missing", dict(tensors=lambda s: s.pop(first)), f"lacks tensor '{first}'"),
+        ("dtype", dict(tensors=lambda s: s.update({first: s[first].half()})), f"tensor '{first}': F16 [192, 64]"),
+        ("nan", dict(tensors=lambda s: s[first].view(-1).__setitem__(0, math.nan)),
+         f"tensor '{first}' holds non-finite values"),
+        ("cut off", cut, "model.safetensors' is cut off or padded: its tensors end at byte"),
+        ("pickle", planted, "model.safetensors' is not a safetensors file (it begins as a Python pickle"),
+        ("torch file", lambda d: torch.save({"x": torch.zeros(2)}, d / "model.safetensors"),
+         "model.safetensors' is not a safetensors file (it begins as a zip or torch file)"),
+        ("other widths", dict(config=lambda c: c["model"].update(frame_dim=32)),
+         "attn.proj.bias': F32 [64], but the model of its config.json has F32 [32]"),
+        ("unknown key", dict(config=lambda c: c["model"].update(colour="red")), "has unknown field model.colour"),
+        ("wrong type", dict(config=lambda c: c["model"].update(image_size="32")),
+         "field model.image_size is str '32', expected int"),
+        ("200,000 wide", dict(config=lambda c: c["model"].update(llm_dim=200000)),
+         "field model.llm_dim is 200000: out of range (0 to 65,536)"),
+        ("too many weights", dict(config=huge), "weights (fields model.*), more than 4,000,000,000"),
+        ("a path", dict(config=lambda c: c["model"].update(pretrained=True, dino="/etc")),
+         "field model.dino is '/etc', not a hub id (user/name): a folder's config never names a path to open"),
+        ("tokenizer", other_tokenizer, "does not give config.json's field tokenizer.fingerprint"),
+        ("link", linked, "spm.model' is a link"),
+        ("lineage", dict(training=lambda t: t.update(pretrained={"sha256": 5})),
+         "field pretrained.sha256 is int 5, expected str")]
+
+
+def test_a_damaged_or_crafted_folder_is_refused_naming_file_and_field(finished, corpus, tmp_path):
     out = finished[0]
-    victim, escaped = tmp_path / "victim.txt", tmp_path / "escaped.txt"
-    victim.write_text("keep me\n")
-    up = "../" + os.path.relpath(escaped, tempfile.gettempdir())      # from a fresh temporary folder to `escaped`
-    clip = copy_test_video(corpus, tmp_path / "clip")
-    for bad in (str(victim), up, "mbart-tokenizer/../../x.txt", ".", "a\\b", "notes.txt"):
-        def add(ckpt):
-            ckpt["tokenizer"]["files"][bad] = b"overwritten\n"
-        ft = edited_checkpoint(out / "finetune.pt", tmp_path / "ft.pt", add)
-        pre = edited_checkpoint(out / "pretrain.pt", tmp_path / "pre.pt", add)
+    for name, damage, message in kept_folder_cases(out, corpus):
+        folder = tmp_path / name
+        if callable(damage):
+            damage(shutil.copytree(out / "finetune", folder))
+        else:
+            edited_folder(out / "finetune", folder, **damage)
         with pytest.raises(SystemExit) as e:
-            analysis.main(flags(corpus, tmp_path / "eval", "--checkpoint", ft, "--video", clip,
-                                "--max-new-tokens", "2"))
-        assert f"checkpoint '{ft}' cannot be used: its tokenizer holds a file named {bad!r}" in str(e.value), bad
-        with pytest.raises(SystemExit) as e:
-            finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1",
-                                      "--stage2-epochs", "0"))
-        assert f"checkpoint '{pre}' cannot be used: its tokenizer holds a file named {bad!r}" in str(e.value), bad
-        assert victim.read_text() == "keep me\n" and not escaped.exists() and not (tmp_path / "x.txt").exists()
-        assert not (tmp_path / "ft").exists() and not (tmp_path / "eval").exists()
-    # the stored files of another tokenizer under the recorded fingerprint: refused before --out is touched
-    other = tokenizer.build_sentencepiece([r["translation"] + " und morgen wieder sonne"
-                                           for r in data.read_split(corpus, "train")])
-    def swap(ckpt):
-        ckpt["tokenizer"]["files"]["spm.model"] = other.model.serialized_model_proto()
-    pre = edited_checkpoint(out / "pretrain.pt", tmp_path / "pre.pt", swap)
-    with pytest.raises(SystemExit) as e:
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", pre, "--stage1-epochs", "1",
-                                  "--stage2-epochs", "0"))
-    assert f"checkpoint '{pre}' cannot be used: its tokenizer's files do not give the fingerprint it records" \
-        in str(e.value)
+            evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", folder))
+        assert message in str(e.value) and str(folder) in str(e.value), (name, str(e.value))
+        assert "nothing was loaded or written" in str(e.value) and not (tmp_path / "eval").exists(), name
+    # NaN weights in the pre-training: fine-tuning refuses them before it starts (not as a non-finite loss)
+    nan = edited_folder(out / "pretrain", tmp_path / "nan-pretrain",
+                        tensors=lambda s: s["prototypes"].view(-1).__setitem__(3, math.inf))
+    with pytest.raises(SystemExit, match="tensor 'prototypes' holds non-finite values"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", nan))
     assert not (tmp_path / "ft").exists()
+    # frozen weights that are not those the folder records: refused, naming the base
+    other = edited_folder(out / "finetune", tmp_path / "other-base", config=lambda c: c["bases"]["dino"].update(
+        sha256="0" * 64))
+    with pytest.raises(SystemExit, match=r"field bases.dino.sha256: the frozen weights of the base 'the seeded random "
+                                         r"weights of the preset' give [0-9a-f]{12}, the folder records 000000000000"):
+        evaluate.main(flags(corpus, tmp_path / "eval2", "--checkpoint", other))
     outdir.release()
+
+
+def test_a_full_disk_is_a_clear_error_and_keeps_the_old_files(finished, corpus, tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.torch
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    kept = hf_folder.read(out / "finetune", "finetune")
+    net = hf_folder.build(kept, "finetune")
+    setup = run.Setup(cli.parse(evaluate.flags(), flags(corpus, out)), kept.cfg, corpus, kept.tok, "cpu")
+    about = kept.training | {"kind": "finetune"}
+    names = {n for n, p in net.named_parameters() if p.requires_grad}
+    before = digests(out)
+
+    def full(state, path, metadata=None):
+        Path(path).write_bytes(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(SystemExit, match=f"could not write '{out / 'finetune'}' \\(the disk is full\\): OSError"):
+        hf_folder.save(out / "finetune", net, setup, about, names)
+    monkeypatch.setattr(torch, "save", lambda *a: (_ for _ in ()).throw(
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")))
+    with pytest.raises(SystemExit, match=r"could not write '.*pretrain.last.pt' \(a full disk\?\)"):
+        checkpoint.save_checkpoint(out / "pretrain.last.pt", model={})
+    assert digests(out) == before and not [p for p in out.iterdir() if ".tmp" in p.name]
+
+
+def evidence_lines(printed: str) -> list:
+    """The `  <pseudo-gloss>  E-hat <x>  frames ...` lines of tools/analysis.py --video's output."""
+    return [ln.strip() for ln in printed.splitlines() if " E-hat " in ln]
+
+
+def test_a_folder_in_a_fresh_process_translates_and_finds_as_the_run_that_wrote_it(corpus, tmp_path, monkeypatch):
+    kept, real = {}, hf_folder.save
+
+    def save(path, net, *args, **kwargs):  # the run's own models, as they were when kept
+        kept[path.name] = copy.deepcopy(net).eval()
+        return real(path, net, *args, **kwargs)
+    monkeypatch.setattr(hf_folder, "save", save)
+    out = tmp_path / "run"
+    pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
+    outdir.release()
+    clip = copy_test_video(corpus, tmp_path / "clip", 1)
+    # in this process, with the writing run's models and tokenizer: the test translations and the clip's E-hat
+    args = cli.parse(tools_flags(), flags(corpus, out, "--max-new-tokens", "5"))
+    setup = run.setup(args, read_json(out / "finetune" / "config.json")["model"], tok=tokenizer.Tokenizer.load(out),
+                      splits=("test",))
+    hyps, _ = train.translate(kept["finetune"], train.loader(setup, "test", train=False), setup.tok, "cpu", 4, 5)
+    pixels, _ = analysis.read_video(clip)
+    batch, keep = analysis.video_batch(pixels, "clip", setup)
+    _, _, evidence, mask = analysis.pretrain_outputs(kept["pretrain"], batch, setup)
+    evidence = evidence[0, :int(mask[0].sum())]
+    vocab = read_json(out / "pretrain" / "config.json")["pseudoglosses"]
+    expected = [f"{vocab[u]:<16} E-hat {float(evidence[:, u].sum()):.2f}"
+                for u in analysis.found_glosses(evidence, 0.5, 5)]
+    # in a fresh process, from the folders alone
+    ev = script("evaluate.py", *flags(corpus, tmp_path / "ev", "--checkpoint", out / "finetune", "--max-new-tokens", 5))
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert (tmp_path / "ev" / "test.hyp.txt").read_text().splitlines() == hyps
+    video = script("-m", "tools.analysis", *flags(corpus, tmp_path / "an", "--checkpoint", out / "finetune",
+                                                  "--video", clip, "--max-new-tokens", 5))
+    assert video.returncode == 0, video.stderr[-2000:]
+    shown = evidence_lines(video.stdout)
+    assert [ln.split("  frames")[0] for ln in shown] == expected and len(expected) >= 1, (shown, expected)
+    assert f"translation: {hyps[1]}\n" in video.stdout
+
+
+def tools_flags():
+    ap = evaluate.flags()
+    ap.add_argument("--video")
+    return ap
+
+
+def test_a_hub_id_is_fetched_with_huggingface_hub(finished, corpus, tmp_path, monkeypatch):
+    import huggingface_hub
+    out = finished[0]
+    calls = []
+
+    def snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        calls.append((repo_id, allow_patterns))
+        if repo_id != "someone/hfa-slt-tiny":
+            raise huggingface_hub.errors.LocalEntryNotFoundError(f"{repo_id}: the hub is not reachable")
+        return str(shutil.copytree(out / "finetune", tmp_path / "cache" / "snapshot"))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    evaluate.main(flags(corpus, tmp_path / "ev", "--checkpoint", "someone/hfa-slt-tiny", "--max-new-tokens", "5"))
+    assert (tmp_path / "ev" / "test.hyp.txt").read_text() == (out / "test.hyp.txt").read_text()
+    assert calls[0][0] == "someone/hfa-slt-tiny" and "model.safetensors" in calls[0][1]
+    assert digests(tmp_path / "cache" / "snapshot") == digests(out / "finetune")  # a download is not written to
+    with pytest.raises(SystemExit, match="--checkpoint 'someone/missing': no such folder here, and the hub id could "
+                                         "not be fetched \\(LocalEntryNotFoundError"):
+        evaluate.main(flags(corpus, tmp_path / "ev2", "--checkpoint", "someone/missing"))
+    outdir.release()
+
+
+def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
+    out, _ = finished
+    names = sorted(str(p.relative_to(out / "finetune")) for p in (out / "finetune").rglob("*") if p.is_file())
+    assert names == ["README.md", "config.json", "model.safetensors", "tokenizer/spm.model", "tokenizer/tokenizer.json",
+                     "training.json"]
+    card_ = (out / "finetune" / "README.md").read_text()
+    front = card_.split("---\n")[1]
+    assert "language:\n- de\n" in front and "license: other" in front and "- bleu\n" in front
+    assert "- sign-language-translation" in front and "datasets:\n- synthetic\n" in front
+    assert "### test" in card_ and (out / "test.hyp.txt").exists()               # evaluate.py's table
+    table = card_.split("### test")[1]
+    assert "BLEU-4" in table and "test (raw)" in table
+    assert read_json(out / "finetune" / "training.json")["pretrained"]["sha256"] == hf_folder.digest(out / "pretrain")
+    # --standalone: the frozen DINOv2 is in the folder too, and the model it gives is the same
+    alone = tmp_path / "alone"
+    pretrain.main(train_flags(corpus, alone, "--epochs", "1", "--standalone"))
+    outdir.release()
+    from safetensors import safe_open
+    with safe_open(alone / "pretrain" / "model.safetensors", "pt") as f, \
+            safe_open(out / "pretrain" / "model.safetensors", "pt") as g:
+        frozen = set(f.keys()) - set(g.keys())
+    assert frozen and all(k.startswith(("sign.visual.dino.", "text_encoder.")) or ".base." in k for k in frozen)
+    assert any(k.startswith("sign.visual.dino.embeddings") for k in frozen)
+    assert read_json(alone / "pretrain" / "config.json")["standalone"] is True
+    pre = hf_folder.read(alone / "pretrain", "pretrain")
+    net = hf_folder.build(pre, "pretrain")
+    state = net.state_dict()
+    assert all(torch.equal(state[k], pre.state[k]) for k in pre.state)
 
 
 def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, tmp_path):
@@ -1784,7 +1983,7 @@ def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, 
     before = digests(out)
     with pytest.raises(SystemExit) as e:
         pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume"))
-    assert f"--resume: '{out}' holds pretrain.pt but not pretrain.last.pt" in str(e.value)
+    assert f"--resume: '{out}' holds pretrain but not pretrain.last.pt" in str(e.value)
     assert "--overwrite" in str(e.value)
     assert digests(out) == before                                                    # nothing replaced or moved
     out = shutil.copytree(finished[0], tmp_path / "run2")
@@ -1794,7 +1993,7 @@ def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, 
     with pytest.raises(SystemExit) as e:
         finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features",
                                   "--resume"))
-    assert f"--resume: '{out}' holds finetune.pt but not finetune-stage1.last.pt or finetune-stage2.last.pt" \
+    assert f"--resume: '{out}' holds finetune but not finetune-stage1.last.pt or finetune-stage2.last.pt" \
         in str(e.value)
     assert digests(out) == before
     outdir.release()
@@ -1939,7 +2138,9 @@ def test_compile_flag_compiles_the_loop_and_keeps_checkpoint_keys(corpus, tmp_pa
     out = tmp_path / "run"
     pretrain.main(train_flags(corpus, out, "--epochs", "1", "--compile"))
     assert len(compiled) == 1 and isinstance(compiled[0], model.PretrainModel)
-    keys = set(torch.load(out / "pretrain.pt", weights_only=True)["model"])
+    from safetensors import safe_open
+    with safe_open(out / "pretrain" / "model.safetensors", "pt") as f:
+        keys = set(f.keys())
     expected = set(checkpoint.trainable_state(model.build_pretrain_model(model.get_config("tiny", vocab_size=40))))
     assert keys == expected
 
@@ -1950,7 +2151,7 @@ def test_nonfinite_loss_and_nothing_to_train_stop_the_run(corpus, tmp_path, monk
     out = tmp_path / "nan"
     with pytest.raises(FloatingPointError, match=r"pretrain epoch 1 step 1: non-finite loss term\(s\) loss, psp"):
         pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    assert not list(out.glob("*.pt"))                       # no checkpoint claims the broken weights
+    assert not list(out.glob("*.pt")) and not (out / "pretrain").exists()  # no checkpoint of the broken weights
     monkeypatch.undo()
 
     def no_pseudoglosses(root):  # articles only: every word is dropped by the tagger
@@ -1961,7 +2162,7 @@ def test_nonfinite_loss_and_nothing_to_train_stop_the_run(corpus, tmp_path, monk
     root = copy_corpus(corpus, tmp_path, no_pseudoglosses)
     with pytest.raises(SystemExit, match="no pseudo-glosses in the training translations"):
         pretrain.main(train_flags(root, tmp_path / "empty", "--epochs", "1"))
-    assert not list((tmp_path / "empty").glob("*.pt"))
+    assert not (tmp_path / "empty" / "pretrain").exists()
     outdir.release()
 
 
@@ -2027,7 +2228,8 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
     with pytest.raises(SystemExit, match=r"finetune-stage1.last.pt' does not match this run.*--val-beams: 1 -> 2"):
         finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features",
                                   "--resume", "--val-beams", "2"))
-    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt", "finetune.pt", "pretrain.last.pt"):
+    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt", "finetune/model.safetensors",
+                 "pretrain.last.pt"):
         assert digests(out)[name] == before[name], name
     # pre-training: each of eq. 5's flags, named with the saved and the new value
     for extra, named in ((["--lambda-align", "0"], "--lambda-align: 1.0 -> 0.0"),
@@ -2068,8 +2270,8 @@ def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, ca
     outdir.release()
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pretrain epoch")]
     assert ["val/loss" in ln for ln in lines] == [False, True, True], lines
-    kept = torch.load(out / "pretrain.pt", weights_only=True)
-    assert kept["epoch"] in (2, 3) and kept["metric"] == best and kept["kind"] == "pretrain"
+    kept = read_json(out / "pretrain" / "training.json")
+    assert kept["epoch"] in (2, 3) and kept["metric"]["value"] == best and kept["kind"] == "pretrain"
     assert torch.load(out / "pretrain.last.pt", weights_only=True)["epoch"] == 3
 
 
@@ -2099,9 +2301,9 @@ def test_unknown_lang_flag_is_refused():
 def test_a_checkpoint_of_another_language_is_refused(lang_runs, tmp_path):
     (_, en_out, *_), (zh_corpus, *_) = lang_runs["en"], lang_runs["zh"]
     with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
-        finetune.main(train_flags(zh_corpus, tmp_path / "ft", "--pretrained", en_out / "pretrain.pt"))
+        finetune.main(train_flags(zh_corpus, tmp_path / "ft", "--pretrained", en_out / "pretrain"))
     with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
-        evaluate.main(flags(zh_corpus, tmp_path / "ev", "--checkpoint", en_out / "finetune.pt"))
+        evaluate.main(flags(zh_corpus, tmp_path / "ev", "--checkpoint", en_out / "finetune"))
     assert not (tmp_path / "ft").exists() and not (tmp_path / "ev").exists()  # refused before anything is written
     outdir.release()
 
@@ -2194,8 +2396,9 @@ def test_localisation_runs_on_the_english_and_chinese_synthetic_corpora(lang_run
 
 def write_vfr_mp4(path, frames, pts_ms):
     """H.264 frames whose presentation times are pts_ms (milliseconds): a variable frame rate."""
-    import av
     from fractions import Fraction
+
+    import av
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=25, options={"crf": "18", "preset": "ultrafast"})
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
@@ -2273,8 +2476,9 @@ def fasttext_bin(path, words, vectors):
 
 
 def test_a_damaged_fasttext_file_is_refused_before_anything_is_written(corpus, tmp_path, capsys):
-    import fasttext
     import struct
+
+    import fasttext
     whole = tmp_path / "whole.bin"
     vectors = np.arange(3 * 300, dtype=np.float32).reshape(3, 300)
     fasttext_bin(whole, ["regen", "sonne", "wind"], vectors)
@@ -2308,9 +2512,9 @@ def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):
 
 
 def test_a_mistyped_pretrained_path_is_an_error_naming_it(finished, corpus, tmp_path):
-    out = shutil.copytree(finished[0], tmp_path / "run")       # holds a pretrain.pt that a fallback would use
+    out = shutil.copytree(finished[0], tmp_path / "run")       # holds a pretrain/ that a fallback would use
     before = digests(out)
-    for given in ("", str(tmp_path / "pretrian.pt")):
+    for given in ("", str(tmp_path / "pretrian")):
         with pytest.raises(SystemExit) as e:
             finetune.main(train_flags(corpus, out, "--overwrite", "--pretrained", given, "--stage1-epochs", "1",
                                       "--stage2-epochs", "0"))
@@ -2347,10 +2551,11 @@ def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(cor
                               "--val-beams", "4", "--val-every", "2", "--val-scoring", "authors"))
     outdir.release()
     assert [c["beams"] for c in calls] == [4, 4, 4]
-    kept = torch.load(out / "finetune.pt", weights_only=True)
-    assert kept["epoch"] == 2 and kept["metric"] == pytest.approx(period[0])
-    assert all(torch.equal(v, calls[0]["state"][k]) for k, v in kept["model"].items())
-    assert not all(torch.equal(v, calls[1]["state"][k]) for k, v in kept["model"].items())
+    from safetensors.torch import load_file
+    kept, weights = read_json(out / "finetune" / "training.json"), load_file(out / "finetune" / "model.safetensors")
+    assert kept["epoch"] == 2 and kept["metric"]["value"] == pytest.approx(period[0])
+    assert all(torch.equal(v, calls[0]["state"][k]) for k, v in weights.items())
+    assert not all(torch.equal(v, calls[1]["state"][k]) for k, v in weights.items())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -2386,10 +2591,11 @@ def test_paper_preset_from_local_folders(tmp_path):
     finetune.main(common + ["--stage1-epochs", "1", "--stage2-epochs", "1"])
     evaluate.main(common + ["--split", "test", "--max-new-tokens", "4", "--beams", "2"])
     assert len((out / "test.hyp.txt").read_text().splitlines()) == 2
-    config = checkpoint.load_checkpoint(out / "finetune.pt")["config"]
+    config = read_json(out / "finetune" / "config.json")["model"]
     assert config["llm_dim"] == 32 and config["dino_arch"]["hidden_size"] == 24  # widths from the checkpoints
     # the trimmed vocabulary: specials and every training token kept, ids the same in tokenizer and embeddings
     tok = tokenizer.Tokenizer.load(out)
+    assert tokenizer.Tokenizer.load(out / "finetune" / "tokenizer").fingerprint() == tok.fingerprint()
     kept = tok.keep_ids.tolist()
     specials = full_tok.convert_tokens_to_ids(["<s>", "<pad>", "</s>", "<unk>", "de_DE"])
     assert kept[:5] == specials and len(set(kept)) == len(kept) < len(full_tok)
@@ -2397,15 +2603,76 @@ def test_paper_preset_from_local_folders(tmp_path):
         ids = tok.encode(sentence)
         assert [kept[i] for i in ids] == full_tok(sentence, add_special_tokens=False)["input_ids"]
         assert tok.decode([tok.lang_id] + ids + [tok.eos_id]) == sentence
-    cfg = model.Config(**config)
+    assert config["mbart"] == config["dino"] == ""  # local folders: never recorded as paths; passed by the user
+    cfg = dataclasses.replace(model.Config(**config), mbart=str(mbart_dir))
     trimmed = model.load_mbart(cfg, tok.keep_ids)
     torch.testing.assert_close(trimmed.model.shared.weight, full.model.shared.weight[tok.keep_ids])
 
 
+def paper_bases(root, folder, dino_seed=0):
+    """Local folders in the Hugging Face layout of the paper preset's bases at their real widths (DINOv2 ViT-S/14,
+    mBART-large-cc25) with random weights, mBART's vocabulary a unigram model of the corpus's sentences and
+    SENTENCES. -> (dino folder, mbart folder)"""
+    import transformers
+    train_text = [r["translation"] for s in data.SPLITS for r in data.read_split(root, s)]
+    pieces = tokenizer.build_sentencepiece(SENTENCES * 3 + train_text * 3, vocab_size=200).model
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(pieces.id_to_piece(i), pieces.get_score(i)) for i in range(5, pieces.get_piece_size())]
+    dino_dir, mbart_dir = folder / f"dino{dino_seed}", folder / "mbart"
+    torch.manual_seed(dino_seed)
+    transformers.Dinov2Model(transformers.Dinov2Config(**model.DINOV2_SMALL)).save_pretrained(str(dino_dir))
+    if not mbart_dir.exists():
+        tok = transformers.MBartTokenizer(vocab=vocab)
+        tok.save_pretrained(str(mbart_dir))
+        transformers.MBartForConditionalGeneration(transformers.MBartConfig(
+            vocab_size=len(tok), decoder_start_token_id=2, **model.MBART_LARGE_CC25)).save_pretrained(str(mbart_dir))
+    return dino_dir, mbart_dir
+
+
+@pytest.mark.slow
+def test_paper_preset_at_real_widths_writes_and_loads_a_folder(tmp_path):
+    """The paper preset at its real widths, bases from local folders: its folder, referencing the bases or standalone,
+    gives back every weight; the local base is asked for, never opened on the folder's word; another DINOv2 is
+    refused, named."""
+    root = synthetic.make_synthetic(tmp_path / "corpus", seed=0, n_train=4, n_dev=2, n_test=2, frame_size=32)
+    dino, mbart = paper_bases(root, tmp_path)
+    out = tmp_path / "run"
+    args = cli.parse(finetune.flags(), ["--data", str(root), "--preset", "paper", "--dino", str(dino), "--mbart",
+                                        str(mbart), "--out", str(out), "--workers", "0", "--device", "cpu"])
+    setup = run.setup(args)
+    net = run.build(setup, "translation")
+    assert setup.cfg.llm_dim == 1024 and setup.cfg.dino_arch["hidden_size"] == 384
+    names = {n for n, p in net.named_parameters() if p.requires_grad}
+    about = {"kind": "finetune", "epoch": 1, "metric": {"name": "dev BLEU-4", "value": 1.0},
+             "flags": {"preset": "paper"}, "pretrained": None}
+    state = net.state_dict()
+    for standalone in (False, True):
+        path = out / ("finetune-alone" if standalone else "finetune")
+        hf_folder.save(path, net, setup, about, names, standalone)
+        kept = hf_folder.read(path, "finetune")
+        assert kept.config["bases"]["dino"] == {"hub_id": None, "folder": dino.name,
+                                                "sha256": kept.config["bases"]["dino"]["sha256"]}
+        loaded = hf_folder.build(kept, "finetune", dino=None if standalone else str(dino),
+                                 mbart=None if standalone else str(mbart)).state_dict()
+        assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+        del loaded
+    kept = hf_folder.read(out / "finetune", "finetune")
+    with pytest.raises(SystemExit, match=r"field bases.dino: it was trained on a local folder \('dino0'\), which a "
+                                         "folder never names as a path: pass that folder with --dino DIR"):
+        hf_folder.build(kept, "finetune")
+    other, _ = paper_bases(root, tmp_path, dino_seed=1)
+    with pytest.raises(SystemExit, match=f"field bases.dino.sha256: the frozen weights of the base '{other}' give"):
+        hf_folder.build(kept, "finetune", dino=str(other), mbart=str(mbart))
+    outdir.release()
+
+
 def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     out, printed = finished
-    ckpt = torch.load(out / "finetune.pt", weights_only=True)
-    assert ckpt["config"]["image_size"] == 32 and any(k.startswith("mapper.") for k in ckpt["model"])
+    from safetensors import safe_open
+    with safe_open(out / "finetune" / "model.safetensors", "pt") as f:
+        assert any(k.startswith("mapper.") for k in f.keys())
+    config = read_json(out / "finetune" / "config.json")
+    assert config["model"]["image_size"] == 32
     assert "BLEU-4" in printed and "test (raw)" in printed and "test (authors' scoring)" in printed
     assert printed.index("BLEU-4") < printed.index("\nretrieval test (3 videos): video-to-text R@1 ") \
         < printed.index("\nlocalisation test: ")
@@ -2416,9 +2683,8 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     name = data.read_split(corpus, "test")[1]["name"]
     clip = tmp_path / "my clip"
     shutil.copytree(corpus / data.FRAME_DIR / "test" / name, clip)
-    ckpt = torch.load(out / "finetune.pt", weights_only=True)
-    s = run.setup(cli.parse(cli.data_flags(""), flags(corpus, out)), ckpt["config"],
-                      tokenizer_state=ckpt["tokenizer"], splits=())
+    s = run.setup(cli.parse(cli.data_flags(""), flags(corpus, out)), config["model"],
+                  tok=tokenizer.Tokenizer.load(out / "finetune" / "tokenizer"), splits=())
     pixels, _, _ = analysis.read_video(clip)
     batch = analysis.video_batch(pixels, "clip", s)
     assert torch.equal(batch["frames"][0], data.SignVideos(corpus, "test", size=32)[1]["frames"])
@@ -2434,9 +2700,9 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
 
 
 def test_missing_checkpoint_and_unknown_preset_are_clear_errors(corpus, tmp_path, capsys):
-    with pytest.raises(SystemExit, match="checkpoint not found: .*nothing-here.pt"):
-        finetune.main(train_flags(corpus, tmp_path / "run", "--pretrained", str(tmp_path / "nothing-here.pt")))
-    with pytest.raises(SystemExit, match="checkpoint not found: .*finetune.pt"):
+    with pytest.raises(SystemExit, match="checkpoint not found: .*nothing-here"):
+        finetune.main(train_flags(corpus, tmp_path / "run", "--pretrained", str(tmp_path / "nothing-here")))
+    with pytest.raises(SystemExit, match="--checkpoint: no folder .*finetune"):
         evaluate.main(flags(corpus, tmp_path / "empty"))
     with pytest.raises(SystemExit):
         pretrain.main(["--data", str(corpus), "--preset", "huge"])
@@ -2452,31 +2718,33 @@ def test_analysis_reads_only_the_pretraining_its_checkpoint_came_from(finished, 
         csv.write_text("\n".join(lines[:1] + [ln + " und morgen wieder sonne" for ln in lines[1:]]) + "\n")
     b = tmp_path / "b"
     pretrain.main(train_flags(copy_corpus(corpus, tmp_path, other_sentences), b, "--epochs", "1"))
-    assert torch.load(b / "pretrain.pt", weights_only=True)["tokenizer"]["fingerprint"] != \
-        torch.load(a / "finetune.pt", weights_only=True)["tokenizer"]["fingerprint"]
+    assert read_json(b / "pretrain" / "config.json")["tokenizer"]["fingerprint"] != \
+        read_json(a / "finetune" / "config.json")["tokenizer"]["fingerprint"]
     capsys.readouterr()
     # A's fine-tuned model evaluated into B's folder: the figures are of A's pre-training, not of B's
-    analysis.main(flags(corpus, b, "--checkpoint", a / "finetune.pt", "--max-new-tokens", "5"))
+    analysis.main(flags(corpus, b, "--checkpoint", a / "finetune", "--max-new-tokens", "5"))
     assert retrieval_line(capsys.readouterr().out) == retrieval_line(printed)
-    # a folder whose pretrain.pt is not the one its finetune.pt came from: not used, and the output says why
-    for name, edit, why in (("other-tokenizer", lambda c: shutil.copy(b / "pretrain.pt", c / "pretrain.pt"),
+    # a folder whose pretrain/ is not the one its finetune/ came from: not used, and the output says why
+    def changed(state):
+        name = next(iter(state))
+        state[name] = state[name] + 1
+    for name, edit, why in (("other-tokenizer", lambda c: shutil.copytree(b / "pretrain", c / "pretrain",
+                                                                          dirs_exist_ok=True),
                              "its tokenizer differs"),
-                            ("pretrained-again", lambda c: edited_checkpoint(
-                                a / "pretrain.pt", c / "pretrain.pt",
-                                lambda ck: ck["model"].update({k: v + 1 for k, v in list(ck["model"].items())[:1]})),
+                            ("pretrained-again", lambda c: edited_folder(a / "pretrain", c / "pretrain",
+                                                                         tensors=changed),
                              "it is not the pre-training that the model was fine-tuned from")):
         c = shutil.copytree(a, tmp_path / name)
         edit(c)
         analysis.main(flags(corpus, c, "--max-new-tokens", "5"))
         shown = capsys.readouterr().out
         assert retrieval_line(shown) is None
-        assert f"retrieval and localisation not measured: '{c / 'pretrain.pt'}' does not belong to " \
-            f"'{c / 'finetune.pt'}': {why}" in shown, shown
+        assert f"retrieval and localisation not measured: '{c / 'pretrain'}' does not belong to " \
+            f"'{c / 'finetune'}': {why}" in shown, shown
     # and named with --pretrained: an error before anything is translated or written
     with pytest.raises(SystemExit) as e:
-        analysis.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune.pt",
-                            "--pretrained", b / "pretrain.pt"))
-    assert f"--pretrained '{b / 'pretrain.pt'}' does not belong to '{a / 'finetune.pt'}': its tokenizer differs" \
+        analysis.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune", "--pretrained", b / "pretrain"))
+    assert f"--pretrained '{b / 'pretrain'}' does not belong to '{a / 'finetune'}': its tokenizer differs" \
         in str(e.value)
     assert not (tmp_path / "e").exists()
     outdir.release()
@@ -2491,7 +2759,7 @@ def test_analysis_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finis
     out = finished[0]
     clip = copy_test_video(corpus, tmp_path / "clip", 1)
     missing = tmp_path / "no-dataset-here"
-    result = analysis.main(flags(missing, tmp_path / "eval", "--checkpoint", out / "finetune.pt", "--video", clip,
+    result = analysis.main(flags(missing, tmp_path / "eval", "--checkpoint", out / "finetune", "--video", clip,
                                  "--max-new-tokens", "5"))
     assert result["translation"] == (out / "test.hyp.txt").read_text().splitlines()[1]
     assert not missing.exists() and (tmp_path / "eval" / "clip.glosses.png").is_file()
@@ -2502,12 +2770,12 @@ def test_analysis_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finis
 def test_three_stages_on_the_english_and_chinese_synthetic_corpora(lang_runs, lang):
     corpus, out, result, printed, stderr = lang_runs[lang]
     code = {"en": "en_XX", "zh": "zh_CN"}[lang]
-    pre, fine = (torch.load(out / f, weights_only=True) for f in ("pretrain.pt", "finetune.pt"))
+    pre, fine = (read_json(out / f / "config.json") for f in ("pretrain", "finetune"))
     assert pre["lang"] == fine["lang"] == lang
     assert pre["tokenizer"]["lang_code"] == fine["tokenizer"]["lang_code"] == code
     # the pseudo-glosses are the sentences' in their language: the signs the generator drew
     signed = {g for s in data.SPLITS for spans in synthetic.read_ground_truth(corpus, s).values() for g, _, _ in spans}
-    assert pre["pseudoglosses"]["vocab"] == sorted(signed)
+    assert pre["pseudoglosses"] == sorted(signed)
     # scored as the dataset's papers score, said in the output, against the raw references
     hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
     refs = (out / "test.ref.txt").read_text(encoding="utf-8").splitlines()

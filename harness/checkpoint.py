@@ -1,6 +1,6 @@
-"""Checkpoints (DESIGN.md "Runs and checkpoints"): written atomically, holding what they need to be used alone
-(weights, config, tokenizer, the flags that fix the result), checked when read; --resume and the lineage of a
-fine-tuned model to its pre-training."""
+"""Checkpoints (DESIGN.md "Runs and checkpoints"): the kept weights, a Hugging Face folder (harness/hf_folder.py),
+and the state --resume continues (a torch file holding weights, optimiser, schedule, config, tokenizer, flags),
+both written atomically and checked when read."""
 import dataclasses
 import hashlib
 import json
@@ -12,15 +12,13 @@ import torch
 
 import data
 import tokenizer
-from harness import files, outdir, parallel
+from harness import files, hf_folder, outdir, parallel
 
 
 def trainable_state(net, names: set = None) -> dict:
     """The weights a checkpoint holds: trainable parameters (or those named in `names`) and buffers;
-    frozen weights come from the hub."""
-    names = names or {n for n, p in net.named_parameters() if p.requires_grad}
-    names = names | {n for n, _ in net.named_buffers()}
-    return {k: v.detach().cpu() for k, v in net.state_dict().items() if k in names}
+    frozen weights come from the bases."""
+    return hf_folder.trainable_state(net, names or {n for n, p in net.named_parameters() if p.requires_grad})
 
 
 def dataset_fingerprint(root) -> str:
@@ -28,6 +26,12 @@ def dataset_fingerprint(root) -> str:
     what a run learns from and is kept by."""
     rows = [(r["name"], r["translation"]) for split in ("train", "dev") for r in data.read_split(root, split)]
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+
+
+def dataset_of(setup) -> str:
+    """Which dataset a run learns from, as the model card names it (card.DATASETS): a synthetic corpus by its
+    name, else the root's layout."""
+    return "synthetic" if Path(str(setup.args.data)).name in data.SYNTHETIC else data.detect_layout(setup.root)
 
 
 def result_flags(setup, names: tuple) -> dict:
@@ -39,16 +43,16 @@ def result_flags(setup, names: tuple) -> dict:
         {"dataset": dataset_fingerprint(setup.root)}
 
 
-def check_matches(setup, ckpt: dict, path, flags: dict = None, ignore=()):
-    """A checkpoint read to go on from must match this run: its config (the weights' shapes and meaning), its
-    tokenizer (what the ids mean) and, for --resume, the flags that fix the result (`flags`, this run's) and
-    the dataset. Every mismatch is named."""
-    wrong = differences(ckpt["config"], dataclasses.asdict(setup.cfg), ignore=("dino", "mbart", *ignore))
-    if ckpt["tokenizer"]["fingerprint"] != setup.tok.fingerprint():
-        wrong.append(f"tokenizer: {ckpt['tokenizer']['fingerprint'][:12]} -> {setup.tok.fingerprint()[:12]} "
-                     "(built from other annotations?)")
+def check_matches(setup, config: dict, fingerprint: str, path, flags: dict = None, saved_flags: dict = None,
+                  ignore=()):
+    """Weights read to go on from must match this run: their config (the weights' shapes and meaning), their
+    tokenizer's `fingerprint` (what the ids mean) and, for --resume, the flags that fix the result (`flags`, this
+    run's; `saved_flags`, the state's) and the dataset. Every mismatch is named."""
+    wrong = differences(config, dataclasses.asdict(setup.cfg), ignore=("dino", "mbart", *ignore))
+    if fingerprint != setup.tok.fingerprint():
+        wrong.append(f"tokenizer: {fingerprint[:12]} -> {setup.tok.fingerprint()[:12]} (built from other annotations?)")
     if flags is not None:
-        saved, dataset = dict(ckpt["flags"]), ckpt["flags"].get("dataset")
+        saved, dataset = dict(saved_flags), saved_flags.get("dataset")
         saved.pop("dataset", None)
         wrong += [f"--{k.replace('_', '-')}: {saved.get(k)!r} -> {flags.get(k)!r}"
                   for k in sorted(set(saved) | set(flags)) if k != "dataset" and saved.get(k) != flags.get(k)]
@@ -62,32 +66,40 @@ def check_matches(setup, ckpt: dict, path, flags: dict = None, ignore=()):
                           if flags is not None else ""))
 
 
-def load_weights(net, state: dict):
-    """Load a trainable-only state dict; every key must exist in the model."""
-    missing_in_model = set(state) - set(net.state_dict())
-    if missing_in_model:
-        raise KeyError(f"checkpoint keys not in the model: {sorted(missing_in_model)[:5]}")
+def load_weights(net, state: dict, path):
+    """Load a trainable-only state dict (the last state of --resume, already read); every key must be one of the
+    model's, of its shape."""
+    own = net.state_dict()
+    wrong = [f"'{k}' {list(v.shape)}" + (f", the model's {list(own[k].shape)}" if k in own else ", not in the model")
+             for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    if wrong:
+        raise SystemExit(f"'{path}': tensor {wrong[0]} ({len(wrong)} such): not the weights of this run's model")
     net.load_state_dict(state, strict=False)
+
+
+# the kept weights' metric, by kind
+METRIC = {"pretrain": "validation loss (eq. 5)", "finetune": "dev BLEU-4"}
 
 
 class Checkpoints:
     """A training stage's files in --out, which say what they hold because the caller says so: `kind`
-    ('pretrain' or 'finetune') is what the weights are, <out>/<kind>.pt the kept (best) weights, what the next
-    stage reads, and <out>/<name>.last.pt the full state after the last epoch, what --resume continues.
-    Both hold the parameters named in `names` (default: those that train) and buffers, the config, the
-    tokenizer and the values of the flags `flag_names` (result_flags); `extra` is more that the kept weights
-    carry. Only the first process writes."""
+    ('pretrain' or 'finetune') is what the weights are, the folder <out>/<kind> the kept (best) weights, what the
+    next stage reads (harness/hf_folder.py), and <out>/<name>.last.pt the full state after the last epoch, what
+    --resume continues. Both hold the parameters named in `names` (default: those that train) and buffers;
+    the folder its config, tokenizer and the values of the flags `flag_names` (result_flags), and `extra` (the
+    pseudo-gloss vocabulary, or the lineage to the pre-training). Only the first process writes."""
 
     def __init__(self, setup, kind: str, name: str, flag_names: tuple, names: set = None,
                  extra: dict = None):
         self.setup, self.kind, self.name, self.names, self.extra = setup, kind, name, names, extra or {}
-        self.best_path, self.last_path = setup.args.out / f"{kind}.pt", setup.args.out / f"{name}.last.pt"
+        self.best_path, self.last_path = setup.args.out / kind, setup.args.out / f"{name}.last.pt"
         self.about = dict(kind=kind, config=dataclasses.asdict(setup.cfg), tokenizer=setup.tok.state(),
                           flags=result_flags(setup, flag_names), lang=setup.lang)
         self.state = None  # with --resume, the last state, read and checked here, before the stage's long work
         if setup.args.resume and self.last_path.exists():
-            self.state = load_checkpoint(self.last_path, kind, role="last")
-            check_matches(setup, self.state, self.last_path, flags=self.about["flags"])
+            self.state = load_checkpoint(self.last_path, kind)
+            check_matches(setup, self.state["config"], self.state["tokenizer"]["fingerprint"], self.last_path,
+                          flags=self.about["flags"], saved_flags=self.state["flags"])
         if parallel.is_main():  # the later stages' files move aside only now, when --resume has been checked
             outdir.commit(setup.args.out)
 
@@ -97,7 +109,7 @@ class Checkpoints:
         process, at most --stop-after of them; the best metric so far)."""
         args, start, state = self.setup.args, 0, self.state
         if state is not None:
-            load_weights(net, state["model"])
+            load_weights(net, state["model"], self.last_path)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             best, start, self.state = state["best"], state["epoch"], None
@@ -106,11 +118,16 @@ class Checkpoints:
             parallel.log(f"{self.name}: nothing to resume in {args.out}, starting from the first epoch")
         return range(start, min(epochs, start + args.stop_after) if args.stop_after else epochs), best
 
+    def trained(self, net) -> set:
+        return self.names or {n for n, p in net.named_parameters() if p.requires_grad}
+
     def save_best(self, net, epoch: int, metric: float):
-        """The weights after `epoch` (0-based), kept as <out>/<kind>.pt with their metric."""
+        """The weights after `epoch` (0-based), kept as the folder <out>/<kind> with their metric."""
         if parallel.is_main():
-            save_checkpoint(self.best_path, **self.about, role="best", model=trainable_state(net, self.names),
-                            epoch=epoch + 1, metric=metric, **self.extra)
+            about = dict(kind=self.kind, epoch=epoch + 1, metric={"name": METRIC[self.kind], "value": metric},
+                         flags=self.about["flags"], dataset=dataset_of(self.setup), **self.extra)
+            hf_folder.save(self.best_path, net, self.setup, about, self.trained(net),
+                           standalone=getattr(self.setup.args, "standalone", False))
 
     def save_last(self, net, optimizer, scheduler, epoch: int, best: float):
         """The full state after `epoch` (0-based), what --resume continues: <out>/<name>.last.pt."""
@@ -120,59 +137,47 @@ class Checkpoints:
                             best=best)
 
 
-def file_digest(path) -> str:
-    """sha256 of a file's bytes: a fine-tuned checkpoint records its pre-training's, its lineage (evaluate.py)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def save_checkpoint(path: Path, **content):
-    """torch.save, atomically."""
-    files.atomic_write(path, lambda tmp: torch.save(content, tmp))
+    """torch.save, atomically; a full disk is a clear error, and the old file stays."""
+    try:
+        files.atomic_write(path, lambda tmp: torch.save(content, tmp))
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as RuntimeError "unexpected pos"
+        raise SystemExit(f"could not write '{path}' (a full disk?): {type(e).__name__}: {str(e)[:200]}; what was "
+                         "there before is unchanged") from None
 
 
-REQUIRED = {"best": ("kind", "role", "model", "config", "tokenizer", "flags", "epoch", "metric"),
-            "last": ("kind", "role", "model", "config", "tokenizer", "flags", "epoch", "optimizer", "scheduler",
-                     "best")}
-HINT = {"pretrain": "pretrain.py's <out>/pretrain.pt", "finetune": "finetune.py's <out>/finetune.pt"}
+REQUIRED = ("kind", "role", "model", "config", "tokenizer", "flags", "epoch", "optimizer", "scheduler", "best")
 
 
-def load_checkpoint(path, kind: str = None, role: str = "best") -> dict:
-    """A checkpoint of this project: plain tensors and values (weights_only=True), of the expected kind
-    ('pretrain' or 'finetune') and role ('best' weights, or the 'last' state that --resume reads), whose tokenizer
-    passes Tokenizer.from_state's checks (file names, fingerprint recomputed from the stored bytes).
+def load_checkpoint(path, kind: str) -> dict:
+    """The state --resume continues (<out>/<name>.last.pt, a torch file): a zip archive of stored entries no larger
+    than the file (files.torch_archive_problem: no inflating), plain tensors and values (weights_only=True), of
+    the expected kind, whose tokenizer passes Tokenizer.from_state's checks and whose weights are finite.
     Anything else is an error naming the file and what is wrong with it."""
     path = Path(path)
-    if not path.is_file():
-        raise SystemExit(f"checkpoint not found: {path}")
-    if path.stat().st_size == 0:
-        raise SystemExit(f"checkpoint '{path}' is empty (0 bytes): the file was cut off or never written")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
-        raise SystemExit(f"checkpoint '{path}' cannot be read: not a torch file (cut off, or another kind of file)")
+    problem = files.torch_archive_problem(path)
+    if problem:
+        raise SystemExit(f"--resume: '{path}' cannot be read: {problem}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused an object: not something this project writes
-        raise SystemExit(f"'{path}' is not a checkpoint of this project: it holds Python objects other than "
+        raise SystemExit(f"--resume: '{path}' is not a state of this project: it holds Python objects other than "
                          "tensors and plain values, which are not loaded") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise SystemExit(f"checkpoint '{path}' cannot be read ({type(e).__name__}: {str(e)[:200]}): "
+        raise SystemExit(f"--resume: '{path}' cannot be read ({type(e).__name__}: {str(e)[:200]}): "
                          "truncated or not a torch file") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise SystemExit(f"'{path}' is not a checkpoint of this project (no model weights in it)")
-    got = (ckpt.get("kind"), ckpt.get("role"))
-    if role == "best" and got[1] == "last":
-        raise SystemExit(f"'{path}' is the state --resume continues from ({got[0]}, after epoch {ckpt.get('epoch')}), "
-                         f"not the kept weights: pass {HINT.get(kind, got[0] + '.pt')}")
-    missing = [k for k in REQUIRED[role] if k not in ckpt]
-    if missing:
-        raise SystemExit(f"checkpoint '{path}' lacks {', '.join(missing)} (not a checkpoint of this "
-                         "project's pretrain.py or finetune.py)")
-    if kind and got[0] != kind:
-        raise SystemExit(f"'{path}' is a {got[0]} checkpoint; this needs a {kind} one: {HINT[kind]}")
+    missing = [k for k in REQUIRED if k not in ckpt] if isinstance(ckpt, dict) else list(REQUIRED)
+    if missing or ckpt.get("kind") != kind or not isinstance(ckpt["model"], dict):
+        raise SystemExit(f"--resume: '{path}' is not the last state of this project's {kind} stage "
+                         f"({'it lacks ' + ', '.join(missing) if missing else 'kind ' + repr(ckpt.get('kind'))})")
+    broken = [k for k, v in ckpt["model"].items() if not isinstance(v, torch.Tensor)
+              or (v.is_floating_point() and not bool(torch.isfinite(v).all()))]
+    if broken:
+        raise SystemExit(f"--resume: '{path}': tensor '{broken[0]}' is not a tensor of finite values")
     try:  # a checkpoint is data, never a path: its tokenizer's file names and fingerprint, before anything is written
         tokenizer.Tokenizer.from_state(ckpt["tokenizer"])
     except ValueError as e:
-        raise SystemExit(f"checkpoint '{path}' cannot be used: {e}; nothing was written") from None
+        raise SystemExit(f"--resume: '{path}' cannot be used: {e}; nothing was written") from None
     return ckpt
 
 

@@ -56,6 +56,9 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
                     help="continue the interrupted run in --out (with the same flags)")
     ap.add_argument("--stop-after", type=positive_int, help="stop after this many epochs (the schedule still "
                     "spans all of them); continue later with --resume, e.g. under a cluster's time limit")
+    ap.add_argument("--standalone", action="store_true", help="the kept weights' folder (<out>/pretrain, "
+                    "<out>/finetune) holds the frozen bases' weights too, rather than naming them "
+                    "(docs/checkpoints.md)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model the training loop steps "
                     "(DESIGN.md \"Performance\"); validation, translation and checkpoints use the plain model")
     return ap
@@ -64,8 +67,8 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
 # The flags above that fix a training run's result: --resume refuses a change of any of them, naming it (each
 # script adds its own: pretrain.RESULT_FLAGS, finetune.RESULT_FLAGS). --data also fixes it by the fingerprint of
 # the dataset (dataset_fingerprint: its train and dev names and translations). Not among them: where and how
-# fast (--device, --workers, --packed-dir, --out), how long this process runs (--stop-after), --compile, and
-# --dino/--mbart, whose weights the config checks.
+# fast (--device, --workers, --packed-dir, --out), how long this process runs (--stop-after), --compile,
+# --standalone, and --dino/--mbart, whose weights the config checks.
 RESULT_FLAGS = ("data", "preset", "batch_size", "max_frames", "frame_stride", "packed", "seed", "lr", "weight_decay",
                 "warmup_epochs")
 

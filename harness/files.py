@@ -143,3 +143,29 @@ def unique_rows(rows: list, path) -> list[dict]:
         first[row["name"]] = line
     return [row for _, row in rows]
 
+
+
+def torch_archive_problem(path) -> str:
+    """What is wrong with a file that should be a torch.save archive, read without unpickling anything: missing,
+    empty, not a zip archive, or an archive whose entries are compressed or add up to more than the file (which
+    torch.save never writes: it stores its entries as they are, so a small file cannot inflate to a large one in
+    memory). None when nothing is."""
+    import zipfile
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return "not found, or not a plain file"
+    size = path.stat().st_size
+    if size == 0:
+        return "it is empty (0 bytes): cut off or never written"
+    if not zipfile.is_zipfile(path):
+        return "not a torch file (cut off, or another kind of file)"
+    try:
+        with zipfile.ZipFile(path) as z:
+            entries = z.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        return f"a damaged archive ({e})"
+    packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if packed or sum(e.file_size for e in entries) > size:
+        return (f"its entry '{packed[0]}' is compressed" if packed else "its entries add up to more than the file") + \
+            ", which torch.save never writes (it would inflate in memory): not loaded"
+    return None

@@ -1,7 +1,8 @@
 """The run's folder (--out): one writer at a time, and no run written over without being asked.
 
-Each script owns its files in --out: pretrain.py pretrain.pt and pretrain.last.pt (and the tokenizer files
-and TensorBoard logs), finetune.py finetune.pt and finetune-stage{1,2}.last.pt, evaluate.py <split>.{hyp,ref}.txt.
+Each script owns its files in --out: pretrain.py the folder pretrain/ and pretrain.last.pt (and the tokenizer
+files and TensorBoard logs), finetune.py the folder finetune/ and finetune-stage{1,2}.last.pt, evaluate.py
+<split>.{hyp,ref}.txt.
 A script that finds its files refuses to start unless told to --resume or --overwrite; starting over, or
 continuing, moves the files of the later stages (made from the old weights) into <out>/replaced-<time>/."""
 import fcntl
@@ -14,8 +15,8 @@ import time
 from pathlib import Path
 
 STAGES = ("pretrain", "finetune", "evaluate")  # each stage's files are made from the previous stage's
-OWNED = {"pretrain": ("pretrain.pt", "pretrain.last.pt"),
-         "finetune": ("finetune.pt", "finetune-stage1.last.pt", "finetune-stage2.last.pt"),
+OWNED = {"pretrain": ("pretrain", "pretrain.last.pt"),   # the kept weights first: a folder (harness/hf_folder.py)
+         "finetune": ("finetune", "finetune-stage1.last.pt", "finetune-stage2.last.pt"),
          "evaluate": ("{split}.hyp.txt", "{split}.ref.txt"),
          "video": ("{name}.glosses.png",)}  # tools/analysis.py --video, made from the fine-tuned weights
 SCRIPT = {"pretrain": "pretrain.py", "finetune": "finetune.py", "evaluate": "evaluate.py",
@@ -91,7 +92,7 @@ def claim(out: Path, stage: str, resume: bool, overwrite: bool, split: str = Non
     """Lock --out for `stage`, then: its own files there and neither --resume nor --overwrite: refuse, naming
     the folder, the files and the ways on; --overwrite: move its files and those of the later stages aside;
     --resume: keep its files, move the later stages' aside (they were made from weights that change now); but
-    --resume beside kept weights (pretrain.pt, finetune.pt) without a *.last.pt to continue from: refuse.
+    --resume beside kept weights (pretrain/, finetune/) without a *.last.pt to continue from: refuse.
     Nothing moves before commit(out): a --resume is first checked against its last state (checkpoint.py)."""
     out = Path(out)
     lock(out)

@@ -26,18 +26,18 @@ class Setup:
     lang: str = "de"  # the translations' language: pseudo-glosses, mBART's language code, scoring
 
 
-def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = None, splits=("train", "dev")):
+def setup(args, config: dict = None, stage: str = None, tok: tokenizer.Tokenizer = None, splits=("train", "dev")):
     """Read and check everything that can refuse the run first: the data (data.read_splits: every split of
     `splits` non-empty, names unique), --out (outdir.check_out), the language, every video of `splits`; then
     claim --out for `stage` (lock; refuse to write over a run: outdir.claim), build the tokenizer (or take a
-    checkpoint's, `tokenizer_state`) and fix the config (from a checkpoint when given). -> Setup"""
+    kept-weights folder's, `tok`) and fix the config (from a folder when given). -> Setup"""
     device = parallel.init_distributed(args.device)
     torch.manual_seed(getattr(args, "seed", 0))
     names = {k: v for k, v in (("dino", args.dino), ("mbart", args.mbart)) if v}
     cfg = dataclasses.replace(model.get_config(args.preset) if config is None else model.Config(**config), **names)
     video = getattr(args, "video", None)
     with parallel.main_process_first():  # one process generates data and tokenizer files, the others read them
-        root, rows, lang = read_data(args, splits, tokenizer_state)
+        root, rows, lang = read_data(args, splits, tok)
         cfg = model.widths_from_checkpoints(cfg) if config is None else cfg  # after the data: it may download
         resume = getattr(args, "resume", False)
         if stage and parallel.is_main():
@@ -45,30 +45,28 @@ def setup(args, config: dict = None, stage: str = None, tokenizer_state: dict = 
             outdir.claim(args.out, stage, resume, args.overwrite, getattr(args, "split", None), name)
             if not resume:  # a --resume moves the later stages' files once its last state is checked (checkpoint.py)
                 outdir.commit(args.out)
-        if tokenizer_state is None:
+        if tok is None:
             train_rows = rows.get("train") or data.read_splits(root, ["train"])["train"]
             sentences = [row["translation"] for row in train_rows]
             kind = "mbart" if cfg.pretrained else "sentencepiece"
             tok = tokenizer.load_or_build_tokenizer(kind, sentences, args.out, mbart_name=cfg.mbart,
                                                     rebuild=parallel.is_main() and not resume, lang=lang,
                                                     write_file=files.atomic_write)
-        else:
-            tok = tokenizer.Tokenizer.from_state(tokenizer_state)
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
     return Setup(args, cfg, root, tok, device, lang)
 
 
-def read_data(args, splits, tokenizer_state: dict = None) -> tuple:
-    """The checks before anything is written: the dataset root (none for evaluate.py --video with a checkpoint's
+def read_data(args, splits, tok: tokenizer.Tokenizer = None) -> tuple:
+    """The checks before anything is written: the dataset root (none for tools/analysis.py --video with a folder's
     tokenizer), its splits (data.read_splits), --out against them, the language, every video of `splits`.
     -> (root, split -> rows, language)"""
     try:
-        root = data.resolve_root(args.data) if splits or tokenizer_state is None else None
+        root = data.resolve_root(args.data) if splits or tok is None else None
     except FileNotFoundError as e:
         raise SystemExit(str(e)) from None
     rows = data.read_splits(root, splits) if root is not None else {}
     outdir.check_out(args.out, root, getattr(args, "video", None))
-    lang = language(root, args.lang, tokenizer_state)
+    lang = language(root, args.lang, tok.lang_code if tok is not None else None)
     problems = check.check_videos(root, rows, args.packed, args.packed_dir)
     if problems:
         raise SystemExit(f"{len(problems)} problem(s) with the videos of {'/'.join(splits)} under '{root}', "
@@ -76,13 +74,13 @@ def read_data(args, splits, tokenizer_state: dict = None) -> tuple:
     return root, rows, lang
 
 
-def language(root, lang_flag: str = None, tokenizer_state: dict = None) -> str:
+def language(root, lang_flag: str = None, saved: str = None) -> str:
     """The translations' language: --lang, else the dataset's layout (data.dataset_language); with no dataset
-    (tools/analysis.py --video) the checkpoint's. A checkpoint's tokenizer of another language is refused."""
-    saved = tokenizer_state["lang_code"] if tokenizer_state is not None else None
+    (tools/analysis.py --video) the checkpoint's. A checkpoint's tokenizer of another language (its language code
+    `saved`) is refused."""
     codes = {code: lang for lang, code in tokenizer.LANG_CODES.items()}
     lang = data.dataset_language(root, lang_flag) if root is not None else lang_flag or codes.get(saved, "de")
-    if tokenizer_state is not None and saved != tokenizer.lang_code(lang):
+    if saved is not None and saved != tokenizer.lang_code(lang):
         data_of = f"the data under '{root}' is {lang}" if root is not None else f"--lang {lang} asks for {lang}"
         raise SystemExit(f"the checkpoint's tokenizer is {saved}, {data_of} ({tokenizer.lang_code(lang)}): pass the "
                          "run and the data of one language" + ("" if root is not None else ", or drop --lang"))

@@ -6,7 +6,7 @@ with the pseudo-glosses found in it drawn under its frames.
     python -m tools.analysis --data synthetic --split test       # retrieval and localisation of a split
     python -m tools.analysis --data synthetic --video clip.mp4   # a video file, or a folder of frame images
 """
-import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -17,40 +17,41 @@ import torch.nn.functional as F
 import data
 import evaluate
 import losses
-import model
 import train
 from corpora import decode
-from harness import checkpoint, cli, files, run
+from harness import cli, files, hf_folder, run
 from tools import synthetic
 
 
-def pretraining(args, ckpt: dict, ckpt_path: Path):
-    """The pre-training checkpoint for the levels below translation (retrieval, localisation, --video's
-    pseudo-glosses): --pretrained, else the pretrain.pt beside the fine-tuned checkpoint. Used only if it is
-    the one that model was fine-tuned from (the sha256 finetune.py records) with its tokenizer; otherwise the
-    default is not used and the output says why, and --pretrained is an error. -> the checkpoint, read once;
-    None: not used."""
+def pretraining(args, kept: hf_folder.Kept):
+    """The pre-training folder for the levels below translation (retrieval, localisation, --video's
+    pseudo-glosses): --pretrained (a folder or hub id), else the folder pretrain/ beside the fine-tuned one. Used
+    only if it is the one that model was fine-tuned from (the sha256 finetune.py records) with its tokenizer;
+    otherwise the default is not used and the output says why, and --pretrained is an error. -> the folder, read
+    once (hf_folder.Kept); None: not used."""
     what = "pseudo-glosses not shown" if args.video else "retrieval and localisation not measured"
-    path = ckpt_path.parent / "pretrain.pt" if args.pretrained is None else Path(args.pretrained)
-    if not path.is_file():
-        if args.pretrained is not None:
-            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's "
-                             "<out>/pretrain.pt, the one the model was fine-tuned from)")
-        print(f"{what}: no pre-training checkpoint '{path}'")
+    path = kept.path.parent / "pretrain" if args.pretrained is None else Path(args.pretrained)
+    if args.pretrained is None and not path.is_dir():
+        print(f"{what}: no pre-training folder '{path}'")
         return None
-    pre, lineage = checkpoint.load_checkpoint(path, "pretrain"), ckpt.get("pretrained")
-    if pre["tokenizer"]["fingerprint"] != ckpt["tokenizer"]["fingerprint"]:
-        why = (f"its tokenizer differs ({pre['tokenizer']['fingerprint'][:12]}, the model's "
-               f"{ckpt['tokenizer']['fingerprint'][:12]}): another run's pre-training")
+    if args.pretrained is not None and (not args.pretrained or not path.is_dir()
+                                        and not hf_folder.HUB_ID.fullmatch(args.pretrained)):
+        raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
+                         "<out>/pretrain, the one the model was fine-tuned from)")
+    pre, lineage = hf_folder.read(args.pretrained or path, "pretrain", "--pretrained"), kept.training["pretrained"]
+    path = pre.path
+    mine, theirs = kept.tok.fingerprint(), pre.tok.fingerprint()
+    if theirs != mine:
+        why = f"its tokenizer differs ({theirs[:12]}, the model's {mine[:12]}): another run's pre-training"
     elif lineage is None:
         why = "the model was fine-tuned without pre-training (--pretrained none)"
-    elif lineage.get("sha256") != checkpoint.file_digest(path):
+    elif lineage.get("sha256") != hf_folder.digest(path):
         why = "it is not the pre-training that the model was fine-tuned from (another or a later pretrain.py run)"
     else:
         return pre
     if args.pretrained is not None:
-        raise SystemExit(f"--pretrained '{path}' does not belong to '{ckpt_path}': {why}")
-    print(f"{what}: '{path}' does not belong to '{ckpt_path}': {why}")
+        raise SystemExit(f"--pretrained '{args.pretrained}' does not belong to '{kept.path}': {why}")
+    print(f"{what}: '{path}' does not belong to '{kept.path}': {why}")
     return None
 
 
@@ -68,7 +69,7 @@ def read_video(path, frame_stride: int = 1, max_frames: int = 300) -> tuple:
     if not path.is_dir() and (path.suffix.lower() not in decode.VIDEO_SUFFIXES or not path.is_file()):
         raise FileNotFoundError(f"--video '{path}': not a video file ({', '.join(sorted(decode.VIDEO_SUFFIXES))}) "
                                 "or a folder of frame images")
-    select = lambda n: data.select_frames(n, frame_stride, max_frames)  # noqa: E731
+    select = functools.partial(data.select_frames, frame_stride=frame_stride, max_frames=max_frames)
     return decode.read_selected(path, select, short_side=VIDEO_SHORT_SIDE)
 
 
@@ -78,13 +79,11 @@ def video_batch(pixels: np.ndarray, name: str, setup: run.Setup) -> dict:
     return data.collate([{"name": name, "translation": "", "frames": frames}])
 
 
-def load_pretrain(setup: run.Setup, ckpt: dict) -> tuple:
-    """The pre-training model of a run's checkpoint (read by checkpoint.load_checkpoint; its own config: U
-    pseudo-glosses), in eval mode, and its pseudo-gloss vocabulary (which the checkpoint carries); the trained
-    prototypes are among its weights."""
-    net = run.build(dataclasses.replace(setup, cfg=model.Config(**ckpt["config"])), "pretrain")
-    checkpoint.load_weights(net, ckpt["model"])
-    return net.eval(), ckpt["pseudoglosses"]["vocab"]
+def load_pretrain(setup: run.Setup, pre: hf_folder.Kept) -> tuple:
+    """The pre-training model of a run's folder (read by hf_folder.read; its own config: U pseudo-glosses), in eval
+    mode, and its pseudo-gloss vocabulary (which the folder carries); the trained prototypes are among its weights."""
+    args = setup.args
+    return hf_folder.build(pre, "pretrain", setup.device, args.dino, args.mbart), pre.config["pseudoglosses"]
 
 
 @torch.no_grad()
@@ -237,21 +236,20 @@ def main(argv=None):
     ap = evaluate.flags(__doc__)
     ap.add_argument("--video", type=Path, help="translate this video (mp4, webm, avi, mov; or a folder of frame "
                     "images) instead of measuring a split; reads no dataset")
-    ap.add_argument("--pretrained", help="the pre-training checkpoint (default: the pretrain.pt beside "
+    ap.add_argument("--pretrained", help="the pre-training folder or hub id (default: the folder pretrain/ beside "
                     "--checkpoint); only the one the model was fine-tuned from is used")
     ap.add_argument("--threshold", type=cli.non_negative_float, default=0.5,
                     help="--video: show pseudo-glosses with E-hat above this")
     ap.add_argument("--top", type=cli.positive_int, default=5, help="--video: else the strongest few")
     args = cli.parse(ap, argv)
-    ckpt_path = args.checkpoint or args.out / "finetune.pt"
-    ckpt = checkpoint.load_checkpoint(ckpt_path, "finetune")
-    pretrained = pretraining(args, ckpt, ckpt_path)  # checked before anything is translated or written
+    kept = hf_folder.read(args.checkpoint or args.out / "finetune", "finetune")
+    pretrained = pretraining(args, kept)  # checked before anything is translated or written
     if not args.video:
         if pretrained is None:
             return {}
-        setup, _ = evaluate.translation_model(args, ckpt, splits=(args.split,))
+        setup, _ = evaluate.translation_model(args, kept, splits=(args.split,))
         return measure_split(setup, args.split, pretrained)
-    setup, net = evaluate.translation_model(args, ckpt, stage="video")  # --out checked and claimed
+    setup, net = evaluate.translation_model(args, kept, stage="video")  # --out checked and claimed
     pixels, keep, times = read_video(args.video, args.frame_stride, args.max_frames)
     name = args.video.stem if args.video.is_file() else args.video.name
     batch = video_batch(pixels, name, setup)
