@@ -1522,7 +1522,7 @@ def test_splits_are_read_once_non_empty_and_names_unique_across_them(finished, c
         with pytest.raises(SystemExit, match=empty):
             if split == "test":
                 evaluate.main(flags(root, tmp_path / split / "run", "--split", "test", "--checkpoint",
-                                    finished[0] / "finetune.pt"))
+                                    finished[0] / "finetune"))
             elif split == "dev":
                 pretrain.main(train_flags(root, tmp_path / split / "run", "--epochs", "1"))
             else:
@@ -1901,8 +1901,8 @@ def test_a_folder_in_a_fresh_process_translates_and_finds_as_the_run_that_wrote_
     setup = run.setup(args, read_json(out / "finetune" / "config.json")["model"], tok=tokenizer.Tokenizer.load(out),
                       splits=("test",))
     hyps, _ = train.translate(kept["finetune"], train.loader(setup, "test", train=False), setup.tok, "cpu", 4, 5)
-    pixels, _ = analysis.read_video(clip)
-    batch, keep = analysis.video_batch(pixels, "clip", setup)
+    pixels, _, _ = analysis.read_video(clip)
+    batch = analysis.video_batch(pixels, "clip", setup)
     _, _, evidence, mask = analysis.pretrain_outputs(kept["pretrain"], batch, setup)
     evidence = evidence[0, :int(mask[0].sum())]
     vocab = read_json(out / "pretrain" / "config.json")["pseudoglosses"]
@@ -2033,8 +2033,8 @@ def test_out_is_a_folder_apart_from_the_dataset_and_the_video(finished, corpus, 
         pretrain.main(train_flags(root, afile, "--epochs", "1"))
     video = root / data.FRAME_DIR / "test" / data.read_split(root, "test")[0]["name"]
     with pytest.raises(SystemExit, match=f"--out '{video}' is the --video folder '{video}', which is only read"):
-        analysis.main(flags(root, video, "--checkpoint", finished[0] / "finetune.pt", "--pretrained",
-                            finished[0] / "pretrain.pt", "--video", video))
+        analysis.main(flags(root, video, "--checkpoint", finished[0] / "finetune", "--pretrained",
+                            finished[0] / "pretrain", "--video", video))
     assert digests(root) == before and not any(p.name == ".lock" for p in root.rglob("*"))
     outdir.release()
 
