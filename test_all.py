@@ -213,8 +213,8 @@ ZH_SENTENCES = ["我今天去超市买了三斤苹果。", "明天会下雨吗�
 
 @pytest.fixture(scope="module")
 def lang_runs(tmp_path_factory):
-    """Pre-training, fine-tuning and evaluation on a few videos of each new synthetic corpus: lang -> (corpus,
-    run folder, evaluate's result, its stdout, the stages' stderr)."""
+    """Pre-training, fine-tuning, evaluation and analysis on a few videos of each new synthetic corpus: lang ->
+    (corpus, run folder, evaluate's and analysis's results, their stdout, the stages' stderr)."""
     results = {}
     for lang in ("en", "zh"):
         base = tmp_path_factory.mktemp(f"synthetic-{lang}")
@@ -226,6 +226,7 @@ def lang_runs(tmp_path_factory):
             finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
             printed = stdout.getvalue()
             result = evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
+            result |= analysis.main(flags(corpus, out, "--split", "test"))
         outdir.release()
         results[lang] = (corpus, out, result, stdout.getvalue()[len(printed):], stderr.getvalue())
     return results
