@@ -96,6 +96,15 @@ def write_tree(root, videos, split="train", size=(60, 48)):
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory):
+    """pretrain.py's shared pseudo-gloss cache in a folder of the test session's, not the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(folder))
+        yield folder / "hfa-slt" / "pseudoglosses"
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A few synthetic videos in the official layout."""
@@ -737,6 +746,29 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
         assert torch.load(cache, weights_only=True)["vocab"] == pg.vocab            # rebuilt in place
 
 
+def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext(corpus, tmp_path, monkeypatch):
+    import fasttext
+    shared = tmp_path / "shared"
+    pg = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared)
+    # the reference: fastText trained on the training translations directly, as pseudogloss.py did before
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(r["translation"] for r in data.read_split(corpus, "train")) + "\n", encoding="utf-8")
+    ref = fasttext.train_unsupervised(str(text), model="skipgram", dim=8, epoch=20, minCount=1, t=1.0, thread=1,
+                                      verbose=0)
+    assert torch.equal(pg.prototypes[:-1], torch.tensor(np.array([ref.get_word_vector(w) for w in pg.vocab])))
+    [kept] = shared.iterdir()
+    monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
+    again = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared, cache_dir=tmp_path / "run")
+    assert torch.equal(again.prototypes, pg.prototypes) and again.labels == pg.labels
+    assert (tmp_path / "run" / "pseudoglosses-train-dev-test.pt").is_file() and list(shared.iterdir()) == [kept]
+    other = copy_corpus(corpus, tmp_path / "other")                           # other annotations: another entry
+    table, sentence = data.annotation_path(other, "dev"), data.read_split(other, "dev")[0]["translation"]
+    table.write_text(table.read_text(encoding="utf-8").replace(sentence, "heute regen"), encoding="utf-8")
+    monkeypatch.undo()
+    pseudogloss.build_pseudoglosses(other, dim=8, shared_dir=shared)
+    assert len(list(shared.iterdir())) == 2 and not list(other.rglob("pseudoglosses-*"))
+
+
 def _gold_f1(path, lang):
     # micro F1 of extract() against a gold file, multiset match per sentence, written out independently of
     # tagger_scores.read_gold / gold_scores
@@ -809,6 +841,16 @@ def test_pseudoglosses_built_for_a_chinese_corpus(tmp_path):
     words = {g for sentences in rows.values() for s in sentences for g in pseudogloss.extract(s, lang="zh")}
     assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pg.key["tagger"] == "jieba"
     assert [pg.vocab[i] for i in pg.labels["test0"]] == ["他", "我", "哥哥"]
+    # skip-gram learns from the segmented text: its words are the tagger's, not one "word" a sentence
+    seen = []
+    real = pseudogloss._skipgram_model
+    pseudogloss._skipgram_model = lambda sentences, *a: seen.append(sentences) or real(sentences, *a)
+    try:
+        pseudogloss.build_pseudoglosses(tmp_path, dim=8, lang="zh")
+    finally:
+        pseudogloss._skipgram_model = real
+    assert seen[0][0] == " ".join(w for w, _, _ in pseudogloss.tag_sentence(rows["train"][0], "zh"))
+    assert seen[0][0].split(" ")[:3] == ["我", "今天", "去"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -2371,6 +2413,35 @@ def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):
         assert signs[-1][2] < len(frames) and sign_frames_are_coloured(frames, signs)
     rows = data.read_split(root, "dev")
     assert [r["translation"] for r in rows] == ["".join(e["label_char"]) for e in labels["info"][12:15]]
+
+
+def test_fullsize_builds_each_layout_at_a_share_of_the_real_counts(tmp_path, capsys):
+    from tools import fullsize
+    counts = {"phoenix14t": (7096, 519, 642), "csl-daily": (18401, 1077, 1176)}      # the releases' videos
+    for name, real in counts.items():
+        fullsize.main(["--dataset", name, "--root", str(tmp_path / name), "--fraction", "0.002", "--workers", "1"])
+        rows = splits_of(tmp_path / name, data.SPLITS)
+        assert [len(rows[s]) for s in data.SPLITS] == [round(n * 0.002) for n in real]
+        assert check.check_videos(tmp_path / name, rows) == []
+    frames = [len(decode.frame_files(r["video"])) for r in rows["train"]]
+    assert min(frames) == 30 and max(frames) == 400      # CSL-Daily's assumed range, both ends drawn once
+    fullsize.main(["--dataset", "how2sign", "--root", str(tmp_path / "h2s"), "--fraction", "0.01", "--workers", "1"])
+    capsys.readouterr()
+    rows = splits_of(tmp_path / "h2s", data.SPLITS)      # 31,165 / 1,741 / 2,357 rows; 117 / 2 / 14 without a clip
+    assert [len(rows[s]) for s in data.SPLITS] == [312 - 1, 17, 24] and "1 of 312 sentences" in capsys.readouterr().err
+    given = tmp_path / "given"                          # real names, sentences and frame counts where given
+    given.mkdir()
+    for split in data.SPLITS:
+        (given / f"PHOENIX-2014-T.{split}.corpus.csv").write_text(
+            "name|video|start|end|speaker|orth|translation\n" + f"{split}_a|x|-1|-1|S|X|heute regen\n"
+            + f"{split}_b|x|-1|-1|S|X|morgen sonne\n", encoding="utf-8")
+    (given / "frame_counts.tsv").write_text("split\tname\tnum_frames\ntrain\ttrain_a\t5\ntrain\ttrain_b\t7\n")
+    fullsize.main(["--dataset", "phoenix14t", "--root", str(tmp_path / "ph"), "--annotations", str(given),
+                   "--workers", "1"])
+    rows = data.read_split(tmp_path / "ph", "train")
+    assert [(r["name"], r["translation"], len(decode.frame_files(r["video"]))) for r in rows] == \
+        [("train_a", "heute regen", 5), ("train_b", "morgen sonne", 7)]
+    assert [r["name"] for r in data.read_split(tmp_path / "ph", "dev")] == ["dev_a", "dev_b"]   # counts drawn
 
 
 # ----------------------------------------------------------------------------------------------

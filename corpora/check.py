@@ -7,12 +7,14 @@ from pathlib import Path
 from corpora import decode, pack
 
 
-def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int = 20, full: bool = False) -> list[str]:
+def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int = 20, full: bool = False,
+                 first_frame: bool = False) -> list[str]:
     """Every video of `splits` (split -> data.read_split's rows), checked before training: a frame folder's every
-    frame file by its header (an
-    image of one size throughout), a video file by opening it and decoding its first frame; full=True decodes
-    everything. With packed=True, its split's pack is intact and holds it. Returns the problems, at most `limit`
-    listed and then a count of the rest."""
+    frame file by its header (an image of one size throughout), a video file by opening its container and reading
+    its video stream's header (first_frame=True also decodes its first frame: `corpora.prepare --check`, as
+    decoding a 1280x720 frame of each of How2Sign's 32,787 clips took over two minutes of every start-up);
+    full=True decodes everything. With packed=True, its split's pack is intact and holds it. Returns the problems,
+    at most `limit` listed and then a count of the rest."""
     problems = []
     for split, rows in splits.items():
         if packed:
@@ -22,7 +24,7 @@ def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int =
         problems += [f"folder '{d}' (where videos of {split} lie) is missing" for d in missing_dirs]
         rows = [r for r in rows if r["video"].parent.is_dir()]
         with ThreadPoolExecutor(8) as pool:  # mostly waiting for the disk: threads overlap the reads
-            problems += [p for p in pool.map(lambda r: video_problem(r["video"], full), rows) if p]
+            problems += [p for p in pool.map(lambda r: video_problem(r["video"], full, first_frame), rows) if p]
     if len(problems) > limit:
         problems = problems[:limit] + [f"... and {len(problems) - limit} more"]
     return problems
@@ -39,8 +41,9 @@ def _pack_check(root, split, packed_dir, names) -> list[str]:
             f"rebuild it with `{command}`" for n in names if n not in packed_names]
 
 
-def video_problem(video: Path, full: bool = False) -> str:
-    """What keeps a video (frame folder or video file) from being read ('' if nothing)."""
+def video_problem(video: Path, full: bool = False, first_frame: bool = True) -> str:
+    """What keeps a video (frame folder or video file) from being read ('' if nothing); a video file is decoded
+    (its first frame, or all with full=True) unless first_frame=False: then its stream header is read."""
     if video.is_dir():
         files = decode.frame_files(video)
         if not files:
@@ -66,8 +69,12 @@ def video_problem(video: Path, full: bool = False) -> str:
         with av.open(str(video)) as container:
             if not container.streams.video:
                 return f"video file '{video}' has no video stream"
+            stream = container.streams.video[0]
+            if not (full or first_frame):  # the header only: a codec and a frame size
+                ok = stream.codec_context.width > 0 and stream.codec_context.height > 0
+                return "" if ok else f"video file '{video}' cannot be decoded: its video stream has no frame size"
             n = 0
-            for _ in container.decode(container.streams.video[0]):
+            for _ in container.decode(stream):
                 n += 1
                 if not full:
                     break

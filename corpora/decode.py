@@ -1,5 +1,6 @@
 """Decoding: frame files (PNG, JPEG ...) and video files (PyAV), each frame resized while it is decoded, so
 that memory follows the size used, never the file's."""
+import os
 import re
 from pathlib import Path
 
@@ -9,33 +10,71 @@ from PIL import Image
 VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+HEADER_BYTES = 8192  # a JPEG's start of frame follows its APP segments (EXIF, ICC), usually well within this
 
 
 def frame_size(path, full: bool = False) -> tuple:
-    """A frame file's (width, height) from its header (a PNG's first 24 bytes, read directly: several times faster
-    than opening it with PIL); full=True decodes the whole image. An unreadable file raises."""
-    if not full and Path(path).suffix.lower() == ".png":
-        with open(path, "rb") as f:
-            head = f.read(24)
-        if len(head) == 24 and head.startswith(PNG_HEADER):
-            return tuple(int.from_bytes(head[i:i + 4], "big") for i in (16, 20))
+    """A frame file's (width, height) from its header: a PNG's IHDR or a JPEG's SOF marker, read directly with
+    os.read (several times faster than opening it with PIL, which stays the way for other files and for
+    headers these parsers do not find); full=True decodes the whole image. An unreadable file raises."""
+    suffix = Path(path).suffix.lower()
+    if not full and suffix in (".png", ".jpg", ".jpeg"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            head = os.read(fd, 24 if suffix == ".png" else HEADER_BYTES)
+        finally:
+            os.close(fd)
+        size = _png_size(head) if suffix == ".png" else _jpeg_size(head)
+        if size:
+            return size
     with Image.open(path) as im:  # reads the header only, unless loaded
         if full:
             im.load()
         return im.size
 
 
-def natural_key(path: Path) -> list:
-    """Sort key: frame2.png before frame10.png."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+def _png_size(head: bytes):
+    if len(head) == 24 and head.startswith(PNG_HEADER):
+        return tuple(int.from_bytes(head[i:i + 4], "big") for i in (16, 20))
+    return None
+
+
+def _jpeg_size(head: bytes):
+    """(width, height) from the first start-of-frame segment (SOF0-SOF15 but DHT, JPG, DAC) within `head`, walked
+    segment by segment from the SOI marker; None where it is not found there."""
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 9 <= len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = int.from_bytes(head[i + 5:i + 7], "big"), int.from_bytes(head[i + 7:i + 9], "big")
+            return (width, height) if width and height else None
+        if marker == 0xD9 or marker == 0xDA:  # end of image, start of scan: no frame header before it
+            return None
+        i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
+    return None
+
+
+def natural_key(name: str) -> list:
+    """Sort key of a file name: frame2.png before frame10.png."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def frame_files(folder) -> list[Path]:
     """A frame folder's images in natural name order (PHOENIX14T's images0001.png ..., CSL-Daily's 000000.jpg ...)."""
     folder = Path(folder)
-    if not folder.is_dir():
+    try:
+        names = [e.name for e in os.scandir(folder)]  # one listing, no stat per file
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+    names = sorted((n for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES), key=natural_key)
+    return [folder / n for n in names]
 
 
 def decoded_size(width: int, height: int, size=None, short_side: int = None) -> tuple:

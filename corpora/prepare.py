@@ -35,7 +35,8 @@ def main():
     root = data.resolve_root(args.data)
     if args.check:
         start = time.perf_counter()
-        problems = check.check_videos(root, {s: data.read_split(root, s) for s in args.splits}, full=args.full)
+        problems = check.check_videos(root, {s: data.read_split(root, s) for s in args.splits}, full=args.full,
+                                      first_frame=True)
         print(f"checked {'/'.join(args.splits)} under '{root}' in {time.perf_counter() - start:.1f} s: "
               + (f"{len(problems)} problem(s)\n  " + "\n  ".join(problems) if problems else "no problems"))
         if problems:
