@@ -50,8 +50,8 @@ def resolve_root(data: str) -> Path:
             how = "generate it once with `python -m tools.synthetic" + (f" --setting {data}`" if data != "synthetic"
                                                                         else "`")
         elif env:
-            how = (f"set {env} to the folder holding the dataset as released (see docs/datasets.md), or pass --data PATH "
-                   "(or --data synthetic)")
+            how = (f"set {env} to the folder holding the dataset as released (see docs/datasets.md), or pass "
+                   "--data PATH (or --data synthetic)")
         else:
             how = "pass a dataset folder (layouts: see docs/datasets.md), or phoenix14t, how2sign, csl-daily, synthetic"
         raise FileNotFoundError(f"dataset root '{root}' (--data {data}) not found: {how}")
@@ -206,6 +206,8 @@ class SignVideos(torch.utils.data.Dataset):
         self.max_frames, self.frame_stride = max_frames, frame_stride
         self.rows = read_split(root, split)
         self.videos = {r["name"]: r["video"] for r in self.rows}
+        # a sentence of a full-length video (How2Sign's realigned times): name -> (start, end) in seconds
+        self.segments = {r["name"]: (r["start"], r["end"]) for r in self.rows if "start" in r}
         self.pack = None
         if packed:
             command = pack.pack_command(root, split, packed_dir)
@@ -229,7 +231,7 @@ class SignVideos(torch.utils.data.Dataset):
         elif self.videos[name].is_dir():
             n = len(decode.frame_files(self.videos[name]))
         else:  # a video file: its frames counted by decoding them, tiny
-            n = sum(1 for _ in decode.iter_video(self.videos[name], size=(16, 16)))
+            n = sum(1 for _ in decode.iter_video(self.videos[name], (16, 16), None, None, *self.segment(name)))
         return select_frames(n, self.frame_stride, self.max_frames)
 
     def read_pixels(self, name) -> np.ndarray:
@@ -240,9 +242,16 @@ class SignVideos(torch.utils.data.Dataset):
         video = self.videos[name]
         if video.is_file():
             resize = round(self.size * 256 / 224)
-            pixels = decode.read_video(video, size=(resize, resize))
+            if name in self.segments:  # cut at every read: a pack (corpora.prepare --pack) cuts it once
+                pixels = np.stack(list(decode.iter_video(video, (resize, resize), None, None, *self.segment(name))))
+            else:
+                pixels = decode.read_video(video, size=(resize, resize))
             return pixels[select_frames(len(pixels), self.frame_stride, self.max_frames)]
         return decode.read_frames(self.frame_paths(name))
+
+    def segment(self, name) -> tuple:
+        """(start, end) seconds of a sentence in its full-length video; (None, None) for a whole video."""
+        return self.segments.get(name, (None, None))
 
     def transform(self, pixels: np.ndarray) -> torch.Tensor:
         """Paper §4.2: uint8 [T, H, W, 3] -> uint8 [T, 3, size, size] (resize_crop)."""

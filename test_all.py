@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import json
 import math
 import os
 import shutil
@@ -767,6 +768,16 @@ def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext
     monkeypatch.undo()
     pseudogloss.build_pseudoglosses(other, dim=8, shared_dir=shared)
     assert len(list(shared.iterdir())) == 2 and not list(other.rglob("pseudoglosses-*"))
+
+
+def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, shared_cache, monkeypatch, capsys):
+    from corpora import prepare
+    monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus)])
+    prepare.main()
+    assert f"in '{shared_cache}'" in capsys.readouterr().out
+    monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
+    pg = pseudogloss.build_pseudoglosses(corpus, shared_dir=pseudogloss.shared_cache_dir())
+    assert pg.prototypes.shape == (len(pg.vocab) + 1, 300)
 
 
 def _gold_f1(path, lang):
@@ -2385,7 +2396,42 @@ def test_synthetic_english_corpus_is_how2sign_as_released(tmp_path):
             frames = decode_mp4(base / "rgb_front" / "raw_videos" / (r[3] + ".mp4"))
             assert signs[-1][2] < len(frames) and sign_frames_are_coloured(frames, signs)
     assert quoted >= 1
-    assert [r["name"] for r in data.read_split(root, "train")] == with_clip  # the reader skips the row without clip
+    names = [r[3] for r in csv.reader(io.StringIO(how2sign.split_file(root, "train").read_text(encoding="utf-8")),
+                                      delimiter="\t")][1:]
+    assert [r["name"] for r in data.read_split(root, "train")] == names      # every sentence has its full video
+    shutil.move(root / "video_level", tmp_path / "elsewhere")
+    assert [r["name"] for r in data.read_split(root, "train")] == with_clip  # the clips: the row without one skipped
+
+
+def test_how2sign_sentences_are_cut_from_the_full_videos_by_the_realigned_times(tmp_path, capsys):
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=6, n_dev=2, n_test=2, frame_size=32)
+    table = how2sign.split_file(root, "train")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    rows = list(csv.reader(lines[1:], delimiter="\t"))
+    clips = how2sign.clips_folder(root, "train")
+    ds = data.SignVideos(root, "train", size=32)
+    assert ds.segments[rows[1][3]] == (float(rows[1][4]), float(rows[1][5])) and len(ds) == 6
+    assert "6 of 6 sentences cut from the full-length videos" in capsys.readouterr().err
+    for r in rows[:5]:                       # the cut is the clip: the same frames, up to the two encodings' loss
+        cut = np.stack(list(decode.iter_video(ds.videos[r[3]], None, None, None, *ds.segment(r[3]))))
+        clip = decode_mp4(clips / f"{r[3]}.mp4")
+        assert cut.shape == clip.shape and np.abs(cut.astype(int) - clip).mean() < 3, r[3]
+    folder = pack.pack_split(root, "train", ds.rows, tmp_path / "packs", workers=1)          # cut once, here
+    packed = data.SignVideos(root, "train", size=32, packed=True, packed_dir=tmp_path / "packs")
+    assert json.loads((folder / "index.json").read_text())["cut"] == "realigned"
+    assert [packed.pack.n_frames(r[3]) for r in rows[:5]] == [len(decode_mp4(clips / f"{r[3]}.mp4")) for r in rows[:5]]
+    # a realigned end past its video's end, and a missing video: counted per split, the sentences skipped
+    video = ds.videos[rows[0][3]]
+    duration = decode.video_duration(video)
+    rows[3][5] = f"{duration + 0.5:.2f}"                                 # rows 0-3 share the first video
+    table.write_text("\n".join([lines[0]] + ["\t".join(r) for r in rows]) + "\n", encoding="utf-8")
+    ds.videos[rows[4][3]].unlink()                                       # rows 4-5: the second video
+    capsys.readouterr()
+    assert [r["name"] for r in data.read_split(root, "train")] == [r[3] for r in rows[:3]]
+    assert ("train (train): 3 of 6 sentences cut from the full-length videos in "
+            f"'{video.parent}' by their realigned times; skipped: 2 without their video, 1 past their video's end"
+            in capsys.readouterr().err)
+    assert check.check_videos(root, splits_of(root, ["train"])) == []
 
 
 def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):

@@ -22,9 +22,10 @@ def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int =
             continue
         missing_dirs = sorted({str(r["video"].parent) for r in rows if not r["video"].parent.is_dir()})
         problems += [f"folder '{d}' (where videos of {split} lie) is missing" for d in missing_dirs]
-        rows = [r for r in rows if r["video"].parent.is_dir()]
+        # each file once: How2Sign's full-length videos hold about 12 sentences each
+        videos = list(dict.fromkeys(r["video"] for r in rows if r["video"].parent.is_dir()))
         with ThreadPoolExecutor(8) as pool:  # mostly waiting for the disk: threads overlap the reads
-            problems += [p for p in pool.map(lambda r: video_problem(r["video"], full, first_frame), rows) if p]
+            problems += [p for p in pool.map(lambda v: video_problem(v, full, first_frame), videos) if p]
     if len(problems) > limit:
         problems = problems[:limit] + [f"... and {len(problems) - limit} more"]
     return problems

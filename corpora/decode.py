@@ -10,6 +10,7 @@ from PIL import Image
 VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+TIME_EPSILON = 1e-6  # seconds: a frame shown at a sentence's start time belongs to it, one shown at its end does not
 HEADER_BYTES = 8192  # a JPEG's start of frame follows its APP segments (EXIF, ICC), usually well within this
 
 
@@ -88,10 +89,11 @@ def decoded_size(width: int, height: int, size=None, short_side: int = None) -> 
     return width, height
 
 
-def iter_video(path, size=None, short_side: int = None, stop: int = None):
+def iter_video(path, size=None, short_side: int = None, stop: int = None, start: float = None, end: float = None):
     """A video file's frames (PyAV), each resized while decoding (decoded_size; swscale's area filter) to uint8
-    [H, W, 3], so that memory follows the output size, not the file's; `stop`: at most that many frames. A file
-    that cannot be decoded is an OSError naming it."""
+    [H, W, 3], so that memory follows the output size, not the file's; `stop`: at most that many frames; `start`,
+    `end`: only the frames shown from `start` up to before `end` (seconds; a sentence of a full-length video), found
+    by seeking to the key frame before `start`. A file that cannot be decoded is an OSError naming it."""
     import av  # only video files need PyAV
     path = Path(path)
     try:
@@ -101,13 +103,31 @@ def iter_video(path, size=None, short_side: int = None, stop: int = None):
             stream = container.streams.video[0]
             if stop is None:  # decoder threads pay off over a whole clip, not for a first frame
                 stream.thread_type = "AUTO"
-            for k, frame in enumerate(container.decode(stream)):
-                if stop is not None and k >= stop:
+            if start:
+                container.seek(int(start / stream.time_base), stream=stream)
+            n = 0
+            for frame in container.decode(stream):
+                t = frame.time
+                if start is not None and t is not None and t < start - TIME_EPSILON:
+                    continue
+                if (end is not None and t is not None and t >= end - TIME_EPSILON) or (stop is not None and n >= stop):
                     return
+                n += 1
                 width, height = decoded_size(frame.width, frame.height, size, short_side)
                 yield frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
     except Exception as e:  # PyAV's errors (av.FFmpegError and others), a file that is not a video
         raise OSError(f"video file '{path}' cannot be decoded: {e}") from e
+
+
+def video_duration(path) -> float:
+    """A video file's duration in seconds from its container's header (its video stream's where the container
+    does not say); None where neither does."""
+    import av
+    with av.open(str(path)) as container:
+        if container.duration:
+            return container.duration / av.time_base
+        stream = container.streams.video[0]
+        return float(stream.duration * stream.time_base) if stream.duration else None
 
 
 def video_fps(path) -> float:
