@@ -18,7 +18,7 @@ def frame_size(path, full: bool = False) -> tuple:
     """A frame file's (width, height) from its header: a PNG's IHDR or a JPEG's SOF marker, read directly with
     os.read (several times faster than opening it with PIL, which stays the way for other files and for
     headers these parsers do not find); full=True decodes the whole image. An unreadable file raises."""
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(os.fspath(path))[1].lower()  # not Path(path): its parsing is most of the cost
     if not full and suffix in (".png", ".jpg", ".jpeg"):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -69,13 +69,16 @@ def natural_key(name: str) -> list:
 
 def frame_files(folder) -> list[Path]:
     """A frame folder's images in natural name order (PHOENIX14T's images0001.png ..., CSL-Daily's 000000.jpg ...)."""
-    folder = Path(folder)
+    return [Path(folder) / n for n in frame_names(folder)]
+
+
+def frame_names(folder) -> list[str]:
+    """frame_files' file names, from one listing without a stat or a Path per file; [] for no folder."""
     try:
-        names = [e.name for e in os.scandir(folder)]  # one listing, no stat per file
+        names = [e.name for e in os.scandir(folder)]
     except (FileNotFoundError, NotADirectoryError):
         return []
-    names = sorted((n for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES), key=natural_key)
-    return [folder / n for n in names]
+    return sorted((n for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES), key=natural_key)
 
 
 def decoded_size(width: int, height: int, size=None, short_side: int = None) -> tuple:
