@@ -166,8 +166,9 @@ def phoenix14t(out: Path, fraction: float, annotations: Path, size: tuple, worke
             header, *rows = lines.rstrip("\n").split("\n")
             rows = take(rows, fraction, rng)
             names = [r.split("|", 1)[0] for r in rows]
-            drawn = iter(drawn_counts(rng, len(names), 117, 16, 475))
-            ns = [counts.get((split, name)) or next(drawn) for name in names]
+            missing = [name for name in names if (split, name) not in counts]  # drawn (no rng use when none is)
+            drawn = dict(zip(missing, drawn_counts(rng, len(missing), 117, 16, 475) if missing else []))
+            ns = [counts.get((split, name)) or drawn[name] for name in names]
         else:
             header = "name|video|start|end|speaker|orth|translation"
             k = max(1, round(PHOENIX_N[split] * fraction)) if fraction < 1 else PHOENIX_N[split]
