@@ -2490,6 +2490,18 @@ def test_fullsize_builds_each_layout_at_a_share_of_the_real_counts(tmp_path, cap
     assert [r["name"] for r in data.read_split(tmp_path / "ph", "dev")] == ["dev_a", "dev_b"]   # counts drawn
 
 
+def test_startup_stops_at_the_first_step_and_reports_its_cost(corpus, finished, tmp_path):
+    out, _ = finished
+    run_ = subprocess.run([sys.executable, "-m", "tools.startup", "evaluate.py",
+                           *flags(corpus, tmp_path / "ev", "--checkpoint", out / "finetune.pt", "--workers", "1")],
+                          cwd=HERE, capture_output=True, text=True, timeout=300)
+    assert run_.returncode == 0, run_.stderr
+    report = json.loads(run_.stdout.strip().splitlines()[-1])
+    assert report["calls"]["corpora.check.check_videos"]["calls"] == 1 and report["seconds_to_first_step"] > 0
+    assert report["calls"]["data.read_split"]["calls"] >= 1 and len(report["workers"]) == 1
+    assert report["workers"][0]["vmhwm_mib"] > 0 and not (tmp_path / "ev" / "test.hyp.txt").exists()  # stopped
+
+
 # ----------------------------------------------------------------------------------------------
 # benchmark.py: FLOP counts
 
