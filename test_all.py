@@ -2262,8 +2262,8 @@ def test_three_stages_on_the_english_and_chinese_synthetic_corpora(lang_runs, la
     assert printed.startswith(f"scoring ({lang}): sacrebleu BLEU-1..4, tokenize='{tokenize}'")
     assert "test (raw)" in printed and "' .' appended" not in printed  # PHOENIX14T's convention only
     assert result["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score)
-    missing = "How2Sign train (train): 1 of 8 sentences have no clip"
-    assert (missing in stderr) == (lang == "en")
+    cut = "How2Sign train (train): 8 of 8 sentences cut from the full-length videos"  # the clip-less one too
+    assert (cut in stderr) == (lang == "en")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -2424,13 +2424,14 @@ def test_how2sign_sentences_are_cut_from_the_full_videos_by_the_realigned_times(
     video = ds.videos[rows[0][3]]
     duration = decode.video_duration(video)
     rows[3][5] = f"{duration + 0.5:.2f}"                                 # rows 0-3 share the first video
+    rows[2][5] = rows[2][4]                                              # ends where it starts
     table.write_text("\n".join([lines[0]] + ["\t".join(r) for r in rows]) + "\n", encoding="utf-8")
     ds.videos[rows[4][3]].unlink()                                       # rows 4-5: the second video
     capsys.readouterr()
-    assert [r["name"] for r in data.read_split(root, "train")] == [r[3] for r in rows[:3]]
-    assert ("train (train): 3 of 6 sentences cut from the full-length videos in "
-            f"'{video.parent}' by their realigned times; skipped: 2 without their video, 1 past their video's end"
-            in capsys.readouterr().err)
+    assert [r["name"] for r in data.read_split(root, "train")] == [r[3] for r in rows[:2]]
+    assert ("train (train): 2 of 6 sentences cut from the full-length videos in "
+            f"'{video.parent}' by their realigned times; skipped: 2 without their video, 1 past their video's end, "
+            "1 ending before they start" in capsys.readouterr().err)
     assert check.check_videos(root, splits_of(root, ["train"])) == []
 
 

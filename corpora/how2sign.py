@@ -57,15 +57,13 @@ def read(root: Path, split: str) -> list[dict]:
     once per file, with which videos were read."""
     path, full = split_file(root, split), videos_folder(root, split)
     folder = full if full.is_dir() else clips_folder(root, split)
-    rows, skipped = [], {"missing": 0, "past the end": 0}
+    rows, skipped = [], {"missing": 0, "past the end": 0, "empty": 0}
     for line, r in files.read_table(path, "\t", ("SENTENCE_NAME", "SENTENCE"), quoting=csv.QUOTE_MINIMAL):
         where = f"'{path}', line {line}"
         row = {"name": r["SENTENCE_NAME"], "translation": r["SENTENCE"]}
         if full.is_dir():
             row["video"] = files.inside(folder, _field(r, "VIDEO_NAME", where) + ".mp4", where)
             row["start"], row["end"] = (_seconds(r, k, where) for k in ("START_REALIGNED", "END_REALIGNED"))
-            if row["end"] <= row["start"]:
-                raise ValueError(f"{where}: END_REALIGNED {row['end']} is not after START_REALIGNED {row['start']}")
         else:
             row["video"] = files.inside(folder, r["SENTENCE_NAME"] + ".mp4", where)
         problem = _problem(row)
@@ -95,10 +93,12 @@ def _seconds(r: dict, key: str, where: str) -> float:
 
 
 def _problem(row: dict) -> str:
-    """Why a sentence is skipped: "missing" (no clip or video file), "past the end" (its realigned times run past
-    its video's end), or '' (nothing)."""
+    """Why a sentence is skipped: "missing" (no clip or video file), "empty" (its realigned end is not after its
+    start), "past the end" (its realigned times run past its video's end), or '' (nothing)."""
     if not row["video"].is_file():
         return "missing"
+    if "end" in row and row["end"] <= row["start"]:
+        return "empty"
     if "end" in row:
         stat = os.stat(row["video"])
         duration = _duration(str(row["video"]), stat.st_mtime_ns, stat.st_size)
@@ -126,7 +126,8 @@ def _report(split: str, path: Path, folder: Path, full: bool, n: int, skipped: d
     if full:
         print(f"How2Sign {split} ({SPLIT[split]}): {n} of {total} sentences cut from the full-length videos in "
               f"'{folder}' by their realigned times; skipped: {skipped['missing']} without their video, "
-              f"{skipped['past the end']} past their video's end", file=sys.stderr)
+              f"{skipped['past the end']} past their video's end, {skipped['empty']} ending before they start",
+              file=sys.stderr)
     elif skipped["missing"]:
         print(f"How2Sign {split} ({SPLIT[split]}): {skipped['missing']} of {total} sentences have no clip "
               f"in '{folder}' (as in the release): skipped; the {n} others read from the released clips "
