@@ -246,6 +246,8 @@ class SignVideos(torch.utils.data.Dataset):
         self.max_frames, self.frame_stride = max_frames, frame_stride
         self.rows = read_split(root, split)
         self.videos = {r["name"]: r["video"] for r in self.rows}
+        # a sentence of a full-length video (How2Sign's realigned times): name -> (start, end) in seconds
+        self.segments = {r["name"]: (r["start"], r["end"]) for r in self.rows if "start" in r}
         self.pack = None
         if packed:
             command = pack.pack_command(root, split, packed_dir)
@@ -268,8 +270,8 @@ class SignVideos(torch.utils.data.Dataset):
             n = self.pack.n_frames(name)
         elif self.videos[name].is_dir():
             n = len(decode.frame_files(self.videos[name]))
-        else:  # a video file: its frames counted by decoding them, none converted
-            n = decode.count_frames(self.videos[name])
+        else:  # a video file (or a sentence's stretch of one): its frames counted by decoding, none converted
+            n = decode.count_frames(self.videos[name], *self.segment(name))
         return select_frames(n, self.frame_stride, self.max_frames)
 
     def read_pixels(self, name) -> np.ndarray:
@@ -278,11 +280,16 @@ class SignVideos(torch.utils.data.Dataset):
         if self.pack is not None:
             return self.pack.read(name, self.frame_indices(name))
         video, resize = self.videos[name], round(self.size * 256 / 224)
-        if video.is_file():  # only the selected frames are converted and held
+        if video.is_file():  # only the selected frames are converted and held; a sentence of a full-length video
+            # is cut at every read (a pack, corpora.prepare --pack, cuts it once)
             select = functools.partial(select_frames, frame_stride=self.frame_stride, max_frames=self.max_frames)
-            return decode.read_selected(video, select, size=(resize, resize))[0]
+            return decode.read_selected(video, select, (resize, resize), None, *self.segment(name))[0]
         # a frame twice the resize or more is reduced while it is read: never held at its stored size
         return decode.read_frames(self.frame_paths(name), min_side=resize)
+
+    def segment(self, name) -> tuple:
+        """(start, end) seconds of a sentence in its full-length video; (None, None) for a whole video."""
+        return self.segments.get(name, (None, None))
 
     def transform(self, pixels: np.ndarray) -> torch.Tensor:
         """Paper §4.2: uint8 [T, H, W, 3] -> uint8 [T, 3, size, size] (resize_crop)."""

@@ -113,9 +113,9 @@ def main(argv=None):
     args = cli.parse(flags(), argv)
     setup = run.setup(args, stage="pretrain")
     with parallel.main_process_first():
-        # cached in the run's folder (not the data root, which may be read-only), apart from its checkpoints
+        # cached in the run's folder and for later runs (never the data root, which may be read-only)
         pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
-                                             lang=setup.lang)
+                                             lang=setup.lang, shared_dir=pseudogloss.shared_cache_dir())
     if not pg.vocab:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))

@@ -13,6 +13,7 @@ import os
 import pickle
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import data
 from corpora import fasttext_bin, taggers
 from harness import files
 
+VERSION = 2  # of how pseudo-glosses are built, in the cache key (2: Chinese segmented for skip-gram)
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
 SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
 # STTS -> universal POS, as spaCy's German tag map does it, except that modal verbs are AUX.
@@ -124,26 +126,25 @@ def read_translations(root, split):
     return [(r["name"], r["translation"]) for r in data.read_split(root, split)]
 
 
-def _skipgram_vectors(sentences, words, dim, seed, workdir):
+def _skipgram_model(sentences, dim, workdir):
     """DESIGN.md "Pseudo-glosses": 300-d skip-gram fastText trained on the training translations when no
-    cc.de.300.bin is given."""
+    cc.de.300.bin is given (`sentences`: words separated by spaces). Runs beside the tagging: fastText's
+    trainer releases the GIL."""
     import fasttext
     # fastText's Python trainer seeds its RNG with 0 and takes no seed argument; thread=1 makes it
-    # deterministic, so `seed` only enters the cache key. t=1 turns off frequent-word subsampling,
+    # deterministic, so the seed only enters the cache key. t=1 turns off frequent-word subsampling,
     # which on a corpus of a few thousand sentences drops most tokens and leaves near-parallel vectors.
-    del seed
     with tempfile.NamedTemporaryFile("w", suffix=".txt", dir=workdir, delete=False, encoding="utf-8") as f:
         f.write("\n".join(sentences) + "\n")
     try:
-        model = fasttext.train_unsupervised(f.name, model="skipgram", dim=dim, epoch=20, minCount=1, t=1.0,
-                                            thread=1, verbose=0)
+        return fasttext.train_unsupervised(f.name, model="skipgram", dim=dim, epoch=20, minCount=1, t=1.0,
+                                           thread=1, verbose=0)
     finally:
         os.unlink(f.name)
-    return torch.from_numpy(np.array([model.get_word_vector(w) for w in words], np.float32).reshape(len(words), dim))
 
 
-def _pretrained_vectors(path, words, dim):
-    """DESIGN.md "Pseudo-glosses": the user's fastText binary (cc.de.300.bin) looked up for every pseudo-gloss."""
+def _pretrained_model(path, dim):
+    """DESIGN.md "Pseudo-glosses": the user's fastText binary (cc.de.300.bin)."""
     import fasttext
     if not Path(path).is_file():
         raise FileNotFoundError(f"--fasttext {path}: file not found (expected a fastText .bin such as cc.de.300.bin)")
@@ -151,7 +152,7 @@ def _pretrained_vectors(path, words, dim):
     model = fasttext.load_model(str(path))
     if model.get_dimension() != dim:
         raise ValueError(f"--fasttext {path} has {model.get_dimension()}-d vectors, the prototypes need {dim}")
-    return torch.from_numpy(np.array([model.get_word_vector(w) for w in words], np.float32).reshape(len(words), dim))
+    return model
 
 
 @dataclasses.dataclass
@@ -193,13 +194,21 @@ def _read_cache(cache: Path, key: dict):
     return PseudoGlosses(pg["vocab"], pg["prototypes"], pg["labels"], pg["key"])
 
 
-def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0,
-                        lang="de") -> PseudoGlosses:
+def shared_cache_dir() -> Path:
+    """Where pre-training keeps pseudo-glosses for every later run on the same annotations and options (the
+    tagging and the skip-gram training cost over a minute and a half at PHOENIX14T's size on 2 CPU cores):
+    $XDG_CACHE_HOME/hfa-slt/pseudoglosses, else ~/.cache/hfa-slt/pseudoglosses; never the data root."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hfa-slt" / "pseudoglosses"
+
+
+def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0, lang="de",
+                        shared_dir=None) -> PseudoGlosses:
     """Paper §3.2: the vocabulary of `splits` (default: every split present, "all pseudo-glosses in the dataset" as
     the paper and the authors' code have it), prototypes P [U+1, dim] (last row non-sign), labels of every video;
     translations in language `lang` (de, en, zh); cached in `cache_dir` when given (pretrain.py: <out>/cache;
     never the data root, which may be read-only), and rebuilt when the cache is stale or damaged (DESIGN.md
-    "Pseudo-glosses")."""
+    "Pseudo-glosses"). `shared_dir` (pretrain.py: shared_cache_dir()) is read before building and written after,
+    under a name made of the whole key (annotations, options, tagger, language), so that it is never stale."""
     if lang not in data.LANGS:
         raise ValueError(f"language '{lang}': expected one of {', '.join(data.LANGS)}")
     root = Path(root)
@@ -208,28 +217,55 @@ def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, d
     rows = {s: read_translations(root, s) for s in dict.fromkeys(list(splits) + present)}
     digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
     key = {"splits": list(splits), "fasttext": str(Path(fasttext_path).resolve()) if fasttext_path else None,
-           "dim": dim, "seed": seed, "tagger": tagger_name(lang), "annotations": digest}
+           "dim": dim, "seed": seed, "tagger": tagger_name(lang), "annotations": digest, "lang": lang,
+           "version": VERSION}
     cache = Path(cache_dir) / f"pseudoglosses-{'-'.join(splits)}.pt" if cache_dir else None
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    shared = Path(shared_dir) / f"pseudoglosses-{name}.pt" if shared_dir else None
     pg = _read_cache(cache, key) if cache else None
     if pg is not None:
         return pg
-
-    vocab = sorted({g for s in splits for _, sentence in rows[s] for g in extract(sentence, lang=lang)})
-    index = {g: i for i, g in enumerate(vocab)}
-    labels = {name: [index[g] for g in extract(sentence, lang=lang) if g in index]
-              for s in rows for name, sentence in rows[s]}
+    pg = _read_cache(shared, key) if shared else None
+    if pg is None:
+        pg = _build(rows, splits, fasttext_path, dim, lang, key)
+        if shared:
+            _write_cache(shared, pg, required=False)
     if cache:
         files.make_folder(cache.parent)  # <out>/cache: never a link that would put the cache elsewhere
-    if fasttext_path:
-        vectors = _pretrained_vectors(fasttext_path, vocab, dim)
-    else:
-        train_text = [t for _, t in rows["train" if "train" in rows else splits[0]]]
-        vectors = _skipgram_vectors(train_text, vocab, dim, seed, cache.parent if cache else None)
-    prototypes = torch.cat([vectors, torch.zeros(1, dim)])  # [U+1, dim], last row = non-sign
-    pg = PseudoGlosses(vocab, prototypes, labels, key)
-    if cache:  # as plain values: read back with weights_only
-        files.atomic_write(cache, lambda tmp: torch.save(dataclasses.asdict(pg), tmp))
+        _write_cache(cache, pg, required=True)
     return pg
+
+
+def _build(rows, splits, fasttext_path, dim, lang, key) -> PseudoGlosses:
+    """The pseudo-glosses of build_pseudoglosses, from scratch: the skip-gram prototypes train on one core while
+    the translations are tagged on another."""
+    train_text = [t for _, t in rows["train" if "train" in rows else splits[0]]]
+    if lang == "zh":  # written without spaces: skip-gram's words are the tagger's (one "word" a sentence before)
+        train_text = [" ".join(w for w, _, _ in tag_sentence(t, lang)) for t in train_text]
+    with ThreadPoolExecutor(1) as pool:
+        if fasttext_path:
+            model = pool.submit(_pretrained_model, fasttext_path, dim)
+        else:
+            model = pool.submit(_skipgram_model, train_text, dim, None)
+        glosses = {s: [(name, extract(sentence, lang=lang)) for name, sentence in rows[s]] for s in rows}
+        vocab = sorted({g for s in splits for _, found in glosses[s] for g in found})
+        index = {g: i for i, g in enumerate(vocab)}
+        labels = {name: [index[g] for g in found if g in index] for s in glosses for name, found in glosses[s]}
+        model = model.result()
+    vectors = np.array([model.get_word_vector(w) for w in vocab], np.float32).reshape(len(vocab), dim)
+    prototypes = torch.cat([torch.from_numpy(vectors), torch.zeros(1, dim)])  # [U+1, dim], last row = non-sign
+    return PseudoGlosses(vocab, prototypes, labels, key)
+
+
+def _write_cache(path: Path, pg: PseudoGlosses, required: bool):
+    """pg as plain values (read back with weights_only), atomically; a shared cache that cannot be written (a
+    read-only home) is said and skipped."""
+    try:
+        files.atomic_write(path, lambda tmp: torch.save(dataclasses.asdict(pg), tmp))
+    except OSError as e:
+        if required:
+            raise
+        print(f"pseudo-glosses not kept in the shared cache '{path}': {e}", flush=True)
 
 
 def multi_hot(names, pg: PseudoGlosses) -> torch.Tensor:

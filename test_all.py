@@ -101,6 +101,15 @@ def write_tree(root, videos, split="train", size=(60, 48)):
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory):
+    """pretrain.py's shared pseudo-gloss cache in a folder of the test session's, not the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(folder))
+        yield folder / "hfa-slt" / "pseudoglosses"
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A few synthetic videos in the official layout."""
@@ -764,6 +773,39 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
         assert torch.load(cache, weights_only=True)["vocab"] == pg.vocab            # rebuilt in place
 
 
+def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext(corpus, tmp_path, monkeypatch):
+    import fasttext
+    shared = tmp_path / "shared"
+    pg = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared)
+    # the reference: fastText trained on the training translations directly, as pseudogloss.py did before
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(r["translation"] for r in data.read_split(corpus, "train")) + "\n", encoding="utf-8")
+    ref = fasttext.train_unsupervised(str(text), model="skipgram", dim=8, epoch=20, minCount=1, t=1.0, thread=1,
+                                      verbose=0)
+    assert torch.equal(pg.prototypes[:-1], torch.tensor(np.array([ref.get_word_vector(w) for w in pg.vocab])))
+    [kept] = shared.iterdir()
+    monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
+    again = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared, cache_dir=tmp_path / "run")
+    assert torch.equal(again.prototypes, pg.prototypes) and again.labels == pg.labels
+    assert (tmp_path / "run" / "pseudoglosses-train-dev-test.pt").is_file() and list(shared.iterdir()) == [kept]
+    other = copy_corpus(corpus, tmp_path / "other")                           # other annotations: another entry
+    table, sentence = data.annotation_path(other, "dev"), data.read_split(other, "dev")[0]["translation"]
+    table.write_text(table.read_text(encoding="utf-8").replace(sentence, "heute regen"), encoding="utf-8")
+    monkeypatch.undo()
+    pseudogloss.build_pseudoglosses(other, dim=8, shared_dir=shared)
+    assert len(list(shared.iterdir())) == 2 and not list(other.rglob("pseudoglosses-*"))
+
+
+def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, shared_cache, monkeypatch, capsys):
+    from corpora import prepare
+    monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus)])
+    prepare.main()
+    assert f"in '{shared_cache}'" in capsys.readouterr().out
+    monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
+    pg = pseudogloss.build_pseudoglosses(corpus, shared_dir=pseudogloss.shared_cache_dir())
+    assert pg.prototypes.shape == (len(pg.vocab) + 1, 300)
+
+
 def _gold_f1(path, lang):
     # micro F1 of extract() against a gold file, multiset match per sentence, written out independently of
     # tagger_scores.read_gold / gold_scores
@@ -836,6 +878,16 @@ def test_pseudoglosses_built_for_a_chinese_corpus(tmp_path):
     words = {g for sentences in rows.values() for s in sentences for g in pseudogloss.extract(s, lang="zh")}
     assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pg.key["tagger"] == "jieba"
     assert [pg.vocab[i] for i in pg.labels["test0"]] == ["他", "我", "哥哥"]
+    # skip-gram learns from the segmented text: its words are the tagger's, not one "word" a sentence
+    seen = []
+    real = pseudogloss._skipgram_model
+    pseudogloss._skipgram_model = lambda sentences, *a: seen.append(sentences) or real(sentences, *a)
+    try:
+        pseudogloss.build_pseudoglosses(tmp_path, dim=8, lang="zh")
+    finally:
+        pseudogloss._skipgram_model = real
+    assert seen[0][0] == " ".join(w for w, _, _ in pseudogloss.tag_sentence(rows["train"][0], "zh"))
+    assert seen[0][0].split(" ")[:3] == ["我", "今天", "去"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -2785,8 +2837,8 @@ def test_three_stages_on_the_english_and_chinese_synthetic_corpora(lang_runs, la
     assert printed.startswith(f"scoring ({lang}): sacrebleu BLEU-1..4, tokenize='{tokenize}'")
     assert "test (raw)" in printed and "' .' appended" not in printed  # PHOENIX14T's convention only
     assert result["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score)
-    missing = "How2Sign train (train): 1 of 8 sentences have no clip"
-    assert (missing in stderr) == (lang == "en")
+    cut = "How2Sign train (train): 8 of 8 sentences cut from the full-length videos"  # the clip-less one too
+    assert (cut in stderr) == (lang == "en")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -2919,7 +2971,43 @@ def test_synthetic_english_corpus_is_how2sign_as_released(tmp_path):
             frames = decode_mp4(base / "rgb_front" / "raw_videos" / (r[3] + ".mp4"))
             assert signs[-1][2] < len(frames) and sign_frames_are_coloured(frames, signs)
     assert quoted >= 1
-    assert [r["name"] for r in data.read_split(root, "train")] == with_clip  # the reader skips the row without clip
+    names = [r[3] for r in csv.reader(io.StringIO(how2sign.split_file(root, "train").read_text(encoding="utf-8")),
+                                      delimiter="\t")][1:]
+    assert [r["name"] for r in data.read_split(root, "train")] == names      # every sentence has its full video
+    shutil.move(root / "video_level", tmp_path / "elsewhere")
+    assert [r["name"] for r in data.read_split(root, "train")] == with_clip  # the clips: the row without one skipped
+
+
+def test_how2sign_sentences_are_cut_from_the_full_videos_by_the_realigned_times(tmp_path, capsys):
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=6, n_dev=2, n_test=2, frame_size=32)
+    table = how2sign.split_file(root, "train")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    rows = list(csv.reader(lines[1:], delimiter="\t"))
+    clips = how2sign.clips_folder(root, "train")
+    ds = data.SignVideos(root, "train", size=32)
+    assert ds.segments[rows[1][3]] == (float(rows[1][4]), float(rows[1][5])) and len(ds) == 6
+    assert "6 of 6 sentences cut from the full-length videos" in capsys.readouterr().err
+    for r in rows[:5]:                       # the cut is the clip: the same frames, up to the two encodings' loss
+        cut = np.stack(list(decode.iter_video(ds.videos[r[3]], None, None, None, *ds.segment(r[3]))))
+        clip = decode_mp4(clips / f"{r[3]}.mp4")
+        assert cut.shape == clip.shape and np.abs(cut.astype(int) - clip).mean() < 3, r[3]
+    folder = pack.pack_split(root, "train", ds.rows, tmp_path / "packs", workers=1)          # cut once, here
+    packed = data.SignVideos(root, "train", size=32, packed=True, packed_dir=tmp_path / "packs")
+    assert json.loads((folder / "index.json").read_text())["cut"] == "realigned"
+    assert [packed.pack.n_frames(r[3]) for r in rows[:5]] == [len(decode_mp4(clips / f"{r[3]}.mp4")) for r in rows[:5]]
+    # a realigned end past its video's end, and a missing video: counted per split, the sentences skipped
+    video = ds.videos[rows[0][3]]
+    duration = decode.video_duration(video)
+    rows[3][5] = f"{duration + 0.5:.2f}"                                 # rows 0-3 share the first video
+    rows[2][5] = rows[2][4]                                              # ends where it starts
+    table.write_text("\n".join([lines[0]] + ["\t".join(r) for r in rows]) + "\n", encoding="utf-8")
+    ds.videos[rows[4][3]].unlink()                                       # rows 4-5: the second video
+    capsys.readouterr()
+    assert [r["name"] for r in data.read_split(root, "train")] == [r[3] for r in rows[:2]]
+    assert ("train (train): 2 of 6 sentences cut from the full-length videos in "
+            f"'{video.parent}' by their realigned times; skipped: 2 without their video, 1 past their video's end, "
+            "1 ending before they start" in capsys.readouterr().err)
+    assert check.check_videos(root, splits_of(root, ["train"])) == []
 
 
 def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):
@@ -2947,6 +3035,47 @@ def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):
         assert signs[-1][2] < len(frames) and sign_frames_are_coloured(frames, signs)
     rows = data.read_split(root, "dev")
     assert [r["translation"] for r in rows] == ["".join(e["label_char"]) for e in labels["info"][12:15]]
+
+
+def test_fullsize_builds_each_layout_at_a_share_of_the_real_counts(tmp_path, capsys):
+    from tools import fullsize
+    counts = {"phoenix14t": (7096, 519, 642), "csl-daily": (18401, 1077, 1176)}      # the releases' videos
+    for name, real in counts.items():
+        fullsize.main(["--dataset", name, "--root", str(tmp_path / name), "--fraction", "0.002", "--workers", "1"])
+        rows = splits_of(tmp_path / name, data.SPLITS)
+        assert [len(rows[s]) for s in data.SPLITS] == [round(n * 0.002) for n in real]
+        assert check.check_videos(tmp_path / name, rows) == []
+    frames = [len(decode.frame_files(r["video"])) for r in rows["train"]]
+    assert min(frames) == 30 and max(frames) == 400      # CSL-Daily's assumed range, both ends drawn once
+    fullsize.main(["--dataset", "how2sign", "--root", str(tmp_path / "h2s"), "--fraction", "0.01", "--workers", "1"])
+    capsys.readouterr()
+    rows = splits_of(tmp_path / "h2s", data.SPLITS)      # 31,165 / 1,741 / 2,357 rows; 117 / 2 / 14 without a clip
+    assert [len(rows[s]) for s in data.SPLITS] == [312 - 1, 17, 24] and "1 of 312 sentences" in capsys.readouterr().err
+    given = tmp_path / "given"                          # real names, sentences and frame counts where given
+    given.mkdir()
+    for split in data.SPLITS:
+        (given / f"PHOENIX-2014-T.{split}.corpus.csv").write_text(
+            "name|video|start|end|speaker|orth|translation\n" + f"{split}_a|x|-1|-1|S|X|heute regen\n"
+            + f"{split}_b|x|-1|-1|S|X|morgen sonne\n", encoding="utf-8")
+    (given / "frame_counts.tsv").write_text("split\tname\tnum_frames\ntrain\ttrain_a\t5\ntrain\ttrain_b\t7\n")
+    fullsize.main(["--dataset", "phoenix14t", "--root", str(tmp_path / "ph"), "--annotations", str(given),
+                   "--workers", "1"])
+    rows = data.read_split(tmp_path / "ph", "train")
+    assert [(r["name"], r["translation"], len(decode.frame_files(r["video"]))) for r in rows] == \
+        [("train_a", "heute regen", 5), ("train_b", "morgen sonne", 7)]
+    assert [r["name"] for r in data.read_split(tmp_path / "ph", "dev")] == ["dev_a", "dev_b"]   # counts drawn
+
+
+def test_startup_stops_at_the_first_step_and_reports_its_cost(corpus, finished, tmp_path):
+    out, _ = finished
+    run_ = subprocess.run([sys.executable, "-m", "tools.startup", "evaluate.py",
+                           *flags(corpus, tmp_path / "ev", "--checkpoint", out / "finetune.pt", "--workers", "1")],
+                          cwd=HERE, capture_output=True, text=True, timeout=300)
+    assert run_.returncode == 0, run_.stderr
+    report = json.loads(run_.stdout.strip().splitlines()[-1])
+    assert report["calls"]["corpora.check.check_videos"]["calls"] == 1 and report["seconds_to_first_step"] > 0
+    assert report["calls"]["data.read_split"]["calls"] >= 1 and len(report["workers"]) == 1
+    assert report["workers"][0]["vmhwm_mib"] > 0 and not (tmp_path / "ev" / "test.hyp.txt").exists()  # stopped
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The check before training: every video that a run will read, cheaply (frame headers, a video file's first
 frame) or in full, or its split's pack; the problems listed with the file they concern."""
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,12 +13,14 @@ from corpora import decode, pack
 ENDINGS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9"}
 
 
-def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int = 20, full: bool = False) -> list[str]:
+def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int = 20, full: bool = False,
+                 first_frame: bool = False) -> list[str]:
     """Every video of `splits` (split -> data.read_split's rows), checked before training: a frame folder's every
-    frame file by its header (an
-    image of one size throughout), a video file by opening it and decoding its first frame; full=True decodes
-    everything. With packed=True, its split's pack is intact and holds it. Returns the problems, at most `limit`
-    listed and then a count of the rest."""
+    frame file by its header (an image of one size throughout), a video file by opening its container and reading
+    its video stream's header (first_frame=True also decodes its first frame: `corpora.prepare --check`, as
+    decoding a 1280x720 frame of each of How2Sign's 32,787 clips took over two minutes of every start-up);
+    full=True decodes everything. With packed=True, its split's pack is intact and holds it. Returns the problems,
+    at most `limit` listed and then a count of the rest."""
     problems = []
     for split, rows in splits.items():
         if packed:
@@ -25,9 +28,10 @@ def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int =
             continue
         missing_dirs = sorted({str(r["video"].parent) for r in rows if not r["video"].parent.is_dir()})
         problems += [f"folder '{d}' (where videos of {split} lie) is missing" for d in missing_dirs]
-        rows = [r for r in rows if r["video"].parent.is_dir()]
+        # each file once: How2Sign's full-length videos hold about 12 sentences each
+        videos = list(dict.fromkeys(r["video"] for r in rows if r["video"].parent.is_dir()))
         with ThreadPoolExecutor(8) as pool:  # mostly waiting for the disk: threads overlap the reads
-            problems += [p for p in pool.map(lambda r: video_problem(r["video"], full), rows) if p]
+            problems += [p for p in pool.map(lambda v: video_problem(v, full, first_frame), videos) if p]
     if len(problems) > limit:
         problems = problems[:limit] + [f"... and {len(problems) - limit} more"]
     return problems
@@ -44,10 +48,11 @@ def _pack_check(root, split, packed_dir, names) -> list[str]:
             f"rebuild it with `{command}`" for n in names if n not in packed_names]
 
 
-def video_problem(video: Path, full: bool = False) -> str:
-    """What keeps a video (frame folder or video file) from being read ('' if nothing)."""
+def video_problem(video: Path, full: bool = False, first_frame: bool = True) -> str:
+    """What keeps a video (frame folder or video file) from being read ('' if nothing); a video file is decoded
+    (its first frame, or all with full=True) unless first_frame=False: then its stream header is read."""
     if video.is_dir():
-        files = decode.frame_files(video)
+        files = [os.path.join(video, n) for n in decode.frame_names(video)]  # strings: 2.5M Paths cost seconds
         if not files:
             return f"video folder '{video}' has no images (frames: {', '.join(sorted(decode.IMAGE_SUFFIXES))})"
         sizes = {}
@@ -74,8 +79,12 @@ def video_problem(video: Path, full: bool = False) -> str:
         with av.open(str(video)) as container:
             if not container.streams.video:
                 return f"video file '{video}' has no video stream"
+            stream = container.streams.video[0]
+            if not (full or first_frame):  # the header only: a codec and a frame size
+                ok = stream.codec_context.width > 0 and stream.codec_context.height > 0
+                return "" if ok else f"video file '{video}' cannot be decoded: its video stream has no frame size"
             n = 0
-            for _ in container.decode(container.streams.video[0]):
+            for _ in container.decode(stream):
                 n += 1
                 if not full:
                     break

@@ -15,6 +15,8 @@ PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 # decoded whole before any resize (a small PNG can declare 20000 x 20000: a decompression bomb)
 MAX_FRAME_PIXELS = 4096 * 4096
 Image.MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS
+TIME_EPSILON = 1e-6  # seconds: a frame shown at a sentence's start time belongs to it, one shown at its end does not
+HEADER_BYTES = 8192  # a JPEG's start of frame follows its APP segments (EXIF, ICC), usually well within this
 
 
 def regular_file(path, what: str = "frame") -> Path:
@@ -35,31 +37,74 @@ def check_pixels(path, size: tuple, error=ValueError):
 
 
 def frame_size(path, full: bool = False) -> tuple:
-    """A frame file's (width, height) from its header (a PNG's first 24 bytes, read directly: several times faster
-    than opening it with PIL); full=True decodes the whole image. An unreadable file raises."""
-    regular_file(path)
-    if not full and Path(path).suffix.lower() == ".png":
-        with open(path, "rb") as f:
-            head = f.read(24)
-        if len(head) == 24 and head.startswith(PNG_HEADER):
-            return tuple(int.from_bytes(head[i:i + 4], "big") for i in (16, 20))
+    """A frame file's (width, height) from its header: a PNG's IHDR or a JPEG's SOF marker, read directly with
+    os.read (several times faster than opening it with PIL, which stays the way for other files and for
+    headers these parsers do not find); full=True decodes the whole image. An unreadable file, or one that is not
+    a regular file, raises."""
+    mode = os.stat(path).st_mode  # a FIFO would block os.open: refused first (regular_file)
+    if not stat.S_ISREG(mode):
+        regular_file(path)
+    suffix = os.path.splitext(os.fspath(path))[1].lower()  # not Path(path): its parsing is most of the cost
+    if not full and suffix in (".png", ".jpg", ".jpeg"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            head = os.read(fd, 24 if suffix == ".png" else HEADER_BYTES)
+        finally:
+            os.close(fd)
+        size = _png_size(head) if suffix == ".png" else _jpeg_size(head)
+        if size:
+            return size
     with Image.open(path) as im:  # reads the header only, unless loaded
         if full:
             im.load()
         return im.size
 
 
-def natural_key(path: Path) -> list:
-    """Sort key: frame2.png before frame10.png."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+def _png_size(head: bytes):
+    if len(head) == 24 and head.startswith(PNG_HEADER):
+        return tuple(int.from_bytes(head[i:i + 4], "big") for i in (16, 20))
+    return None
+
+
+def _jpeg_size(head: bytes):
+    """(width, height) from the first start-of-frame segment (SOF0-SOF15 but DHT, JPG, DAC) within `head`, walked
+    segment by segment from the SOI marker; None where it is not found there."""
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 9 <= len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = int.from_bytes(head[i + 5:i + 7], "big"), int.from_bytes(head[i + 7:i + 9], "big")
+            return (width, height) if width and height else None
+        if marker == 0xD9 or marker == 0xDA:  # end of image, start of scan: no frame header before it
+            return None
+        i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
+    return None
+
+
+def natural_key(name: str) -> list:
+    """Sort key of a file name: frame2.png before frame10.png."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def frame_files(folder) -> list[Path]:
     """A frame folder's images in natural name order (PHOENIX14T's images0001.png ..., CSL-Daily's 000000.jpg ...)."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    return [Path(folder) / n for n in frame_names(folder)]
+
+
+def frame_names(folder) -> list[str]:
+    """frame_files' file names, from one listing without a stat or a Path per file; [] for no folder."""
+    try:
+        names = [e.name for e in os.scandir(folder)]
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+    return sorted((n for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES), key=natural_key)
 
 
 def decoded_size(width: int, height: int, size=None, short_side: int = None) -> tuple:
@@ -73,12 +118,14 @@ def decoded_size(width: int, height: int, size=None, short_side: int = None) -> 
     return width, height
 
 
-def iter_video(path, size=None, short_side: int = None, stop: int = None, keep: set = None, times: list = None):
+def iter_video(path, size=None, short_side: int = None, stop: int = None, start: float = None, end: float = None,
+               keep: set = None, times: list = None):
     """A video file's frames (PyAV), each resized while decoding (decoded_size; swscale's area filter) to uint8
-    [H, W, 3], so that memory follows the output size, not the file's; `stop`: at most that many frames; `keep`:
-    only the frames of these indices are converted and yielded; `times`: a list that gets every decoded frame's
-    time in seconds (its presentation time: right for a variable frame rate). A file that cannot be decoded is an
-    OSError naming it."""
+    [H, W, 3], so that memory follows the output size, not the file's; `stop`: at most that many frames; `start`,
+    `end`: only the frames shown from `start` up to before `end` (seconds; a sentence of a full-length video), found
+    by seeking to the key frame before `start`; `keep`: only the frames of these indices (counted from `start`) are
+    converted and yielded; `times`: a list that gets every such frame's time in seconds (its presentation time:
+    right for a variable frame rate). A file that cannot be decoded is an OSError naming it."""
     import av  # only video files need PyAV
     path = regular_file(path, "video file")
     try:
@@ -88,13 +135,20 @@ def iter_video(path, size=None, short_side: int = None, stop: int = None, keep: 
             stream = container.streams.video[0]
             if stop is None:  # decoder threads pay off over a whole clip, not for a first frame
                 stream.thread_type = "AUTO"
+            if start:
+                container.seek(int(start / stream.time_base), stream=stream)
             step = 1 / float(stream.average_rate or 25)  # for a frame without a time (no pts): the previous + 1/rate
-            for k, frame in enumerate(container.decode(stream)):
-                if stop is not None and k >= stop:
+            n = 0
+            for frame in container.decode(stream):
+                t = frame.time
+                if start is not None and t is not None and t < start - TIME_EPSILON:
+                    continue
+                if (end is not None and t is not None and t >= end - TIME_EPSILON) or (stop is not None and n >= stop):
                     return
+                n += 1
                 if times is not None:
-                    times.append(float(frame.time) if frame.time is not None else (times[-1] + step if times else 0.0))
-                if keep is not None and k not in keep:
+                    times.append(float(t) if t is not None else (times[-1] + step if times else 0.0))
+                if keep is not None and n - 1 not in keep:
                     continue
                 width, height = decoded_size(frame.width, frame.height, size, short_side)
                 yield frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
@@ -102,12 +156,24 @@ def iter_video(path, size=None, short_side: int = None, stop: int = None, keep: 
         raise OSError(f"video file '{path}' cannot be decoded: {e}") from e
 
 
-def count_frames(path) -> int:
-    """How many frames a video file decodes to, decoded but never converted (no frame is kept)."""
+def count_frames(path, start: float = None, end: float = None) -> int:
+    """How many frames a video file (or its stretch from `start` to `end` seconds) decodes to, decoded but never
+    converted (no frame is kept)."""
     times = []
-    for _ in iter_video(path, keep=set(), times=times):
+    for _ in iter_video(path, start=start, end=end, keep=set(), times=times):
         pass
     return len(times)
+
+
+def video_duration(path) -> float:
+    """A video file's duration in seconds from its container's header (its video stream's where the container
+    does not say); None where neither does."""
+    import av
+    with av.open(str(path)) as container:
+        if container.duration:
+            return container.duration / av.time_base
+        stream = container.streams.video[0]
+        return float(stream.duration * stream.time_base) if stream.duration else None
 
 
 def video_file_size(path) -> list:
@@ -125,10 +191,10 @@ def read_video(path, size=None, short_side: int = None) -> np.ndarray:
     return read_selected(path, np.arange, size, short_side)[0]
 
 
-def read_selected(path, select, size=None, short_side: int = None) -> tuple:
-    """The frames select(n) of a video file or frame folder of n frames, as uint8 [len(keep), H, W, 3], each
-    resized on reading (decoded_size): only the frames kept are ever held. -> (pixels, keep, every frame's time
-    in seconds; None for a folder)"""
+def read_selected(path, select, size=None, short_side: int = None, start: float = None, end: float = None) -> tuple:
+    """The frames select(n) of a video file (or of its stretch from `start` to `end` seconds) or frame folder of n
+    frames, as uint8 [len(keep), H, W, 3], each resized on reading (decoded_size): only the frames kept are ever
+    held. -> (pixels, keep, every frame's time in seconds; None for a folder)"""
     path = Path(path)
     if path.is_dir():
         files = frame_files(path)
@@ -137,8 +203,8 @@ def read_selected(path, select, size=None, short_side: int = None) -> tuple:
                                     f"(frames: {', '.join(sorted(IMAGE_SUFFIXES))})")
         keep = select(len(files))
         return read_frames([files[i] for i in keep], size, short_side), keep, None
-    keep, times = select(count_frames(path)), []
-    frames = list(iter_video(path, size, short_side, keep=set(keep.tolist()), times=times))
+    keep, times = select(count_frames(path, start, end)), []
+    frames = list(iter_video(path, size, short_side, None, start, end, set(keep.tolist()), times))
     if not frames:
         raise ValueError(f"video file '{path}': no video frames could be decoded")
     return np.stack(frames), keep, times

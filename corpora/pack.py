@@ -29,12 +29,13 @@ def pack_command(root, split, packed_dir=None) -> str:
 
 
 def _encode_video(job) -> tuple:
-    """One video's frames (a frame folder's in natural name order, or a video file's, decoded at the pack's size)
-    as JPEG bytes, and the frames' [height, width] before the resize (runs in a pool worker)."""
-    video, quality, resize = job
+    """One video's frames (a frame folder's in natural name order, or a video file's, decoded at the pack's size,
+    between the sentence's start and end times where given) as JPEG bytes, and the frames' [height, width] before
+    the resize (runs in a pool worker)."""
+    video, quality, resize, start, end = job
     video, size = Path(video), (resize, resize) if resize else None
-    if video.is_file():
-        frames, source = decode.iter_video(video, size=size), decode.video_file_size(video)
+    if video.is_file():  # a sentence of a full-length video is cut here, once, by its times
+        frames, source = decode.iter_video(video, size, None, None, start, end), decode.video_file_size(video)
     else:
         paths = decode.frame_files(video)
         if not paths:
@@ -100,6 +101,8 @@ def pack_split(root, split, rows, packed_dir=None, quality: int = 93, resize: in
     settings = {"version": PACK_VERSION, "quality": quality, "resize": resize}
     for name in files.remove_stale_temporaries(folder):  # also beside a finished pack, which returns next
         print(f"{split}: removed '{folder.parent / name}', left by an interrupted pack", flush=True)
+    if any("start" in r for r in rows):  # cut from full-length videos: never taken for a pack of the clips
+        settings["cut"] = "realigned"
     if _pack_complete(folder, names, settings):
         return folder
     files.atomic_write(folder, lambda tmp: _write_pack(tmp, rows, settings, workers))
@@ -109,7 +112,7 @@ def pack_split(root, split, rows, packed_dir=None, quality: int = 93, resize: in
 def _write_pack(folder: Path, rows: list, settings: dict, workers: int = None):
     """The pack of a split's videos (read_split's `rows`), written into a new `folder`."""
     folder.mkdir()
-    jobs = [(r["video"], settings["quality"], settings["resize"]) for r in rows]
+    jobs = [(r["video"], settings["quality"], settings["resize"], r.get("start"), r.get("end")) for r in rows]
     offsets, counts, sizes = [0], [], []
     with open(folder / "frames.bin", "wb") as f, multiprocessing.Pool(workers or os.cpu_count() or 1) as pool:
         for jpegs, source in pool.imap(_encode_video, jobs, chunksize=4):  # in order: written sequentially

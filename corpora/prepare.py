@@ -1,7 +1,9 @@
-"""The one-off preparation of a dataset: pack its frames, or check every video that training would read.
+"""The one-off preparation of a dataset: pack its frames, check every video that training would read, build the
+pseudo-glosses that pretrain.py then finds in its shared cache (pseudogloss.shared_cache_dir()).
 
     python -m corpora.prepare --pack --data phoenix14t [--splits train dev test]   # <root>/packed/<split>/
     python -m corpora.prepare --check --data how2sign [--full]
+    python -m corpora.prepare --pseudoglosses --data phoenix14t [--lang de]
 """
 import argparse
 import errno
@@ -11,6 +13,7 @@ import time
 import numpy as np
 
 import data
+import pseudogloss
 from corpora import check, pack
 
 
@@ -22,6 +25,10 @@ def main():
     ap.add_argument("--check", action="store_true", help="check every video of the splits as training does first "
                     "(frame headers, a video file's first frame) and list the problems")
     ap.add_argument("--full", action="store_true", help="with --check: decode every frame of every video")
+    ap.add_argument("--pseudoglosses", action="store_true", help="build the pseudo-glosses with pretrain.py's "
+                    "defaults into its shared cache, so that its start-up skips the tagging and skip-gram training")
+    ap.add_argument("--lang", choices=data.LANGS, help="with --pseudoglosses: the translations' language "
+                    "(default: the layout's)")
     ap.add_argument("--data", default="phoenix14t", help="phoenix14t, how2sign, csl-daily, a synthetic corpus, or a "
                     "folder in one of the layouts (see above)")
     ap.add_argument("--splits", nargs="+", default=list(data.SPLITS), choices=data.SPLITS, help="which splits")
@@ -31,8 +38,8 @@ def main():
                     "256, the paper's resize before the 224 crop, so the loader skips it; as shipped for synthetic)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="encoding processes")
     args = ap.parse_args()
-    if not (args.pack or args.check):
-        ap.error("nothing to do: pass --pack or --check")
+    if not (args.pack or args.check or args.pseudoglosses):
+        ap.error("nothing to do: pass --pack, --check or --pseudoglosses")
     try:
         root = data.resolve_root(args.data)
     except FileNotFoundError as e:
@@ -40,7 +47,7 @@ def main():
     rows = data.read_splits(root, args.splits)
     if args.check:
         start = time.perf_counter()
-        problems = check.check_videos(root, rows, full=args.full)
+        problems = check.check_videos(root, rows, full=args.full, first_frame=True)
         print(f"checked {'/'.join(args.splits)} under '{root}' in {time.perf_counter() - start:.1f} s: "
               + (f"{len(problems)} problem(s)\n  " + "\n  ".join(problems) if problems else "no problems"))
         if problems:
@@ -50,6 +57,12 @@ def main():
             args.resize = 0 if args.data.startswith("synthetic") else 256
         for split in args.splits:
             pack_one(root, split, rows[split], args)
+    if args.pseudoglosses:
+        start = time.perf_counter()
+        pg = pseudogloss.build_pseudoglosses(root, lang=data.dataset_language(root, args.lang),
+                                             shared_dir=pseudogloss.shared_cache_dir())
+        print(f"{len(pg.vocab)} pseudo-glosses in '{pseudogloss.shared_cache_dir()}' in "
+              f"{time.perf_counter() - start:.1f} s")
 
 
 def pack_one(root, split, rows, args):

@@ -302,8 +302,8 @@ def make_synthetic(root: Path, seed: int = 0, **setting) -> Path:
 
 
 # How2Sign's release (https://how2sign.github.io; how2sign.split_file, how2sign_clips): per split (its dev split is
-# `val`) the sentence clips and the realigned sentences, a tab-separated CSV with standard quoting; some
-# sentences have no clip.
+# `val`) the sentence clips, the full-length videos and the realigned sentences, a tab-separated CSV with standard
+# quoting; some sentences have no clip.
 HOW2SIGN_COLUMNS = ("VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED",
                     "SENTENCE")
 HOW2SIGN_FPS = 24
@@ -321,12 +321,16 @@ def write_mp4(path, frames, fps=HOW2SIGN_FPS):
 
 
 def _write_how2sign(tmp: Path, split: str, items: list, render) -> dict:
-    """One split in How2Sign's layout: four sentences per source video, each sentence's clip an mp4; the last
-    training sentence keeps its CSV row but has no clip, as some do in the release. Returns its timings."""
+    """One split in How2Sign's layout: four sentences per source video, each sentence's clip an mp4, and the
+    full-length videos (video_level/) that the realigned times point into: each sentence starts on a multiple of
+    6 frames (a time exact in the CSV's two decimals) after a 12-frame black pause, and its end time is rounded
+    down, so that the realigned times cut exactly its clip's frames. The last training sentence keeps its CSV row
+    but has no clip, as some do in the release. Returns its timings."""
     clips, csv_path = how2sign.clips_folder(tmp, split), how2sign.split_file(tmp, split)
-    clips.mkdir(parents=True)
-    csv_path.parent.mkdir(parents=True)
-    timings, start = {}, 0.0
+    videos = tmp / "video_level" / how2sign.SPLIT[split] / "rgb_front" / "raw_videos"
+    for folder in (clips, csv_path.parent, videos):
+        folder.mkdir(parents=True)
+    timings, full = {}, []
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
         out = csv.writer(f, delimiter="\t", lineterminator="\n")
         out.writerow(HOW2SIGN_COLUMNS)
@@ -334,11 +338,14 @@ def _write_how2sign(tmp: Path, split: str, items: list, render) -> dict:
             video_id = f"-s{split[:2]}{i // 4:07d}"  # 11 characters, some YouTube ids start with '-'
             name = f"{video_id}_{i % 4}-1-rgb_front"
             frames, spans = render(signs)
-            start = 0.0 if i % 4 == 0 else start
-            end = start + len(frames) / HOW2SIGN_FPS
-            out.writerow([video_id, f"{video_id}-1-rgb_front", f"{video_id}_{i % 4}", name, f"{start:.2f}",
-                          f"{end:.2f}", sentence])
-            start = end + 0.5
+            first = -(-(len(full) + 12) // 6) * 6 if full else 0
+            full += [np.zeros_like(frames[0])] * (first - len(full)) + list(frames)
+            end = math.floor((first + len(frames)) / HOW2SIGN_FPS * 100) / 100
+            out.writerow([video_id, f"{video_id}-1-rgb_front", f"{video_id}_{i % 4}", name,
+                          f"{first / HOW2SIGN_FPS:.2f}", f"{end:.2f}", sentence])
+            if i % 4 == 3 or i == len(items) - 1:
+                write_mp4(videos / f"{video_id}-1-rgb_front.mp4", np.stack(full))
+                full = []
             if split == "train" and i == len(items) - 1 and i > 0:
                 continue  # no clip for this sentence
             write_mp4(clips / f"{name}.mp4", frames)
@@ -380,7 +387,7 @@ def make_corpus(root: Path, lang: str, seed: int = 0, n_train: int = 300, n_dev:
     if lang not in GRAMMARS:
         raise ValueError(f"make_corpus: no grammar for language '{lang}' (known: {', '.join(sorted(GRAMMARS))})")
     params = {"lang": lang, "seed": seed, "n_train": n_train, "n_dev": n_dev, "n_test": n_test,
-              "frame_size": frame_size, "version": 1}
+              "frame_size": frame_size, "version": 2}
 
     def write(tmp):
         rng = np.random.default_rng(seed)
