@@ -112,7 +112,8 @@ def read_split(root, split) -> list[dict]:
     if split not in SPLITS:
         raise ValueError(f"split '{split}': not one of {', '.join(SPLITS)}")
     layout = detect_layout(root)
-    sources = [split_file(root, split), *(Path(root) / f for f in getattr(LAYOUTS.get(layout), "SOURCES", ()))]
+    more = getattr(LAYOUTS.get(layout), "sources", None)  # what else a layout's rows depend on (files, folders)
+    sources = [split_file(root, split), *(more(Path(root), split) if more else ())]
     key = (str(Path(root).resolve()), split, tuple(_stat(p) for p in sources))
     if key not in _ROWS:
         reader = _read_phoenix if layout == "phoenix14t" else LAYOUTS[layout].read

@@ -3069,7 +3069,7 @@ def test_fullsize_builds_each_layout_at_a_share_of_the_real_counts(tmp_path, cap
 def test_startup_stops_at_the_first_step_and_reports_its_cost(corpus, finished, tmp_path):
     out, _ = finished
     run_ = subprocess.run([sys.executable, "-m", "tools.startup", "evaluate.py",
-                           *flags(corpus, tmp_path / "ev", "--checkpoint", out / "finetune.pt", "--workers", "1")],
+                           *flags(corpus, tmp_path / "ev", "--checkpoint", out / "finetune", "--workers", "1")],
                           cwd=HERE, capture_output=True, text=True, timeout=300)
     assert run_.returncode == 0, run_.stderr
     report = json.loads(run_.stdout.strip().splitlines()[-1])

@@ -10,11 +10,16 @@ LANG = "zh"
 FRAME_DIRS = ("sentence/frames_512x512", "sentence_frames-512x512/frames_512x512", "sentence_frames-512x512")
 LABELS = Path("sentence_label") / "csl2020ct_v2.pkl"
 SPLIT_FILE = Path("sentence_label") / "split_1.txt"
-SOURCES = (LABELS,)  # read besides the split file (data.read_split reads again when one changes)
 
 
 def detect(root: Path) -> bool:
     return (root / "sentence_label").is_dir()
+
+
+def sources(root: Path, split: str) -> list:
+    """What a split's rows are read from besides its split file: the labels (data.read_split reads again when
+    one changes)."""
+    return [root / LABELS]
 
 
 def split_file(root: Path, split: str) -> Path:

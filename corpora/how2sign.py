@@ -46,6 +46,12 @@ def videos_folder(root, split) -> Path:
     return front / "raw_videos" if (front / "raw_videos").is_dir() or not front.is_dir() else front
 
 
+def sources(root: Path, split: str) -> list:
+    """What a split's rows depend on besides its CSV: which full-length videos and clips are there (the folders'
+    listings; data.read_split reads again when one changes)."""
+    return [root / "video_level", videos_folder(root, split), clips_folder(root, split)]
+
+
 _SKIPS_REPORTED = set()
 END_TOLERANCE = 0.01  # seconds: the CSV's precision; an end time beyond the video by more runs past it
 
