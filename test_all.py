@@ -2291,6 +2291,7 @@ def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
     names = sorted(str(p.relative_to(out / "finetune")) for p in (out / "finetune").rglob("*") if p.is_file())
     assert names == ["README.md", "config.json", "model.safetensors", "tokenizer/spm.model", "tokenizer/tokenizer.json",
                      "training.json"]
+    assert (out / "finetune" / "model.safetensors").stat().st_mode & 0o777 == 0o644    # readable to share
     card_ = (out / "finetune" / "README.md").read_text()
     front = card_.split("---\n")[1]
     assert "language:\n- de\n" in front and "license: other" in front and "- bleu\n" in front

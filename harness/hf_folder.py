@@ -92,6 +92,7 @@ def save(path: Path, net, setup, about: dict, names: set, standalone: bool = Fal
     def write(tmp: Path):
         tmp.mkdir()
         save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / WEIGHTS).chmod(0o644)  # safetensors writes 0600: a folder to share reads as the others do
         (tmp / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / TRAINING).write_text(json.dumps(training, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         setup.tok.save(tmp / TOKENIZER)
