@@ -9,9 +9,6 @@ from PIL import Image
 
 from corpora import decode, pack
 
-# How a frame file ends when it is whole: a PNG with its IEND chunk, a JPEG with its end-of-image marker
-ENDINGS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9"}
-
 
 def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int = 20, full: bool = False,
                  first_frame: bool = False) -> list[str]:
@@ -58,10 +55,8 @@ def video_problem(video: Path, full: bool = False, first_frame: bool = True) -> 
         sizes = {}
         for f in files:
             try:
-                sizes[f] = decode.frame_size(f, full)
+                sizes[f] = decode.frame_size(f, full, whole=not full)  # header and end in one open
                 decode.check_pixels(f, sizes[f])
-                if not full:
-                    whole_file(f)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
                 return str(e) if str(e).startswith("frame '") else f"frame '{f}' cannot be read: {e}"
         if len(set(sizes.values())) > 1:
@@ -91,18 +86,3 @@ def video_problem(video: Path, full: bool = False, first_frame: bool = True) -> 
     except Exception as e:  # PyAV's errors (av.FFmpegError and others), a file that is not a video
         return f"video file '{video}' cannot be decoded: {e}"
     return "" if n else f"video file '{video}' holds no video frames"
-
-
-def whole_file(path):
-    """ValueError naming a PNG or JPEG frame that does not end as a whole one does (cut off, or its body
-    overwritten), read from its last bytes only; a frame damaged inside is found by --check --full."""
-    suffix = os.path.splitext(os.fspath(path))[1].lower()  # a string path: no Path per frame (2.5M on CSL-Daily)
-    end = ENDINGS.get(suffix)
-    if end is None:
-        return
-    with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, 2) - 16))
-        tail = f.read().rstrip(b"\0") if end == b"\xff\xd9" else f.read()  # some cameras pad a JPEG with zeros
-    if not tail.endswith(end):
-        raise ValueError(f"frame '{path}' is damaged: it does not end as a whole {suffix[1:].upper()} file "
-                         "does (cut off, or its data overwritten): replace it, or remove its video from the split")

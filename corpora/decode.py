@@ -16,6 +16,8 @@ PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 MAX_FRAME_PIXELS = 4096 * 4096
 Image.MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS
 TIME_EPSILON = 1e-6  # seconds: a frame shown at a sentence's start time belongs to it, one shown at its end does not
+# How a frame file ends when it is whole: a PNG with its IEND chunk, a JPEG with its end-of-image marker
+ENDINGS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9"}
 HEADER_BYTES = 8192  # a JPEG's start of frame follows its APP segments (EXIF, ICC), usually well within this
 
 
@@ -36,28 +38,42 @@ def check_pixels(path, size: tuple, error=ValueError):
                          f"{MAX_FRAME_PIXELS:,} a frame may have: not a video frame (a decompression bomb?)")
 
 
-def frame_size(path, full: bool = False) -> tuple:
+def frame_size(path, full: bool = False, whole: bool = False) -> tuple:
     """A frame file's (width, height) from its header: a PNG's IHDR or a JPEG's SOF marker, read directly with
     os.read (several times faster than opening it with PIL, which stays the way for other files and for
-    headers these parsers do not find); full=True decodes the whole image. An unreadable file, or one that is not
-    a regular file, raises."""
+    headers these parsers do not find); full=True decodes the whole image. whole=True also reads the file's last
+    bytes in the same open (ENDINGS): a PNG or JPEG cut off or overwritten at its end is a ValueError naming it; a
+    frame damaged inside is found by full=True. An unreadable file, or one that is not a regular file, raises."""
     mode = os.stat(path).st_mode  # a FIFO would block os.open: refused first (regular_file)
     if not stat.S_ISREG(mode):
         regular_file(path)
     suffix = os.path.splitext(os.fspath(path))[1].lower()  # not Path(path): its parsing is most of the cost
+    size = tail = None
     if not full and suffix in (".png", ".jpg", ".jpeg"):
         fd = os.open(path, os.O_RDONLY)
         try:
             head = os.read(fd, 24 if suffix == ".png" else HEADER_BYTES)
+            tail = os.pread(fd, 16, max(0, os.fstat(fd).st_size - 16)) if whole else None
         finally:
             os.close(fd)
         size = _png_size(head) if suffix == ".png" else _jpeg_size(head)
-        if size:
-            return size
-    with Image.open(path) as im:  # reads the header only, unless loaded
-        if full:
-            im.load()
-        return im.size
+    if not size:
+        with Image.open(path) as im:  # reads the header only, unless loaded: a header PIL cannot read raises first
+            if full:
+                im.load()
+            size = im.size
+    if tail is not None:
+        _check_end(path, suffix, tail)
+    return size
+
+
+def _check_end(path, suffix: str, tail: bytes):
+    """ValueError naming a PNG or JPEG frame whose last bytes are not those of a whole one (ENDINGS)."""
+    end = ENDINGS[suffix]
+    tail = tail.rstrip(b"\0") if end == b"\xff\xd9" else tail  # some cameras pad a JPEG with zeros
+    if not tail.endswith(end):
+        raise ValueError(f"frame '{path}' is damaged: it does not end as a whole {suffix[1:].upper()} file "
+                         "does (cut off, or its data overwritten): replace it, or remove its video from the split")
 
 
 def _png_size(head: bytes):

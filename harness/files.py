@@ -144,7 +144,6 @@ def unique_rows(rows: list, path) -> list[dict]:
     return [row for _, row in rows]
 
 
-
 def torch_archive_problem(path) -> str:
     """What is wrong with a file that should be a torch.save archive, read without unpickling anything: missing,
     empty, not a zip archive, or an archive whose entries are compressed or add up to more than the file (which
