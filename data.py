@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from corpora import csl_daily, custom, decode, how2sign, pack
-from harness import files
+from corpora import files
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -282,7 +282,7 @@ class SignVideos(torch.utils.data.Dataset):
             return self.pack.read(name, self.frame_indices(name))
         video, resize = self.videos[name], round(self.size * 256 / 224)
         if video.is_file():  # only the selected frames are converted and held; a sentence of a full-length video
-            # is cut at every read (a pack, corpora.prepare --pack, cuts it once)
+            # is cut at every read (a pack, tools.prepare --pack, cuts it once)
             select = functools.partial(select_frames, frame_stride=self.frame_stride, max_frames=self.max_frames)
             return decode.read_selected(video, select, (resize, resize), None, *self.segment(name))[0]
         # a frame twice the resize or more is reduced while it is read: never held at its stored size

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import metrics
 import train
-from harness import card, cli, files, hf_folder, run
+from harness import card, cli, hf_folder, run
+from corpora import files
 
 TABLE_HEADER = f"{'':<28}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'ROUGE':>8}"
 

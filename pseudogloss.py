@@ -21,7 +21,7 @@ import torch
 
 import data
 from corpora import fasttext_bin, taggers
-from harness import files
+from corpora import files
 
 VERSION = 2  # of how pseudo-glosses are built, in the cache key (2: Chinese segmented for skip-gram)
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}

@@ -44,7 +44,8 @@ import pseudogloss
 import tokenizer
 import train
 from corpora import check, decode, how2sign, pack
-from harness import checkpoint, cli, files, hf_folder, outdir, parallel, run
+from harness import checkpoint, cli, hf_folder, outdir, parallel, run
+from corpora import files
 from tools import analysis, benchmark, synthetic, tagger_scores
 
 
@@ -798,7 +799,7 @@ def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext
 
 
 def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, shared_cache, monkeypatch, capsys):
-    from corpora import prepare
+    from tools import prepare
     monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus)])
     prepare.main()
     assert f"in '{shared_cache}'" in capsys.readouterr().out
@@ -2466,7 +2467,7 @@ def test_packed_at_loader_size_skips_resize(tmp_path):
 def test_packed_errors_name_the_pack_and_command(tmp_path):
     root = write_tree(tmp_path, {"v1": (2, "am tag")})
     with pytest.raises(FileNotFoundError,
-                       match=r"packed.train.*python -m corpora.prepare --pack --data .* --splits train"):
+                       match=r"packed.train.*python -m tools.prepare --pack --data .* --splits train"):
         data.SignVideos(root, "train", packed=True)
     pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
     with open(data.annotation_path(root, "train"), "a") as f:
@@ -2485,13 +2486,13 @@ def test_damaged_packs_are_found_and_rebuilt(corpus, tmp_path):
         backup = (folder / name).read_bytes()
         (folder / name).write_bytes(cut(backup))
         with pytest.raises(OSError,
-                           match=f"frame pack '{folder}' is damaged: .*{name}.*python -m corpora.prepare --pack"):
+                           match=f"frame pack '{folder}' is damaged: .*{name}.*python -m tools.prepare --pack"):
             data.SignVideos(corpus, "train", packed=True, packed_dir=packs)
         problems = check.check_videos(corpus, splits_of(corpus, ["train"]), packed=True, packed_dir=packs)
         assert len(problems) == 1 and name in problems[0]
         (folder / name).write_bytes(backup)
     (folder / "frames.bin").write_bytes((folder / "frames.bin").read_bytes()[:-100])   # truncated: rebuilt
-    result = script("-m", "corpora.prepare", "--pack", "--data", corpus, "--splits", "train", "--packed-dir", packs,
+    result = script("-m", "tools.prepare", "--pack", "--data", corpus, "--splits", "train", "--packed-dir", packs,
                     "--resize", "0", "--workers", "1")
     assert result.returncode == 0, result.stderr
     assert "damaged" in result.stdout and "rebuilding" in result.stdout and "already packed" not in result.stdout
@@ -2697,7 +2698,7 @@ def test_bombs_fifos_and_cut_frames_are_named_before_training(tmp_path):
 
 
 def pack_flags(monkeypatch, root, *extra):
-    from corpora import prepare
+    from tools import prepare
     monkeypatch.setattr(sys, "argv", ["prepare", "--pack", "--data", str(root), "--splits", "train", "--workers",
                                       "1", *extra])
     return prepare.main
@@ -3130,7 +3131,7 @@ FOLDERS = ("harness", "corpora", "tools")
 
 
 def project_modules() -> dict:
-    """Every Python module of the project but the tests, by dotted name (harness.files, ...) -> its path."""
+    """Every Python module of the project but the tests, by dotted name (corpora.files, ...) -> its path."""
     here = Path(__file__).parent
     paths = [p for p in here.glob("*.py") if p.stem != "test_all"]
     paths += [p for f in FOLDERS for p in (here / f).glob("*.py")]

@@ -71,7 +71,7 @@ class Tokenizer:
 
     def save(self, out_dir, write_file=None):
         """Writes the tokenizer to out_dir (tokenizer.json + spm.model or mbart-tokenizer/); write_file(path,
-        write) writes each (the scripts: harness.files.atomic_write, which never writes through a link; default:
+        write) writes each (the scripts: corpora.files.atomic_write, which never writes through a link; default:
         write(path) in place)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int =
                  first_frame: bool = False) -> list[str]:
     """Every video of `splits` (split -> data.read_split's rows), checked before training: a frame folder's every
     frame file by its header (an image of one size throughout), a video file by opening its container and reading
-    its video stream's header (first_frame=True also decodes its first frame: `corpora.prepare --check`, as
+    its video stream's header (first_frame=True also decodes its first frame: `tools.prepare --check`, as
     decoding a 1280x720 frame of each of How2Sign's 32,787 clips took over two minutes of every start-up);
     full=True decodes everything. With packed=True, its split's pack is intact and holds it. Returns the problems,
     at most `limit` listed and then a count of the rest."""

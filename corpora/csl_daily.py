@@ -4,7 +4,7 @@ length, label_char, label_word, ...}), <root>/sentence_label/split_1.txt (name|s
 import pickle
 from pathlib import Path
 
-from harness import files
+from corpora import files
 
 LANG = "zh"
 FRAME_DIRS = ("sentence/frames_512x512", "sentence_frames-512x512/frames_512x512", "sentence_frames-512x512")

@@ -3,7 +3,7 @@ video is a video file (.mp4 .webm .mov .avi .mkv) or a folder of frames (.png .j
 folder. The layout names no language: --lang says it."""
 from pathlib import Path
 
-from harness import files
+from corpora import files
 
 LANG = None  # the layout does not say: --lang does
 

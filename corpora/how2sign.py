@@ -6,7 +6,7 @@ START_REALIGNED END_REALIGNED SENTENCE) and <root>/sentence_level/<split>/rgb_fr
 The released clips were cut by the original times, while the realigned sentences' START_REALIGNED and
 END_REALIGNED (seconds) refer to the full-length videos. Where those are present, as the download script unzips
 them (<root>/video_level/<split>/rgb_front/raw_videos/<VIDEO_NAME>.mp4), each sentence is cut from its video by
-the realigned times instead (once, by `python -m corpora.prepare --pack`, or by the loader when not packed); a
+the realigned times instead (once, by `python -m tools.prepare --pack`, or by the loader when not packed); a
 sentence whose video is missing or whose times run past its video's end (how2sign-data #9) is skipped and
 counted."""
 import csv
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from corpora import decode
-from harness import files
+from corpora import files
 
 LANG = "en"
 SPLIT = {"train": "train", "dev": "val", "test": "test"}

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from corpora import decode
-from harness import files
+from corpora import files
 
 PACK_VERSION = 2
 
@@ -24,7 +24,7 @@ def packed_path(root, split, packed_dir=None) -> Path:
 
 def pack_command(root, split, packed_dir=None) -> str:
     """The command that (re)builds a split's pack, for error messages."""
-    return (f"python -m corpora.prepare --pack --data {root} --splits {split}"
+    return (f"python -m tools.prepare --pack --data {root} --splits {split}"
             + (f" --packed-dir {packed_dir}" if packed_dir else ""))
 
 
@@ -130,7 +130,7 @@ class Pack:
     """Reads selected frames of a video from a split's pack; memory-maps frames.bin lazily, so that
     each DataLoader worker maps it itself (pickling the dataset never copies the file)."""
 
-    def __init__(self, folder: Path, command: str = "python -m corpora.prepare --pack --data ROOT --splits SPLIT"):
+    def __init__(self, folder: Path, command: str = "python -m tools.prepare --pack --data ROOT --splits SPLIT"):
         self.folder, self.command = Path(folder), command
         if not (self.folder / "index.json").is_file():
             raise FileNotFoundError(f"frame pack '{self.folder}' not found or incomplete: "

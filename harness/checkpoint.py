@@ -12,7 +12,8 @@ import torch
 
 import data
 import tokenizer
-from harness import files, hf_folder, outdir, parallel
+from harness import hf_folder, outdir, parallel
+from corpora import files
 
 
 def trainable_state(net, names: set = None) -> dict:

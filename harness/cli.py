@@ -36,7 +36,7 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
                     help="longer videos are subsampled evenly to this")
     ap.add_argument("--frame-stride", type=positive_int, default=1, help="read every n-th frame")
     ap.add_argument("--packed", action="store_true", help="read frames from the JPEG packs that "
-                    "`python -m corpora.prepare --pack --data ...` writes once (much faster than the PNGs)")
+                    "`python -m tools.prepare --pack --data ...` writes once (much faster than the PNGs)")
     ap.add_argument("--packed-dir", help="where the packs are (default: <root>/packed)")
     ap.add_argument("--dino", help="DINOv2 hub name or local folder (paper preset; default facebook/dinov2-small)")
     ap.add_argument("--mbart", help="mBART hub name or local folder (paper preset; default facebook/mbart-large-cc25)")

@@ -25,7 +25,8 @@ import torch
 
 import model
 import tokenizer
-from harness import card, files
+from harness import card
+from corpora import files
 
 FORMAT = "hierarchical-feature-alignment-slt/1"
 WEIGHTS, CONFIG, TRAINING, CARD = "model.safetensors", "config.json", "training.json", "README.md"

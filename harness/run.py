@@ -12,7 +12,8 @@ import data
 import model
 import tokenizer
 from corpora import check
-from harness import files, outdir, parallel
+from harness import outdir, parallel
+from corpora import files
 
 
 @dataclass

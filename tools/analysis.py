@@ -19,7 +19,8 @@ import evaluate
 import losses
 import train
 from corpora import decode
-from harness import cli, files, hf_folder, run
+from harness import cli, hf_folder, run
+from corpora import files
 from tools import synthetic
 
 

@@ -328,7 +328,7 @@ def bench_data(args):
               f"{torch.get_num_threads()} torch threads in the main process; best of 3 interleaved passes")
         fps = time_loaders({
             "PNG per-frame reader (baseline)": PngFrames(root, "train"),
-            "data.SignVideos(packed=True), 256 pack (python -m corpora.prepare --pack default)":
+            "data.SignVideos(packed=True), 256 pack (python -m tools.prepare --pack default)":
                 data.SignVideos(root, "train", packed=True),
             "data.SignVideos(packed=True), 256 pack, + prepare on the CPU": data.SignVideos(root, "train", packed=True),
             "data.SignVideos(packed=True), pack as shipped (--resize 0)":

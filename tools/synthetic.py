@@ -20,7 +20,7 @@ from PIL import Image
 import data
 import pseudogloss
 from corpora import how2sign
-from harness import files
+from corpora import files
 
 
 def ground_truth_path(root, split) -> Path:

@@ -1,9 +1,9 @@
 """The one-off preparation of a dataset: pack its frames, check every video that training would read, build the
 pseudo-glosses that pretrain.py then finds in its shared cache (pseudogloss.shared_cache_dir()).
 
-    python -m corpora.prepare --pack --data phoenix14t [--splits train dev test]   # <root>/packed/<split>/
-    python -m corpora.prepare --check --data how2sign [--full]
-    python -m corpora.prepare --pseudoglosses --data phoenix14t [--lang de]
+    python -m tools.prepare --pack --data phoenix14t [--splits train dev test]   # <root>/packed/<split>/
+    python -m tools.prepare --check --data how2sign [--full]
+    python -m tools.prepare --pseudoglosses --data phoenix14t [--lang de]
 """
 import argparse
 import errno
@@ -18,7 +18,7 @@ from corpora import check, pack
 
 
 def main():
-    """The one-off packing step, `python -m corpora.prepare --pack --data {phoenix14t,how2sign,csl-daily,synthetic,PATH}
+    """The one-off packing step, `python -m tools.prepare --pack --data {phoenix14t,how2sign,csl-daily,synthetic,PATH}
     [--splits ...]`, and the check of every video (`--check [--full]`)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", action="store_true", help="pack the splits' frames into <root>/packed/<split>/")
@@ -66,7 +66,7 @@ def main():
 
 
 def pack_one(root, split, rows, args):
-    """`python -m corpora.prepare --pack` for one split (`rows`, data.read_splits'), saying what it did; its
+    """`python -m tools.prepare --pack` for one split (`rows`, data.read_splits'), saying what it did; its
     videos are checked first (a pack holds one frame size per video), nothing is written before."""
     index = pack.packed_path(root, split, args.packed_dir) / "index.json"
     problems = check.check_videos(root, {split: rows})
