@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from corpora import csl_daily, custom, decode, how2sign, pack
-from corpora import files
+import tokenizer
+from corpora import csl_daily, custom, decode, files, how2sign, pack
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -347,3 +347,20 @@ def prepare(batch, device, train: bool):
     std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
     # (x / 255 - mean) / std in one pass over the batch (uint8 * float promotes to float)
     return torch.addcmul(-mean / std, frames, 1 / (255 * std)), mask  # padded frames are never read
+
+
+def text_batch(tok, sentences, device, max_tokens: int = tokenizer.MAX_TEXT_TOKENS):
+    """mBART's formats as the authors' code builds them (DESIGN.md "Tokenizer"): source `x </s> de_DE` for the
+    text encoder; decoder labels the same `x </s> de_DE` and decoder input `de_DE x </s>` (mBART's
+    shift_tokens_right of the labels); each at most max_tokens long."""
+    pieces = [tok.encode(s)[:max_tokens - 2] for s in sentences]
+
+    def pad(rows):
+        ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(r) for r in rows], batch_first=True,
+                                              padding_value=tok.pad_id).to(device)   # [B, L]
+        return ids, ids != tok.pad_id
+
+    source = pad([p + [tok.eos_id, tok.lang_id] for p in pieces])
+    decoder_input = pad([[tok.lang_id] + p + [tok.eos_id] for p in pieces])
+    labels, _ = pad([p + [tok.eos_id, tok.lang_id] for p in pieces])
+    return source, decoder_input, labels

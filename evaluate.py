@@ -7,12 +7,23 @@ reports them.
 The levels below translation (retrieval, where each pseudo-gloss is found, a video of your own) are measured by
 `python -m tools.analysis`.
 """
+from dataclasses import dataclass
 from pathlib import Path
 
 import metrics
-import train
-from harness import card, cli, hf_folder, run
 from corpora import files
+from harness import card, cli, hf_folder, run
+from harness.cli import value
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every value of evaluation with its source (the paper gives none: the authors' code, GitHub elsobhano/MLLM,
+    branch psp-dino, commit 73cc504). Each is a flag of the same name (--max-new-tokens)."""
+    beams: int = value(4, "the authors' models/Finetune_Model.py L212 @73cc504", "beam width")
+    max_new_tokens: int = value(150, "the authors' models/Finetune_Model.py L212 @73cc504", "longest translation, in "
+                                "tokens")
+    batch_size: int = value(16, "§4.2's training batch; it does not change the result", "videos per batch")
+
 
 TABLE_HEADER = f"{'':<28}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'ROUGE':>8}"
 
@@ -23,13 +34,10 @@ def table_row(name: str, s: dict) -> str:
 
 
 def flags(doc: str = __doc__):
-    ap = cli.data_flags(doc)
+    ap = cli.recipe_flags(cli.data_flags(doc), Recipe)
     ap.add_argument("--split", default="test", choices=["dev", "test"], help="which split to translate")
     ap.add_argument("--checkpoint", help="the fine-tuned weights: finetune.py's folder (default: <out>/finetune), "
                     "or a hub id user/name (docs/checkpoints.md)")
-    ap.add_argument("--beams", type=cli.positive_int, default=4, help="beam width (the authors' code; the paper "
-                    "gives none)")
-    ap.add_argument("--max-new-tokens", type=cli.positive_int, default=150, help="longest translation, in tokens")
     return ap
 
 
@@ -44,7 +52,7 @@ def main(argv=None):
     args = cli.parse(flags(), argv)
     kept = hf_folder.read(args.checkpoint or args.out / "finetune", "finetune")
     setup, net = translation_model(args, kept, stage="evaluate", splits=(args.split,))
-    hyps, refs = train.translate(net, train.loader(setup, args.split, train=False), setup.tok, setup.device,
+    hyps, refs = run.translate(net, run.loader(setup, args.split, augment=False), setup.tok, setup.device,
                                  args.beams, args.max_new_tokens)                                  # §4.1
     for kind, lines in (("hyp", hyps), ("ref", refs)):
         files.atomic_write(args.out / f"{args.split}.{kind}.txt",

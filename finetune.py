@@ -1,61 +1,74 @@
 """Fine-tuning for translation (paper §3.3, §4.2): start from the pre-trained encoders, add the mapper and
 mBART's decoder, train eq. 6 in two stages (Cambrian-1's recipe) and keep the best dev BLEU-4.
 
-    stage 1 (--stage1-epochs 100): only the mapper and the decoder's LoRA train
-    stage 2 (--stage2-epochs 200): everything trainable trains
+Stage 1 trains only the mapper and the decoder's LoRA, stage 2 everything trainable.
 
     python finetune.py --data synthetic                  # reads <out>/pretrain/, writes <out>/finetune/
 
-This file is the method and its training loop (`train_stage`); what both loops share of §4.2 is in train.py, and
-what is not method (flags, set-up, checkpoints, --resume, logs, data-parallel) is one call each into harness/.
+Read top to bottom: the recipe (every value, with its source), one batch of eq. 6, validation, the loop of one
+stage, and `main`. The run's bookkeeping is one object, harness.ledger.Ledger.
 """
+import dataclasses
 import math
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
 import data
 import losses
 import metrics
 import model
-import train
-from harness import checkpoint, cli, hf_folder, logs, parallel, run
+import optim
+from harness import cli, features, hf_folder, ledger, outdir, parallel, run
+from harness.cli import value
 
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every value of fine-tuning with its source: §4.2, or the authors' code (GitHub elsobhano/MLLM, branch
+    psp-dino, commit 73cc504). Each is a flag of the same name (--label-smoothing)."""
+    stage1_epochs: int = value(100, "§4.2", "stage 1: the mapper and the decoder's LoRA only", cli.non_negative_int)
+    stage2_epochs: int = value(200, "§4.2", "stage 2: everything trainable", cli.non_negative_int)
+    batch_size: int = value(16, "§4.2", "videos per step, over all processes")
+    lr: float = value(3e-4, "§4.2", "peak learning rate of each stage's one-cycle schedule")
+    weight_decay: float = value(1e-3, "§4.2", "AdamW's weight decay, on weight matrices only")
+    warmup_epochs: int = value(5, "§4.2", "epochs of warm-up before the cosine decay", cli.non_negative_int)
+    start_div: float = value(25.0, "the authors' OneCycleLR: div_factor", "the schedule starts at lr / start_div")
+    end_div: float = value(1e4, "the authors' OneCycleLR: final_div_factor", "it ends at lr / start_div / end_div")
+    beta1_low: float = value(0.85, "the authors' OneCycleLR: base_momentum", "Adam's beta1 at the peak", cli.fraction)
+    beta1_high: float = value(0.95, "the authors' OneCycleLR: max_momentum", "Adam's beta1 at both ends", cli.fraction)
+    beta2: float = value(0.999, "the authors' AdamW", "Adam's beta2", cli.fraction)
+    grad_clip: float = value(1.0, "§4.2", "gradients clipped to this norm")
+    label_smoothing: float = value(0.2, "the authors' models/Finetune_Model.py", "of eq. 6's cross-entropy",
+                                   cli.fraction)
+    val_beams: int = value(4, "the authors' models/Finetune_Model.py L212 @73cc504", "beams of the dev translation "
+                           "whose BLEU-4 picks the kept weights")
+    val_every: int = value(2, "the authors' finetune.py L26 @73cc504", "validate every N epochs of a stage and "
+                           "after its last")
+    val_scoring: str = value("authors", "the authors' models/Finetune_Model.py L108-150 @73cc504", "the dev BLEU-4 "
+                             "on the corpus text (raw), with ' .' appended (period), or as the authors' code: ' .' "
+                             "appended, references decoded through the tokenizer (authors)",
+                             choices=("raw", "period", "authors"))
+
+
+# The tiny preset validates greedily, every epoch, on the raw text: CPU minutes (DESIGN.md "Training")
+TINY = dict(val_beams=1, val_every=1, val_scoring="raw")
 # Stage 1 trains the mapper and the decoder (its LoRA; in the tiny preset, whose mBART trains whole, also the
 # embedding the decoder shares with the encoder and the output layer); stage 2 everything that trains at all.
 STAGE1 = ("mapper.", "mbart.model.decoder.", "mbart.model.shared.")
-# The flags below that fix the result, besides cli.RESULT_FLAGS: --resume refuses a change of any of them
-# (the --val-* flags too: the dev BLEU-4 decides which weights are kept)
-RESULT_FLAGS = cli.RESULT_FLAGS + ("pretrained", "stage1_epochs", "stage2_epochs", "cache_features",
-                                     "label_smoothing", "val_beams", "val_every", "val_scoring")
-# How the dev BLEU-4 that picks the kept weights is measured, by preset (DESIGN.md "Training"): the paper preset as
-# the authors' code (`finetune.py` L26, L138-141; `models/Finetune_Model.py` L108-150, L212): beam 4, every 2
-# epochs, their scoring; the tiny preset greedily, every epoch, on the raw text, for speed.
-VALIDATION = {"paper": dict(val_beams=4, val_every=2, val_scoring="authors"),
-              "tiny": dict(val_beams=1, val_every=1, val_scoring="raw")}
+# --resume refuses a change of any of these (cli.RESULT_FLAGS: the data, preset, frames, seed)
+RESULT_FLAGS = cli.RESULT_FLAGS + tuple(f.name for f in dataclasses.fields(Recipe)) + ("pretrained", "cache_features")
 
 
 def flags():
-    ap = cli.training_flags(__doc__)
+    ap = cli.training_flags(__doc__, Recipe)
     ap.add_argument("--pretrained", help="pre-trained weights, pretrain.py's folder (default: <out>/pretrain; "
                     "none: from scratch, the study's no-pre-training variant)")
-    ap.add_argument("--stage1-epochs", type=cli.non_negative_int, default=100,
-                    help="stage 1: mapper and decoder LoRA only (§4.2)")
-    ap.add_argument("--stage2-epochs", type=cli.non_negative_int, default=200,
-                    help="stage 2: everything trainable (§4.2)")
     ap.add_argument("--cache-features", action="store_true", help="stage 1: run the frozen sign encoder once "
                     "per training video, without augmentation, and train on its cached output")
-    ap.add_argument("--label-smoothing", type=cli.fraction, default=0.2,
-                    help="of eq. 6's cross-entropy (the authors' 0.2)")
-    ap.add_argument("--val-beams", type=cli.positive_int, help="beams of the dev translation whose BLEU-4 picks "
-                    "the kept weights (default: paper 4, as the authors; tiny 1, greedy)")
-    ap.add_argument("--val-every", type=cli.positive_int, help="validate every N epochs of a stage and after its "
-                    "last (default: paper 2, as the authors; tiny 1)")
-    ap.add_argument("--val-scoring", choices=["raw", "period", "authors"], help="the dev BLEU-4 on the corpus text "
-                    "(raw), with ' .' appended (period), or as the authors' code: ' .' appended, references decoded "
-                    "through the tokenizer (authors). Default: paper authors, tiny raw")
     return ap
+
+
 def load_pretrained(net, state: dict):
     """Copy the pre-trained sign encoder and LLM encoder LoRA into the translation model; drop the
     pre-training heads (pseudo-gloss head, temperatures), which fine-tuning removes (§3.3)."""
@@ -68,34 +81,11 @@ def load_pretrained(net, state: dict):
     net.load_state_dict(renamed, strict=False)  # read and checked: hf_folder.read
 
 
-@torch.no_grad()
-def cache_features(setup: run.Setup, net) -> list:
-    """The frozen sign encoder's output for every training video, computed once for stage 1 (--cache-features).
-    Exact when augmentation is off, as here: stage 1 freezes the sign encoder and runs it in eval mode."""
-    net.eval()
-    items = []
-    for batch in tqdm(train.loader(setup, "train", train=False), desc="caching features", leave=False,
-                      disable=not parallel.is_main()):
-        with train.autocast(setup.device):
-            s, mask = net.sign(*data.prepare(batch, setup.device, train=False))
-        items += [{"features": s[i, :n].cpu(), "name": name, "translation": text} for i, (n, name, text)
-                  in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
-    return items
-
-
-def collate_features(items) -> dict:
-    """Cached features as a batch: the frame fields of data.collate, holding features [B, T, D] instead."""
-    lengths = torch.tensor([len(x["features"]) for x in items])
-    return {"frames": torch.nn.utils.rnn.pad_sequence([x["features"] for x in items], batch_first=True),
-            "frame_mask": torch.arange(int(lengths.max()))[None] < lengths[:, None],
-            "names": [x["name"] for x in items], "translations": [x["translation"] for x in items]}
-
-
 def forward(net, batch, setup: run.Setup):
     """One batch of eq. 6: the video through the sign encoder, the mapper and mBART, teacher-forced on its
     sentence (decoder input `de_DE x`, labels `x </s>`)."""
     tok, device = setup.tok, setup.device
-    _, (dec_ids, dec_mask), labels = train.text_batch(tok, batch["translations"], device)
+    _, (dec_ids, dec_mask), labels = data.text_batch(tok, batch["translations"], device)
     logits = net(*data.prepare(batch, device, train=net.training), dec_ids, dec_mask)
     return losses.translation_loss(logits, labels, tok.pad_id, setup.args.label_smoothing)      # eq. 6
 
@@ -103,85 +93,65 @@ def forward(net, batch, setup: run.Setup):
 def validate(net, dev, setup: run.Setup) -> dict:
     """Dev BLEU-1..4 of --val-beams beam search, scored as --val-scoring says."""
     args = setup.args
-    hyps, refs = train.translate(net, dev, setup.tok, setup.device, num_beams=args.val_beams, desc="dev")
+    hyps, refs = run.translate(net, dev, setup.tok, setup.device, num_beams=args.val_beams, desc="dev")
     return metrics.dev_bleu(hyps, refs, setup.tok, args.val_scoring, setup.lang)
 
 
-def train_stage(setup: run.Setup, net, stage: int, best: float, trainable: set, lineage: dict = None,
-                val_every: int = 1) -> float:
+def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainable: set, best: float) -> float:
     """Stage 1 or 2 of §3.3 trained as §4.2 says: only STAGE1's parameters train in stage 1, everything
-    `trainable` in stage 2; AdamW under the one-cycle schedule, stepped every batch; eq. 6, backward,
-    gradients clipped at norm 1.0, update. Validates every `val_every` epochs and after the last, and keeps
-    the weights with the best dev BLEU-4 over both stages (`best`: stage 1's, when stage 2 starts) in
-    the folder <out>/finetune, with `lineage` (the pre-training it started from). -> that BLEU-4"""
+    `trainable` in stage 2; AdamW under the one-cycle schedule, stepped every batch; eq. 6, backward, gradients
+    clipped, update. `book` validates and keeps the weights with the best dev BLEU-4 over both stages (`best`:
+    stage 1's, when stage 2 starts) in the folder <out>/finetune. -> that BLEU-4"""
     args = setup.args
-    epochs = args.stage1_epochs if stage == 1 else args.stage2_epochs
-    if epochs == 0:  # a skipped stage
-        return best
-    checkpoints = checkpoint.Checkpoints(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, names=trainable,
-                                    extra=lineage)
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
-    cached = dict(ds=cache_features(setup, net), collate=collate_features) if stage == 1 and args.cache_features else {}
-    batches, dev = train.loader(setup, "train", train=True, **cached), train.loader(setup, "dev", train=False)
-    optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
-    scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), epochs * len(batches))
-    epoch_range, best = checkpoints.resume(net, optimizer, scheduler, epochs, best)
-    stepped = parallel.for_training(net, args.compile)             # data-parallel, --compile
+    cached = features.cached(setup, net) if stage == 1 and args.cache_features else {}  # a DataLoader's ds, collate
+    batches, dev = run.loader(setup, "train", augment=True, **cached), run.loader(setup, "dev", augment=False)
+    optimizer = torch.optim.AdamW(optim.param_groups(net, args.weight_decay), lr=args.lr,
+                                  betas=(args.beta1_high, args.beta2))
+    scheduler = optim.one_cycle(optimizer, args.warmup_epochs * len(batches), book.epochs_total * len(batches),
+                                args.start_div, args.end_div, (args.beta1_low, args.beta1_high))
+    epochs = book.resume(net, optimizer, scheduler, best)
+    ddp_net = parallel.for_training(net, args.compile)  # net under torchrun's data-parallel and --compile
     params = [p for p in net.parameters() if p.requires_grad]
-    progress = logs.Progress(setup, f"finetune-stage{stage}", epochs)
-    for epoch in epoch_range:
-        train.start_epoch(net, batches, args.seed, epoch)
-        for batch in progress.batches(batches, epoch):
-            with train.autocast(setup.device):
-                loss = forward(stepped, batch, setup)                                           # eq. 6
+    for epoch in epochs:
+        optim.train_mode(net)
+        for batch in book.batches(batches, epoch):
+            with optim.autocast(setup.device):
+                loss = forward(ddp_net, batch, setup)                                           # eq. 6
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)                                         # §4.2
+            torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2
             optimizer.step()
             scheduler.step()
-            progress.step(loss=loss)
-        val = progress.validated(validate(net, dev, setup) if train.validates(epoch, epochs, val_every) else {})
-        improved = bool(val) and val["bleu4"] > best
-        if improved:                                            # the best dev BLEU-4 is kept
-            best = val["bleu4"]
-            checkpoints.save_best(net, epoch, best)
-        checkpoints.save_last(net, optimizer, scheduler, epoch, best)
-        progress.end_epoch(scheduler.get_last_lr()[0], improved)
-    progress.close()
-    return best
+            book.step(loss=loss)
+        val = validate(net, dev, setup) if book.validates(epoch) else None
+        book.end_epoch(epoch, val, net, optimizer, scheduler)  # keeps the best dev BLEU-4
+    return book.close()
 
 
 def main(argv=None):
     ap = flags()
-    args = cli.parse(ap, argv)
-    for k, v in VALIDATION.get(args.preset, VALIDATION["tiny"]).items():
-        setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
+    args = cli.parse(ap, argv, tiny=TINY)
     if args.stage1_epochs + args.stage2_epochs == 0:
         ap.error("--stage1-epochs and --stage2-epochs are both 0: nothing to train")
-    if args.pretrained == "none":
-        pretrained, setup = None, run.setup(args, stage="finetune")
-    else:
-        path = args.out / "pretrain" if args.pretrained is None else Path(args.pretrained)
-        if args.pretrained is not None and (not args.pretrained or not path.is_dir()):  # never passed over
-            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
-                             "<out>/pretrain, or none to fine-tune without pre-training)")
-        pretrained = hf_folder.read(path, "pretrain", "--pretrained")
-        setup = run.setup(args, stage="finetune", tok=pretrained.tok)  # the pre-training's tokenizer
-        checkpoint.check_matches(setup, pretrained.config["model"], pretrained.tok.fingerprint(), path,
-                                 ignore=("n_glosses",))  # the pseudo-glosses stay behind
+    setup, pretrained = run.setup_finetune(args)  # with the pre-training's tokenizer, checked against this run
     net = run.build(setup, "translation")
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}  # what the checkpoints hold
     if pretrained is not None:  # its frozen weights must be those the pre-training was trained on
         hf_folder.check_bases(pretrained, net, trainable, (("dino", "sha256"), ("mbart", "encoder_sha256")), setup.cfg)
         load_pretrained(net, pretrained.state)
     # the pre-training this model comes from (None: none), so that evaluate.py uses no other one
-    lineage = {"pretrained": {"sha256": hf_folder.digest(path)} if pretrained is not None else None}
+    lineage = {"pretrained": {"sha256": hf_folder.digest(pretrained.path)} if pretrained is not None else None}
+    books = {stage: ledger.Ledger(setup, "finetune", f"finetune-stage{stage}", RESULT_FLAGS, epochs, args.val_every,
+                                  names=trainable, extra=lineage)
+             for stage, epochs in ((1, args.stage1_epochs), (2, args.stage2_epochs)) if epochs}  # 0: skipped
+    outdir.commit(args.out)  # --resume's states are checked: the later stages' files move aside
     parallel.log(f"fine-tuning {args.preset} on {setup.root}: {model.count(net)[0]:,} trainable parameters, "
-              f"out {args.out}")
+                 f"out {args.out}")
     best = -math.inf
-    for stage in (1, 2):
-        best = train_stage(setup, net, stage, best, trainable, lineage, args.val_every)
+    for stage, book in books.items():
+        best = train_stage(setup, net, stage, book, trainable, best)
     parallel.log(f"best dev BLEU-4 {best:.2f}: {args.out / 'finetune'}")
 
 

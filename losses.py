@@ -1,6 +1,8 @@
 """The losses of the paper: pseudo-gloss pre-training (eqs. 1-3), video-language alignment (eq. 4),
 their sum (eq. 5) and translation (eq. 6). Pure functions of tensors; only torch is imported, so the file
 works copied alone into another project."""
+from typing import NamedTuple
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
@@ -64,10 +66,24 @@ def clip_loss(video, text, temperature):
 # Pre-training (eq. 5) and translation (eq. 6)
 
 
-def pretrain_loss(align, psp, lambda_psp: float = 1.0, lambda_align: float = 1.0):
-    """L_pre-train = L_align + lambda * L_psp (eq. 5), from the two losses (scalar tensors). lambda_align
-    (1 in the paper) lets an ablation drop the alignment term."""
-    return lambda_align * align + lambda_psp * psp
+class PretrainLoss(NamedTuple):
+    """Eq. 5's total and its two terms (scalar tensors)."""
+    loss: torch.Tensor
+    align: torch.Tensor
+    psp: torch.Tensor
+
+
+def pretrain_loss(out: dict, labels, tau: float, lambda_psp: float = 1.0, lambda_align: float = 1.0,
+                  psp_variant: str = "paper"):
+    """L_pre-train = L_align + lambda * L_psp (eq. 5), from PretrainModel's outputs `out` and the pseudo-glosses
+    H of each video, labels [B, U] multi-hot; `tau` is both of eq. 2's temperatures. lambda_align (1 in the
+    paper) lets an ablation drop the alignment term. -> PretrainLoss(loss, align, psp)"""
+    psp = pseudo_gloss_loss(out["z_prime"], out["mask"], out["prototypes"], labels, tau, tau,
+                            variant=psp_variant)                                                 # eqs. 1-3
+    video = masked_mean(out["video"], out["video_mask"])     # M~: the CLS token and the valid segments [B, D]
+    text = masked_mean(out["text"], out["text_mask"])        # L~: the sentence's tokens [B, D]
+    align = clip_loss(video, text, out["temperature"])                                           # eq. 4
+    return PretrainLoss(lambda_align * align + lambda_psp * psp, align, psp)                     # eq. 5
 
 
 def translation_loss(logits, labels, pad_id: int, label_smoothing: float = 0.2):

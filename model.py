@@ -307,12 +307,10 @@ class PretrainModel(nn.Module):
         self.cfg = cfg
         self.sign = SignEncoder(dino, cfg)
         # §3.2: Z -> Z' (dropout 0.2, Linear(1024, 300)); trainable prototypes P, fastText-initialised
-        # (build_pretrain_model), and the fixed zero non-sign vector; fixed temperatures (Table 3, §4.2)
+        # (build_pretrain_model), and the fixed zero non-sign vector; eq. 2's fixed temperatures are the recipe's
         self.gloss_head = nn.Sequential(nn.Dropout(cfg.gloss_dropout), nn.Linear(cfg.llm_dim, cfg.gloss_dim))
         self.prototypes = nn.Parameter(torch.randn(cfg.n_glosses, cfg.gloss_dim))      # [U, 300]
         self.register_buffer("non_sign", torch.zeros(1, cfg.gloss_dim))
-        self.register_buffer("tau_t", torch.tensor(0.1))                               # eq. 2
-        self.register_buffer("tau_u", torch.tensor(0.1))
         # video-language alignment: a learnable CLS token before Z in the LLM encoder, the frozen text
         # encoder, and eq. 4's temperature as CLIP's learnable logit scale, 1 / 0.07 at the start
         self.cls = nn.Parameter(torch.randn(1, 1, cfg.llm_dim))
@@ -326,9 +324,8 @@ class PretrainModel(nn.Module):
         video_mask = F.pad(mask, (1, 0), value=True)                                   # [B, 1 + T]
         m = self.llm_encoder(inputs_embeds=x, attention_mask=video_mask.long()).last_hidden_state  # M
         return dict(
-            glosses=self.gloss_head(z), mask=mask,                                     # Z' [B, T, 300], [B, T]
+            z_prime=self.gloss_head(z), mask=mask,                                     # Z' [B, T, 300], [B, T]
             prototypes=torch.cat([self.prototypes, self.non_sign]),                    # [U + 1, 300], zero last
-            tau_t=self.tau_t, tau_u=self.tau_u,
             video=m, video_mask=video_mask,                                            # M [B, 1 + T, D]
             text=self.text_encoder(text_ids, text_mask), text_mask=text_mask,          # L [B, L, D]
             temperature=1 / self.logit_scale.exp())
@@ -381,21 +378,13 @@ class TranslationModel(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Building the models from a preset
 
-def _load(cls, name: str, flag: str):
-    try:
-        return cls.from_pretrained(name)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"could not load {name!r} ({type(e).__name__}: {e}).\nDownload it where the hub is "
-                         f"reachable and pass its local folder with {flag} PATH.") from None
-
-
 def widths_from_checkpoints(cfg: Config) -> Config:
     """With real weights, the widths are the checkpoints' own (any DINOv2 and mBART-family checkpoint): the
     image encoder's from DINOv2's config, the LLM's (D of Z, M and the mapper) from mBART's d_model."""
     if not cfg.pretrained:
         return cfg
     from transformers import AutoConfig
-    dino, mbart = _load(AutoConfig, cfg.dino, "--dino").to_dict(), _load(AutoConfig, cfg.mbart, "--mbart").to_dict()
+    dino, mbart = AutoConfig.from_pretrained(cfg.dino).to_dict(), AutoConfig.from_pretrained(cfg.mbart).to_dict()
     return dataclasses.replace(cfg, dino_arch={k: dino[k] for k in cfg.dino_arch if k in dino},
                                mbart_arch={k: mbart[k] for k in cfg.mbart_arch if k in mbart}, llm_dim=mbart["d_model"])
 
@@ -404,7 +393,7 @@ def load_dinov2(cfg: Config) -> nn.Module:
     """DINOv2 ViT-S/14 (facebook/dinov2-small) or, for random weights, the same class from cfg.dino_arch."""
     from transformers import Dinov2Config, Dinov2Model  # only here and in load_mbart: model.py imports with torch
     if cfg.pretrained:
-        return _load(Dinov2Model, cfg.dino, "--dino")
+        return Dinov2Model.from_pretrained(cfg.dino)
     with torch.random.fork_rng(devices=[]):  # random weights that stand in for a download: the same in every
         torch.manual_seed(0)                  # script, whatever the run's seed
         return Dinov2Model(Dinov2Config(**cfg.dino_arch))
@@ -415,7 +404,7 @@ def load_mbart(cfg: Config, keep_ids=None) -> nn.Module:
     "Tokenizer"); or random weights."""
     from transformers import MBartConfig, MBartForConditionalGeneration
     if cfg.pretrained:
-        mbart = _load(MBartForConditionalGeneration, cfg.mbart, "--mbart")
+        mbart = MBartForConditionalGeneration.from_pretrained(cfg.mbart)
         if keep_ids is not None:
             tokenizer.trim_vocabulary(mbart, keep_ids)
         return mbart
@@ -459,38 +448,19 @@ def count(module: nn.Module):
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-# The parts of Table 3, by parameter name: the first matching prefix names the part; LoRA weights apart.
-PARTS = [("sign.visual.dino.", "image encoder"), ("sign.visual.", "frame head"),
-         ("sign.temporal.blocks.", "temporal encoder blocks"), ("sign.temporal.out_proj.", "output projection"),
-         ("gloss_head.", "pseudo-gloss head"), ("prototypes", "prototypes"), ("cls", "CLS token"),
-         ("logit_scale", "contrastive logit scale"), ("mapper.", "mapper"),
-         ("llm_encoder.embed_tokens.", "LLM embeddings"), ("mbart.model.shared.", "LLM embeddings"),
-         ("llm_encoder.", "LLM encoder"), ("mbart.model.encoder.", "LLM encoder"),
-         ("mbart.model.decoder.", "decoder"), ("text_encoder.", "text encoder (frozen copy)")]
-
-
-def parts(model: nn.Module) -> dict:
-    """Part -> [trainable, total], in PARTS' order (DESIGN.md "Architecture")."""
-    rows = {label + lora: [0, 0] for _, label in PARTS for lora in ("", " LoRA")}
-    for name, p in model.named_parameters():                 # tied weights once
-        part = next(label for prefix, label in PARTS if name.startswith(prefix))
-        rows[part + (" LoRA" if "lora_" in name else "")][0] += p.numel() * p.requires_grad
-        rows[part + (" LoRA" if "lora_" in name else "")][1] += p.numel()
-    return {k: v for k, v in rows.items() if v[1]}
-
-
-def print_counts(preset: str):
-    """Table 3's per-part rows and totals, counted on the meta device (tiny: 1,000 tokens, 100 pseudo-glosses)."""
+def build_counted(preset: str) -> tuple:
+    """Both models of a preset on the meta device (no weights, no download), as Table 3 counts them: U = 2,322
+    pseudo-glosses and a 2,172-token vocabulary (tiny: 100 and 1,000). -> (pre-training, fine-tuning)"""
     cfg = get_config(preset, pretrained=False)
     cfg = cfg if cfg.vocab_size else dataclasses.replace(cfg, vocab_size=1000, n_glosses=100)
     with torch.device("meta"):
-        pre, fine = build_pretrain_model(cfg), build_translation_model(cfg)
-    for title, model in (("pre-training", pre), ("fine-tuning", fine)):
-        print(f"{title:<30}{'trainable':>14}{'total':>14}")
-        for name, (t, n) in parts(model).items():
-            print(f"  {name:<28}{t:>14,}{n:>14,}")
-    for name, model in (("pretrain", pre), ("finetune", fine)):
-        print(f"{name}: trainable {count(model)[0]:,} total {count(model)[1]:,}")
+        return build_pretrain_model(cfg), build_translation_model(cfg)
+
+
+def print_counts(preset: str):
+    """Table 3's four numbers: trainable and total parameters of both models (per part: python -m tools.table3)."""
+    for name, net in zip(("pretrain", "finetune"), build_counted(preset)):
+        print(f"{name}: trainable {count(net)[0]:,} total {count(net)[1]:,}")
 
 
 if __name__ == "__main__":  # python model.py --count [--preset tiny]

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 import data
-from corpora import fasttext_bin, taggers
-from corpora import files
+from corpora import fasttext_bin, files, taggers
 
 VERSION = 2  # of how pseudo-glosses are built, in the cache key (2: Chinese segmented for skip-gram)
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}

@@ -42,11 +42,10 @@ import model
 import pretrain
 import pseudogloss
 import tokenizer
-import train
-from corpora import check, decode, how2sign, pack
-from harness import checkpoint, cli, hf_folder, outdir, parallel, run
-from corpora import files
-from tools import analysis, benchmark, synthetic, tagger_scores
+import optim
+from corpora import check, decode, files, how2sign, pack
+from harness import checkpoint, cli, features, hf_folder, ledger, outdir, parallel, run
+from tools import analysis, benchmark, synthetic, table3, tagger_scores
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,16 +437,16 @@ def test_masked_mean_and_eq5_and_eq6():
     torch.manual_seed(0)
     video_mask = torch.tensor([[True, True, True, False], [True, True, True, True]])  # CLS + 3 segments
     out = dict(video=torch.randn(2, 4, 4), video_mask=video_mask, mask=video_mask[:, 1:], text=torch.randn(2, 5, 4),
-               text_mask=torch.ones(2, 5, dtype=torch.bool), temperature=0.1, glosses=torch.randn(2, 3, 8),
+               text_mask=torch.ones(2, 5, dtype=torch.bool), temperature=0.1, z_prime=torch.randn(2, 3, 8),
                prototypes=torch.cat([torch.randn(3, 8), torch.zeros(1, 8)]),
-               tau_t=torch.tensor(0.1), tau_u=torch.tensor(0.1))
+)
     labels = torch.tensor([[1.0, 0, 0], [0, 1, 1]])
-    total, align, psp = pretrain.loss_terms(out, labels, lambda_psp=0.5)
+    total, align, psp = losses.pretrain_loss(out, labels, 0.1, lambda_psp=0.5)
     torch.testing.assert_close(total, align + 0.5 * psp)
     pooled = torch.stack([out["video"][0, :3].mean(0), out["video"][1].mean(0)])  # M~: CLS and valid segments
     torch.testing.assert_close(align, losses.clip_loss(pooled, out["text"].mean(1), 0.1))
-    _, _, psp_authors = pretrain.loss_terms(out, labels, psp_variant="authors")
-    torch.testing.assert_close(psp_authors, losses.pseudo_gloss_loss(out["glosses"], out["mask"], out["prototypes"],
+    _, _, psp_authors = losses.pretrain_loss(out, labels, 0.1, psp_variant="authors")
+    torch.testing.assert_close(psp_authors, losses.pseudo_gloss_loss(out["z_prime"], out["mask"], out["prototypes"],
                                                                      labels, 0.1, 0.1, variant="authors"))
     # eq. 6 by hand: mean over non-pad tokens of -log p(reference), no smoothing
     logits, labels = torch.randn(1, 3, 5), torch.tensor([[2, 4, 1]])
@@ -631,11 +630,11 @@ def test_pretrain_model_trains_exactly_lora_and_new_layers():
     net.train()
     assert not net.text_encoder.training and not net.text_encoder.encoder.training  # always eval: no dropout
     out = net(frames, fmask, ids, tmask)
-    assert out["glosses"].shape == (3, 5, 300) and out["mask"].sum(1).tolist() == [5, 4, 2]  # floor(n/2) + 1
+    assert out["z_prime"].shape == (3, 5, 300) and out["mask"].sum(1).tolist() == [5, 4, 2]  # floor(n/2) + 1
     assert out["video"].shape == (3, 6, 64) and out["video_mask"][:, 0].all()              # CLS first
     assert torch.equal(out["video_mask"][:, 1:], out["mask"])
     assert out["prototypes"].shape == (7, 300) and not out["prototypes"][-1].any()
-    loss, _, _ = pretrain.loss_terms(out, (torch.rand(3, 6) > 0.5).float())
+    loss, _, _ = losses.pretrain_loss(out, (torch.rand(3, 6) > 0.5).float(), 0.1)
     loss.backward()
     assert seen == [False]  # the frozen DINOv2 blocks kept no graph
     expected = sign_encoder_parameters(net, cfg) | llm_lora_parameters("llm_encoder", 2)
@@ -647,7 +646,7 @@ def test_pretrain_model_trains_exactly_lora_and_new_layers():
     before = net.prototypes.detach().clone()
     torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1.0).step()
     assert not torch.equal(net.prototypes, before) and not net.non_sign.any()
-    assert net.tau_t.item() == net.tau_u.item() == pytest.approx(0.1) and "tau_t" in dict(net.named_buffers())
+    assert pretrain.Recipe().tau == 0.1 and not any("tau" in n for n, _ in net.named_buffers())  # §4.2: the recipe's
     # the text encoder is its own frozen copy: L does not depend on the LLM encoder or its LoRA
     with torch.no_grad():
         for p in net.llm_encoder.parameters():
@@ -685,12 +684,12 @@ def test_cached_sign_features_give_the_same_translation_logits():
     frames, fmask, ids, tmask = tiny_batch()
     s, mask = net.sign(frames, fmask)
     items = [{"features": s[i, :n], "name": str(i), "translation": ""} for i, n in enumerate(mask.sum(1).tolist())]
-    cached = finetune.collate_features(items)
+    cached = features.collate_features(items)
     torch.testing.assert_close(net(cached["frames"], cached["frame_mask"], ids, tmask), net(frames, fmask, ids, tmask))
 
 
 def test_paper_parameter_counts_match_table_3(capsys):
-    model.print_counts("paper")
+    table3.print_parts("paper")
     lines = capsys.readouterr().out.strip().splitlines()
     # Table 3, all four numbers (U = 2,322 pseudo-glosses, 2,172-token vocabulary)
     assert lines[-2:] == ["pretrain: trainable 15,200,325 total 346,123,973",
@@ -1369,7 +1368,7 @@ def test_oversized_fields_and_mistyped_labels_name_file_line_and_entry(tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------
-# train.py: the schedule, text formats, --resume, result flags, validation, --compile, data-parallel
+# optim.py, harness/ledger.py: the schedule, text formats, --resume, result flags, validation, --compile, data-parallel
 
 
 def test_resume_gives_the_same_weights(corpus, tmp_path):
@@ -1412,7 +1411,7 @@ def test_compiled_bf16_steps_match_eager():
         torch.manual_seed(0)
         net = model.build_pretrain_model(cfg)
         make_every_weight_count(net)
-        train.train_mode(net)
+        optim.train_mode(net)
         if compile:
             net.sign.compile()  # in place: the state dict keeps its keys
         params = [p for p in net.parameters() if p.requires_grad]
@@ -1421,13 +1420,13 @@ def test_compiled_bf16_steps_match_eager():
         for _ in range(3):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 result = net(frames, fmask, ids, tmask)
-                loss = pretrain.loss_terms(result, labels)[0]
+                loss = losses.pretrain_loss(result, labels, 0.1)[0]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             out.append(loss.detach())
-        assert result["glosses"].dtype == torch.bfloat16  # the linear layers ran in bf16
+        assert result["z_prime"].dtype == torch.bfloat16  # the linear layers ran in bf16
         return torch.stack(out), net
 
     torch._dynamo.reset()
@@ -1503,7 +1502,7 @@ def ddp_worker(out_file):
     ddp = parallel.data_parallel(parallel.sync_batch_norm(net))
     half = slice(2 * rank, 2 * rank + 2)
     out = ddp(*(x[half] for x in batch))
-    loss, _, _ = pretrain.loss_terms(out, labels[half])
+    loss, _, _ = losses.pretrain_loss(out, labels[half], 0.1)
     loss.backward()
     losses_all = [torch.zeros(()) for _ in range(2)]
     dist.all_gather(losses_all, loss.detach())
@@ -1525,7 +1524,7 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     got = torch.load(out_file, weights_only=True)
     net, batch, labels = ddp_case()
-    loss, _, _ = pretrain.loss_terms(net(*batch), labels)
+    loss, _, _ = losses.pretrain_loss(net(*batch), labels, 0.1)
     loss.backward()
     torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got["running_mean"], net.sign.visual.norm.running_mean, rtol=1e-4, atol=1e-6)
@@ -1572,15 +1571,17 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
 
 
 def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, capsys):
-    assert [e + 1 for e in range(7) if train.validates(e, 7, 3)] == [3, 6, 7]   # and always the last epoch
-    assert [e + 1 for e in range(3) if train.validates(e, 3, 1)] == [1, 2, 3]
     out = tmp_path / "run"
-    args = cli.parse(pretrain.flags(), train_flags(corpus, out, "--epochs", "3"))
+    args = cli.parse(pretrain.flags(), train_flags(corpus, out, "--epochs", "3", "--val-every", "2"))
     setup = run.setup(args, stage="pretrain")
     pg = pseudogloss.build_pseudoglosses(setup.root)
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))
     net = run.build(setup, "pretrain", prototypes=pg.prototypes[:-1])
-    best = pretrain.pretrain(setup, net, pg, val_every=2)
+    book = ledger.Ledger(setup, "pretrain", "pretrain", pretrain.RESULT_FLAGS, 3, 2, extra={"vocab": pg.vocab})
+    assert [e + 1 for e in range(3) if book.validates(e)] == [2, 3]   # every 2 epochs, and always the last
+    seven = ledger.Ledger(setup, "pretrain", "pretrain", pretrain.RESULT_FLAGS, 7, val_every=3)
+    assert [e + 1 for e in range(7) if seven.validates(e)] == [3, 6, 7]
+    best = pretrain.pretrain(setup, net, pg, book)
     outdir.release()
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pretrain epoch")]
     assert ["val/loss" in ln for ln in lines] == [False, True, True], lines
@@ -1595,7 +1596,7 @@ def test_text_formats_are_the_authors_and_cut_at_128_tokens():
     short, long = SENTENCES[0], " ".join(SENTENCES * 20)
     p, q = tok.encode(short), tok.encode(long)
     assert len(q) > 200
-    (src, src_mask), (dec, dec_mask), labels = train.text_batch(tok, [short, long], "cpu")
+    (src, src_mask), (dec, dec_mask), labels = data.text_batch(tok, [short, long], "cpu")
     # source and labels `x </s> de_DE`, decoder input `de_DE x </s>` (mBART's shift of the labels), 128 at most
     assert src.shape == dec.shape == labels.shape == (2, 128)
     assert src[0, :len(p) + 2].tolist() == p + [eos, lang] and (src[0, len(p) + 2:] == pad).all()
@@ -1627,7 +1628,7 @@ def test_one_cycle_schedule_matches_the_formula_by_hand():
     lr/25 = 0.04 up to 1 over steps 0..4, the decay a half cosine from 1 down to lr/25e4 over steps 4..12; Adam's
     beta1 runs the other way, 0.95 -> 0.85 -> 0.95."""
     opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = train.one_cycle(opt, warmup_steps=5, total_steps=13)
+    sched = optim.one_cycle(opt, 5, 13, start_div=25, end_div=1e4, betas=(0.85, 0.95))
     lrs, betas = [], []
     for _ in range(13):
         lrs.append(opt.param_groups[0]["lr"])
@@ -1730,7 +1731,8 @@ def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(cor
     """--val-beams 4 --val-every 2 --val-scoring authors (the paper preset's defaults): validation after epochs 2, 4
     and 6 only, beam 4, and the kept weights are those whose dev hypotheses score best with " ." appended, here
     not those that score best on the raw text."""
-    assert finetune.VALIDATION["paper"] == {"val_beams": 4, "val_every": 2, "val_scoring": "authors"}
+    paper = finetune.Recipe()
+    assert (paper.val_beams, paper.val_every, paper.val_scoring) == (4, 2, "authors")
     refs = [r["translation"] for r in data.read_split(corpus, "dev")]
     # three sets of dev hypotheses, one per validation: one word replaced; the last two words dropped; three dropped
     canned = [[" ".join("und" if i == 1 else w for i, w in enumerate(r.split())) for r in refs],
@@ -1738,14 +1740,14 @@ def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(cor
     period = [sacrebleu.corpus_bleu([h + " ." for h in hyps], [[r + " ." for r in refs]]).score for hyps in canned]
     raw = [sacrebleu.corpus_bleu(hyps, [refs]).score for hyps in canned]
     assert int(np.argmax(period)) == 0 and int(np.argmax(raw)) == 1  # the scorings disagree on these
-    calls, real = [], train.translate
+    calls, real = [], run.translate
 
     def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate"):
         _, got = real(net, loader, tok, device, num_beams, 3, desc)  # a real beam search, 3 tokens long
         assert metrics.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
         calls.append({"beams": num_beams, "state": {k: v.clone() for k, v in net.state_dict().items()}})
         return canned[len(calls) - 1], got
-    monkeypatch.setattr(train, "translate", translate)
+    monkeypatch.setattr(run, "translate", translate)
     out = tmp_path / "run"
     finetune.main(train_flags(corpus, out, "--pretrained", "none", "--stage1-epochs", "0", "--stage2-epochs", "6",
                               "--val-beams", "4", "--val-every", "2", "--val-scoring", "authors"))
@@ -2240,7 +2242,7 @@ def test_a_folder_in_a_fresh_process_translates_and_finds_as_the_run_that_wrote_
     args = cli.parse(tools_flags(), flags(corpus, out, "--max-new-tokens", "5"))
     setup = run.setup(args, read_json(out / "finetune" / "config.json")["model"], tok=tokenizer.Tokenizer.load(out),
                       splits=("test",))
-    hyps, _ = train.translate(kept["finetune"], train.loader(setup, "test", train=False), setup.tok, "cpu", 4, 5)
+    hyps, _ = run.translate(kept["finetune"], run.loader(setup, "test", augment=False), setup.tok, "cpu", 4, 5)
     pixels, _, _ = analysis.read_video(clip)
     batch = analysis.video_batch(pixels, "clip", setup)
     _, _, evidence, mask = analysis.pretrain_outputs(kept["pretrain"], batch, setup)
@@ -3282,8 +3284,12 @@ assert abs(losses.clip_loss(v, v.clone(), 1.0) + math.log(math.e / (math.e + 1))
 z, protos = torch.tensor([[[3.0, 0.0]]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]])
 psp = losses.pseudo_gloss_loss(z, torch.tensor([[True]]), protos, torch.tensor([[1.0]]), 0.5, 0.5)
 assert abs(psp + math.log(math.exp(2) / (math.exp(2) + 1))) < 1e-6
-# eq. 5 from the two tensors
-assert losses.pretrain_loss(torch.tensor(2.0), torch.tensor(3.0), lambda_psp=0.5, lambda_align=1.0) == 3.5
+# eq. 5: L_align + lambda L_psp, from the model's outputs
+out = dict(z_prime=z, mask=torch.tensor([[True]]), prototypes=protos, video=v[:, None],
+           video_mask=torch.ones(2, 1, dtype=torch.bool), text=v[:, None], text_mask=torch.ones(2, 1, dtype=torch.bool),
+           temperature=1.0)
+terms = losses.pretrain_loss(out, torch.tensor([[1.0]]), 0.5, lambda_psp=0.5)
+assert abs(terms.loss - (terms.align + 0.5 * terms.psp)) < 1e-6 and abs(terms.psp - psp) < 1e-6
 print("used")
 """,
     "lora": """

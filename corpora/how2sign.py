@@ -15,8 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from corpora import decode
-from corpora import files
+from corpora import decode, files
 
 LANG = "en"
 SPLIT = {"train": "train", "dev": "val", "test": "test"}

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from corpora import decode
-from corpora import files
+from corpora import decode, files
 
 PACK_VERSION = 2
 

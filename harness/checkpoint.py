@@ -12,8 +12,8 @@ import torch
 
 import data
 import tokenizer
-from harness import hf_folder, outdir, parallel
 from corpora import files
+from harness import hf_folder
 
 
 def trainable_state(net, names: set = None) -> dict:
@@ -76,66 +76,6 @@ def load_weights(net, state: dict, path):
     if wrong:
         raise SystemExit(f"'{path}': tensor {wrong[0]} ({len(wrong)} such): not the weights of this run's model")
     net.load_state_dict(state, strict=False)
-
-
-# the kept weights' metric, by kind
-METRIC = {"pretrain": "validation loss (eq. 5)", "finetune": "dev BLEU-4"}
-
-
-class Checkpoints:
-    """A training stage's files in --out, which say what they hold because the caller says so: `kind`
-    ('pretrain' or 'finetune') is what the weights are, the folder <out>/<kind> the kept (best) weights, what the
-    next stage reads (harness/hf_folder.py), and <out>/<name>.last.pt the full state after the last epoch, what
-    --resume continues. Both hold the parameters named in `names` (default: those that train) and buffers;
-    the folder its config, tokenizer and the values of the flags `flag_names` (result_flags), and `extra` (the
-    pseudo-gloss vocabulary, or the lineage to the pre-training). Only the first process writes."""
-
-    def __init__(self, setup, kind: str, name: str, flag_names: tuple, names: set = None,
-                 extra: dict = None):
-        self.setup, self.kind, self.name, self.names, self.extra = setup, kind, name, names, extra or {}
-        self.best_path, self.last_path = setup.args.out / kind, setup.args.out / f"{name}.last.pt"
-        self.about = dict(kind=kind, config=dataclasses.asdict(setup.cfg), tokenizer=setup.tok.state(),
-                          flags=result_flags(setup, flag_names), lang=setup.lang)
-        self.state = None  # with --resume, the last state, read and checked here, before the stage's long work
-        if setup.args.resume and self.last_path.exists():
-            self.state = load_checkpoint(self.last_path, kind)
-            check_matches(setup, self.state["config"], self.state["tokenizer"]["fingerprint"], self.last_path,
-                          flags=self.about["flags"], saved_flags=self.state["flags"])
-        if parallel.is_main():  # the later stages' files move aside only now, when --resume has been checked
-            outdir.commit(setup.args.out)
-
-    def resume(self, net, optimizer, scheduler, epochs: int, best: float) -> tuple:
-        """With --resume and a last state (checked when this was made: config, tokenizer, result flags and
-        dataset are this run's): its weights, optimiser and schedule loaded. -> (the epochs left to run in this
-        process, at most --stop-after of them; the best metric so far)."""
-        args, start, state = self.setup.args, 0, self.state
-        if state is not None:
-            load_weights(net, state["model"], self.last_path)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            best, start, self.state = state["best"], state["epoch"], None
-            parallel.log(f"{self.name}: resumed from {self.last_path} after epoch {start}")
-        elif args.resume:
-            parallel.log(f"{self.name}: nothing to resume in {args.out}, starting from the first epoch")
-        return range(start, min(epochs, start + args.stop_after) if args.stop_after else epochs), best
-
-    def trained(self, net) -> set:
-        return self.names or {n for n, p in net.named_parameters() if p.requires_grad}
-
-    def save_best(self, net, epoch: int, metric: float):
-        """The weights after `epoch` (0-based), kept as the folder <out>/<kind> with their metric."""
-        if parallel.is_main():
-            about = dict(kind=self.kind, epoch=epoch + 1, metric={"name": METRIC[self.kind], "value": metric},
-                         flags=self.about["flags"], dataset=dataset_of(self.setup), **self.extra)
-            hf_folder.save(self.best_path, net, self.setup, about, self.trained(net),
-                           standalone=getattr(self.setup.args, "standalone", False))
-
-    def save_last(self, net, optimizer, scheduler, epoch: int, best: float):
-        """The full state after `epoch` (0-based), what --resume continues: <out>/<name>.last.pt."""
-        if parallel.is_main():
-            save_checkpoint(self.last_path, **self.about, role="last", model=trainable_state(net, self.names),
-                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), epoch=epoch + 1,
-                            best=best)
 
 
 def save_checkpoint(path: Path, **content):

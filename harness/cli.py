@@ -2,6 +2,7 @@
 flag), and which of them fix a run's result. Every default is the paper's (§4.2) or, where it is silent, the
 authors' code (DESIGN.md "Training")."""
 import argparse
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -28,8 +29,6 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--overwrite", action="store_true", help="start over in an --out that holds this script's "
                     "files: they (and those of the later stages) are moved to <out>/replaced-<time>/")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
-    ap.add_argument("--batch-size", type=positive_int, default=16,
-                    help="videos per step, over all processes (§4.2)")
     ap.add_argument("--workers", type=non_negative_int, default=min(8, os.cpu_count() or 1),
                     help="data loading processes")
     ap.add_argument("--max-frames", type=positive_int, default=300,
@@ -43,15 +42,10 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
-def training_flags(doc: str) -> argparse.ArgumentParser:
-    """data_flags and the flags of the optimiser, its schedule and the run's bookkeeping."""
-    ap = data_flags(doc)
+def training_flags(doc: str, recipe) -> argparse.ArgumentParser:
+    """data_flags, a flag for each value of the recipe's block (recipe_flags), and the run's bookkeeping."""
+    ap = recipe_flags(data_flags(doc), recipe)
     ap.add_argument("--seed", type=int, default=0, help="data order, augmentation, dropout and initialisation")
-    ap.add_argument("--lr", type=positive_float, default=3e-4,
-                    help="peak learning rate of the one-cycle schedule (§4.2)")
-    ap.add_argument("--weight-decay", type=non_negative_float, default=1e-3, help="AdamW weight decay (§4.2)")
-    ap.add_argument("--warmup-epochs", type=non_negative_int, default=5,
-                    help="epochs of warm-up before the cosine decay (§4.2)")
     ap.add_argument("--resume", action="store_true",
                     help="continue the interrupted run in --out (with the same flags)")
     ap.add_argument("--stop-after", type=positive_int, help="stop after this many epochs (the schedule still "
@@ -64,21 +58,45 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
-# The flags above that fix a training run's result: --resume refuses a change of any of them, naming it (each
-# script adds its own: pretrain.RESULT_FLAGS, finetune.RESULT_FLAGS). --data also fixes it by the fingerprint of
+def value(default, source: str, help: str, type=None, choices=None):
+    """One value of a recipe's block: its default, where it comes from (the paper's section, or the authors' file
+    and line at commit 73cc504), and what its flag says; `type` parses the flag (default: by the value's type)."""
+    return dataclasses.field(default=default, metadata=dict(source=source, help=help, type=type, choices=choices))
+
+
+PARSERS = {int: lambda: positive_int, float: lambda: positive_float, str: lambda: str}
+
+
+def recipe_flags(ap: argparse.ArgumentParser, recipe) -> argparse.ArgumentParser:
+    """A flag for each value of a recipe's block (a dataclass of cli.value fields): --lambda-psp for lambda_psp,
+    its default the block's, its help the block's with the source."""
+    for f in dataclasses.fields(recipe):
+        m = f.metadata
+        default = f.default
+        parse = m["type"] or (PARSERS[type(default)]() if default is not None else str)
+        ap.add_argument("--" + f.name.replace("_", "-"), type=parse, default=default, choices=m["choices"],
+                        help=f"{m['help']} (default {default}: {m['source']})")
+    return ap
+
+
+# The flags above that fix a training run's result: --resume refuses a change of any of them, naming it, and of
+# every value of the recipe's block (each script's RESULT_FLAGS). --data also fixes it by the fingerprint of
 # the dataset (dataset_fingerprint: its train and dev names and translations). Not among them: where and how
 # fast (--device, --workers, --packed-dir, --out), how long this process runs (--stop-after), --compile,
 # --standalone, and --dino/--mbart, whose weights the config checks.
-RESULT_FLAGS = ("data", "preset", "batch_size", "max_frames", "frame_stride", "packed", "seed", "lr", "weight_decay",
-                "warmup_epochs")
+RESULT_FLAGS = ("data", "preset", "max_frames", "frame_stride", "packed", "seed")
 
 
-def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse, and fill the defaults that depend on other flags."""
+def parse(ap: argparse.ArgumentParser, argv=None, tiny: dict = None) -> argparse.Namespace:
+    """Parse, and fill the defaults that depend on other flags: `tiny`, the recipe's values for the tiny preset."""
     args = ap.parse_args(argv)
+    preset = args.preset or ("tiny" if args.data in data.SYNTHETIC else "paper")
+    if tiny and preset == "tiny":
+        ap.set_defaults(**tiny)
+        args = ap.parse_args(argv)
     if getattr(args, "resume", False) and args.overwrite:
         ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")
-    args.preset = args.preset or ("tiny" if args.data in data.SYNTHETIC else "paper")
+    args.preset = preset
     args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
     return args
 

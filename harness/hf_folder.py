@@ -12,6 +12,7 @@ Written whole or not at all (files.atomic_write). Read as data: only JSON, safet
 nothing unpickled; every field, every tensor's name, shape, dtype and finiteness checked before a model is built;
 nothing a folder holds is opened as a path (its bases are hub ids, or folders the user passes with --dino/--mbart).
 """
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -25,8 +26,8 @@ import torch
 
 import model
 import tokenizer
-from harness import card
 from corpora import files
+from harness import card
 
 FORMAT = "hierarchical-feature-alignment-slt/1"
 WEIGHTS, CONFIG, TRAINING, CARD = "model.safetensors", "config.json", "training.json", "README.md"
@@ -407,6 +408,18 @@ def base_name(kept: Kept, base: str, given: str = None) -> str:
     return entry["hub_id"]
 
 
+@contextlib.contextmanager
+def loading_bases(cfg: model.Config):
+    """DINOv2 or mBART that cannot be loaded (no network, a wrong name): an error naming the flag that passes a
+    local folder, instead of a traceback."""
+    try:
+        yield
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"could not load the bases {cfg.dino!r} and {cfg.mbart!r} ({type(e).__name__}: {e}).\n"
+                         "Download them where the hub is reachable and pass their local folders with --dino PATH and "
+                         "--mbart PATH.") from None
+
+
 def build(kept: Kept, kind: str, device="cpu", dino: str = None, mbart: str = None):
     """The model of a checked folder (read()), in eval mode on `device`: its bases loaded from --dino/--mbart or the
     hub ids it records and refused unless their widths and frozen weights are those it records (a standalone
@@ -416,7 +429,8 @@ def build(kept: Kept, kind: str, device="cpu", dino: str = None, mbart: str = No
         cfg = dataclasses.replace(cfg, pretrained=False)   # every weight is in the folder
     elif cfg.pretrained:
         cfg = dataclasses.replace(cfg, dino=base_name(kept, "dino", dino), mbart=base_name(kept, "mbart", mbart))
-        widths = model.widths_from_checkpoints(cfg)
+        with loading_bases(cfg):
+            widths = model.widths_from_checkpoints(cfg)
         for field in ("dino_arch", "mbart_arch", "llm_dim"):
             if getattr(widths, field) != getattr(kept.cfg, field):
                 base = "mbart" if field != "dino_arch" else "dino"
@@ -424,7 +438,8 @@ def build(kept: Kept, kind: str, device="cpu", dino: str = None, mbart: str = No
                                            f"'{getattr(cfg, base)}' has {getattr(widths, field)}: not the base it was "
                                            "trained on")
     make = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
-    net = make(cfg, keep_ids=kept.tok.keep_ids if cfg.pretrained else None)
+    with loading_bases(cfg):
+        net = make(cfg, keep_ids=kept.tok.keep_ids if cfg.pretrained else None)
     names = {n for n, p in net.named_parameters() if p.requires_grad}
     net.load_state_dict(kept.state, strict=False)
     check_bases(kept, net, names, (("dino", "sha256"), ("mbart", "sha256")), cfg)

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 import data
 import model
+import optim
 import tokenizer
-from corpora import check
-from harness import outdir, parallel
-from corpora import files
+from corpora import check, files
+from harness import checkpoint, hf_folder, outdir, parallel
 
 
 @dataclass
@@ -39,7 +40,8 @@ def setup(args, config: dict = None, stage: str = None, tok: tokenizer.Tokenizer
     video = getattr(args, "video", None)
     with parallel.main_process_first():  # one process generates data and tokenizer files, the others read them
         root, rows, lang = read_data(args, splits, tok)
-        cfg = model.widths_from_checkpoints(cfg) if config is None else cfg  # after the data: it may download
+        with hf_folder.loading_bases(cfg):  # after the data: it may download
+            cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
         resume = getattr(args, "resume", False)
         if stage and parallel.is_main():
             name = (video.stem if video.is_file() else video.name) if video else None
@@ -55,6 +57,23 @@ def setup(args, config: dict = None, stage: str = None, tok: tokenizer.Tokenizer
                                                     write_file=files.atomic_write)
     cfg = dataclasses.replace(cfg, vocab_size=tok.vocab_size)
     return Setup(args, cfg, root, tok, device, lang)
+
+
+def setup_finetune(args) -> tuple:
+    """Fine-tuning's set-up (setup): from --pretrained (default <out>/pretrain; none: from scratch), read and
+    checked as a kept folder (hf_folder.read), whose tokenizer the run takes and whose config must be this run's
+    (the pseudo-glosses aside, which stay behind). -> (Setup, the kept pre-training or None)"""
+    if args.pretrained == "none":
+        return setup(args, stage="finetune"), None
+    path = args.out / "pretrain" if args.pretrained is None else Path(args.pretrained)
+    if args.pretrained is not None and (not args.pretrained or not path.is_dir()):  # never passed over
+        raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
+                         "<out>/pretrain, or none to fine-tune without pre-training)")
+    pretrained = hf_folder.read(path, "pretrain", "--pretrained")
+    ready = setup(args, stage="finetune", tok=pretrained.tok)
+    checkpoint.check_matches(ready, pretrained.config["model"], pretrained.tok.fingerprint(), path,
+                             ignore=("n_glosses",))
+    return ready, pretrained
 
 
 def read_data(args, splits, tok: tokenizer.Tokenizer = None) -> tuple:
@@ -91,6 +110,45 @@ def language(root, lang_flag: str = None, saved: str = None) -> str:
 def build(setup: Setup, kind: str, **kwargs):
     """The pre-training or translation model of the run's preset, on its device."""
     build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
-    net = build_fn(setup.cfg, keep_ids=setup.tok.keep_ids, **kwargs)
+    with hf_folder.loading_bases(setup.cfg):
+        net = build_fn(setup.cfg, keep_ids=setup.tok.keep_ids, **kwargs)
     return parallel.sync_batch_norm(net).to(setup.device) if dist.is_initialized() else net.to(setup.device)
 
+
+def loader(setup, split: str, augment: bool, ds=None, collate=data.collate):
+    """A DataLoader over one split (or over `ds`): shuffled and augmented to train on (each process its share of
+    the --batch-size videos, which is the global batch; its generator reseeded by Ledger.batches), in order
+    otherwise."""
+    args = setup.args
+    if ds is None:
+        ds = data.SignVideos(setup.root, split, train=augment, size=setup.cfg.image_size, max_frames=args.max_frames,
+                             frame_stride=args.frame_stride, packed=args.packed, packed_dir=args.packed_dir)
+    rank, n = parallel.world()
+    if args.batch_size % n:
+        raise SystemExit(f"--batch-size {args.batch_size} is the global batch: it must divide by {n} processes")
+    sampler = None
+    if augment and n > 1:
+        sampler = torch.utils.data.DistributedSampler(ds, n, rank, shuffle=True, seed=args.seed, drop_last=True)
+    # drop_last=False: the last partial batch trains, as in the authors' loader (`dataset/slt_dataset.py` L200)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=args.batch_size // n, shuffle=augment and sampler is None, sampler=sampler,
+        generator=torch.Generator() if augment else None, drop_last=False,
+        num_workers=args.workers, collate_fn=collate, pin_memory=setup.device.type == "cuda",
+        persistent_workers=args.workers > 0)
+
+
+@torch.no_grad()
+def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate"):
+    """Beam search (§4.1): hypotheses and references for every video of `loader`, in its order; fine-tuning's
+    dev BLEU-4 and evaluate.py both translate with it."""
+    was_training = net.training
+    net.eval()
+    hyps, refs = [], []
+    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not parallel.is_main()):
+        frames, mask = data.prepare(batch, device, train=False)
+        with optim.autocast(device):
+            ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
+        hyps += [tok.decode(row.tolist()) for row in ids]
+        refs += batch["translations"]
+    net.train(was_training)
+    return hyps, refs

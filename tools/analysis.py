@@ -17,10 +17,9 @@ import torch.nn.functional as F
 import data
 import evaluate
 import losses
-import train
-from corpora import decode
+import optim
+from corpora import decode, files
 from harness import cli, hf_folder, run
-from corpora import files
 from tools import synthetic
 
 
@@ -82,22 +81,24 @@ def video_batch(pixels: np.ndarray, name: str, setup: run.Setup) -> dict:
 
 def load_pretrain(setup: run.Setup, pre: hf_folder.Kept) -> tuple:
     """The pre-training model of a run's folder (read by hf_folder.read; its own config: U pseudo-glosses), in eval
-    mode, and its pseudo-gloss vocabulary (which the folder carries); the trained prototypes are among its weights."""
+    mode, its pseudo-gloss vocabulary (which the folder carries; the trained prototypes are among its weights) and
+    eq. 2's temperature tau it was trained with."""
     args = setup.args
-    return hf_folder.build(pre, "pretrain", setup.device, args.dino, args.mbart), pre.config["pseudoglosses"]
+    net = hf_folder.build(pre, "pretrain", setup.device, args.dino, args.mbart)
+    return net, pre.config["pseudoglosses"], pre.training["flags"]["tau"]
 
 
 @torch.no_grad()
-def pretrain_outputs(net, batch, setup: run.Setup) -> tuple:
+def pretrain_outputs(net, batch, setup: run.Setup, tau: float) -> tuple:
     """A batch through the pre-training model (its sentences through the text encoder; "" for a video of your
     own): eq. 4's pooled video and text embeddings, L2-normalised [B, D]; eqs. 1-3's evidence E [B, T, U]
     (segments x pseudo-glosses, the non-sign column dropped); the segment mask [B, T]."""
-    (ids, text_mask), _, _ = train.text_batch(setup.tok, batch["translations"], setup.device)
-    with train.autocast(setup.device):
+    (ids, text_mask), _, _ = data.text_batch(setup.tok, batch["translations"], setup.device)
+    with optim.autocast(setup.device):
         out = net(*data.prepare(batch, setup.device, train=False), ids, text_mask)
     video = losses.masked_mean(out["video"], out["video_mask"])                  # M~ (CLS and valid segments)
     text = losses.masked_mean(out["text"], out["text_mask"])                     # L~
-    e = losses.gloss_evidence(out["glosses"], out["mask"], out["prototypes"], out["tau_t"], out["tau_u"])
+    e = losses.gloss_evidence(out["z_prime"], out["mask"], out["prototypes"], tau, tau)
     return F.normalize(video.float(), dim=-1), F.normalize(text.float(), dim=-1), e[..., :-1].float(), out["mask"]
 
 
@@ -138,12 +139,12 @@ def measure_split(setup: run.Setup, split: str, pretrained: dict) -> dict:
     """Retrieval R@1/5/10 both ways over a split and, on a corpus with sign timings, localisation accuracy and
     its chance level, with the pre-training checkpoint `pretrained`; prints the `retrieval` and `localisation`
     lines."""
-    net, vocab = load_pretrain(setup, pretrained)
-    loader = train.loader(setup, split, train=False)
+    net, vocab, tau = load_pretrain(setup, pretrained)
+    loader = run.loader(setup, split, augment=False)
     truth, index = synthetic.read_ground_truth(setup.root, split), {g: i for i, g in enumerate(vocab)}
     videos, texts, pairs = [], [], []
     for batch in loader:
-        video, text, evidence, mask = pretrain_outputs(net, batch, setup)
+        video, text, evidence, mask = pretrain_outputs(net, batch, setup, tau)
         videos.append(video.cpu())
         texts.append(text.cpu())
         for i, name in enumerate(batch["names"]):
@@ -191,8 +192,8 @@ def show_glosses(setup, pretrained: dict, batch, pixels, keep, times, translatio
     strongest, and draws them under the frames: <out>/<name>.glosses.png; `pretrained`: the pre-training
     checkpoint."""
     name, threshold, top = batch["names"][0], setup.args.threshold, setup.args.top
-    net, vocab = load_pretrain(setup, pretrained)
-    _, _, evidence, mask = pretrain_outputs(net, batch, setup)
+    net, vocab, tau = load_pretrain(setup, pretrained)
+    _, _, evidence, mask = pretrain_outputs(net, batch, setup, tau)
     evidence = evidence[0, :int(mask[0].sum())].cpu()                           # [T, U]
     chosen = found_glosses(evidence, threshold, top)
     print(f"pseudo-glosses found (E-hat >= {threshold}, else the {top} strongest):")
@@ -254,7 +255,7 @@ def main(argv=None):
     pixels, keep, times = read_video(args.video, args.frame_stride, args.max_frames)
     name = args.video.stem if args.video.is_file() else args.video.name
     batch = video_batch(pixels, name, setup)
-    hyp = train.translate(net, [batch], setup.tok, setup.device, args.beams, args.max_new_tokens)[0][0]
+    hyp = run.translate(net, [batch], setup.tok, setup.device, args.beams, args.max_new_tokens)[0][0]
     print(f"translation: {hyp}")
     if pretrained:
         show_glosses(setup, pretrained, batch, pixels, keep, times, hyp)

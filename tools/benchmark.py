@@ -27,7 +27,7 @@ import data
 import losses
 import model
 import pretrain
-import train
+import optim
 from corpora import pack
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s (SXM data sheets)
@@ -148,9 +148,9 @@ def bench_model(args):
     forward = torch.compile(net) if args.compile else net
 
     def step():
-        with train.autocast(device):
+        with optim.autocast(device):
             if args.stage == "pretrain":
-                loss = pretrain.loss_terms(forward(frames, mask, ids, text_mask), labels)[0]
+                loss = losses.pretrain_loss(forward(frames, mask, ids, text_mask), labels, 0.1)[0]
             else:
                 loss = losses.translation_loss(forward(frames, mask, ids, text_mask), ids, pad_id=1)
         loss.backward()
@@ -216,7 +216,7 @@ def bench_translate(net, cfg, device, n_frames, new_tokens=30):
         for _ in range(3):  # the first run is warm-up
             sync(device)
             start = time.perf_counter()
-            with train.autocast(device):
+            with optim.autocast(device):
                 out = net.translate(video, mask, start_id=3, eos_id=2, pad_id=1, num_beams=beams,
                                     max_new_tokens=new_tokens)
             sync(device)

@@ -30,8 +30,7 @@ import numpy as np
 from PIL import Image
 
 import data
-from corpora import csl_daily as csl_layout
-from corpora import how2sign as how2sign_layout
+from corpora import csl_daily as csl_layout, how2sign as how2sign_layout
 
 SPLITS = ("train", "dev", "test")
 PHOENIX_N = {"train": 7096, "dev": 519, "test": 642}

@@ -18,12 +18,11 @@ import time
 import data
 import pseudogloss
 import tokenizer
-import train
 from corpora import check, decode
 from harness import run
 
 TIMED = ((data, ("read_split", "present_splits")), (check, ("check_videos", "video_problem")),
-         (decode, ("frame_files",)), (run, ("setup", "build")), (train, ("loader",)),
+         (decode, ("frame_files",)), (run, ("setup", "build", "loader")),
          (tokenizer, ("load_or_build_tokenizer",)),
          (pseudogloss, ("build_pseudoglosses", "extract", "_skipgram_model")))
 

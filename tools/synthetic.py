@@ -19,8 +19,7 @@ from PIL import Image
 
 import data
 import pseudogloss
-from corpora import how2sign
-from corpora import files
+from corpora import files, how2sign
 
 
 def ground_truth_path(root, split) -> Path:

@@ -1,0 +1,38 @@
+"""What the training loops share of §4.2's optimisation (DESIGN.md "Training"): AdamW's parameter groups, the
+one-cycle schedule, the precision steps run in, and which modules run in training mode."""
+import torch
+
+
+def param_groups(net, weight_decay: float):
+    """AdamW groups: decay on weight matrices only, none on biases, norms, layer scales and temperatures."""
+    params = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for n, p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def one_cycle(optimizer, warmup_steps: int, total_steps: int, start_div: float, end_div: float, betas: tuple):
+    """§4.2's one-cycle schedule, as torch's OneCycleLR (the authors' choice): warm-up from lr / start_div to the
+    peak lr, cosine decay to lr / (start_div * end_div), Adam's beta1 cycled from betas[1] down to betas[0] and
+    back. OneCycleLR divides by both phases' lengths, so the warm-up is kept between 1.5 steps and all but half a
+    step (short test runs)."""
+    warmup = min(max(warmup_steps, 1.5), total_steps - 0.5)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                               total_steps=max(total_steps, 1), pct_start=warmup / max(total_steps, 1),
+                                               anneal_strategy="cos", div_factor=start_div, final_div_factor=end_div,
+                                               base_momentum=betas[0], max_momentum=betas[1])
+
+
+def train_mode(net):
+    """Training mode for what trains; every module whose parameters are all frozen runs as at inference
+    (fixed BatchNorm statistics, no dropout), e.g. fine-tuning stage 1's mBART encoder beside the decoder."""
+    net.train()
+    for m in net.modules():
+        params = list(m.parameters())
+        if params and not any(p.requires_grad for p in params):
+            m.eval()
+
+
+def autocast(device):
+    """bf16 autocast on GPU; full precision on CPU."""
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
+                          enabled=torch.device(device).type == "cuda")
