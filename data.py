@@ -328,6 +328,22 @@ def collate(batch) -> dict:
             "crop": batch[0].get("crop")}  # training: the crop size; the frames are the whole resize
 
 
+def micro_batches(batch: dict, size: int = None) -> list:
+    """A batch of collate's (or harness.features') cut into batches of `size` videos in order, the last smaller
+    when `size` does not divide it, each with its frames cut to its own longest video; [batch] when `size` is
+    None or not smaller. Gradient accumulation's pieces (--micro-batch-size): views, no copy."""
+    n = len(batch["names"])
+    if size is None or size >= n:
+        return [batch]
+    micros = []
+    for start in range(0, n, size):
+        micro = {k: v[start:start + size] if isinstance(v, (torch.Tensor, list)) else v for k, v in batch.items()}
+        longest = int(micro["frame_mask"].sum(1).max())
+        micro["frames"], micro["frame_mask"] = micro["frames"][:, :longest], micro["frame_mask"][:, :longest]
+        micros.append(micro)
+    return micros
+
+
 def prepare(batch, device, train: bool):
     """Paper §4.2 on a whole batch, on the device: uint8 frames -> augmented and cropped (training) and ImageNet-
     normalised float frames [B, T, 3, H, W]; the loader ships uint8, a quarter of the bytes of float. A training

@@ -29,7 +29,8 @@ class Recipe:
     psp-dino, commit 73cc504). Each is a flag of the same name (--label-smoothing)."""
     stage1_epochs: int = value(100, "§4.2", "stage 1: the mapper and the decoder's LoRA only", cli.non_negative_int)
     stage2_epochs: int = value(200, "§4.2", "stage 2: everything trainable", cli.non_negative_int)
-    batch_size: int = value(16, "§4.2", "videos per step, over all processes")
+    batch_size: int = value(16, "§4.2", "videos per optimiser step over all processes, whatever "
+                            "--micro-batch-size")
     lr: float = value(3e-4, "§4.2", "peak learning rate of each stage's one-cycle schedule")
     weight_decay: float = value(1e-3, "§4.2", "AdamW's weight decay, on weight matrices only")
     warmup_epochs: int = value(5, "§4.2", "epochs of warm-up before the cosine decay", cli.non_negative_int)
@@ -81,13 +82,27 @@ def load_pretrained(net, state: dict):
     net.load_state_dict(renamed, strict=False)  # read and checked: hf_folder.read
 
 
-def forward(net, batch, setup: run.Setup):
-    """One batch of eq. 6: the video through the sign encoder, the mapper and mBART, teacher-forced on its
-    sentence (decoder input `de_DE x`, labels `x </s>`)."""
-    tok, device = setup.tok, setup.device
-    _, (dec_ids, dec_mask), labels = data.text_batch(tok, batch["translations"], device)
-    logits = net(*data.prepare(batch, device, train=net.training), dec_ids, dec_mask)
-    return losses.translation_loss(logits, labels, tok.pad_id, setup.args.label_smoothing)      # eq. 6
+def batch_inputs(batch, setup: run.Setup, train: bool) -> tuple:
+    """The model's inputs for a batch: its frames prepared (augmented when training, §4.2), the decoder's input
+    `de_DE x`; and the labels `x </s>` [B, L]."""
+    _, (dec_ids, dec_mask), labels = data.text_batch(setup.tok, batch["translations"], setup.device)
+    return (*data.prepare(batch, setup.device, train=train), dec_ids, dec_mask), labels
+
+
+def accumulated_step(net, micros: list, pad_id: int, label_smoothing: float):
+    """Eq. 6's gradients for a batch: each video through the sign encoder, the mapper and mBART, teacher-forced on
+    its sentence, one micro-batch at a time (--micro-batch-size; one, the whole batch, by default). Eq. 6 averages
+    over the batch's non-pad tokens, so each micro-batch's mean counts by its share of them and the gradients add
+    up to the whole batch's (BatchNorm aside). `micros`: batch_inputs of each. -> the whole batch's eq. 6"""
+    tokens = [int((labels != pad_id).sum()) for _, labels in micros]
+    device, total = micros[0][1].device, 0.0
+    for i, ((inputs, labels), n) in enumerate(zip(micros, tokens)):
+        with parallel.no_sync(net, skip=i + 1 < len(micros)):  # under torchrun: averaged in the last backward
+            with optim.autocast(device):
+                loss = losses.translation_loss(net(*inputs), labels, pad_id, label_smoothing) * (n / sum(tokens))
+            loss.backward()
+        total += loss.detach()
+    return total
 
 
 def validate(net, dev, setup: run.Setup) -> dict:
@@ -117,10 +132,9 @@ def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainabl
     for epoch in epochs:
         optim.train_mode(net)
         for batch in book.batches(batches, epoch):
-            with optim.autocast(setup.device):
-                loss = forward(ddp_net, batch, setup)                                           # eq. 6
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            micros = [batch_inputs(m, setup, True) for m in data.micro_batches(batch, args.micro_batch_size)]
+            loss = accumulated_step(ddp_net, micros, setup.tok.pad_id, args.label_smoothing)  # eq. 6
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2
             optimizer.step()
             scheduler.step()

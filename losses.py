@@ -8,6 +8,12 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 
+
+def wide(x):
+    """At least float32 for the softmaxes and logs: autocast's bf16/fp16 upcast, float64 kept (the tests)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 # ----------------------------------------------------------------------------------------------
 # Pseudo-gloss pre-training (§3.2, eqs. 1-3)
 
@@ -20,7 +26,7 @@ def gloss_evidence(z, mask, prototypes, tau_t, tau_u):
     zero non-sign vector last, tau_t / tau_u the two temperatures.
     """
     # eq. 1: cosine similarity; normalize() leaves the zero prototype at zero, so its cosine is 0, not NaN
-    s = F.normalize(z.float(), dim=-1) @ F.normalize(prototypes.float(), dim=-1).T          # S [B, T, U+1]
+    s = F.normalize(wide(z), dim=-1) @ F.normalize(wide(prototypes), dim=-1).T              # S [B, T, U+1]
     # eq. 2: softmax over time (padded steps excluded) and over prototypes
     s_time = (s / tau_t).masked_fill(~mask[..., None], float("-inf")).softmax(dim=1)
     s_proto = (s / tau_u).softmax(dim=2)
@@ -57,7 +63,7 @@ def masked_mean(x, mask):
 def clip_loss(video, text, temperature):
     """L_align, eq. 4: symmetric InfoNCE over the (global) batch; logits are cosine similarities / temperature."""
     video, text = gather(video), gather(text)                                   # [B, D], all processes
-    logits = F.normalize(video.float(), dim=-1) @ F.normalize(text.float(), dim=-1).T / temperature  # [B, B]
+    logits = F.normalize(wide(video), dim=-1) @ F.normalize(wide(text), dim=-1).T / temperature  # [B, B]
     target = torch.arange(len(logits), device=logits.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
@@ -78,17 +84,30 @@ def pretrain_loss(out: dict, labels, tau: float, lambda_psp: float = 1.0, lambda
     """L_pre-train = L_align + lambda * L_psp (eq. 5), from PretrainModel's outputs `out` and the pseudo-glosses
     H of each video, labels [B, U] multi-hot; `tau` is both of eq. 2's temperatures. lambda_align (1 in the
     paper) lets an ablation drop the alignment term. -> PretrainLoss(loss, align, psp)"""
-    psp = pseudo_gloss_loss(out["z_prime"], out["mask"], out["prototypes"], labels, tau, tau,
-                            variant=psp_variant)                                                 # eqs. 1-3
-    video = masked_mean(out["video"], out["video_mask"])     # M~: the CLS token and the valid segments [B, D]
-    text = masked_mean(out["text"], out["text_mask"])        # L~: the sentence's tokens [B, D]
-    align = clip_loss(video, text, out["temperature"])                                           # eq. 4
-    return PretrainLoss(lambda_align * align + lambda_psp * psp, align, psp)                     # eq. 5
+    psp = psp_loss(out, labels, tau, psp_variant)                                                # eqs. 1-3
+    align = clip_loss(*pooled(out), out["temperature"])                                          # eq. 4
+    return pretrain_terms(align, psp, lambda_psp, lambda_align)                                  # eq. 5
+
+
+def psp_loss(out: dict, labels, tau: float, psp_variant: str = "paper"):
+    """L_psp (eqs. 1-3) of PretrainModel's outputs: a mean over the videos of `out`."""
+    return pseudo_gloss_loss(out["z_prime"], out["mask"], out["prototypes"], labels, tau, tau, variant=psp_variant)
+
+
+def pooled(out: dict) -> tuple:
+    """Eq. 4's inputs: M~, the CLS token and the valid segments averaged, and L~, the sentence's tokens averaged
+    (each [B, D])."""
+    return masked_mean(out["video"], out["video_mask"]), masked_mean(out["text"], out["text_mask"])
+
+
+def pretrain_terms(align, psp, lambda_psp: float = 1.0, lambda_align: float = 1.0) -> PretrainLoss:
+    """Eq. 5 from its two terms."""
+    return PretrainLoss(lambda_align * align + lambda_psp * psp, align, psp)
 
 
 def translation_loss(logits, labels, pad_id: int, label_smoothing: float = 0.2):
     """L_SLT, eq. 6: token cross-entropy against the reference, padding ignored. logits [B, L, V], labels [B, L]."""
-    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=pad_id,
+    return F.cross_entropy(wide(logits).flatten(0, 1), labels.flatten(), ignore_index=pad_id,
                            label_smoothing=label_smoothing)
 
 

@@ -1,5 +1,8 @@
 """What the training loops share of §4.2's optimisation (DESIGN.md "Training"): AdamW's parameter groups, the
-one-cycle schedule, the precision steps run in, and which modules run in training mode."""
+one-cycle schedule, the precision steps run in, which modules run in training mode, and what a second forward pass
+of the same micro-batch (pretrain.micro_batched_step) must replay or leave alone."""
+import contextlib
+
 import torch
 
 
@@ -36,3 +39,29 @@ def autocast(device):
     """bf16 autocast on GPU; full precision on CPU."""
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
                           enabled=torch.device(device).type == "cuda")
+
+
+def rng_state(device) -> tuple:
+    """What dropout and DropPath draw from: the CPU's random state and, on CUDA, the GPU's (the states GradCache's
+    RandContext and torch.utils.checkpoint save before a forward pass they replay)."""
+    cuda = torch.device(device).type == "cuda"
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if cuda else None
+
+
+def set_rng_state(state: tuple, device):
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+@contextlib.contextmanager
+def running_statistics_kept(net):
+    """BatchNorm's running statistics as they were before the block: a forward pass that is replayed later
+    (GradCache's first pass) must not count its batch twice."""
+    buffers = [b for m in net.modules() if getattr(m, "running_mean", None) is not None
+               for b in (m.running_mean, m.running_var, m.num_batches_tracked)]
+    saved = [b.clone() for b in buffers]
+    yield
+    with torch.no_grad():
+        for b, kept in zip(buffers, saved):
+            b.copy_(kept)

@@ -28,7 +28,8 @@ class Recipe:
     """Every value of pre-training with its source: §4.2, the equations, or the authors' code (GitHub
     elsobhano/MLLM, branch psp-dino, commit 73cc504). Each is a flag of the same name (--lambda-psp)."""
     epochs: int = value(100, "§4.2", "pre-training epochs")
-    batch_size: int = value(16, "§4.2", "videos per step over all processes: eq. 4's negatives")
+    batch_size: int = value(16, "§4.2", "videos per optimiser step over all processes: eq. 4's negatives, "
+                            "whatever --micro-batch-size")
     lr: float = value(3e-4, "§4.2", "peak learning rate of the one-cycle schedule")
     weight_decay: float = value(1e-3, "§4.2", "AdamW's weight decay, on weight matrices only")
     warmup_epochs: int = value(5, "§4.2", "epochs of warm-up before the cosine decay", cli.non_negative_int)
@@ -58,14 +59,57 @@ def flags():
     return ap
 
 
+def batch_inputs(batch, setup: run.Setup, pg: pseudogloss.PseudoGlosses, train: bool) -> tuple:
+    """The model's inputs for a batch: its frames prepared (augmented when training, §4.2), its sentences as the
+    frozen text encoder reads them; and its pseudo-glosses H [B, U]."""
+    (text_ids, text_mask), _, _ = data.text_batch(setup.tok, batch["translations"], setup.device)
+    inputs = (*data.prepare(batch, setup.device, train=train), text_ids, text_mask)
+    return inputs, pseudogloss.multi_hot(batch["names"], pg).to(setup.device)
+
+
 def forward(net, batch, setup: run.Setup, pg: pseudogloss.PseudoGlosses) -> losses.PretrainLoss:
     """One batch of eq. 5: the video through the sign and LLM encoders, its sentence through the frozen text
     encoder, both losses against the sentence's pseudo-glosses H and the other videos of the batch."""
     args = setup.args
-    (text_ids, text_mask), _, _ = data.text_batch(setup.tok, batch["translations"], setup.device)
-    out = net(*data.prepare(batch, setup.device, train=net.training), text_ids, text_mask)
-    labels = pseudogloss.multi_hot(batch["names"], pg).to(setup.device)                         # H [B, U]
-    return losses.pretrain_loss(out, labels, args.tau, args.lambda_psp, args.lambda_align, args.psp_loss)  # eq. 5
+    inputs, labels = batch_inputs(batch, setup, pg, train=net.training)
+    return losses.pretrain_loss(net(*inputs), labels, args.tau, args.lambda_psp, args.lambda_align, args.psp_loss)
+
+
+def micro_batched_step(net, micros: list, args) -> losses.PretrainLoss:
+    """Eq. 5's gradients for a batch held one micro-batch at a time (--micro-batch-size), as GradCache does (Gao
+    et al. 2021, DESIGN.md "Accumulation"): eq. 4 still compares every video with every sentence of the batch.
+    `micros`: batch_inputs of each micro-batch, prepared once, so that both passes see the same augmented frames.
+    Adds the whole batch's gradients to the parameters' (BatchNorm aside). -> the whole batch's terms"""
+    device, n = micros[0][0][0].device, sum(len(labels) for _, labels in micros)
+    cache = []
+    # (1) GradCache's "graph-less forward": M~ and L~ of each micro-batch, its random state kept for (3)
+    with torch.no_grad(), optim.running_statistics_kept(net):
+        for inputs, _ in micros:
+            rng = optim.rng_state(device)
+            with optim.autocast(device):
+                out = net(*inputs)
+            cache.append((rng, *losses.pooled(out)))
+    # (2) "representation gradient computation and caching": eq. 4 on the whole batch, from leaves M~ [B, D] and
+    # the temperature; the gradients of lambda_align L_align with respect to them
+    video = torch.cat([v for _, v, _ in cache]).requires_grad_()
+    temperature = out["temperature"].detach().requires_grad_()
+    align = losses.clip_loss(video, torch.cat([t for _, _, t in cache]), temperature)
+    (args.lambda_align * align).backward()
+    # (3) "sub-batch gradient accumulation": each micro-batch again with autograd and the same dropout/DropPath;
+    # backward of M~ . dL/dM~ (the chain rule), its share of dL/dtemperature and of lambda L_psp (a mean over videos)
+    psp, start = 0.0, 0
+    for i, ((inputs, labels), (rng, _, _)) in enumerate(zip(micros, cache)):
+        rows, share = slice(start, start + len(labels)), len(labels) / n
+        optim.set_rng_state(rng, device)
+        with parallel.no_sync(net, skip=i + 1 < len(micros)):  # under torchrun: averaged in the last backward
+            with optim.autocast(device):
+                out = net(*inputs)
+                part = losses.psp_loss(out, labels, args.tau, args.psp_loss)                    # eqs. 1-3
+                surrogate = ((losses.pooled(out)[0] * video.grad[rows]).sum()
+                             + share * (out["temperature"] * temperature.grad + args.lambda_psp * part))
+            surrogate.backward()
+        psp, start = psp + share * part.detach(), rows.stop
+    return losses.pretrain_terms(align.detach(), psp, args.lambda_psp, args.lambda_align)         # eq. 5
 
 
 @torch.no_grad()
@@ -98,10 +142,14 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, book: ledger.
     for epoch in epochs:
         optim.train_mode(net)
         for batch in book.batches(batches, epoch):
-            with optim.autocast(setup.device):
-                terms = forward(ddp_net, batch, setup, pg)                                      # eq. 5
             optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
+            micros = data.micro_batches(batch, args.micro_batch_size)
+            if len(micros) > 1:
+                terms = micro_batched_step(ddp_net, [batch_inputs(m, setup, pg, True) for m in micros], args)
+            else:
+                with optim.autocast(setup.device):
+                    terms = forward(ddp_net, batch, setup, pg)                                  # eq. 5
+                terms.loss.backward()
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2
             optimizer.step()
             scheduler.step()

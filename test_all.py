@@ -1534,6 +1534,135 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
         torch.testing.assert_close(got["grads"][n], g, rtol=1e-4, atol=1e-5, msg=n)  # float32 sums in another order
 
 
+def accumulation_net(kind: str, dropout: bool):
+    """The tiny pre-training or translation model in float64, every trainable weight in the gradients; dropout and
+    DropPath at the preset's rates, or off."""
+    off = dict(lora_dropout=0.0, mbart_arch=dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0), drop_path=0.0,
+               dino_lora_dropout=0.0, temporal_dropout=0.0, gloss_dropout=0.0)
+    cfg = model.get_config("tiny", vocab_size=40, n_glosses=6, **({} if dropout else off))
+    torch.manual_seed(0)
+    net = model.build_pretrain_model(cfg) if kind == "pretrain" else model.build_translation_model(cfg)
+    make_every_weight_count(net)
+    optim.train_mode(net)
+    return net.double()
+
+
+def accumulation_batch():
+    """4 prepared videos of 9, 6, 3 and 5 frames, sentences of 7, 4, 6 and 2 tokens (pad 1); H [4, 6]."""
+    torch.manual_seed(1)
+    fmask = torch.arange(9)[None] < torch.tensor([9, 6, 3, 5])[:, None]
+    tmask = torch.arange(7)[None] < torch.tensor([7, 4, 6, 2])[:, None]
+    ids = torch.randint(4, 40, (4, 7)).masked_fill(~tmask, 1)
+    return (torch.randn(4, 9, 3, 32, 32, dtype=torch.float64), fmask, ids, tmask), (torch.rand(4, 6) > 0.5).double()
+
+
+def cut(inputs, labels, size: int, trim: bool):
+    """Micro-batches of `size` rows (the last smaller), each cut to its longest video and sentence when `trim`;
+    labels [B, L] of a sentence are cut with it."""
+    micros = []
+    for rows in (slice(s, s + size) for s in range(0, len(labels), size)):
+        frames, fmask, ids, tmask = (x[rows] for x in inputs)
+        t, n = (int(fmask.sum(1).max()), int(tmask.sum(1).max())) if trim else (fmask.shape[1], tmask.shape[1])
+        part = labels[rows][:, :n] if labels.shape[1] == ids.shape[1] else labels[rows]
+        micros.append(((frames[:, :t], fmask[:, :t], ids[:, :n], tmask[:, :n]), part))
+    return micros
+
+
+def same_gradients(reference, net) -> float:
+    """The same parameters have gradients in both (all but the tiny preset's unused token embeddings), and they
+    agree; -> their max abs difference."""
+    got = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
+    want = {n: p.grad for n, p in reference.named_parameters() if p.grad is not None}
+    assert set(got) == set(want) and len(want) > 20 and all(g.abs().sum() > 0 for g in want.values())
+    return max(float((got[n] - want[n]).abs().max()) for n in want)
+
+
+GRADCACHE_ARGS = argparse.Namespace(tau=0.1, lambda_psp=0.5, lambda_align=1.0, psp_loss="paper")
+
+
+@pytest.mark.parametrize("size", [2, 1, 3])
+def test_gradcache_gradients_terms_and_statistics_equal_the_whole_batchs_under_the_same_dropout(size):
+    """Dropout, DropPath and BatchNorm (train mode) on: the reference runs the micro-batches forward with autograd
+    from the same random state, keeps every graph, and takes eq. 5 on the whole batch's outputs in one backward.
+    GradCache must replay each micro-batch's dropout and count BatchNorm's running statistics once."""
+    inputs, labels = accumulation_batch()
+    micros = cut(inputs, labels, size, trim=False)
+    reference, net = accumulation_net("pretrain", True), accumulation_net("pretrain", True)
+    torch.manual_seed(2)
+    outs = [reference(*x) for x, _ in micros]
+    whole = {k: outs[0][k] if k in ("prototypes", "temperature") else torch.cat([o[k] for o in outs]) for k in outs[0]}
+    want = losses.pretrain_loss(whole, labels, 0.1, lambda_psp=0.5)
+    want.loss.backward()
+    torch.manual_seed(2)
+    got = pretrain.micro_batched_step(net, micros, GRADCACHE_ARGS)
+    diff = same_gradients(reference, net)
+    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
+    torch.testing.assert_close(torch.stack(got), torch.stack(want).detach(), rtol=1e-12, atol=1e-12)
+    bn, bn_want = net.sign.visual.norm, reference.sign.visual.norm
+    assert int(bn.num_batches_tracked) == len(micros) == int(bn_want.num_batches_tracked)
+    torch.testing.assert_close(bn.running_var, bn_want.running_var, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [2, 1, 3])
+def test_gradcache_gradients_and_terms_equal_one_pass_over_the_whole_batch(size):
+    """The plain step on the whole batch of 4 (dropout off; BatchNorm in eval mode, since a micro-batch's
+    statistics are its own) against GradCache on micro-batches cut to their longest video and sentence."""
+    inputs, labels = accumulation_batch()
+    reference, net = accumulation_net("pretrain", False), accumulation_net("pretrain", False)
+    reference.sign.visual.norm.eval(), net.sign.visual.norm.eval()
+    want = losses.pretrain_loss(reference(*inputs), labels, 0.1, lambda_psp=0.5)
+    want.loss.backward()
+    got = pretrain.micro_batched_step(net, cut(inputs, labels, size, trim=True), GRADCACHE_ARGS)
+    diff = same_gradients(reference, net)
+    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
+    torch.testing.assert_close(torch.stack(got), torch.stack(want).detach(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [2, 1, 3])
+def test_accumulated_finetuning_gradients_equal_the_whole_batchs(size):
+    """Eq. 6 on the whole batch of 4 against micro-batches weighted by their share of its 19 tokens (7, 4, 6, 2:
+    a share of videos would be wrong); dropout off, BatchNorm in eval mode."""
+    (frames, fmask, ids, tmask), _ = accumulation_batch()
+    inputs = (frames, fmask, ids, tmask)
+    reference, net = accumulation_net("translation", False), accumulation_net("translation", False)
+    reference.sign.visual.norm.eval(), net.sign.visual.norm.eval()
+    want = losses.translation_loss(reference(*inputs), ids, pad_id=1, label_smoothing=0.2)
+    want.backward()
+    got = finetune.accumulated_step(net, cut(inputs, ids, size, trim=True), pad_id=1, label_smoothing=0.2)
+    diff = same_gradients(reference, net)
+    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
+    torch.testing.assert_close(got, want.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_micro_batches_cut_a_batch_in_order_each_to_its_longest_video():
+    items = [{"frames": torch.full((n, 3, 2, 2), i, dtype=torch.uint8), "name": f"v{i}", "translation": f"t{i}"}
+             for i, n in enumerate([2, 6, 3, 4])]
+    batch = data.collate(items)
+    first, last = data.micro_batches(batch, 3)
+    assert first["names"] == ["v0", "v1", "v2"] and last["translations"] == ["t3"]
+    assert first["frames"].shape[:2] == (3, 6) and last["frames"].shape[:2] == (1, 4) and last["frame_mask"].all()
+    assert torch.equal(last["frames"][0], items[3]["frames"]) and first["source_sizes"].shape == (3, 2)
+    assert data.micro_batches(batch, None)[0] is batch and data.micro_batches(batch, 4)[0] is batch
+
+
+@pytest.mark.slow
+def test_micro_batch_size_trains_both_stages_end_to_end(corpus, tmp_path, monkeypatch):
+    """--micro-batch-size 3 of a batch of 4: every step of both recipes is cut into 3 + 1 videos."""
+    seen = []
+
+    def spy(module, name):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda net, micros, *a: seen.append((name, [len(m[1]) for m in micros]))
+                            or real(net, micros, *a))
+    spy(pretrain, "micro_batched_step"), spy(finetune, "accumulated_step")
+    out = tmp_path / "run"
+    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--micro-batch-size", "3"))
+    finetune.main(train_flags(corpus, out, "--stage1-epochs", "0", "--stage2-epochs", "1", "--micro-batch-size", "3"))
+    outdir.release()
+    assert seen == [("micro_batched_step", [3, 1])] * 2 + [("accumulated_step", [3, 1])] * 2  # 8 videos, 2 steps
+    assert (out / "pretrain" / "model.safetensors").exists() and (out / "finetune" / "model.safetensors").exists()
+
+
 def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, corpus, tmp_path):
     out = shutil.copytree(finished[0], tmp_path / "run")
     before = digests(out)

@@ -45,6 +45,11 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
 def training_flags(doc: str, recipe) -> argparse.ArgumentParser:
     """data_flags, a flag for each value of the recipe's block (recipe_flags), and the run's bookkeeping."""
     ap = recipe_flags(data_flags(doc), recipe)
+    ap.add_argument("--micro-batch-size", type=positive_int, help="videos one forward and backward holds in memory "
+                    "at once, in each process (default: its whole share of --batch-size). The batch, and the step, "
+                    "stay --batch-size's: the gradients of its micro-batches add up to the batch's (pre-training: "
+                    "eq. 4 still over the whole batch, by GradCache; BatchNorm's statistics are the micro-batch's: "
+                    "DESIGN.md \"Accumulation\")")
     ap.add_argument("--seed", type=int, default=0, help="data order, augmentation, dropout and initialisation")
     ap.add_argument("--resume", action="store_true",
                     help="continue the interrupted run in --out (with the same flags)")
@@ -83,7 +88,8 @@ def recipe_flags(ap: argparse.ArgumentParser, recipe) -> argparse.ArgumentParser
 # every value of the recipe's block (each script's RESULT_FLAGS). --data also fixes it by the fingerprint of
 # the dataset (dataset_fingerprint: its train and dev names and translations). Not among them: where and how
 # fast (--device, --workers, --packed-dir, --out), how long this process runs (--stop-after), --compile,
-# --standalone, and --dino/--mbart, whose weights the config checks.
+# --micro-batch-size (the same gradients, BatchNorm's statistics aside: DESIGN.md "Accumulation"), --standalone,
+# and --dino/--mbart, whose weights the config checks.
 RESULT_FLAGS = ("data", "preset", "max_frames", "frame_stride", "packed", "seed")
 
 

@@ -16,6 +16,12 @@ def for_training(net, compile: bool = False):
     return torch.compile(stepped) if compile else stepped
 
 
+def no_sync(net, skip: bool):
+    """DDP's no_sync when `skip`: that backward adds to the gradients without averaging them over processes;
+    accumulation averages once, in its last micro-batch's backward (DDP's own advice)."""
+    return net.no_sync() if skip and hasattr(net, "no_sync") else contextlib.nullcontext()
+
+
 def init_distributed(device: str) -> torch.device:
     """Data-parallel training under torchrun (NCCL on GPU, gloo on CPU); a plain device otherwise."""
     if int(os.environ.get("WORLD_SIZE", 1)) == 1:
