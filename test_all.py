@@ -1506,9 +1506,17 @@ def ddp_worker(out_file):
     loss.backward()
     losses_all = [torch.zeros(()) for _ in range(2)]
     dist.all_gather(losses_all, loss.detach())
+    # GradCache over micro-batches of 1 (BatchNorm in eval mode: a micro-batch's statistics are its own)
+    micro = parallel.sync_batch_norm(ddp_case()[0])
+    micro.sign.visual.norm.eval()
+    ddp = parallel.data_parallel(micro)
+    pretrain.micro_batched_step(ddp, [(tuple(x[i:i + 1] for x in batch), labels[i:i + 1]) for i in range(2 * rank,
+                                2 * rank + 2)], argparse.Namespace(tau=0.1, lambda_psp=1.0, lambda_align=1.0,
+                                                                   psp_loss="paper"))
     if rank == 0:
         torch.save({"loss": torch.stack(losses_all).mean(), "running_mean": net.sign.visual.norm.running_mean,
-                    "grads": {n: p.grad for n, p in net.named_parameters() if p.grad is not None}}, out_file)
+                    "grads": {n: p.grad for n, p in net.named_parameters() if p.grad is not None},
+                    "micro_grads": {n: p.grad for n, p in micro.named_parameters() if p.grad is not None}}, out_file)
     dist.barrier()
     os._exit(0)  # the result is written; skip tearing down DDP and gloo, which sometimes hangs on CPU
 
@@ -1532,6 +1540,13 @@ def test_two_process_data_parallel_matches_one_process(tmp_path):
     assert set(got["grads"]) == set(grads) and len(grads) > 20
     for n, g in grads.items():
         torch.testing.assert_close(got["grads"][n], g, rtol=1e-4, atol=1e-5, msg=n)  # float32 sums in another order
+    net, batch, labels = ddp_case()  # GradCache under torchrun: no_sync, eq. 4 gathered, averaged once
+    net.sign.visual.norm.eval()
+    losses.pretrain_loss(net(*batch), labels, 0.1).loss.backward()
+    assert set(got["micro_grads"]) == set(grads)
+    for n, p in net.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(got["micro_grads"][n], p.grad, rtol=1e-4, atol=1e-5, msg=n)
 
 
 def accumulation_net(kind: str, dropout: bool):
