@@ -1510,9 +1510,9 @@ def ddp_worker(out_file):
     micro = parallel.sync_batch_norm(ddp_case()[0])
     micro.sign.visual.norm.eval()
     ddp = parallel.data_parallel(micro)
-    pretrain.micro_batched_step(ddp, [(tuple(x[i:i + 1] for x in batch), labels[i:i + 1]) for i in range(2 * rank,
-                                2 * rank + 2)], argparse.Namespace(tau=0.1, lambda_psp=1.0, lambda_align=1.0,
-                                                                   psp_loss="paper"))
+    mine = [(tuple(x[i:i + 1] for x in batch), labels[i:i + 1]) for i in range(2 * rank, 2 * rank + 2)]
+    pretrain.micro_batched_step(ddp, mine, argparse.Namespace(tau=0.1, lambda_psp=1.0, lambda_align=1.0,
+                                                              psp_loss="paper"))
     if rank == 0:
         torch.save({"loss": torch.stack(losses_all).mean(), "running_mean": net.sign.visual.norm.running_mean,
                     "grads": {n: p.grad for n, p in net.named_parameters() if p.grad is not None},
