@@ -1595,14 +1595,17 @@ def same_gradients(reference, net) -> float:
 GRADCACHE_ARGS = argparse.Namespace(tau=0.1, lambda_psp=0.5, lambda_align=1.0, psp_loss="paper")
 
 
-@pytest.mark.parametrize("size", [2, 1, 3])
-def test_gradcache_gradients_terms_and_statistics_equal_the_whole_batchs_under_the_same_dropout(size):
+@pytest.mark.parametrize("size,device", [(2, "cpu"), (1, "cpu"), (3, "cpu"), pytest.param(
+    2, "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))])
+def test_gradcache_gradients_terms_and_statistics_equal_the_whole_batchs_under_the_same_dropout(size, device):
     """Dropout, DropPath and BatchNorm (train mode) on: the reference runs the micro-batches forward with autograd
     from the same random state, keeps every graph, and takes eq. 5 on the whole batch's outputs in one backward.
-    GradCache must replay each micro-batch's dropout and count BatchNorm's running statistics once."""
+    GradCache must replay each micro-batch's dropout (on CUDA: the GPU's random state) and count BatchNorm's
+    running statistics once."""
     inputs, labels = accumulation_batch()
-    micros = cut(inputs, labels, size, trim=False)
-    reference, net = accumulation_net("pretrain", True), accumulation_net("pretrain", True)
+    micros = cut(tuple(x.to(device) for x in inputs), labels.to(device), size, trim=False)
+    labels = labels.to(device)
+    reference, net = accumulation_net("pretrain", True).to(device), accumulation_net("pretrain", True).to(device)
     torch.manual_seed(2)
     outs = [reference(*x) for x, _ in micros]
     whole = {k: outs[0][k] if k in ("prototypes", "temperature") else torch.cat([o[k] for o in outs]) for k in outs[0]}
