@@ -4,9 +4,9 @@
     python pretrain.py --data phoenix14t     # paper preset, one GPU; writes runs/phoenix14t-paper/pretrain/
     python pretrain.py --data synthetic      # tiny preset, CPU minutes (after `python -m tools.synthetic`)
 
-Read top to bottom: the recipe (every value of the stage, with its source), one batch of eq. 5, validation, the
-loop, and `main`, which sets the run up. The run's bookkeeping (--resume, progress, keeping the best) is one
-object, harness.ledger.Ledger.
+Read top to bottom: the recipe (every value of the stage, with its source), one batch of eq. 5 (and the same
+batch held one micro-batch at a time, by GradCache), validation, the loop, and `main`, which sets the run up.
+The run's bookkeeping (--resume, progress, keeping the best) is one object, harness.ledger.Ledger.
 """
 import dataclasses
 import math
