@@ -102,9 +102,6 @@ def present_splits(root) -> list[str]:
     return [s for s in SPLITS if split_file(root, s).is_file()]
 
 
-_ROWS = {}  # (root, split, the annotation files' stat) -> rows: each split is read once per process
-
-
 def read_split(root, split) -> list[dict]:
     """The rows {name, translation, video} of a split in any layout, video the path of its frame folder or video
     file (checked to lie inside its split's folder; whether it exists is check_videos's). A malformed or duplicate
@@ -114,19 +111,8 @@ def read_split(root, split) -> list[dict]:
     layout = detect_layout(root)
     more = getattr(LAYOUTS.get(layout), "sources", None)  # what else a layout's rows depend on (files, folders)
     sources = [split_file(root, split), *(more(Path(root), split) if more else ())]
-    key = (str(Path(root).resolve()), split, tuple(_stat(p) for p in sources))
-    if key not in _ROWS:
-        reader = _read_phoenix if layout == "phoenix14t" else LAYOUTS[layout].read
-        _ROWS[key] = reader(Path(root), split)
-    return [dict(row) for row in _ROWS[key]]
-
-
-def _stat(path: Path) -> tuple:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (str(path),)
-    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    reader = _read_phoenix if layout == "phoenix14t" else LAYOUTS[layout].read
+    return files.read_once((str(Path(root).resolve()), split), sources, lambda: reader(Path(root), split))
 
 
 def read_splits(root, splits) -> dict:
@@ -309,16 +295,12 @@ class SignVideos(torch.utils.data.Dataset):
                 "source_size": tuple(source), "crop": self.size if self.train else None}
 
 
-def collate(batch) -> dict:
-    """Zero-padded frames [B, T, 3, H, W] with frame_mask [B, T] (True = real frame)."""
+def collate(batch, empty=None) -> dict:
+    """Zero-padded frames [B, T, 3, H, W] with frame_mask [B, T] (True = real frame); `empty(shape, like)` makes
+    the frames' tensor (default: like's new_empty; harness.run.collate's: in shared memory)."""
     lengths = torch.tensor([len(b["frames"]) for b in batch])
     shape = (len(batch), int(lengths.max()), *batch[0]["frames"].shape[1:])
-    if torch.utils.data.get_worker_info() is not None:  # in a worker: build the batch in shared memory directly,
-        elem = batch[0]["frames"]  # saving the copy the worker's queue would make (as torch's default_collate does)
-        storage = torch.UntypedStorage._new_shared(math.prod(shape) * elem.element_size())
-        frames = elem.new_empty(0).set_(storage, 0, shape)
-    else:
-        frames = batch[0]["frames"].new_empty(shape)
+    frames = empty(shape, batch[0]["frames"]) if empty else batch[0]["frames"].new_empty(shape)
     for i, b in enumerate(batch):
         frames[i, :len(b["frames"])] = b["frames"]
         frames[i, len(b["frames"]):] = 0  # only the padding is zeroed: one pass over the batch less

@@ -19,7 +19,7 @@ import losses
 import metrics
 import model
 import optim
-from harness import cli, features, hf_folder, ledger, outdir, parallel, run
+from harness import cli, hf_folder, ledger, outdir, parallel, run
 from harness.cli import value
 
 
@@ -105,7 +105,7 @@ def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainabl
     args = setup.args
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
-    cached = features.cached(setup, net) if stage == 1 and args.cache_features else {}  # a DataLoader's ds, collate
+    cached = run.cached_features(setup, net) if stage == 1 and args.cache_features else {}  # a DataLoader's ds, collate
     batches, dev = run.loader(setup, "train", augment=True, **cached), run.loader(setup, "dev", augment=False)
     optimizer = torch.optim.AdamW(optim.param_groups(net, args.weight_decay), lr=args.lr,
                                   betas=(args.beta1_high, args.beta2))

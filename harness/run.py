@@ -1,6 +1,7 @@
 """A script's set-up: resolve the data, claim --out, check every video it will read, build the tokenizer (or
 take a checkpoint's), fix the config and build the model."""
 import argparse
+import math
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,19 @@ def build(setup: Setup, kind: str, **kwargs):
     return parallel.sync_batch_norm(net).to(setup.device) if dist.is_initialized() else net.to(setup.device)
 
 
-def loader(setup, split: str, augment: bool, ds=None, collate=data.collate):
+def shared_empty(shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """An empty tensor of `like`'s dtype in shared memory: a batch built there in a worker process is not copied
+    again by the worker's queue (as torch's default_collate does)."""
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * like.element_size())
+    return like.new_empty(0).set_(storage, 0, shape)
+
+
+def collate(batch) -> dict:
+    """data.collate, the frames built in shared memory when in a worker process."""
+    return data.collate(batch, shared_empty if torch.utils.data.get_worker_info() is not None else None)
+
+
+def loader(setup, split: str, augment: bool, ds=None, collate=collate):
     """A DataLoader over one split (or over `ds`): shuffled and augmented to train on (each process its share of
     the --batch-size videos, which is the global batch; its generator reseeded by Ledger.batches), in order
     otherwise."""
@@ -152,3 +165,32 @@ def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int 
         refs += batch["translations"]
     net.train(was_training)
     return hyps, refs
+
+
+def cached_features(setup: Setup, net) -> dict:
+    """Fine-tuning's --cache-features: stage 1 freezes the sign encoder, so its output for each training video is
+    computed once and trained on (DESIGN.md "Performance"). -> loader's `ds` and `collate` for stage 1"""
+    return dict(ds=cache_features(setup, net), collate=collate_features)
+
+
+@torch.no_grad()
+def cache_features(setup: Setup, net) -> list:
+    """The frozen sign encoder's output for every training video, computed once for stage 1 (--cache-features).
+    Exact when augmentation is off, as here: stage 1 freezes the sign encoder and runs it in eval mode."""
+    net.eval()
+    items = []
+    for batch in tqdm(loader(setup, "train", augment=False), desc="caching features", leave=False,
+                      disable=not parallel.is_main()):
+        with optim.autocast(setup.device):
+            s, mask = net.sign(*data.prepare(batch, setup.device, train=False))
+        items += [{"features": s[i, :n].cpu(), "name": name, "translation": text} for i, (n, name, text)
+                  in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
+    return items
+
+
+def collate_features(items) -> dict:
+    """Cached features as a batch: the frame fields of data.collate, holding features [B, T, D] instead."""
+    lengths = torch.tensor([len(x["features"]) for x in items])
+    return {"frames": torch.nn.utils.rnn.pad_sequence([x["features"] for x in items], batch_first=True),
+            "frame_mask": torch.arange(int(lengths.max()))[None] < lengths[:, None],
+            "names": [x["name"] for x in items], "translations": [x["translation"] for x in items]}
