@@ -173,7 +173,7 @@ def resize_crop(pixels: np.ndarray, size: int, train: bool) -> torch.Tensor:
     return video[:, :, top:top + size, top:top + size].contiguous()
 
 
-# §4.2's augmentation in the authors' order of operations (DESIGN.md "Data"; `dataset/slt_dataset.py` L41-48,
+# §4.2's augmentation in the authors' order of operations (DESIGN.md "Data"; `dataset/slt_dataset.py` L41-48 @73cc504,
 # L100-106, vidaug): on the frame as released, a rotation by up to 30 degrees about its centre and a shift by whole
 # pixels, up to 10 px of the 210x260 (width x height) release frame (the same fraction of any other frame), each on
 # its own with probability p; then the resize to 256x256 and the 224 crop. Their random resize is undone by that
@@ -219,7 +219,7 @@ def augment(frames, source_sizes, size: int, p=0.5):
 
 
 class SignVideos(torch.utils.data.Dataset):
-    """Paper §4.2: a split of any layout (read_split; the name is PHOENIX14T's, the first it read) as uint8
+    """Paper §4.2: a split of any layout (read_split: PHOENIX14T, How2Sign, CSL-Daily, custom) as uint8
     frames [T, 3, size, size] with translations; a video is a frame folder or a video file.
 
     packed=True reads the frames from the split's pack (see pack_split) instead of the frame files or videos;

@@ -142,7 +142,7 @@ def loader(setup, split: str, augment: bool, ds=None, collate=collate):
     sampler = None
     if augment and n > 1:
         sampler = torch.utils.data.DistributedSampler(ds, n, rank, shuffle=True, seed=args.seed, drop_last=True)
-    # drop_last=False: the last partial batch trains, as in the authors' loader (`dataset/slt_dataset.py` L200)
+    # drop_last=False: the last partial batch trains, as in the authors' loader (`dataset/slt_dataset.py` L200 @73cc504)
     return torch.utils.data.DataLoader(
         ds, batch_size=args.batch_size // n, shuffle=augment and sampler is None, sampler=sampler,
         generator=torch.Generator() if augment else None, drop_last=False,
