@@ -2132,7 +2132,8 @@ def spm_of(sentences):
 
 def kept_folder_cases(out, corpus):
     """(name, how a copy of <out>/finetune is damaged: edited_folder's keyword arguments or a function of the
-    copy, the refusal's words): every way in that reading a folder refuses (issue R 5, 8, 17-20, 27)."""
+    copy, the refusal's words): every way in that reading a folder refuses: truncated or crafted weights, headers
+    and configs, tokenizers that name paths, links and non-files, bases that do not match."""
     first = "sign.temporal.blocks.0.attn.qkv.weight"
 
     def cut(d):
