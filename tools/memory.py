@@ -340,5 +340,34 @@ def main(argv=None):
     print_fits(s, args.preset)
 
 
+def print_fits(s: Setting, preset: str):
+    """The user's setting, then the same with and without checkpointing at accumulation 1, 2, 4: which fit."""
+    sim = Simulator(preset)
+    r = sim.peak(s)
+    print(f"{describe(s)}, {preset} preset: peak {gib(r['peak'])} (weights {gib(r['weights'])}); "
+          f"fits: {fits(r['peak'])} (at most {HEADROOM:.0%} of the card)")
+    print("the same stage, batch, frames and precision:")
+    for ckpt in (False, True):
+        for accumulation in (a for a in (1, 2, 4) if s.batch_size % a == 0):
+            other = dataclasses.replace(s, checkpointing=ckpt, accumulation=accumulation)
+            peak = r["peak"] if other == s else sim.peak(other)["peak"]
+            print(f"  checkpointing {'on ' if ckpt else 'off'} accumulation {accumulation}: {gib(peak):>9}  "
+                  f"fits {fits(peak)}")
+
+
+def print_table(preset: str, batch_size: int):
+    """Markdown: peak GiB by stage, frames and precision (rows) x checkpointing and accumulation (columns)."""
+    sim = Simulator(preset)
+    columns = [(c, a) for c in (False, True) for a in (1, 2, 4)]
+    print("| stage | frames | precision | " + " | ".join(f"{'ckpt' if c else 'plain'} acc {a}" for c, a in columns)
+          + " |\n|" + "---|" * (3 + len(columns)), flush=True)
+    for stage in STAGES:
+        for frames in (115, 200, 300):
+            for precision in ("bf16", "fp16", "fp32"):
+                peaks = [sim.peak(Setting(stage, batch_size, frames, precision, c, a))["peak"] for c, a in columns]
+                print(f"| {stage} | {frames} | {precision} | " + " | ".join(f"{p / 2**30:.1f}" for p in peaks)
+                      + " |", flush=True)
+
+
 if __name__ == "__main__":
     main()
