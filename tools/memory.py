@@ -111,8 +111,8 @@ def build(stage: str, cfg: model.Config, device, fake: bool = True):
     finetune.STAGE1), in train.train_mode."""
     with torch.device("meta" if fake else device):  # meta: as `python model.py --count`, nothing computed
         net = model.build_pretrain_model(cfg) if stage == "pretrain" else model.build_translation_model(cfg)
-    made = {} if fake else {id(t): t for t in [*net.parameters(), *net.buffers()]}  # meta -> empty tensors on `device`, each once: tied weights (mBART's embeddings) stay tied
-    for module in net.modules():
+    made = {}  # meta -> empty tensors on `device`, each once: tied weights (mBART's embeddings) stay tied
+    for module in net.modules() if fake else []:
         for tensors in (module._parameters, module._buffers):
             for name, t in tensors.items():
                 if t is not None and id(t) not in made:
@@ -135,13 +135,19 @@ def checkpointing(net, on: bool):
     llm = net.llm_encoder if hasattr(net, "llm_encoder") else net.mbart.model.encoder
     decoder = net.mbart.model.decoder.layers if hasattr(net, "mbart") else []
     blocks = [*visual.dino.encoder.layer[visual.n_frozen:], *net.sign.temporal.blocks, *llm.layers, *decoder]
+    mbart = getattr(net, "mbart", None)
+    use_cache = mbart.config.use_cache if mbart is not None else None
     for block in blocks if on else []:
         block.forward = _checkpointed(block.forward)
+    if on and mbart is not None:  # the decoder's key/value cache would grow again in each recomputation
+        mbart.config.use_cache = False
     try:
         yield
     finally:
         for block in blocks if on else []:
             del block.forward           # the class's forward again
+        if mbart is not None:
+            mbart.config.use_cache = use_cache
 
 
 def _checkpointed(forward):
@@ -287,7 +293,7 @@ def check(s: Setting, preset: str) -> dict:
 
 
 def gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**30:.2f} GiB"
 
 
 def fits(peak: int) -> str:
