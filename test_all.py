@@ -44,8 +44,8 @@ import pseudogloss
 import tokenizer
 import optim
 from corpora import check, decode, files, how2sign, pack
-from harness import checkpoint, cli, hf_folder, ledger, outdir, parallel, run
-from tools import analysis, benchmark, synthetic, table3, tagger_scores
+from harness import checkpoint, cli, hf_folder, ledger, logs, outdir, parallel, run
+from tools import analysis, benchmark, memory, synthetic, table3, tagger_scores
 
 
 # ----------------------------------------------------------------------------------------------
@@ -3132,6 +3132,54 @@ def test_flops_per_step_multipliers():
     assert fine["output projection (x2)"] == 2 * 2 * 10 * 2172 * 1024          # frozen, grads flow: x2
     assert fine["mapper (x3)"] == 3 * 2 * (2 * 5) * 1024 * 1024                 # trained: x3, T = floor(8/2) + 1
     assert benchmark.peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and benchmark.peak_flops("x", 1.0) == 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# tools/memory.py: the peak of a training step on fake tensors
+
+def test_peak_bytes_counts_each_live_storage_once_by_hand():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        tracker = memory.PeakBytes(round_to=512)
+        weight = torch.empty(100, 10)                                   # 4,000 B, there before: 4,096 in blocks
+        tracker.track([weight])
+        with tracker:
+            a = torch.empty(1000)                                       # 4,000 B -> 4,096
+            view = a[:10]                                               # a view: no storage of its own
+            b = torch.empty(500, dtype=torch.float16)                   # 1,000 B -> 1,024
+            del a, view                                                 # a's storage dies
+            c = torch.empty(3000, dtype=torch.uint8)                    # 3,000 B -> 3,072
+    assert tracker.peak == 4096 + 4096 + 1024 and tracker.live == 4096 + 1024 + 3072
+    assert b.dtype == torch.float16 and c.numel() == 3000
+
+
+@pytest.mark.slow
+def test_simulated_step_matches_the_resident_memory_of_a_real_cpu_run():
+    """Independent of the tracker: the real step's peak resident memory above idle, in a fresh process."""
+    r = memory.check(memory.Setting("pretrain", batch_size=16, frames=115, precision="fp32"), "tiny")
+    assert r["real"] > 100 * 2**20                                      # far above the noise of a process
+    assert 0.85 < r["simulated"] / r["real"] < 1.15
+    assert r["weights"] == pytest.approx(r["real_weights"], rel=0.05)
+
+
+def test_memory_command_names_the_cards_that_fit_and_refuses_uneven_micro_batches(capsys):
+    assert memory.fits(int(0.9 * 24 * 2**30)) == "24 GB, 40 GB, 80 GB"    # 90% of 24 GiB: fits
+    assert memory.fits(int(0.9 * 24 * 2**30) + 1) == "40 GB, 80 GB"
+    assert memory.fits(73 * 2**30) == "none of 24/40/80 GB"                # above 90% of 80 GiB (72 GiB)
+    with pytest.raises(SystemExit, match="--batch-size 16 does not split into --accumulation 3"):
+        memory.main(["--batch-size", "16", "--accumulation", "3"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_epoch_line_carries_the_cuda_peak(tmp_path, capsys):
+    setup = argparse.Namespace(args=argparse.Namespace(out=tmp_path), device=torch.device("cuda"))
+    progress = logs.Progress(setup, "pretrain", 1)
+    for _ in progress.batches([0], 0):
+        held = torch.ones(2**20, device="cuda")                         # 4 MiB live in this epoch
+        progress.step(loss=held.sum())
+    progress.end_epoch(1e-4, False)
+    peak = torch.cuda.max_memory_allocated()
+    assert peak >= 4 * 2**20 and f" peak {peak / 2**30:.2f} GiB" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------------
