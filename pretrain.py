@@ -17,7 +17,7 @@ import losses
 import model
 import pseudogloss
 import train
-from harness import checkpoint, cli, logs, parallel, run
+from harness import checkpoint, cli, logs, parallel, pseudogloss_cache, run
 
 # The flags below that fix the result, besides cli.RESULT_FLAGS: --resume refuses a change of any of them
 RESULT_FLAGS = cli.RESULT_FLAGS + ("epochs", "lambda_psp", "psp_loss", "lambda_align", "fasttext")
@@ -114,8 +114,8 @@ def main(argv=None):
     setup = run.setup(args, stage="pretrain")
     with parallel.main_process_first():
         # cached in the run's folder and for later runs (never the data root, which may be read-only)
-        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
-                                             lang=setup.lang, shared_dir=pseudogloss.shared_cache_dir())
+        pg = pseudogloss_cache.pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
+                                             lang=setup.lang, shared=pseudogloss_cache.shared_dir())
     if not pg.vocab:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))

@@ -44,7 +44,7 @@ import pseudogloss
 import tokenizer
 import train
 from corpora import check, decode, how2sign, pack
-from harness import checkpoint, cli, hf_folder, outdir, parallel, run
+from harness import checkpoint, cli, hf_folder, outdir, parallel, pseudogloss_cache, run
 from corpora import files
 from tools import analysis, benchmark, synthetic, tagger_scores
 
@@ -760,7 +760,7 @@ def test_lower_case_weather_nouns_keep_their_lemma():
 
 def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, capsys):
     cache_dir = tmp_path / "cache"
-    pg = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
+    pg = pseudogloss_cache.pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
     cache = cache_dir / "pseudoglosses-train-dev-test.pt"
     good = cache.read_bytes()
     capsys.readouterr()
@@ -768,7 +768,7 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
                    lambda: torch.save({"key": argparse.Namespace(a=1)}, cache),
                    lambda: torch.save({"key": torch.load(io.BytesIO(good), weights_only=True)["key"]}, cache)):
         damage()
-        again = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
+        again = pseudogloss_cache.pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
         assert f"pseudo-gloss cache '{cache}' is damaged" in capsys.readouterr().out
         assert again.vocab == pg.vocab and again.labels == pg.labels
         assert torch.equal(again.prototypes, pg.prototypes)
@@ -778,7 +778,7 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
 def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext(corpus, tmp_path, monkeypatch):
     import fasttext
     shared = tmp_path / "shared"
-    pg = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared)
+    pg = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared)
     # the reference: fastText trained on the training translations directly, as pseudogloss.py did before
     text = tmp_path / "train.txt"
     text.write_text("\n".join(r["translation"] for r in data.read_split(corpus, "train")) + "\n", encoding="utf-8")
@@ -787,15 +787,55 @@ def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext
     assert torch.equal(pg.prototypes[:-1], torch.tensor(np.array([ref.get_word_vector(w) for w in pg.vocab])))
     [kept] = shared.iterdir()
     monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
-    again = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared, cache_dir=tmp_path / "run")
+    again = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared, cache_dir=tmp_path / "run")
     assert torch.equal(again.prototypes, pg.prototypes) and again.labels == pg.labels
     assert (tmp_path / "run" / "pseudoglosses-train-dev-test.pt").is_file() and list(shared.iterdir()) == [kept]
     other = copy_corpus(corpus, tmp_path / "other")                           # other annotations: another entry
     table, sentence = data.annotation_path(other, "dev"), data.read_split(other, "dev")[0]["translation"]
     table.write_text(table.read_text(encoding="utf-8").replace(sentence, "heute regen"), encoding="utf-8")
     monkeypatch.undo()
-    pseudogloss.build_pseudoglosses(other, dim=8, shared_dir=shared)
+    pseudogloss_cache.pseudoglosses(other, dim=8, shared=shared)
     assert len(list(shared.iterdir())) == 2 and not list(other.rglob("pseudoglosses-*"))
+
+
+@pytest.mark.parametrize("damage,entry", [
+    (lambda pg: pg["vocab"].__setitem__(2, 5), "vocab[2] is 5, not a pseudo-gloss"),            # X case 7
+    (lambda pg: next(iter(pg["labels"].values())).append(999), "] holds 999, not an index into the"),  # X case 14
+    (lambda pg: pg["labels"].pop(next(iter(pg["labels"]))), "labels has no labels for video"),  # X case 14
+    (lambda pg: pg["prototypes"].__setitem__((0, 0), math.nan), "prototypes is (27, 8), not finite")])
+def test_a_cache_entry_of_the_wrong_type_or_out_of_range_is_named_and_rebuilt(corpus, tmp_path, capsys, damage,
+                                                                              entry):
+    shared = tmp_path / "shared"
+    pg = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared)
+    [kept] = shared.iterdir()
+    cached = torch.load(kept, weights_only=True)
+    damage(cached)
+    torch.save(cached, kept)                                  # the right key, a bad entry
+    capsys.readouterr()
+    again = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared, cache_dir=tmp_path / "run")
+    printed = capsys.readouterr().out
+    assert f"pseudo-gloss cache '{kept}' is damaged (entry " in printed and entry in printed
+    assert "rebuilding it" in printed
+    assert again.vocab == pg.vocab and again.labels == pg.labels and torch.equal(again.prototypes, pg.prototypes)
+    assert torch.load(kept, weights_only=True)["labels"] == pg.labels                  # the shared entry rebuilt
+
+
+def test_a_replaced_fasttext_file_is_not_taken_for_the_cached_one(corpus, tmp_path):  # X case 4
+    words = sorted({g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(
+        r["translation"])})
+    model, shared = tmp_path / "cc.de.8.bin", tmp_path / "shared"
+    first = np.ones((len(words), 8), np.float32)
+    fasttext_bin(model, words, first)
+    pg = pseudogloss_cache.pseudoglosses(corpus, fasttext_path=model, dim=8, shared=shared,
+                                         cache_dir=tmp_path / "run1")
+    assert pg.vocab == words and torch.equal(pg.prototypes[:-1], torch.from_numpy(first))
+    stat = model.stat()
+    second = np.arange(len(words) * 8, dtype=np.float32).reshape(len(words), 8)
+    fasttext_bin(model, words, second)                        # another model, same path, size and time
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = pseudogloss_cache.pseudoglosses(corpus, fasttext_path=model, dim=8, shared=shared,
+                                            cache_dir=tmp_path / "run2")
+    assert torch.equal(again.prototypes[:-1], torch.from_numpy(second)) and len(list(shared.iterdir())) == 2
 
 
 def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, shared_cache, monkeypatch, capsys):
@@ -804,7 +844,7 @@ def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, sh
     prepare.main()
     assert f"in '{shared_cache}'" in capsys.readouterr().out
     monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
-    pg = pseudogloss.build_pseudoglosses(corpus, shared_dir=pseudogloss.shared_cache_dir())
+    pg = pseudogloss_cache.pseudoglosses(corpus, shared=pseudogloss_cache.shared_dir())
     assert pg.prototypes.shape == (len(pg.vocab) + 1, 300)
 
 
@@ -2357,7 +2397,7 @@ def test_links_planted_in_out_are_refused_and_never_followed(corpus, tmp_path):
     elsewhere.mkdir()
     (out / "cache").symlink_to(elsewhere)
     with pytest.raises(SystemExit, match=f"'{out / 'cache'}' is a symbolic link \\(to '{elsewhere}'\\)"):
-        pseudogloss.build_pseudoglosses(corpus, cache_dir=out / "cache")
+        pseudogloss_cache.pseudoglosses(corpus, cache_dir=out / "cache")
     assert precious.read_text() == "PRECIOUS\n" and list(elsewhere.iterdir()) == []
     outdir.release()
 
@@ -2877,12 +2917,12 @@ def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     # training items hold the whole 256/224 resize (37 for a 32 crop); the crop is taken on the device (data.prepare)
     assert item["frames"].ndim == 4 and item["frames"].shape[1:] == (3, 37, 37) and 10 <= len(item["frames"]) <= 60
     assert item["crop"] == 32
-    pg = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
+    pg = pseudogloss_cache.pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert pg.prototypes.shape == (len(pg.vocab) + 1, 16) and not pg.prototypes[-1].any()
     assert set(pg.labels) == {r["name"] for s in data.SPLITS for r in data.read_split(a, s)}
     h = pseudogloss.multi_hot([r["name"] for r in data.read_split(a, "train")[:2]], pg)
     assert h.shape == (2, len(pg.vocab)) and h.sum() > 0
-    again = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
+    again = pseudogloss_cache.pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert again.vocab == pg.vocab and torch.equal(again.prototypes, pg.prototypes)
     cached = torch.load(tmp_path / "cache" / "pseudoglosses-train-dev-test.pt", weights_only=True)  # all splits
     assert cached["vocab"] == pg.vocab

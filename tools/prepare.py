@@ -1,5 +1,5 @@
 """The one-off preparation of a dataset: pack its frames, check every video that training would read, build the
-pseudo-glosses that pretrain.py then finds in its shared cache (pseudogloss.shared_cache_dir()).
+pseudo-glosses that pretrain.py then finds in its shared cache (harness/pseudogloss_cache.py).
 
     python -m tools.prepare --pack --data phoenix14t [--splits train dev test]   # <root>/packed/<split>/
     python -m tools.prepare --check --data how2sign [--full]
@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 import data
-import pseudogloss
 from corpora import check, pack
+from harness import pseudogloss_cache
 
 
 def main():
@@ -59,9 +59,9 @@ def main():
             pack_one(root, split, rows[split], args)
     if args.pseudoglosses:
         start = time.perf_counter()
-        pg = pseudogloss.build_pseudoglosses(root, lang=data.dataset_language(root, args.lang),
-                                             shared_dir=pseudogloss.shared_cache_dir())
-        print(f"{len(pg.vocab)} pseudo-glosses in '{pseudogloss.shared_cache_dir()}' in "
+        pg = pseudogloss_cache.pseudoglosses(root, lang=data.dataset_language(root, args.lang),
+                                             shared=pseudogloss_cache.shared_dir())
+        print(f"{len(pg.vocab)} pseudo-glosses in '{pseudogloss_cache.shared_dir()}' in "
               f"{time.perf_counter() - start:.1f} s")
 
 
