@@ -2740,7 +2740,7 @@ def test_bombs_fifos_and_cut_frames_are_named_before_training(tmp_path):
 def pack_flags(monkeypatch, root, *extra):
     from tools import prepare
     monkeypatch.setattr(sys, "argv", ["prepare", "--pack", "--data", str(root), "--splits", "train", "--workers",
-                                      "1", *extra])
+                                      "1", *map(str, extra)])
     return prepare.main
 
 
@@ -2772,6 +2772,80 @@ def test_pack_checks_first_and_says_what_it_cannot_write_or_removed(tmp_path, mo
     printed = capsys.readouterr().out
     assert not stale.exists() and f"train: removed '{stale}', left by an interrupted pack" in printed
     assert "train: already packed" in printed
+
+
+def test_packed_dir_never_replaces_videos_a_file_or_a_folder_it_did_not_make(tmp_path, monkeypatch):  # X 1, 23
+    root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    frames = root / data.FRAME_DIR
+    before = digests(root)
+    with pytest.raises(SystemExit, match=f"cannot pack train: the pack folder '{frames / 'train'}' would replace the "
+                       f"folder of the split's videos '{frames / 'train' / 'v1'}': pass a --packed-dir apart from "
+                       "the videos; nothing was written"):
+        pack_flags(monkeypatch, root, "--packed-dir", frames)()
+    named_train = write_tree(tmp_path / "sets" / "train", {"v1": (2, SENTENCES[0])})      # a root named train
+    with pytest.raises(SystemExit, match=f"would replace the dataset root '{named_train}'"):
+        pack_flags(monkeypatch, named_train, "--packed-dir", tmp_path / "sets")()
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(SystemExit, match=f"--packed-dir '{tmp_path / 'a-file'}' exists and is not a folder"):
+        pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "a-file")()
+    (tmp_path / "mine" / "train").mkdir(parents=True)
+    (tmp_path / "mine" / "train" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match=f"'{tmp_path / 'mine' / 'train'}' holds notes.txt, which no pack holds"):
+        pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "mine")()
+    with pytest.raises(ValueError, match="would replace the folder of the split's videos"):
+        pack.pack_split(root, "train", data.read_split(root, "train"), frames, workers=1)
+    assert digests(root) == before and (tmp_path / "mine" / "train" / "notes.txt").read_text() == "mine"
+    custom = tmp_path / "custom"                       # your own layout: --packed-dir <root> would replace train/
+    shutil.copytree(frames / "train" / "v1", custom / "train" / "v1")
+    (custom / "train" / "notes.txt").write_text("mine")
+    write_custom(custom, ["v1|train/v1|Hello."])
+    with pytest.raises(SystemExit, match=f"would replace the folder of the split's videos '{custom / 'train' / 'v1'}'"):
+        pack_flags(monkeypatch, custom, "--packed-dir", custom, "--resize", "0")()
+    assert (custom / "train" / "notes.txt").is_file() and len(list((custom / "train" / "v1").iterdir())) == 3
+    pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "packs")()              # a pack replaces a pack
+    (root / data.FRAME_DIR / "train" / "v1" / "images0003.png").unlink()
+    pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "packs")()
+    assert json.loads((tmp_path / "packs" / "train" / "index.json").read_text())["counts"] == [2, 2]
+
+
+def test_a_stale_or_foreign_pack_is_rebuilt_by_packing_and_refused_by_training(tmp_path, monkeypatch,
+                                                                               capsys):  # X case 5
+    root = write_tree(tmp_path / "a", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    other = write_tree(tmp_path / "b", {"v1": (3, SENTENCES[2]), "v2": (2, SENTENCES[3])})
+    packs = tmp_path / "packs"
+    pack_flags(monkeypatch, root, "--packed-dir", packs)()
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+    problems = check.check_videos(other, splits_of(other, ["train"]), packed=True, packed_dir=packs)
+    assert len(problems) == 2 and problems[0].startswith(f"frame pack '{packs / 'train'}' is stale: video 'v1' "
+                                                         "changed since it was packed")
+    frame = root / data.FRAME_DIR / "train" / "v2" / "images0001.png"
+    Image.fromarray(moving_frames(1, 60, 48, seed=5)[0]).save(frame)               # a frame replaced
+    [problem] = check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs)
+    assert "video 'v2' changed since it was packed" in problem and "python -m tools.prepare --pack" in problem
+    capsys.readouterr()
+    pack_flags(monkeypatch, root, "--packed-dir", packs)()
+    printed = capsys.readouterr().out
+    assert f"train: the pack in '{packs / 'train'}' is stale (video 'v2' changed since it was packed): rebuilding " \
+           "it" in printed and "already packed" not in printed
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+    shutil.rmtree(root / data.FRAME_DIR / "train" / "v1")                           # frames deleted after packing
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+
+
+@pytest.mark.parametrize("edit,why", [(lambda m: m["sizes"][0].__setitem__(0, "60"), "'v1' is ['60', 48], not"),
+                                      (lambda m: m["sizes"][1].__setitem__(1, 0), "'v2' is [60, 0], not"),
+                                      (lambda m: m["sizes"].pop(), "sizes is not a list of one entry per video"),
+                                      (lambda m: m["counts"].__setitem__(0, True), "not the JSON index of a pack")])
+def test_a_pack_index_with_bad_frame_sizes_is_damaged(tmp_path, edit, why):  # X case 22
+    root = write_tree(tmp_path, {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    folder = pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
+    meta = read_json(folder / "index.json")
+    edit(meta)
+    (folder / "index.json").write_text(json.dumps(meta))
+    [problem] = check.check_videos(root, splits_of(root, ["train"]), packed=True)
+    assert problem.startswith(f"frame pack '{folder}': index.json is damaged (") and why in problem
+    with pytest.raises(OSError, match=f"frame pack '{folder}' is damaged"):
+        data.SignVideos(root, "train", packed=True)
 
 
 # ----------------------------------------------------------------------------------------------

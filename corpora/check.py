@@ -21,7 +21,7 @@ def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int =
     problems = []
     for split, rows in splits.items():
         if packed:
-            problems += _pack_check(root, split, packed_dir, [r["name"] for r in rows])
+            problems += _pack_check(root, split, packed_dir, rows)
             continue
         missing_dirs = sorted({str(r["video"].parent) for r in rows if not r["video"].parent.is_dir()})
         problems += [f"folder '{d}' (where videos of {split} lie) is missing" for d in missing_dirs]
@@ -34,15 +34,19 @@ def check_videos(root, splits: dict, packed=False, packed_dir=None, limit: int =
     return problems
 
 
-def _pack_check(root, split, packed_dir, names) -> list[str]:
-    """The problems of a split's pack: damaged, or lacking videos of the annotation file."""
+def _pack_check(root, split, packed_dir, rows) -> list[str]:
+    """The problems of a split's pack: damaged, lacking videos of the annotation file (`rows`), or stale."""
+    names = [r["name"] for r in rows]
     folder, command = pack.packed_path(root, split, packed_dir), pack.pack_command(root, split, packed_dir)
     damage = pack.pack_problems(folder)
     if damage:
         return [f"frame pack '{folder}': {damage}; (re)build it with `{command}`"]
     packed_names = set(json.loads((folder / "index.json").read_text())["names"])
-    return [f"video '{n}' is not in frame pack '{folder}' (packed from another annotation file?): "
-            f"rebuild it with `{command}`" for n in names if n not in packed_names]
+    missing = [f"video '{n}' is not in frame pack '{folder}' (packed from another annotation file?): "
+               f"rebuild it with `{command}`" for n in names if n not in packed_names]
+    stale = [n for n in pack.stale_videos(folder, rows) if n in packed_names]
+    return missing + [f"frame pack '{folder}' is stale: video '{n}' changed since it was packed (its frames differ, "
+                      f"or the pack is another dataset's): rebuild it with `{command}`" for n in stale]
 
 
 def video_problem(video: Path, full: bool = False, first_frame: bool = True) -> str:

@@ -69,6 +69,9 @@ def pack_one(root, split, rows, args):
     """`python -m tools.prepare --pack` for one split (`rows`, data.read_splits'), saying what it did; its
     videos are checked first (a pack holds one frame size per video), nothing is written before."""
     index = pack.packed_path(root, split, args.packed_dir) / "index.json"
+    where = pack.destination_problem(root, split, rows, args.packed_dir)
+    if where:
+        raise SystemExit(f"cannot pack {split}: {where}; nothing was written")
     problems = check.check_videos(root, {split: rows})
     if problems:
         raise SystemExit(f"cannot pack {split}: {len(problems)} problem(s); nothing was written:\n  "
