@@ -3132,6 +3132,42 @@ def test_how2sign_sentences_are_cut_from_the_full_videos_by_the_realigned_times(
     assert check.check_videos(root, splits_of(root, ["train"])) == []
 
 
+@pytest.mark.parametrize("column,value", [(5, "nan"), (4, "-5"), (4, "-inf"), (4, "nan"), (5, "inf")])
+def test_how2sign_times_that_are_no_times_are_refused_naming_the_line(tmp_path, column, value):  # X cases 6, 12
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=3, n_dev=1, n_test=1, frame_size=32)
+    table = how2sign.split_file(root, "train")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    row = lines[2].split("\t")
+    row[column] = value
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    key = ("START_REALIGNED", "END_REALIGNED")[column - 4]
+    with pytest.raises(SystemExit, match=f"'{table}', line 3: {key} '{value}' is not a time in seconds \\(a finite "
+                                         "number, 0 or more\\)"):
+        data.read_splits(root, ["train"])
+
+
+def test_a_how2sign_sentence_holding_no_frame_is_skipped_and_counted(tmp_path, capsys):  # X case 13
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=3, n_dev=1, n_test=1, frame_size=32)
+    table = how2sign.split_file(root, "train")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    row = lines[2].split("\t")
+    video = how2sign.videos_folder(root, "train") / f"{row[1]}.mp4"
+    times = []
+    for _ in decode.iter_video(video, keep=set(), times=times):
+        pass
+    row[4], row[5] = f"{times[3] + 0.25 * (times[4] - times[3]):.4f}", f"{times[3] + 0.75 * (times[4] - times[3]):.4f}"
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    names = [r["name"] for r in data.read_split(root, "train")]
+    assert row[3] not in names and len(names) == 2
+    assert "skipped: 0 without their video, 0 past their video's end, 0 ending before they start, 1 holding no " \
+           "frame" in capsys.readouterr().err
+    row[5] = f"{times[4] + 0.01:.4f}"                                 # one frame: kept
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    ds = data.SignVideos(root, "train", size=32)
+    assert len(ds) == 3 and ds[1]["frames"].shape[0] == 1
+
+
 def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):
     import pickle
     root = synthetic.make_corpus(tmp_path / "synthetic-zh", "zh", n_train=12, n_dev=3, n_test=3, frame_size=32)
