@@ -2697,6 +2697,25 @@ def test_every_frame_is_checked_before_training(tmp_path):
     assert len(full) == 1 and str(png) in full[0]
 
 
+def test_a_dev_png_damaged_inside_is_named_before_training(corpus, tmp_path, monkeypatch, capsys):  # X case 15
+    def damage(root):
+        frame = decode.frame_files(root / data.FRAME_DIR / "dev" / data.read_split(root, "dev")[1]["name"])[2]
+        whole = frame.read_bytes()
+        frame.write_bytes(whole[:60] + bytes(len(whole) - 72) + whole[-12:])   # header and end intact
+    root = copy_corpus(corpus, tmp_path, damage)
+    frame = decode.frame_files(root / data.FRAME_DIR / "dev" / data.read_split(root, "dev")[1]["name"])[2]
+    assert check.check_videos(root, splits_of(root, ["dev"])) == []            # the quick check alone misses it
+    with pytest.raises(SystemExit, match=f"1 problem\\(s\\) with the videos of train/dev .*\n  frame '{frame}' is "
+                                         "damaged: its data does not match its checksums"):
+        pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(sys, "argv", ["prepare", "--check", "--data", str(root)])
+    from tools import prepare
+    with pytest.raises(SystemExit):
+        prepare.main()
+    assert f"frame '{frame}' is damaged: its data does not match its checksums" in capsys.readouterr().out
+
+
 def test_an_interrupted_pack_leaves_no_temporary_folder(tmp_path):
     root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

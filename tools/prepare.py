@@ -23,7 +23,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", action="store_true", help="pack the splits' frames into <root>/packed/<split>/")
     ap.add_argument("--check", action="store_true", help="check every video of the splits as training does first "
-                    "(frame headers, a video file's first frame) and list the problems")
+                    "(frame headers, PNG checksums, a video file's first frame) and list the problems")
     ap.add_argument("--full", action="store_true", help="with --check: decode every frame of every video")
     ap.add_argument("--pseudoglosses", action="store_true", help="build the pseudo-glosses with pretrain.py's "
                     "defaults into its shared cache, so that its start-up skips the tagging and skip-gram training")
@@ -47,7 +47,7 @@ def main():
     rows = data.read_splits(root, args.splits)
     if args.check:
         start = time.perf_counter()
-        problems = check.check_videos(root, rows, full=args.full, first_frame=True)
+        problems = check.check_videos(root, rows, full=args.full, first_frame=True, verified=args.splits)
         print(f"checked {'/'.join(args.splits)} under '{root}' in {time.perf_counter() - start:.1f} s: "
               + (f"{len(problems)} problem(s)\n  " + "\n  ".join(problems) if problems else "no problems"))
         if problems:
