@@ -918,7 +918,7 @@ def test_pseudoglosses_built_for_a_chinese_corpus(tmp_path):
                         encoding="utf-8")
     pg = pseudogloss.build_pseudoglosses(tmp_path, dim=8, lang="zh")
     words = {g for sentences in rows.values() for s in sentences for g in pseudogloss.extract(s, lang="zh")}
-    assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pg.key["tagger"] == "jieba"
+    assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pseudogloss.tagger_name("zh") == "jieba"
     assert [pg.vocab[i] for i in pg.labels["test0"]] == ["他", "我", "哥哥"]
     # skip-gram learns from the segmented text: its words are the tagger's, not one "word" a sentence
     seen = []
