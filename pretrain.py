@@ -19,7 +19,7 @@ import losses
 import model
 import optim
 import pseudogloss
-from harness import cli, ledger, outdir, parallel, run
+from harness import cli, ledger, outdir, parallel, pseudogloss_cache, run
 from harness.cli import value
 
 
@@ -116,8 +116,8 @@ def main(argv=None):
     setup = run.setup(args, stage="pretrain")
     with parallel.main_process_first():
         # cached in the run's folder and for later runs (never the data root, which may be read-only)
-        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
-                                             lang=setup.lang, shared_dir=pseudogloss.shared_cache_dir())
+        pg = pseudogloss_cache.pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
+                                             lang=setup.lang, shared=pseudogloss_cache.shared_dir())
     if not pg.vocab:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))

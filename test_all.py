@@ -44,7 +44,7 @@ import pseudogloss
 import tokenizer
 import optim
 from corpora import check, decode, files, how2sign, pack
-from harness import checkpoint, cli, hf_folder, ledger, logs, outdir, parallel, run
+from harness import checkpoint, cli, hf_folder, ledger, logs, outdir, parallel, pseudogloss_cache, run
 from tools import analysis, benchmark, memory, synthetic, table3, tagger_scores
 
 
@@ -759,7 +759,7 @@ def test_lower_case_weather_nouns_keep_their_lemma():
 
 def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, capsys):
     cache_dir = tmp_path / "cache"
-    pg = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
+    pg = pseudogloss_cache.pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
     cache = cache_dir / "pseudoglosses-train-dev-test.pt"
     good = cache.read_bytes()
     capsys.readouterr()
@@ -767,7 +767,7 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
                    lambda: torch.save({"key": argparse.Namespace(a=1)}, cache),
                    lambda: torch.save({"key": torch.load(io.BytesIO(good), weights_only=True)["key"]}, cache)):
         damage()
-        again = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
+        again = pseudogloss_cache.pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
         assert f"pseudo-gloss cache '{cache}' is damaged" in capsys.readouterr().out
         assert again.vocab == pg.vocab and again.labels == pg.labels
         assert torch.equal(again.prototypes, pg.prototypes)
@@ -777,7 +777,7 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
 def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext(corpus, tmp_path, monkeypatch):
     import fasttext
     shared = tmp_path / "shared"
-    pg = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared)
+    pg = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared)
     # the reference: fastText trained on the training translations directly, as pseudogloss.py did before
     text = tmp_path / "train.txt"
     text.write_text("\n".join(r["translation"] for r in data.read_split(corpus, "train")) + "\n", encoding="utf-8")
@@ -786,15 +786,55 @@ def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext
     assert torch.equal(pg.prototypes[:-1], torch.tensor(np.array([ref.get_word_vector(w) for w in pg.vocab])))
     [kept] = shared.iterdir()
     monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
-    again = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared, cache_dir=tmp_path / "run")
+    again = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared, cache_dir=tmp_path / "run")
     assert torch.equal(again.prototypes, pg.prototypes) and again.labels == pg.labels
     assert (tmp_path / "run" / "pseudoglosses-train-dev-test.pt").is_file() and list(shared.iterdir()) == [kept]
     other = copy_corpus(corpus, tmp_path / "other")                           # other annotations: another entry
     table, sentence = data.annotation_path(other, "dev"), data.read_split(other, "dev")[0]["translation"]
     table.write_text(table.read_text(encoding="utf-8").replace(sentence, "heute regen"), encoding="utf-8")
     monkeypatch.undo()
-    pseudogloss.build_pseudoglosses(other, dim=8, shared_dir=shared)
+    pseudogloss_cache.pseudoglosses(other, dim=8, shared=shared)
     assert len(list(shared.iterdir())) == 2 and not list(other.rglob("pseudoglosses-*"))
+
+
+@pytest.mark.parametrize("damage,entry", [
+    (lambda pg: pg["vocab"].__setitem__(2, 5), "vocab[2] is 5, not a pseudo-gloss"),            # X case 7
+    (lambda pg: next(iter(pg["labels"].values())).append(999), "] holds 999, not an index into the"),  # X case 14
+    (lambda pg: pg["labels"].pop(next(iter(pg["labels"]))), "labels has no labels for video"),  # X case 14
+    (lambda pg: pg["prototypes"].__setitem__((0, 0), math.nan), "prototypes is (27, 8), not finite")])
+def test_a_cache_entry_of_the_wrong_type_or_out_of_range_is_named_and_rebuilt(corpus, tmp_path, capsys, damage,
+                                                                              entry):
+    shared = tmp_path / "shared"
+    pg = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared)
+    [kept] = shared.iterdir()
+    cached = torch.load(kept, weights_only=True)
+    damage(cached)
+    torch.save(cached, kept)                                  # the right key, a bad entry
+    capsys.readouterr()
+    again = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared, cache_dir=tmp_path / "run")
+    printed = capsys.readouterr().out
+    assert f"pseudo-gloss cache '{kept}' is damaged (entry " in printed and entry in printed
+    assert "rebuilding it" in printed
+    assert again.vocab == pg.vocab and again.labels == pg.labels and torch.equal(again.prototypes, pg.prototypes)
+    assert torch.load(kept, weights_only=True)["labels"] == pg.labels                  # the shared entry rebuilt
+
+
+def test_a_replaced_fasttext_file_is_not_taken_for_the_cached_one(corpus, tmp_path):  # X case 4
+    words = sorted({g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(
+        r["translation"])})
+    model, shared = tmp_path / "cc.de.8.bin", tmp_path / "shared"
+    first = np.ones((len(words), 8), np.float32)
+    fasttext_bin(model, words, first)
+    pg = pseudogloss_cache.pseudoglosses(corpus, fasttext_path=model, dim=8, shared=shared,
+                                         cache_dir=tmp_path / "run1")
+    assert pg.vocab == words and torch.equal(pg.prototypes[:-1], torch.from_numpy(first))
+    stat = model.stat()
+    second = np.arange(len(words) * 8, dtype=np.float32).reshape(len(words), 8)
+    fasttext_bin(model, words, second)                        # another model, same path, size and time
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = pseudogloss_cache.pseudoglosses(corpus, fasttext_path=model, dim=8, shared=shared,
+                                            cache_dir=tmp_path / "run2")
+    assert torch.equal(again.prototypes[:-1], torch.from_numpy(second)) and len(list(shared.iterdir())) == 2
 
 
 def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, shared_cache, monkeypatch, capsys):
@@ -803,7 +843,7 @@ def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, sh
     prepare.main()
     assert f"in '{shared_cache}'" in capsys.readouterr().out
     monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
-    pg = pseudogloss.build_pseudoglosses(corpus, shared_dir=pseudogloss.shared_cache_dir())
+    pg = pseudogloss_cache.pseudoglosses(corpus, shared=pseudogloss_cache.shared_dir())
     assert pg.prototypes.shape == (len(pg.vocab) + 1, 300)
 
 
@@ -877,7 +917,7 @@ def test_pseudoglosses_built_for_a_chinese_corpus(tmp_path):
                         encoding="utf-8")
     pg = pseudogloss.build_pseudoglosses(tmp_path, dim=8, lang="zh")
     words = {g for sentences in rows.values() for s in sentences for g in pseudogloss.extract(s, lang="zh")}
-    assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pg.key["tagger"] == "jieba"
+    assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pseudogloss.tagger_name("zh") == "jieba"
     assert [pg.vocab[i] for i in pg.labels["test0"]] == ["他", "我", "哥哥"]
     # skip-gram learns from the segmented text: its words are the tagger's, not one "word" a sentence
     seen = []
@@ -2372,7 +2412,7 @@ def test_links_planted_in_out_are_refused_and_never_followed(corpus, tmp_path):
     elsewhere.mkdir()
     (out / "cache").symlink_to(elsewhere)
     with pytest.raises(SystemExit, match=f"'{out / 'cache'}' is a symbolic link \\(to '{elsewhere}'\\)"):
-        pseudogloss.build_pseudoglosses(corpus, cache_dir=out / "cache")
+        pseudogloss_cache.pseudoglosses(corpus, cache_dir=out / "cache")
     assert precious.read_text() == "PRECIOUS\n" and list(elsewhere.iterdir()) == []
     outdir.release()
 
@@ -2672,6 +2712,25 @@ def test_every_frame_is_checked_before_training(tmp_path):
     assert len(full) == 1 and str(png) in full[0]
 
 
+def test_a_dev_png_damaged_inside_is_named_before_training(corpus, tmp_path, monkeypatch, capsys):  # X case 15
+    def damage(root):
+        frame = decode.frame_files(root / data.FRAME_DIR / "dev" / data.read_split(root, "dev")[1]["name"])[2]
+        whole = frame.read_bytes()
+        frame.write_bytes(whole[:60] + bytes(len(whole) - 72) + whole[-12:])   # header and end intact
+    root = copy_corpus(corpus, tmp_path, damage)
+    frame = decode.frame_files(root / data.FRAME_DIR / "dev" / data.read_split(root, "dev")[1]["name"])[2]
+    assert check.check_videos(root, splits_of(root, ["dev"])) == []            # the quick check alone misses it
+    with pytest.raises(SystemExit, match=f"1 problem\\(s\\) with the videos of train/dev .*\n  frame '{frame}' is "
+                                         "damaged: its data does not match its checksums"):
+        pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(sys, "argv", ["prepare", "--check", "--data", str(root)])
+    from tools import prepare
+    with pytest.raises(SystemExit):
+        prepare.main()
+    assert f"frame '{frame}' is damaged: its data does not match its checksums" in capsys.readouterr().out
+
+
 def test_an_interrupted_pack_leaves_no_temporary_folder(tmp_path):
     root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -2715,7 +2774,7 @@ def test_bombs_fifos_and_cut_frames_are_named_before_training(tmp_path):
 def pack_flags(monkeypatch, root, *extra):
     from tools import prepare
     monkeypatch.setattr(sys, "argv", ["prepare", "--pack", "--data", str(root), "--splits", "train", "--workers",
-                                      "1", *extra])
+                                      "1", *map(str, extra)])
     return prepare.main
 
 
@@ -2747,6 +2806,80 @@ def test_pack_checks_first_and_says_what_it_cannot_write_or_removed(tmp_path, mo
     printed = capsys.readouterr().out
     assert not stale.exists() and f"train: removed '{stale}', left by an interrupted pack" in printed
     assert "train: already packed" in printed
+
+
+def test_packed_dir_never_replaces_videos_a_file_or_a_folder_it_did_not_make(tmp_path, monkeypatch):  # X 1, 23
+    root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    frames = root / data.FRAME_DIR
+    before = digests(root)
+    with pytest.raises(SystemExit, match=f"cannot pack train: the pack folder '{frames / 'train'}' would replace the "
+                       f"folder of the split's videos '{frames / 'train' / 'v1'}': pass a --packed-dir apart from "
+                       "the videos; nothing was written"):
+        pack_flags(monkeypatch, root, "--packed-dir", frames)()
+    named_train = write_tree(tmp_path / "sets" / "train", {"v1": (2, SENTENCES[0])})      # a root named train
+    with pytest.raises(SystemExit, match=f"would replace the dataset root '{named_train}'"):
+        pack_flags(monkeypatch, named_train, "--packed-dir", tmp_path / "sets")()
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(SystemExit, match=f"--packed-dir '{tmp_path / 'a-file'}' exists and is not a folder"):
+        pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "a-file")()
+    (tmp_path / "mine" / "train").mkdir(parents=True)
+    (tmp_path / "mine" / "train" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match=f"'{tmp_path / 'mine' / 'train'}' holds notes.txt, which no pack holds"):
+        pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "mine")()
+    with pytest.raises(ValueError, match="would replace the folder of the split's videos"):
+        pack.pack_split(root, "train", data.read_split(root, "train"), frames, workers=1)
+    assert digests(root) == before and (tmp_path / "mine" / "train" / "notes.txt").read_text() == "mine"
+    custom = tmp_path / "custom"                       # your own layout: --packed-dir <root> would replace train/
+    shutil.copytree(frames / "train" / "v1", custom / "train" / "v1")
+    (custom / "train" / "notes.txt").write_text("mine")
+    write_custom(custom, ["v1|train/v1|Hello."])
+    with pytest.raises(SystemExit, match=f"would replace the folder of the split's videos '{custom / 'train' / 'v1'}'"):
+        pack_flags(monkeypatch, custom, "--packed-dir", custom, "--resize", "0")()
+    assert (custom / "train" / "notes.txt").is_file() and len(list((custom / "train" / "v1").iterdir())) == 3
+    pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "packs")()              # a pack replaces a pack
+    (root / data.FRAME_DIR / "train" / "v1" / "images0003.png").unlink()
+    pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "packs")()
+    assert json.loads((tmp_path / "packs" / "train" / "index.json").read_text())["counts"] == [2, 2]
+
+
+def test_a_stale_or_foreign_pack_is_rebuilt_by_packing_and_refused_by_training(tmp_path, monkeypatch,
+                                                                               capsys):  # X case 5
+    root = write_tree(tmp_path / "a", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    other = write_tree(tmp_path / "b", {"v1": (3, SENTENCES[2]), "v2": (2, SENTENCES[3])})
+    packs = tmp_path / "packs"
+    pack_flags(monkeypatch, root, "--packed-dir", packs)()
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+    problems = check.check_videos(other, splits_of(other, ["train"]), packed=True, packed_dir=packs)
+    assert len(problems) == 2 and problems[0].startswith(f"frame pack '{packs / 'train'}' is stale: video 'v1' "
+                                                         "changed since it was packed")
+    frame = root / data.FRAME_DIR / "train" / "v2" / "images0001.png"
+    Image.fromarray(moving_frames(1, 60, 48, seed=5)[0]).save(frame)               # a frame replaced
+    [problem] = check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs)
+    assert "video 'v2' changed since it was packed" in problem and "python -m tools.prepare --pack" in problem
+    capsys.readouterr()
+    pack_flags(monkeypatch, root, "--packed-dir", packs)()
+    printed = capsys.readouterr().out
+    assert f"train: the pack in '{packs / 'train'}' is stale (video 'v2' changed since it was packed): rebuilding " \
+           "it" in printed and "already packed" not in printed
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+    shutil.rmtree(root / data.FRAME_DIR / "train" / "v1")                           # frames deleted after packing
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+
+
+@pytest.mark.parametrize("edit,why", [(lambda m: m["sizes"][0].__setitem__(0, "60"), "'v1' is ['60', 48], not"),
+                                      (lambda m: m["sizes"][1].__setitem__(1, 0), "'v2' is [60, 0], not"),
+                                      (lambda m: m["sizes"].pop(), "sizes is not a list of one entry per video"),
+                                      (lambda m: m["counts"].__setitem__(0, True), "not the JSON index of a pack")])
+def test_a_pack_index_with_bad_frame_sizes_is_damaged(tmp_path, edit, why):  # X case 22
+    root = write_tree(tmp_path, {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    folder = pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
+    meta = read_json(folder / "index.json")
+    edit(meta)
+    (folder / "index.json").write_text(json.dumps(meta))
+    [problem] = check.check_videos(root, splits_of(root, ["train"]), packed=True)
+    assert problem.startswith(f"frame pack '{folder}': index.json is damaged (") and why in problem
+    with pytest.raises(OSError, match=f"frame pack '{folder}' is damaged"):
+        data.SignVideos(root, "train", packed=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -2892,12 +3025,12 @@ def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     # training items hold the whole 256/224 resize (37 for a 32 crop); the crop is taken on the device (data.prepare)
     assert item["frames"].ndim == 4 and item["frames"].shape[1:] == (3, 37, 37) and 10 <= len(item["frames"]) <= 60
     assert item["crop"] == 32
-    pg = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
+    pg = pseudogloss_cache.pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert pg.prototypes.shape == (len(pg.vocab) + 1, 16) and not pg.prototypes[-1].any()
     assert set(pg.labels) == {r["name"] for s in data.SPLITS for r in data.read_split(a, s)}
     h = pseudogloss.multi_hot([r["name"] for r in data.read_split(a, "train")[:2]], pg)
     assert h.shape == (2, len(pg.vocab)) and h.sum() > 0
-    again = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
+    again = pseudogloss_cache.pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert again.vocab == pg.vocab and torch.equal(again.prototypes, pg.prototypes)
     cached = torch.load(tmp_path / "cache" / "pseudoglosses-train-dev-test.pt", weights_only=True)  # all splits
     assert cached["vocab"] == pg.vocab
@@ -3031,6 +3164,42 @@ def test_how2sign_sentences_are_cut_from_the_full_videos_by_the_realigned_times(
             f"'{video.parent}' by their realigned times; skipped: 2 without their video, 1 past their video's end, "
             "1 ending before they start" in capsys.readouterr().err)
     assert check.check_videos(root, splits_of(root, ["train"])) == []
+
+
+@pytest.mark.parametrize("column,value", [(5, "nan"), (4, "-5"), (4, "-inf"), (4, "nan"), (5, "inf")])
+def test_how2sign_times_that_are_no_times_are_refused_naming_the_line(tmp_path, column, value):  # X cases 6, 12
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=3, n_dev=1, n_test=1, frame_size=32)
+    table = how2sign.split_file(root, "train")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    row = lines[2].split("\t")
+    row[column] = value
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    key = ("START_REALIGNED", "END_REALIGNED")[column - 4]
+    with pytest.raises(SystemExit, match=f"'{table}', line 3: {key} '{value}' is not a time in seconds \\(a finite "
+                                         "number, 0 or more\\)"):
+        data.read_splits(root, ["train"])
+
+
+def test_a_how2sign_sentence_holding_no_frame_is_skipped_and_counted(tmp_path, capsys):  # X case 13
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=3, n_dev=1, n_test=1, frame_size=32)
+    table = how2sign.split_file(root, "train")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    row = lines[2].split("\t")
+    video = how2sign.videos_folder(root, "train") / f"{row[1]}.mp4"
+    times = []
+    for _ in decode.iter_video(video, keep=set(), times=times):
+        pass
+    row[4], row[5] = f"{times[3] + 0.25 * (times[4] - times[3]):.4f}", f"{times[3] + 0.75 * (times[4] - times[3]):.4f}"
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    names = [r["name"] for r in data.read_split(root, "train")]
+    assert row[3] not in names and len(names) == 2
+    assert "skipped: 0 without their video, 0 past their video's end, 0 ending before they start, 1 holding no " \
+           "frame" in capsys.readouterr().err
+    row[5] = f"{times[4] + 0.01:.4f}"                                 # one frame: kept
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    ds = data.SignVideos(root, "train", size=32)
+    assert len(ds) == 3 and ds[1]["frames"].shape[0] == 1
 
 
 def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):
