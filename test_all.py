@@ -679,6 +679,50 @@ def test_translation_model_trains_exactly_lora_and_new_layers():
     assert hyp.shape[0] == 3 and hyp.shape[1] <= 5
 
 
+def checkpointed_step(kind, checkpointed: bool):
+    """One float64 forward and backward of the tiny model with LoRA on mBART (the paper's freezing), dropout and
+    DropPath on, seeded alike. -> (loss, gradients by name, forward calls of watched attention modules)"""
+    cfg = model.get_config("tiny", vocab_size=40, freeze_llm=True, n_glosses=6)
+    frames, fmask, ids, tmask = tiny_batch()
+    torch.manual_seed(0)
+    net = (model.build_pretrain_model if kind == "pretrain" else model.build_translation_model)(cfg)
+    make_every_weight_count(net)
+    net = run.use_checkpointing(net.double()) if checkpointed else net.double()
+    train.train_mode(net)
+    llm = net.llm_encoder if kind == "pretrain" else net.mbart.model.encoder
+    dino = net.sign.visual.dino.encoder.layer
+    watched = {"frozen dino": dino[0].attention, "top dino": dino[-1].attention, "llm": llm.layers[1].self_attn,
+               **{f"temporal {i}": b.attn for i, b in enumerate(net.sign.temporal.blocks)}}
+    watched |= {"text": net.text_encoder.encoder.layers[0].self_attn} if kind == "pretrain" else \
+        {"decoder": net.mbart.model.decoder.layers[0].self_attn}
+    calls = dict.fromkeys(watched, 0)
+    for name, m in watched.items():
+        m.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    torch.manual_seed(1)
+    if kind == "pretrain":
+        out = net(frames.double(), fmask, ids, tmask)
+        loss = pretrain.loss_terms(out, (torch.rand(3, 6) > 0.5).double())[0]
+    else:
+        loss = losses.translation_loss(net(frames.double(), fmask, ids, tmask), ids, pad_id=1)
+    loss.backward()
+    return loss.detach(), {n: p.grad for n, p in net.named_parameters() if p.grad is not None}, calls
+
+
+@pytest.mark.parametrize("kind", ["pretrain", "translation"])
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(kind):
+    """--checkpointing (run.use_checkpointing) in float64: the same loss and gradients as without it, dropout
+    included (non-reentrant checkpointing restores the random state when it recomputes). The checkpointed
+    modules run twice (forward, and again in backward); DINOv2's frozen block and the frozen text encoder once."""
+    loss, grad, calls = checkpointed_step(kind, False)
+    loss_c, grad_c, calls_c = checkpointed_step(kind, True)
+    assert set(calls.values()) == {1}
+    assert calls_c == {k: 1 if k in ("frozen dino", "text") else 2 for k in calls}
+    assert abs(loss - loss_c) <= 1e-12
+    assert grad.keys() == grad_c.keys() and len(grad) > 40 and grad["cls" if kind == "pretrain" else
+                                                                     "mapper.0.weight"].dtype == torch.float64
+    assert max((grad[n] - grad_c[n]).abs().max().item() for n in grad) <= 1e-12
+
+
 def test_cached_sign_features_give_the_same_translation_logits():
     cfg = model.get_config("tiny", vocab_size=40)
     net = model.build_translation_model(cfg).eval()

@@ -2,6 +2,7 @@
 take a checkpoint's), fix the config and build the model."""
 import argparse
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +90,20 @@ def language(root, lang_flag: str = None, saved: str = None) -> str:
 
 
 def build(setup: Setup, kind: str, **kwargs):
-    """The pre-training or translation model of the run's preset, on its device."""
+    """The pre-training or translation model of the run's preset, on its device (--checkpointing: checkpointed)."""
     build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
     net = build_fn(setup.cfg, keep_ids=setup.tok.keep_ids, **kwargs)
+    if getattr(setup.args, "checkpointing", False):
+        use_checkpointing(net)
     return parallel.sync_batch_norm(net).to(setup.device) if dist.is_initialized() else net.to(setup.device)
 
+
+def use_checkpointing(net):
+    """Activation checkpointing (--checkpointing; DESIGN.md "Memory"): the trainable DINOv2 blocks, the temporal
+    blocks and mBART's layers keep only their inputs and recompute the rest in backward, non-reentrant (dropout's
+    random state restored: the same gradients). DINOv2's frozen blocks run under no_grad and keep nothing anyway;
+    transformers checkpoints a layer only in training mode with gradients on."""
+    net.sign.temporal.checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+    for hf in (net.sign.visual.dino, net.llm_encoder if isinstance(net, model.PretrainModel) else net.mbart):
+        hf.activation_checkpointing_enable({"use_reentrant": False})
+    return net
