@@ -76,7 +76,7 @@ def cache_features(setup: run.Setup, net) -> list:
     items = []
     for batch in tqdm(train.loader(setup, "train", train=False), desc="caching features", leave=False,
                       disable=not parallel.is_main()):
-        with train.autocast(setup.device):
+        with train.autocast(setup.device, setup.args.precision):
             s, mask = net.sign(*data.prepare(batch, setup.device, train=False))
         items += [{"features": s[i, :n].cpu(), "name": name, "translation": text} for i, (n, name, text)
                   in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
@@ -103,7 +103,8 @@ def forward(net, batch, setup: run.Setup):
 def validate(net, dev, setup: run.Setup) -> dict:
     """Dev BLEU-1..4 of --val-beams beam search, scored as --val-scoring says."""
     args = setup.args
-    hyps, refs = train.translate(net, dev, setup.tok, setup.device, num_beams=args.val_beams, desc="dev")
+    hyps, refs = train.translate(net, dev, setup.tok, setup.device, num_beams=args.val_beams, desc="dev",
+                                 precision=args.precision)
     return metrics.dev_bleu(hyps, refs, setup.tok, args.val_scoring, setup.lang)
 
 
@@ -125,6 +126,7 @@ def train_stage(setup: run.Setup, net, stage: int, best: float, trainable: set, 
     cached = dict(ds=cache_features(setup, net), collate=collate_features) if stage == 1 and args.cache_features else {}
     batches, dev = train.loader(setup, "train", train=True, **cached), train.loader(setup, "dev", train=False)
     optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
+    scaler = train.grad_scaler(setup.device, args.precision)
     scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), epochs * len(batches))
     epoch_range, best = checkpoints.resume(net, optimizer, scheduler, epochs, best)
     stepped = parallel.for_training(net, args.compile)             # data-parallel, --compile
@@ -133,12 +135,14 @@ def train_stage(setup: run.Setup, net, stage: int, best: float, trainable: set, 
     for epoch in epoch_range:
         train.start_epoch(net, batches, args.seed, epoch)
         for batch in progress.batches(batches, epoch):
-            with train.autocast(setup.device):
+            with train.autocast(setup.device, args.precision):
                 loss = forward(stepped, batch, setup)                                           # eq. 6
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()                               # fp16: scaled (train.grad_scaler)
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, 1.0)                                         # §4.2
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             progress.step(loss=loss)
         val = progress.validated(validate(net, dev, setup) if train.validates(epoch, epochs, val_every) else {})

@@ -64,7 +64,7 @@ def validate(net, dev, setup: run.Setup, pg: pseudogloss.PseudoGlosses) -> dict:
     net.eval()
     sums, n = {}, 0
     for batch in dev:
-        with train.autocast(setup.device):
+        with train.autocast(setup.device, setup.args.precision):
             terms = dict(zip(("loss", "align", "psp"), forward(net, batch, setup, pg)))
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(batch["names"])
@@ -81,6 +81,7 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, val_every: in
                                          extra={"vocab": pg.vocab})  # the vocabulary travels along
     batches, dev = train.loader(setup, "train", train=True), train.loader(setup, "dev", train=False)
     optimizer = torch.optim.AdamW(train.param_groups(net, args.weight_decay), lr=args.lr)
+    scaler = train.grad_scaler(setup.device, args.precision)
     scheduler = train.one_cycle(optimizer, args.warmup_epochs * len(batches), args.epochs * len(batches))
     epochs, best = checkpoints.resume(net, optimizer, scheduler, args.epochs, best=math.inf)
     stepped = parallel.for_training(net, args.compile)             # data-parallel, --compile
@@ -89,12 +90,14 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, val_every: in
     for epoch in epochs:
         train.start_epoch(net, batches, args.seed, epoch)
         for batch in progress.batches(batches, epoch):
-            with train.autocast(setup.device):
+            with train.autocast(setup.device, args.precision):
                 loss, align, psp = forward(stepped, batch, setup, pg)                           # eq. 5
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()                               # fp16: scaled (train.grad_scaler)
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, 1.0)                                         # §4.2
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             progress.step(loss=loss, align=align, psp=psp)
         val = progress.validated(validate(net, dev, setup, pg) if train.validates(epoch, args.epochs, val_every)

@@ -1615,6 +1615,55 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
     outdir.release()
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_each_precision_trains_and_resume_refuses_another(precision, corpus, tmp_path, monkeypatch, capsys):
+    """--precision: pre-training steps under each (all three run on the CPU); the loss stays finite, every
+    trainable weight that gets a gradient changes, the precision is recorded as a result flag. fp16 runs with dynamic loss scaling:
+    its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are skipped), hence
+    eight steps of two videos there; bf16 and fp32 have no scaler."""
+    initial, scalers = {}, []
+    build, grad_scaler = run.build, train.grad_scaler
+
+    def spy_build(setup, kind, **kwargs):
+        net = build(setup, kind, **kwargs)
+        initial.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
+        return net
+    monkeypatch.setattr(run, "build", spy_build)
+    monkeypatch.setattr(train, "grad_scaler", lambda *a: scalers.append(grad_scaler(*a)) or scalers[-1])
+    out, sizes = tmp_path / "run", ["--epochs", "2", "--batch-size", "2"] if precision == "fp16" else ["--epochs", "1"]
+    pretrain.main(train_flags(corpus, out, *sizes, "--precision", precision))
+    losses_seen = [float(v) for v in re.findall(r"pretrain epoch \d/\d train/loss (\S+)", capsys.readouterr().out)]
+    assert len(losses_seen) == int(sizes[1]) and all(math.isfinite(v) and 0 < v < 10 for v in losses_seen)
+    last = torch.load(out / "pretrain.last.pt", weights_only=True)
+    assert last["flags"]["precision"] == read_json(out / "pretrain" / "training.json")["flags"]["precision"] == precision
+    unchanged = [n for n in initial if torch.equal(initial[n], last["model"][n])]
+    assert len(initial) > 40 and unchanged == ["llm_encoder.embed_tokens.weight"]  # never read: inputs_embeds
+    assert scalers[0].is_enabled() == (precision == "fp16")
+    if precision == "fp16":
+        assert scalers[0].get_scale() < 2.0 ** 16
+    outdir.release()
+    other = "bf16" if precision == "fp32" else "fp32"
+    with pytest.raises(SystemExit, match=f"--precision: '{precision}' -> '{other}'"):
+        pretrain.main(train_flags(corpus, out, *sizes, "--precision", other, "--resume"))
+    outdir.release()
+
+
+def test_default_precision_follows_the_device(monkeypatch):
+    """bf16 on a GPU with native bf16, fp16 on one without (a V100: bf16 only emulated), fp32 on the CPU; bf16
+    asked of a GPU without it is an error naming the flag. The GPU is simulated: no CUDA here."""
+    def parsed(device, *extra):
+        return cli.parse(pretrain.flags(), ["--data", "synthetic", "--device", device, *extra]).precision
+    assert parsed("cpu") == "fp32" and parsed("cpu", "--precision", "fp16") == "fp16"
+    native = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation or
+                        bool(native))
+    assert parsed("cuda") == "fp16" and parsed("cuda", "--precision", "fp32") == "fp32"
+    with pytest.raises(SystemExit):
+        parsed("cuda", "--precision", "bf16")
+    native.append(True)
+    assert parsed("cuda") == parsed("cuda:0") == "bf16"
+
+
 def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, capsys):
     assert [e + 1 for e in range(7) if train.validates(e, 7, 3)] == [3, 6, 7]   # and always the last epoch
     assert [e + 1 for e in range(3) if train.validates(e, 3, 1)] == [1, 2, 3]

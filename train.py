@@ -1,5 +1,5 @@
 """What both training loops need of §4.2, and evaluation of §4.1 (DESIGN.md "Training"): the data loaders,
-mBART's text formats, bf16 autocast, beam-search translation, AdamW's parameter groups, the one-cycle schedule
+mBART's text formats, autocast and fp16's loss scaling, beam-search translation, AdamW's parameter groups, the one-cycle schedule
 and each epoch's start. What is not method (flags, set-up, checkpoints, --resume, logs, data-parallel) is in
 harness/.
 """
@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 import data
 import tokenizer
-from harness import parallel
+from harness import cli, parallel
 
 
 def loader(setup, split: str, train: bool, ds=None, collate=data.collate):
@@ -50,14 +50,23 @@ def text_batch(tok, sentences, device, max_tokens: int = tokenizer.MAX_TEXT_TOKE
     return source, decoder_input, labels
 
 
-def autocast(device):
-    """bf16 autocast on GPU; full precision on CPU."""
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
-                          enabled=torch.device(device).type == "cuda")
+def autocast(device, precision: str = None):
+    """Autocast in --precision (bf16, fp16; fp32: none); by default the device's (cli.default_precision)."""
+    precision = precision or cli.default_precision(device)
+    return torch.autocast(device_type=torch.device(device).type, dtype=cli.PRECISIONS[precision],
+                          enabled=precision != "fp32")
+
+
+def grad_scaler(device, precision: str) -> torch.amp.GradScaler:
+    """fp16's dynamic loss scaling, as the authors' fp16 runs: the loss scaled up before backward, the gradients
+    unscaled before clipping, a step whose gradients overflowed skipped and the scale halved. A pass-through for
+    bf16 and fp32, whose range needs none. Its scale is not kept by --resume: it re-calibrates in a few steps."""
+    return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
 
 
 @torch.no_grad()
-def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate"):
+def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate",
+              precision: str = None):
     """Beam search (§4.1): hypotheses and references for every video of `loader`, in its order; fine-tuning's
     dev BLEU-4 and evaluate.py both translate with it."""
     was_training = net.training
@@ -65,7 +74,7 @@ def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int 
     hyps, refs = [], []
     for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not parallel.is_main()):
         frames, mask = data.prepare(batch, device, train=False)
-        with autocast(device):
+        with autocast(device, precision):
             ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
         hyps += [tok.decode(row.tolist()) for row in ids]
         refs += batch["translations"]

@@ -61,6 +61,12 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
                     "(docs/checkpoints.md)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model the training loop steps "
                     "(DESIGN.md \"Performance\"); validation, translation and checkpoints use the plain model")
+    ap.add_argument("--precision", choices=list(PRECISIONS), help="autocast's dtype: bf16; fp16 with dynamic loss "
+                    "scaling, as the authors ran; fp32, none (default: bf16 on a GPU that has it, fp16 on one that "
+                    "does not, such as V100 or T4; fp32 on the CPU)")
+    ap.add_argument("--checkpointing", action="store_true", help="activation checkpointing: the trainable DINOv2 "
+                    "blocks, the temporal blocks and mBART's layers keep only their inputs and recompute the rest "
+                    "in backward (less memory, one more forward of them a step; the same gradients)")
     return ap
 
 
@@ -68,9 +74,11 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
 # script adds its own: pretrain.RESULT_FLAGS, finetune.RESULT_FLAGS). --data also fixes it by the fingerprint of
 # the dataset (dataset_fingerprint: its train and dev names and translations). Not among them: where and how
 # fast (--device, --workers, --packed-dir, --out), how long this process runs (--stop-after), --compile,
-# --standalone, and --dino/--mbart, whose weights the config checks.
+# --checkpointing (the same gradients), --standalone, and --dino/--mbart, whose weights the config checks.
 RESULT_FLAGS = ("data", "preset", "batch_size", "max_frames", "frame_stride", "packed", "seed", "lr", "weight_decay",
-                "warmup_epochs")
+                "warmup_epochs", "precision")
+# --precision's names and autocast's dtypes (fp32: no autocast)
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
@@ -80,7 +88,23 @@ def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
         ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")
     args.preset = args.preset or ("tiny" if args.data in data.SYNTHETIC else "paper")
     args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
+    if hasattr(args, "precision"):  # resolved here, so that the checkpoints record what ran
+        args.precision = args.precision or default_precision(args.device)
+        if args.precision == "bf16" and torch.device(args.device).type == "cuda" and not native_bf16():
+            ap.error("--precision bf16: this GPU has no native bf16; pass --precision fp16 (or fp32)")
     return args
+
+
+def default_precision(device) -> str:
+    """--precision's default on `device`: bf16 on a GPU that has it natively (Ampere and later), fp16 on one that
+    does not (V100, T4, RTX 20xx; with loss scaling), fp32 on the CPU."""
+    if torch.device(device).type != "cuda":
+        return "fp32"
+    return "bf16" if native_bf16() else "fp16"
+
+
+def native_bf16() -> bool:
+    return torch.cuda.is_bf16_supported(including_emulation=False)  # emulated bf16 on a V100 is slow
 
 
 def _number(kind, test, what):
