@@ -1618,8 +1618,8 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_each_precision_trains_and_resume_refuses_another(precision, corpus, tmp_path, monkeypatch, capsys):
     """--precision: pre-training steps under each (all three run on the CPU); the loss stays finite, every
-    trainable weight that gets a gradient changes, the precision is recorded as a result flag. fp16 runs with dynamic loss scaling:
-    its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are skipped), hence
+    trainable weight that gets a gradient changes, the precision is recorded as a result flag. fp16 runs with
+    dynamic loss scaling: its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are skipped), hence
     eight steps of two videos there; bf16 and fp32 have no scaler."""
     initial, scalers = {}, []
     build, grad_scaler = run.build, train.grad_scaler
@@ -1635,7 +1635,8 @@ def test_each_precision_trains_and_resume_refuses_another(precision, corpus, tmp
     losses_seen = [float(v) for v in re.findall(r"pretrain epoch \d/\d train/loss (\S+)", capsys.readouterr().out)]
     assert len(losses_seen) == int(sizes[1]) and all(math.isfinite(v) and 0 < v < 10 for v in losses_seen)
     last = torch.load(out / "pretrain.last.pt", weights_only=True)
-    assert last["flags"]["precision"] == read_json(out / "pretrain" / "training.json")["flags"]["precision"] == precision
+    kept = read_json(out / "pretrain" / "training.json")["flags"]
+    assert last["flags"]["precision"] == kept["precision"] == precision
     unchanged = [n for n in initial if torch.equal(initial[n], last["model"][n])]
     assert len(initial) > 40 and unchanged == ["llm_encoder.embed_tokens.weight"]  # never read: inputs_embeds
     assert scalers[0].is_enabled() == (precision == "fp16")

@@ -1,7 +1,7 @@
 """What both training loops need of §4.2, and evaluation of §4.1 (DESIGN.md "Training"): the data loaders,
-mBART's text formats, autocast and fp16's loss scaling, beam-search translation, AdamW's parameter groups, the one-cycle schedule
-and each epoch's start. What is not method (flags, set-up, checkpoints, --resume, logs, data-parallel) is in
-harness/.
+mBART's text formats, autocast and fp16's loss scaling, beam-search translation, AdamW's parameter groups, the
+one-cycle schedule and each epoch's start. What is not method (flags, set-up, checkpoints, --resume, logs,
+data-parallel) is in harness/.
 """
 import torch
 from tqdm import tqdm
