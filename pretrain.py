@@ -32,8 +32,9 @@ def flags():
                     "the U pseudo-glosses (paper), or the authors' code: BCE-with-logits on E-hat over U + 1 columns")
     ap.add_argument("--lambda-align", type=cli.non_negative_float, default=1.0, help="weight of eq. 4's L_align in "
                     "eq. 5 (the paper: 1; 0: pseudo-glosses only)")
-    ap.add_argument("--fasttext", type=cli.fasttext_file, help="cc.de.300.bin (cc.en/cc.zh for the other "
-                    "languages) for the prototypes (default: skip-gram on the training text)")
+    ap.add_argument("--fasttext", type=cli.fasttext_file, help="the prototypes' fastText vectors: cc, fastText's "
+                    "cc.<lang>.300 (the paper's; fetched from the Hub once, about 7 GB); skipgram, a skip-gram "
+                    "trained on the training text; or a local .bin file (default: paper preset cc, tiny skipgram)")
     return ap
 
 
@@ -117,7 +118,8 @@ def main(argv=None):
     setup = run.setup(args, stage="pretrain")
     with parallel.main_process_first():
         # cached in the run's folder and for later runs (never the data root, which may be read-only)
-        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
+        vectors = pseudogloss.fasttext_model_file(args.fasttext, setup.lang)  # says which prototypes
+        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=vectors, cache_dir=args.out / "cache",
                                              lang=setup.lang, shared_dir=pseudogloss.shared_cache_dir())
     if not pg.vocab:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")

@@ -844,9 +844,10 @@ def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext
 
 def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, shared_cache, monkeypatch, capsys):
     from tools import prepare
-    monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus)])
+    monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus), "--fasttext", "skipgram"])
     prepare.main()
-    assert f"in '{shared_cache}'" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"in '{shared_cache}'" in printed and "prototypes: a 300-d skip-gram fastText trained on the" in printed
     monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
     pg = pseudogloss.build_pseudoglosses(corpus, shared_dir=pseudogloss.shared_cache_dir())
     assert pg.prototypes.shape == (len(pg.vocab) + 1, 300)
@@ -1619,8 +1620,8 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
 def test_each_precision_trains_and_resume_refuses_another(precision, corpus, tmp_path, monkeypatch, capsys):
     """--precision: pre-training steps under each (all three run on the CPU); the loss stays finite, every
     trainable weight that gets a gradient changes, the precision is recorded as a result flag. fp16 runs with
-    dynamic loss scaling: its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are skipped), hence
-    eight steps of two videos there; bf16 and fp32 have no scaler."""
+    dynamic loss scaling: its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are
+    skipped), hence eight steps of two videos there; bf16 and fp32 have no scaler."""
     initial, scalers = {}, []
     build, grad_scaler = run.build, train.grad_scaler
 
@@ -1787,6 +1788,62 @@ def test_a_damaged_fasttext_file_is_refused_before_anything_is_written(corpus, t
             pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", path))
         assert f"argument --fasttext: '{path}': {why}" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_paper_preset_fetches_the_papers_prototypes_saying_their_size_first(corpus, tmp_path, monkeypatch,
+                                                                              capsys):
+    """--fasttext cc, the paper preset's default (skipgram the tiny preset's): fastText's cc.de.300 from the Hub
+    (mocked: no network here), its size printed before the download and not again once cached; the run says
+    which prototypes it used, the kept folder records them, and P starts from the file's vectors."""
+    import huggingface_hub
+
+    def default(*argv):
+        return cli.parse(pretrain.flags(), list(argv)).fasttext
+    assert default("--data", "phoenix14t") == "cc" and default("--data", "phoenix14t", "--preset", "tiny") == \
+        "skipgram" == default("--data", "synthetic") == default("--data", "phoenix14t", "--fasttext", "skipgram")
+    vocab = sorted({g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(
+        r["translation"])})
+    vectors = np.random.default_rng(0).normal(size=(len(vocab), 300)).astype(np.float32)
+    fasttext_bin(tmp_path / "model.bin", vocab, vectors)
+    printed_before, cached, prototypes = [], [], []
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached[0] if cached else None)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: argparse.Namespace(size=7_234_567_890)
+                        if not cached else pytest.fail("asked for the size of a cached file"))
+
+    def download(repo, name):
+        printed_before.append((repo, name, capsys.readouterr().out))
+        return str(tmp_path / "model.bin")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    build = run.build
+    monkeypatch.setattr(run, "build", lambda *a, **kw: prototypes.append(kw["prototypes"]) or build(*a, **kw))
+    pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", "cc"))
+    (repo, name, before), = printed_before
+    assert (repo, name) == ("facebook/fasttext-de-vectors", "model.bin")
+    assert "prototypes: downloading fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors " \
+        "model.bin: 7.2 GB, once, into the Hugging Face cache" in before
+    assert f"prototypes: fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors: " \
+        f"'{tmp_path / 'model.bin'}'" in capsys.readouterr().out
+    assert read_json(tmp_path / "run" / "pretrain" / "training.json")["flags"]["fasttext"] == "cc"
+    assert read_json(tmp_path / "run" / "pretrain" / "config.json")["pseudoglosses"] == vocab
+    torch.testing.assert_close(prototypes[0], torch.from_numpy(vectors))
+    cached.append(str(tmp_path / "model.bin"))
+    assert pseudogloss.fasttext_model_file("cc", "de") == cached[0] and "downloading" not in capsys.readouterr().out
+    outdir.release()
+
+
+def test_an_unreachable_hub_is_a_clear_error_naming_the_vectors_and_the_way_out(monkeypatch, capsys):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def unreachable(*a, **kw):
+        raise LocalEntryNotFoundError("cannot reach the hub")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    with pytest.raises(SystemExit, match=r"(?s)could not fetch fastText's cc.en.300 vectors \(facebook/fasttext-en-vectors"
+                       r".*cannot reach the hub.*--fasttext FILE, or pass --fasttext skipgram"):
+        pseudogloss.fasttext_model_file("cc", "en")
+    assert "model.bin: about 7 GB, once" in capsys.readouterr().out
 
 
 def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 import data
 import tokenizer
-from harness import cli, parallel
+from harness import parallel, precisions
 
 
 def loader(setup, split: str, train: bool, ds=None, collate=data.collate):
@@ -51,9 +51,9 @@ def text_batch(tok, sentences, device, max_tokens: int = tokenizer.MAX_TEXT_TOKE
 
 
 def autocast(device, precision: str = None):
-    """Autocast in --precision (bf16, fp16; fp32: none); by default the device's (cli.default_precision)."""
-    precision = precision or cli.default_precision(device)
-    return torch.autocast(device_type=torch.device(device).type, dtype=cli.PRECISIONS[precision],
+    """Autocast in --precision (bf16, fp16; fp32: none); by default the device's (harness/precision.py)."""
+    precision = precision or precisions.default(device)
+    return torch.autocast(device_type=torch.device(device).type, dtype=precisions.PRECISIONS[precision],
                           enabled=precision != "fp32")
 
 

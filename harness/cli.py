@@ -12,6 +12,7 @@ import data
 import model
 import tokenizer
 from corpora import fasttext_bin
+from harness import precisions
 
 
 def data_flags(doc: str) -> argparse.ArgumentParser:
@@ -61,9 +62,9 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
                     "(docs/checkpoints.md)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model the training loop steps "
                     "(DESIGN.md \"Performance\"); validation, translation and checkpoints use the plain model")
-    ap.add_argument("--precision", choices=list(PRECISIONS), help="autocast's dtype: bf16; fp16 with dynamic loss "
-                    "scaling, as the authors ran; fp32, none (default: bf16 on a GPU that has it, fp16 on one that "
-                    "does not, such as V100 or T4; fp32 on the CPU)")
+    ap.add_argument("--precision", choices=list(precisions.PRECISIONS), help="autocast's dtype: bf16; fp16 with "
+                    "dynamic loss scaling, as the authors ran; fp32, none (default: bf16 on a GPU that has it, fp16 "
+                    "on one that does not, such as V100 or T4; fp32 on the CPU)")
     ap.add_argument("--checkpointing", action="store_true", help="activation checkpointing: the trainable DINOv2 "
                     "blocks, the temporal blocks and mBART's layers keep only their inputs and recompute the rest "
                     "in backward (less memory, one more forward of them a step; the same gradients)")
@@ -77,8 +78,6 @@ def training_flags(doc: str) -> argparse.ArgumentParser:
 # --checkpointing (the same gradients), --standalone, and --dino/--mbart, whose weights the config checks.
 RESULT_FLAGS = ("data", "preset", "batch_size", "max_frames", "frame_stride", "packed", "seed", "lr", "weight_decay",
                 "warmup_epochs", "precision")
-# --precision's names and autocast's dtypes (fp32: no autocast)
-PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
@@ -86,25 +85,25 @@ def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if getattr(args, "resume", False) and args.overwrite:
         ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")
-    args.preset = args.preset or ("tiny" if args.data in data.SYNTHETIC else "paper")
+    args.preset = args.preset or default_preset(args.data)
     args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
+    if getattr(args, "fasttext", "") is None:
+        args.fasttext = default_fasttext(args.preset)
     if hasattr(args, "precision"):  # resolved here, so that the checkpoints record what ran
-        args.precision = args.precision or default_precision(args.device)
-        if args.precision == "bf16" and torch.device(args.device).type == "cuda" and not native_bf16():
+        args.precision = args.precision or precisions.default(args.device)
+        if args.precision == "bf16" and torch.device(args.device).type == "cuda" and not precisions.native_bf16():
             ap.error("--precision bf16: this GPU has no native bf16; pass --precision fp16 (or fp32)")
     return args
 
 
-def default_precision(device) -> str:
-    """--precision's default on `device`: bf16 on a GPU that has it natively (Ampere and later), fp16 on one that
-    does not (V100, T4, RTX 20xx; with loss scaling), fp32 on the CPU."""
-    if torch.device(device).type != "cuda":
-        return "fp32"
-    return "bf16" if native_bf16() else "fp16"
+def default_preset(data_flag: str) -> str:
+    return "tiny" if data_flag in data.SYNTHETIC else "paper"
 
 
-def native_bf16() -> bool:
-    return torch.cuda.is_bf16_supported(including_emulation=False)  # emulated bf16 on a V100 is slow
+def default_fasttext(preset: str) -> str:
+    """--fasttext's default: the paper's prototypes (fastText's cc.<lang>.300 vectors, fetched) for a preset with
+    real weights, as DINOv2 and mBART are fetched; a skip-gram on the training text for one without (tiny)."""
+    return "cc" if model.PRESETS[preset].pretrained else "skipgram"
 
 
 def _number(kind, test, what):
@@ -128,7 +127,10 @@ fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def fasttext_file(text: str) -> str:
-    """--fasttext: a whole fastText model file (corpora.fasttext_bin), checked before anything is written."""
+    """--fasttext: cc (fastText's cc.<lang>.300 vectors from the Hub), skipgram (trained on the training text), or
+    a whole fastText model file (corpora.fasttext_bin), checked before anything is written."""
+    if text in ("cc", "skipgram"):
+        return text
     try:
         return fasttext_bin.check(text)
     except ValueError as e:
