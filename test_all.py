@@ -1938,7 +1938,7 @@ def test_paper_preset_from_local_folders(tmp_path):
         image_size=224)).save_pretrained(str(dino_dir))
     common = ["--data", str(root), "--preset", "paper", "--dino", str(dino_dir), "--mbart", str(mbart_dir),
               "--out", str(out), "--workers", "0", "--batch-size", "2", "--device", "cpu"]
-    pretrain.main(common + ["--epochs", "1"])
+    pretrain.main(common + ["--epochs", "1", "--fasttext", "skipgram"])  # offline: no cc vectors
     finetune.main(common + ["--stage1-epochs", "1", "--stage2-epochs", "1"])
     evaluate.main(common + ["--split", "test", "--max-new-tokens", "4", "--beams", "2"])
     assert len((out / "test.hyp.txt").read_text().splitlines()) == 2
