@@ -99,10 +99,10 @@ def build(setup: Setup, kind: str, **kwargs):
 
 
 def use_checkpointing(net):
-    """Activation checkpointing (--checkpointing; DESIGN.md "Memory"): the trainable DINOv2 blocks, the temporal
-    blocks and mBART's layers keep only their inputs and recompute the rest in backward, non-reentrant (dropout's
-    random state restored: the same gradients). DINOv2's frozen blocks run under no_grad and keep nothing anyway;
-    transformers checkpoints a layer only in training mode with gradients on."""
+    """Activation checkpointing (--checkpointing; DESIGN.md "Performance"): the trainable DINOv2 blocks, the
+    temporal blocks and mBART's layers keep only their inputs and recompute the rest in backward, non-reentrant
+    (dropout's random state restored: the same gradients). DINOv2's frozen blocks run under no_grad and keep
+    nothing anyway; transformers checkpoints a layer only in training mode with gradients on."""
     net.sign.temporal.checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
     for hf in (net.sign.visual.dino, net.llm_encoder if isinstance(net, model.PretrainModel) else net.mbart):
         hf.activation_checkpointing_enable({"use_reentrant": False})
