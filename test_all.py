@@ -1840,8 +1840,8 @@ def test_an_unreachable_hub_is_a_clear_error_naming_the_vectors_and_the_way_out(
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
     monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
-    with pytest.raises(SystemExit, match=r"(?s)could not fetch fastText's cc.en.300 vectors \(facebook/fasttext-en-vectors"
-                       r".*cannot reach the hub.*--fasttext FILE, or pass --fasttext skipgram"):
+    with pytest.raises(SystemExit, match=r"(?s)could not fetch fastText's cc.en.300 vectors \(facebook/fasttext-"
+                       r"en-vectors.*cannot reach the hub.*--fasttext FILE, or pass --fasttext skipgram"):
         pseudogloss.fasttext_model_file("cc", "en")
     assert "model.bin: about 7 GB, once" in capsys.readouterr().out
 
