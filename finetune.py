@@ -72,12 +72,8 @@ def flags():
 def load_pretrained(net, state: dict):
     """Copy the pre-trained sign encoder and LLM encoder LoRA into the translation model; drop the
     pre-training heads (pseudo-gloss head, temperatures), which fine-tuning removes (§3.3)."""
-    renamed = {}
-    for k, v in state.items():
-        if k.startswith("sign."):
-            renamed[k] = v
-        elif k.startswith("llm_encoder."):
-            renamed["mbart.model.encoder." + k.removeprefix("llm_encoder.")] = v
+    renamed = {("mbart.model.encoder." + k.removeprefix("llm_encoder.") if k.startswith("llm_encoder.") else k): v
+               for k, v in state.items() if k.startswith(("sign.", "llm_encoder."))}
     net.load_state_dict(renamed, strict=False)  # read and checked: hf_folder.read
 
 
@@ -93,7 +89,8 @@ def forward(net, batch, setup: run.Setup):
 def validate(net, dev, setup: run.Setup) -> dict:
     """Dev BLEU-1..4 of --val-beams beam search, scored as --val-scoring says."""
     args = setup.args
-    hyps, refs = run.translate(net, dev, setup.tok, setup.device, num_beams=args.val_beams, desc="dev")
+    hyps, refs = run.translate(net, dev, setup.tok, setup.device, args.val_beams, desc="dev",
+                               precision=args.precision)
     return metrics.dev_bleu(hyps, refs, setup.tok, args.val_scoring, setup.lang)
 
 
@@ -109,6 +106,7 @@ def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainabl
     batches, dev = run.loader(setup, "train", augment=True, **cached), run.loader(setup, "dev", augment=False)
     optimizer = torch.optim.AdamW(optim.param_groups(net, args.weight_decay), lr=args.lr,
                                   betas=(args.beta1_high, args.beta2))
+    scaler = optim.grad_scaler(setup.device, args.precision)  # fp16: dynamic loss scaling; else a pass-through
     scheduler = optim.one_cycle(optimizer, args.warmup_epochs * len(batches), book.epochs_total * len(batches),
                                 args.start_div, args.end_div, (args.beta1_low, args.beta1_high))
     epochs = book.resume(net, optimizer, scheduler, best)
@@ -117,12 +115,14 @@ def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainabl
     for epoch in epochs:
         optim.train_mode(net)
         for batch in book.batches(batches, epoch):
-            with optim.autocast(setup.device):
+            with optim.autocast(setup.device, args.precision):
                 loss = forward(ddp_net, batch, setup)                                           # eq. 6
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             book.step(loss=loss)
         val = validate(net, dev, setup) if book.validates(epoch) else None

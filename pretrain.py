@@ -53,8 +53,9 @@ RESULT_FLAGS = cli.RESULT_FLAGS + tuple(f.name for f in dataclasses.fields(Recip
 
 def flags():
     ap = cli.training_flags(__doc__, Recipe)
-    ap.add_argument("--fasttext", type=cli.fasttext_file, help="cc.de.300.bin (cc.en/cc.zh for the other "
-                    "languages) for the prototypes (default: skip-gram on the training text)")
+    ap.add_argument("--fasttext", type=cli.fasttext_file, help="the prototypes' fastText vectors: cc, fastText's "
+                    "cc.<lang>.300 (the paper's; fetched from the Hub once, about 7 GB); skipgram, a skip-gram "
+                    "trained on the training text; or a local .bin file (default: paper preset cc, tiny skipgram)")
     return ap
 
 
@@ -74,7 +75,7 @@ def validate(net, dev, setup: run.Setup, pg: pseudogloss.PseudoGlosses) -> dict:
     net.eval()
     sums, n = {}, 0
     for batch in dev:
-        with optim.autocast(setup.device):
+        with optim.autocast(setup.device, setup.args.precision):
             terms = forward(net, batch, setup, pg)._asdict()
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(batch["names"])
@@ -90,6 +91,7 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, book: ledger.
     batches, dev = run.loader(setup, "train", augment=True), run.loader(setup, "dev", augment=False)
     optimizer = torch.optim.AdamW(optim.param_groups(net, args.weight_decay), lr=args.lr,
                                   betas=(args.beta1_high, args.beta2))
+    scaler = optim.grad_scaler(setup.device, args.precision)  # fp16: dynamic loss scaling; else a pass-through
     scheduler = optim.one_cycle(optimizer, args.warmup_epochs * len(batches), args.epochs * len(batches),
                                 args.start_div, args.end_div, (args.beta1_low, args.beta1_high))
     epochs = book.resume(net, optimizer, scheduler)
@@ -98,12 +100,14 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, book: ledger.
     for epoch in epochs:
         optim.train_mode(net)
         for batch in book.batches(batches, epoch):
-            with optim.autocast(setup.device):
+            with optim.autocast(setup.device, args.precision):
                 terms = forward(ddp_net, batch, setup, pg)                                      # eq. 5
             optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
+            scaler.scale(terms.loss).backward()
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             book.step(**terms._asdict())
         val = validate(net, dev, setup, pg) if book.validates(epoch) else None
@@ -116,7 +120,8 @@ def main(argv=None):
     setup = run.setup(args, stage="pretrain")
     with parallel.main_process_first():
         # cached in the run's folder and for later runs (never the data root, which may be read-only)
-        pg = pseudogloss_cache.pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
+        vectors = pseudogloss.fasttext_model_file(args.fasttext, setup.lang)  # says which prototypes
+        pg = pseudogloss_cache.pseudoglosses(setup.root, fasttext_path=vectors, cache_dir=args.out / "cache",
                                              lang=setup.lang, shared=pseudogloss_cache.shared_dir())
     if not pg.vocab:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")

@@ -19,6 +19,7 @@ import torch
 import data
 from corpora import fasttext_bin, taggers
 
+CC_VECTORS = "facebook/fasttext-{lang}-vectors"  # fastText's cc.<lang>.300 (Grave et al. 2018) on the Hub: model.bin
 VERSION = 2  # of how pseudo-glosses are built, in the cache key (2: Chinese segmented for skip-gram)
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
 SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
@@ -137,6 +138,40 @@ def _skipgram_model(sentences, dim, workdir):
                                            thread=1, verbose=0)
     finally:
         os.unlink(f.name)
+
+
+def fasttext_model_file(choice: str, lang: str):
+    """--fasttext as build_pseudoglosses' fasttext_path: None for skipgram, the user's file, or for cc fastText's
+    cc.<lang>.300.bin (the paper's), fetched from the Hub once and cached as DINOv2 and mBART are; its size is said
+    before the download. Prints which prototypes the run uses."""
+    if choice == "skipgram":
+        print("prototypes: a 300-d skip-gram fastText trained on the training translations (--fasttext skipgram)",
+              flush=True)
+        return None
+    path = _cc_vectors(lang) if choice == "cc" else choice
+    print(f"prototypes: fastText's cc.{lang}.300 vectors (the paper's), {CC_VECTORS.format(lang=lang)}: '{path}'"
+          if choice == "cc" else f"prototypes: the fastText vectors of '{path}' (--fasttext)", flush=True)
+    return path
+
+
+def _cc_vectors(lang):
+    """The path of cc.<lang>.300.bin in the Hugging Face cache, downloaded first if it is not there."""
+    import huggingface_hub
+    repo = CC_VECTORS.format(lang=lang)
+    if not isinstance(huggingface_hub.try_to_load_from_cache(repo, "model.bin"), str):
+        try:
+            size = huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo, "model.bin")).size
+        except Exception:  # offline, a proxy: only the printed size is lost
+            size = None
+        size = f"{size / 1e9:.1f} GB" if size else "about 7 GB"
+        print(f"prototypes: downloading fastText's cc.{lang}.300 vectors (the paper's), {repo} model.bin: {size}, "
+              "once, into the Hugging Face cache (--fasttext skipgram trains a skip-gram instead)", flush=True)
+    try:
+        return huggingface_hub.hf_hub_download(repo, "model.bin")
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"could not fetch fastText's cc.{lang}.300 vectors ({repo}, model.bin: {type(e).__name__}: "
+                         f"{e}).\nDownload cc.{lang}.300.bin where the hub is reachable and pass it with --fasttext "
+                         "FILE, or pass --fasttext skipgram") from None
 
 
 def _pretrained_model(path, dim):

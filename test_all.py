@@ -678,6 +678,50 @@ def test_translation_model_trains_exactly_lora_and_new_layers():
     assert hyp.shape[0] == 3 and hyp.shape[1] <= 5
 
 
+def checkpointed_step(kind, checkpointed: bool):
+    """One float64 forward and backward of the tiny model with LoRA on mBART (the paper's freezing), dropout and
+    DropPath on, seeded alike. -> (loss, gradients by name, forward calls of watched attention modules)"""
+    cfg = model.get_config("tiny", vocab_size=40, freeze_llm=True, n_glosses=6)
+    frames, fmask, ids, tmask = tiny_batch()
+    torch.manual_seed(0)
+    net = (model.build_pretrain_model if kind == "pretrain" else model.build_translation_model)(cfg)
+    make_every_weight_count(net)
+    net = run.use_checkpointing(net.double()) if checkpointed else net.double()
+    optim.train_mode(net)
+    llm = net.llm_encoder if kind == "pretrain" else net.mbart.model.encoder
+    dino = net.sign.visual.dino.encoder.layer
+    watched = {"frozen dino": dino[0].attention, "top dino": dino[-1].attention, "llm": llm.layers[1].self_attn,
+               **{f"temporal {i}": b.attn for i, b in enumerate(net.sign.temporal.blocks)}}
+    watched |= {"text": net.text_encoder.encoder.layers[0].self_attn} if kind == "pretrain" else \
+        {"decoder": net.mbart.model.decoder.layers[0].self_attn}
+    calls = dict.fromkeys(watched, 0)
+    for name, m in watched.items():
+        m.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    torch.manual_seed(1)
+    if kind == "pretrain":
+        out = net(frames.double(), fmask, ids, tmask)
+        loss = losses.pretrain_loss(out, (torch.rand(3, 6) > 0.5).double(), 0.1)[0]
+    else:
+        loss = losses.translation_loss(net(frames.double(), fmask, ids, tmask), ids, pad_id=1)
+    loss.backward()
+    return loss.detach(), {n: p.grad for n, p in net.named_parameters() if p.grad is not None}, calls
+
+
+@pytest.mark.parametrize("kind", ["pretrain", "translation"])
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(kind):
+    """--checkpointing (run.use_checkpointing) in float64: the same loss and gradients as without it, dropout
+    included (non-reentrant checkpointing restores the random state when it recomputes). The checkpointed
+    modules run twice (forward, and again in backward); DINOv2's frozen block and the frozen text encoder once."""
+    loss, grad, calls = checkpointed_step(kind, False)
+    loss_c, grad_c, calls_c = checkpointed_step(kind, True)
+    assert set(calls.values()) == {1}
+    assert calls_c == {k: 1 if k in ("frozen dino", "text") else 2 for k in calls}
+    assert abs(loss - loss_c) <= 1e-12
+    assert grad.keys() == grad_c.keys() and len(grad) > 40 and grad["cls" if kind == "pretrain" else
+                                                                     "mapper.0.weight"].dtype == torch.float64
+    assert max((grad[n] - grad_c[n]).abs().max().item() for n in grad) <= 1e-12
+
+
 def test_cached_sign_features_give_the_same_translation_logits():
     cfg = model.get_config("tiny", vocab_size=40)
     net = model.build_translation_model(cfg).eval()
@@ -839,9 +883,10 @@ def test_a_replaced_fasttext_file_is_not_taken_for_the_cached_one(corpus, tmp_pa
 
 def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, shared_cache, monkeypatch, capsys):
     from tools import prepare
-    monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus)])
+    monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus), "--fasttext", "skipgram"])
     prepare.main()
-    assert f"in '{shared_cache}'" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"in '{shared_cache}'" in printed and "prototypes: a 300-d skip-gram fastText trained on the" in printed
     monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
     pg = pseudogloss_cache.pseudoglosses(corpus, shared=pseudogloss_cache.shared_dir())
     assert pg.prototypes.shape == (len(pg.vocab) + 1, 300)
@@ -1622,6 +1667,56 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
     outdir.release()
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_each_precision_trains_and_resume_refuses_another(precision, corpus, tmp_path, monkeypatch, capsys):
+    """--precision: pre-training steps under each (all three run on the CPU); the loss stays finite, every
+    trainable weight that gets a gradient changes, the precision is recorded as a result flag. fp16 runs with
+    dynamic loss scaling: its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are
+    skipped), hence eight steps of two videos there; bf16 and fp32 have no scaler."""
+    initial, scalers = {}, []
+    build, grad_scaler = run.build, optim.grad_scaler
+
+    def spy_build(setup, kind, **kwargs):
+        net = build(setup, kind, **kwargs)
+        initial.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
+        return net
+    monkeypatch.setattr(run, "build", spy_build)
+    monkeypatch.setattr(optim, "grad_scaler", lambda *a: scalers.append(grad_scaler(*a)) or scalers[-1])
+    out, sizes = tmp_path / "run", ["--epochs", "2", "--batch-size", "2"] if precision == "fp16" else ["--epochs", "1"]
+    pretrain.main(train_flags(corpus, out, *sizes, "--precision", precision))
+    losses_seen = [float(v) for v in re.findall(r"pretrain epoch \d/\d train/loss (\S+)", capsys.readouterr().out)]
+    assert len(losses_seen) == int(sizes[1]) and all(math.isfinite(v) and 0 < v < 10 for v in losses_seen)
+    last = torch.load(out / "pretrain.last.pt", weights_only=True)
+    kept = read_json(out / "pretrain" / "training.json")["flags"]
+    assert last["flags"]["precision"] == kept["precision"] == precision
+    unchanged = [n for n in initial if torch.equal(initial[n], last["model"][n])]
+    assert len(initial) > 40 and unchanged == ["llm_encoder.embed_tokens.weight"]  # never read: inputs_embeds
+    assert scalers[0].is_enabled() == (precision == "fp16")
+    if precision == "fp16":
+        assert scalers[0].get_scale() < 2.0 ** 16
+    outdir.release()
+    other = "bf16" if precision == "fp32" else "fp32"
+    with pytest.raises(SystemExit, match=f"--precision: '{precision}' -> '{other}'"):
+        pretrain.main(train_flags(corpus, out, *sizes, "--precision", other, "--resume"))
+    outdir.release()
+
+
+def test_default_precision_follows_the_device(monkeypatch):
+    """bf16 on a GPU with native bf16, fp16 on one without (a V100: bf16 only emulated), fp32 on the CPU; bf16
+    asked of a GPU without it is an error naming the flag. The GPU is simulated: no CUDA here."""
+    def parsed(device, *extra):
+        return cli.parse(pretrain.flags(), ["--data", "synthetic", "--device", device, *extra]).precision
+    assert parsed("cpu") == "fp32" and parsed("cpu", "--precision", "fp16") == "fp16"
+    native = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation or
+                        bool(native))
+    assert parsed("cuda") == "fp16" and parsed("cuda", "--precision", "fp32") == "fp32"
+    with pytest.raises(SystemExit):
+        parsed("cuda", "--precision", "bf16")
+    native.append(True)
+    assert parsed("cuda") == parsed("cuda:0") == "bf16"
+
+
 def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     args = cli.parse(pretrain.flags(), train_flags(corpus, out, "--epochs", "3", "--val-every", "2"))
@@ -1748,6 +1843,62 @@ def test_a_damaged_fasttext_file_is_refused_before_anything_is_written(corpus, t
     assert not (tmp_path / "run").exists()
 
 
+def test_the_paper_preset_fetches_the_papers_prototypes_saying_their_size_first(corpus, tmp_path, monkeypatch,
+                                                                              capsys):
+    """--fasttext cc, the paper preset's default (skipgram the tiny preset's): fastText's cc.de.300 from the Hub
+    (mocked: no network here), its size printed before the download and not again once cached; the run says
+    which prototypes it used, the kept folder records them, and P starts from the file's vectors."""
+    import huggingface_hub
+
+    def default(*argv):
+        return cli.parse(pretrain.flags(), list(argv)).fasttext
+    assert default("--data", "phoenix14t") == "cc" and default("--data", "phoenix14t", "--preset", "tiny") == \
+        "skipgram" == default("--data", "synthetic") == default("--data", "phoenix14t", "--fasttext", "skipgram")
+    vocab = sorted({g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(
+        r["translation"])})
+    vectors = np.random.default_rng(0).normal(size=(len(vocab), 300)).astype(np.float32)
+    fasttext_bin(tmp_path / "model.bin", vocab, vectors)
+    printed_before, cached, prototypes = [], [], []
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached[0] if cached else None)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: argparse.Namespace(size=7_234_567_890)
+                        if not cached else pytest.fail("asked for the size of a cached file"))
+
+    def download(repo, name):
+        printed_before.append((repo, name, capsys.readouterr().out))
+        return str(tmp_path / "model.bin")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    build = run.build
+    monkeypatch.setattr(run, "build", lambda *a, **kw: prototypes.append(kw["prototypes"]) or build(*a, **kw))
+    pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", "cc"))
+    (repo, name, before), = printed_before
+    assert (repo, name) == ("facebook/fasttext-de-vectors", "model.bin")
+    assert "prototypes: downloading fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors " \
+        "model.bin: 7.2 GB, once, into the Hugging Face cache" in before
+    assert f"prototypes: fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors: " \
+        f"'{tmp_path / 'model.bin'}'" in capsys.readouterr().out
+    assert read_json(tmp_path / "run" / "pretrain" / "training.json")["flags"]["fasttext"] == "cc"
+    assert read_json(tmp_path / "run" / "pretrain" / "config.json")["pseudoglosses"] == vocab
+    torch.testing.assert_close(prototypes[0], torch.from_numpy(vectors))
+    cached.append(str(tmp_path / "model.bin"))
+    assert pseudogloss.fasttext_model_file("cc", "de") == cached[0] and "downloading" not in capsys.readouterr().out
+    outdir.release()
+
+
+def test_an_unreachable_hub_is_a_clear_error_naming_the_vectors_and_the_way_out(monkeypatch, capsys):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def unreachable(*a, **kw):
+        raise LocalEntryNotFoundError("cannot reach the hub")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    with pytest.raises(SystemExit, match=r"(?s)could not fetch fastText's cc.en.300 vectors \(facebook/fasttext-"
+                       r"en-vectors.*cannot reach the hub.*--fasttext FILE, or pass --fasttext skipgram"):
+        pseudogloss.fasttext_model_file("cc", "en")
+    assert "model.bin: about 7 GB, once" in capsys.readouterr().out
+
+
 def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):
     monkeypatch.setenv("PHOENIX14T_ROOT", str(tmp_path / "no_such_phoenix"))
 
@@ -1841,7 +1992,7 @@ def test_paper_preset_from_local_folders(tmp_path):
         image_size=224)).save_pretrained(str(dino_dir))
     common = ["--data", str(root), "--preset", "paper", "--dino", str(dino_dir), "--mbart", str(mbart_dir),
               "--out", str(out), "--workers", "0", "--batch-size", "2", "--device", "cpu"]
-    pretrain.main(common + ["--epochs", "1"])
+    pretrain.main(common + ["--epochs", "1", "--fasttext", "skipgram"])  # offline: no cc vectors
     finetune.main(common + ["--stage1-epochs", "1", "--stage2-epochs", "1"])
     evaluate.main(common + ["--split", "test", "--max-new-tokens", "4", "--beams", "2"])
     assert len((out / "test.hyp.txt").read_text().splitlines()) == 2

@@ -1,13 +1,15 @@
 """A script's set-up: resolve the data, claim --out, check every video it will read, build the tokenizer (or
 take a checkpoint's), fix the config and build the model."""
 import argparse
-import math
 import dataclasses
+import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.utils.checkpoint
 from tqdm import tqdm
 
 import data
@@ -109,11 +111,24 @@ def language(root, lang_flag: str = None, saved: str = None) -> str:
 
 
 def build(setup: Setup, kind: str, **kwargs):
-    """The pre-training or translation model of the run's preset, on its device."""
+    """The pre-training or translation model of the run's preset, on its device (--checkpointing: checkpointed)."""
     build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
     with hf_folder.loading_bases(setup.cfg):
         net = build_fn(setup.cfg, keep_ids=setup.tok.keep_ids, **kwargs)
+    if getattr(setup.args, "checkpointing", False):
+        use_checkpointing(net)
     return parallel.sync_batch_norm(net).to(setup.device) if dist.is_initialized() else net.to(setup.device)
+
+
+def use_checkpointing(net):
+    """Activation checkpointing (--checkpointing; DESIGN.md "Performance"): the trainable DINOv2 blocks, the
+    temporal blocks and mBART's layers keep only their inputs and recompute the rest in backward, non-reentrant
+    (dropout's random state restored: the same gradients). DINOv2's frozen blocks run under no_grad and keep
+    nothing anyway; transformers checkpoints a layer only in training mode with gradients on."""
+    net.sign.temporal.checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+    for hf in (net.sign.visual.dino, net.llm_encoder if isinstance(net, model.PretrainModel) else net.mbart):
+        hf.activation_checkpointing_enable({"use_reentrant": False})
+    return net
 
 
 def shared_empty(shape: tuple, like: torch.Tensor) -> torch.Tensor:
@@ -151,7 +166,8 @@ def loader(setup, split: str, augment: bool, ds=None, collate=collate):
 
 
 @torch.no_grad()
-def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate"):
+def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate",
+              precision: str = None):
     """Beam search (§4.1): hypotheses and references for every video of `loader`, in its order; fine-tuning's
     dev BLEU-4 and evaluate.py both translate with it."""
     was_training = net.training
@@ -159,7 +175,7 @@ def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int 
     hyps, refs = [], []
     for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not parallel.is_main()):
         frames, mask = data.prepare(batch, device, train=False)
-        with optim.autocast(device):
+        with optim.autocast(device, precision):
             ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
         hyps += [tok.decode(row.tolist()) for row in ids]
         refs += batch["translations"]
@@ -181,7 +197,7 @@ def cache_features(setup: Setup, net) -> list:
     items = []
     for batch in tqdm(loader(setup, "train", augment=False), desc="caching features", leave=False,
                       disable=not parallel.is_main()):
-        with optim.autocast(setup.device):
+        with optim.autocast(setup.device, setup.args.precision):
             s, mask = net.sign(*data.prepare(batch, setup.device, train=False))
         items += [{"features": s[i, :n].cpu(), "name": name, "translation": text} for i, (n, name, text)
                   in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]

@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 import data
+import pseudogloss
 from corpora import check, pack
-from harness import pseudogloss_cache
+from harness import cli, pseudogloss_cache
 
 
 def main():
@@ -27,6 +28,8 @@ def main():
     ap.add_argument("--full", action="store_true", help="with --check: decode every frame of every video")
     ap.add_argument("--pseudoglosses", action="store_true", help="build the pseudo-glosses with pretrain.py's "
                     "defaults into its shared cache, so that its start-up skips the tagging and skip-gram training")
+    ap.add_argument("--fasttext", type=cli.fasttext_file, help="with --pseudoglosses: as pretrain.py's (default: "
+                    "cc, fastText's cc.<lang>.300 vectors, fetched; skipgram for a synthetic corpus)")
     ap.add_argument("--lang", choices=data.LANGS, help="with --pseudoglosses: the translations' language "
                     "(default: the layout's)")
     ap.add_argument("--data", default="phoenix14t", help="phoenix14t, how2sign, csl-daily, a synthetic corpus, or a "
@@ -59,8 +62,10 @@ def main():
             pack_one(root, split, rows[split], args)
     if args.pseudoglosses:
         start = time.perf_counter()
-        pg = pseudogloss_cache.pseudoglosses(root, lang=data.dataset_language(root, args.lang),
-                                             shared=pseudogloss_cache.shared_dir())
+        lang = data.dataset_language(root, args.lang)
+        vectors = args.fasttext or cli.default_fasttext(cli.default_preset(args.data))
+        pg = pseudogloss_cache.pseudoglosses(root, fasttext_path=pseudogloss.fasttext_model_file(vectors, lang),
+                                             lang=lang, shared=pseudogloss_cache.shared_dir())
         print(f"{len(pg.vocab)} pseudo-glosses in '{pseudogloss_cache.shared_dir()}' in "
               f"{time.perf_counter() - start:.1f} s")
 
