@@ -102,9 +102,6 @@ def present_splits(root) -> list[str]:
     return [s for s in SPLITS if split_file(root, s).is_file()]
 
 
-_ROWS = {}  # (root, split, the annotation files' stat) -> rows: each split is read once per process
-
-
 def read_split(root, split) -> list[dict]:
     """The rows {name, translation, video} of a split in any layout, video the path of its frame folder or video
     file (checked to lie inside its split's folder; whether it exists is check_videos's). A malformed or duplicate
@@ -114,19 +111,8 @@ def read_split(root, split) -> list[dict]:
     layout = detect_layout(root)
     more = getattr(LAYOUTS.get(layout), "sources", None)  # what else a layout's rows depend on (files, folders)
     sources = [split_file(root, split), *(more(Path(root), split) if more else ())]
-    key = (str(Path(root).resolve()), split, tuple(_stat(p) for p in sources))
-    if key not in _ROWS:
-        reader = _read_phoenix if layout == "phoenix14t" else LAYOUTS[layout].read
-        _ROWS[key] = reader(Path(root), split)
-    return [dict(row) for row in _ROWS[key]]
-
-
-def _stat(path: Path) -> tuple:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (str(path),)
-    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    reader = _read_phoenix if layout == "phoenix14t" else LAYOUTS[layout].read
+    return files.read_once((str(Path(root).resolve()), split), sources, lambda: reader(Path(root), split))
 
 
 def read_splits(root, splits) -> dict:
@@ -187,7 +173,7 @@ def resize_crop(pixels: np.ndarray, size: int, train: bool) -> torch.Tensor:
     return video[:, :, top:top + size, top:top + size].contiguous()
 
 
-# §4.2's augmentation in the authors' order of operations (DESIGN.md "Data"; `dataset/slt_dataset.py` L41-48,
+# §4.2's augmentation in the authors' order of operations (DESIGN.md "Data"; `dataset/slt_dataset.py` L41-48 @73cc504,
 # L100-106, vidaug): on the frame as released, a rotation by up to 30 degrees about its centre and a shift by whole
 # pixels, up to 10 px of the 210x260 (width x height) release frame (the same fraction of any other frame), each on
 # its own with probability p; then the resize to 256x256 and the 224 crop. Their random resize is undone by that
@@ -233,7 +219,7 @@ def augment(frames, source_sizes, size: int, p=0.5):
 
 
 class SignVideos(torch.utils.data.Dataset):
-    """Paper §4.2: a split of any layout (read_split; the name is PHOENIX14T's, the first it read) as uint8
+    """Paper §4.2: a split of any layout (read_split: PHOENIX14T, How2Sign, CSL-Daily, custom) as uint8
     frames [T, 3, size, size] with translations; a video is a frame folder or a video file.
 
     packed=True reads the frames from the split's pack (see pack_split) instead of the frame files or videos;
@@ -309,16 +295,12 @@ class SignVideos(torch.utils.data.Dataset):
                 "source_size": tuple(source), "crop": self.size if self.train else None}
 
 
-def collate(batch) -> dict:
-    """Zero-padded frames [B, T, 3, H, W] with frame_mask [B, T] (True = real frame)."""
+def collate(batch, empty=None) -> dict:
+    """Zero-padded frames [B, T, 3, H, W] with frame_mask [B, T] (True = real frame); `empty(shape, like)` makes
+    the frames' tensor (default: like's new_empty; harness.run.collate's: in shared memory)."""
     lengths = torch.tensor([len(b["frames"]) for b in batch])
     shape = (len(batch), int(lengths.max()), *batch[0]["frames"].shape[1:])
-    if torch.utils.data.get_worker_info() is not None:  # in a worker: build the batch in shared memory directly,
-        elem = batch[0]["frames"]  # saving the copy the worker's queue would make (as torch's default_collate does)
-        storage = torch.UntypedStorage._new_shared(math.prod(shape) * elem.element_size())
-        frames = elem.new_empty(0).set_(storage, 0, shape)
-    else:
-        frames = batch[0]["frames"].new_empty(shape)
+    frames = empty(shape, batch[0]["frames"]) if empty else batch[0]["frames"].new_empty(shape)
     for i, b in enumerate(batch):
         frames[i, :len(b["frames"])] = b["frames"]
         frames[i, len(b["frames"]):] = 0  # only the padding is zeroed: one pass over the batch less

@@ -19,7 +19,7 @@ import losses
 import metrics
 import model
 import optim
-from harness import cli, features, hf_folder, ledger, outdir, parallel, run
+from harness import cli, hf_folder, ledger, outdir, parallel, run
 from harness.cli import value
 
 
@@ -73,12 +73,8 @@ def flags():
 def load_pretrained(net, state: dict):
     """Copy the pre-trained sign encoder and LLM encoder LoRA into the translation model; drop the
     pre-training heads (pseudo-gloss head, temperatures), which fine-tuning removes (§3.3)."""
-    renamed = {}
-    for k, v in state.items():
-        if k.startswith("sign."):
-            renamed[k] = v
-        elif k.startswith("llm_encoder."):
-            renamed["mbart.model.encoder." + k.removeprefix("llm_encoder.")] = v
+    renamed = {("mbart.model.encoder." + k.removeprefix("llm_encoder.") if k.startswith("llm_encoder.") else k): v
+               for k, v in state.items() if k.startswith(("sign.", "llm_encoder."))}
     net.load_state_dict(renamed, strict=False)  # read and checked: hf_folder.read
 
 
@@ -89,18 +85,26 @@ def batch_inputs(batch, setup: run.Setup, train: bool) -> tuple:
     return (*data.prepare(batch, setup.device, train=train), dec_ids, dec_mask), labels
 
 
-def accumulated_step(net, micros: list, pad_id: int, label_smoothing: float):
+def forward(net, batch, setup: run.Setup):
+    """One batch of eq. 6 (tools/memory.py's step): the video through the sign encoder, the mapper and mBART,
+    teacher-forced on its sentence."""
+    inputs, labels = batch_inputs(batch, setup, train=net.training)
+    return losses.translation_loss(net(*inputs), labels, setup.tok.pad_id, setup.args.label_smoothing)  # eq. 6
+
+
+def accumulated_step(net, micros: list, pad_id: int, label_smoothing: float, precision: str, scaler):
     """Eq. 6's gradients for a batch: each video through the sign encoder, the mapper and mBART, teacher-forced on
     its sentence, one micro-batch at a time (--micro-batch-size; one, the whole batch, by default). Eq. 6 averages
     over the batch's non-pad tokens, so each micro-batch's mean counts by its share of them and the gradients add
-    up to the whole batch's (BatchNorm aside). `micros`: batch_inputs of each. -> the whole batch's eq. 6"""
+    up to the whole batch's (BatchNorm aside), scaled by `scaler` (optim.grad_scaler). `micros`: batch_inputs of
+    each. -> the whole batch's eq. 6"""
     tokens = [int((labels != pad_id).sum()) for _, labels in micros]
     device, total = micros[0][1].device, 0.0
     for i, ((inputs, labels), n) in enumerate(zip(micros, tokens)):
         with parallel.no_sync(net, skip=i + 1 < len(micros)):  # under torchrun: averaged in the last backward
-            with optim.autocast(device):
+            with optim.autocast(device, precision):
                 loss = losses.translation_loss(net(*inputs), labels, pad_id, label_smoothing) * (n / sum(tokens))
-            loss.backward()
+            scaler.scale(loss).backward()
         total += loss.detach()
     return total
 
@@ -108,7 +112,8 @@ def accumulated_step(net, micros: list, pad_id: int, label_smoothing: float):
 def validate(net, dev, setup: run.Setup) -> dict:
     """Dev BLEU-1..4 of --val-beams beam search, scored as --val-scoring says."""
     args = setup.args
-    hyps, refs = run.translate(net, dev, setup.tok, setup.device, num_beams=args.val_beams, desc="dev")
+    hyps, refs = run.translate(net, dev, setup.tok, setup.device, args.val_beams, desc="dev",
+                               precision=args.precision)
     return metrics.dev_bleu(hyps, refs, setup.tok, args.val_scoring, setup.lang)
 
 
@@ -120,10 +125,11 @@ def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainabl
     args = setup.args
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
-    cached = features.cached(setup, net) if stage == 1 and args.cache_features else {}  # a DataLoader's ds, collate
+    cached = run.cached_features(setup, net) if stage == 1 and args.cache_features else {}  # a DataLoader's ds, collate
     batches, dev = run.loader(setup, "train", augment=True, **cached), run.loader(setup, "dev", augment=False)
     optimizer = torch.optim.AdamW(optim.param_groups(net, args.weight_decay), lr=args.lr,
                                   betas=(args.beta1_high, args.beta2))
+    scaler = optim.grad_scaler(setup.device, args.precision)  # fp16: dynamic loss scaling; else a pass-through
     scheduler = optim.one_cycle(optimizer, args.warmup_epochs * len(batches), book.epochs_total * len(batches),
                                 args.start_div, args.end_div, (args.beta1_low, args.beta1_high))
     epochs = book.resume(net, optimizer, scheduler, best)
@@ -134,9 +140,11 @@ def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainabl
         for batch in book.batches(batches, epoch):
             optimizer.zero_grad(set_to_none=True)
             micros = [batch_inputs(m, setup, True) for m in data.micro_batches(batch, args.micro_batch_size)]
-            loss = accumulated_step(ddp_net, micros, setup.tok.pad_id, args.label_smoothing)  # eq. 6
+            loss = accumulated_step(ddp_net, micros, setup.tok.pad_id, args.label_smoothing, args.precision, scaler)
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             book.step(loss=loss)
         val = validate(net, dev, setup) if book.validates(epoch) else None

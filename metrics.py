@@ -74,15 +74,15 @@ def scores(hypotheses, references, lang: str = "de") -> dict:
 
 def authors_references(references, tok, max_tokens: int = None) -> list[str]:
     """The references as the authors' code scores against them: each sentence encoded with the run's (trimmed)
-    tokenizer, cut as in training, and decoded with special tokens skipped (`models/Finetune_Model.py` L111,
-    L180, through `dataset/slt_dataset.py` L133-134), so characters the kept pieces cannot spell, which become
+    tokenizer, cut as in training, and decoded with special tokens skipped (`models/Finetune_Model.py` L111 @73cc504,
+    L180, through `dataset/slt_dataset.py` L133-134 @73cc504), so characters the kept pieces cannot spell, which become
     <unk>, vanish."""
     max_tokens = max_tokens or tokenizer.MAX_TEXT_TOKENS
     return [tok.decode(tok.encode(r)[:max_tokens - 2]) for r in references]  # room for `</s> de_DE`
 
 
 def authors_scores(hypotheses, references, tok) -> dict:
-    """Scores as the authors' code computes them (`models/Finetune_Model.py` L133-135, L181-182, L198-199):
+    """Scores as the authors' code computes them (`models/Finetune_Model.py` L133-135, L181-182, L198-199 @73cc504):
     " ." appended to every hypothesis and to every reference decoded through the tokenizer (authors_references)."""
     return scores([h + " ." for h in hypotheses], [r + " ." for r in authors_references(references, tok)])
 

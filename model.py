@@ -247,7 +247,7 @@ class TemporalEncoder(nn.Module):
                           drop_path=cfg.drop_path * i / max(1, n - 1), layer_scale=cfg.layer_scale)
             for i in range(n))
         self.out_proj = nn.Linear(cfg.frame_dim, cfg.llm_dim)
-        self.downsample_after = cfg.downsample_after
+        self.downsample_after, self.checkpoint = cfg.downsample_after, None  # --checkpointing: torch's checkpoint
         # the authors' initialisation: weights N(0, 0.02), biases 0, and the attention's output projection
         # N(0, 0.02 / sqrt(2 n)) as in GPT-2 (two residual branches per block)
         for m in self.modules():
@@ -262,7 +262,7 @@ class TemporalEncoder(nn.Module):
         for i, block in enumerate(self.blocks):
             if i == self.downsample_after:
                 x, mask = downsample(x, mask)
-            x = block(x, mask)
+            x = self.checkpoint(block, x, mask) if self.checkpoint else block(x, mask)  # recomputed in backward
         return self.out_proj(x) * mask[..., None], mask
 
 

@@ -35,10 +35,33 @@ def train_mode(net):
             m.eval()
 
 
-def autocast(device):
-    """bf16 autocast on GPU; full precision on CPU."""
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
-                          enabled=torch.device(device).type == "cuda")
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}  # fp32: no autocast
+
+
+def default_precision(device) -> str:
+    """--precision's default on a device: bf16 on a GPU that has it natively (Ampere and later), fp16 on one that
+    does not (V100, T4, RTX 20xx; bf16 emulated there is slow), fp32 on the CPU."""
+    if torch.device(device).type != "cuda":
+        return "fp32"
+    return "bf16" if native_bf16() else "fp16"
+
+
+def native_bf16() -> bool:
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def autocast(device, precision: str = None):
+    """Autocast in --precision (bf16, fp16; fp32: none); by default the device's (default_precision)."""
+    precision = precision or default_precision(device)
+    return torch.autocast(device_type=torch.device(device).type, dtype=PRECISIONS[precision],
+                          enabled=precision != "fp32")
+
+
+def grad_scaler(device, precision: str) -> torch.amp.GradScaler:
+    """fp16's dynamic loss scaling, as in the authors' fp16 runs: the loss scaled up before backward, the gradients
+    unscaled before clipping, a step whose gradients overflowed skipped and the scale halved. A pass-through for
+    bf16 and fp32, whose range needs none. Its scale is not kept by --resume: it re-calibrates in a few steps."""
+    return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
 
 
 def rng_state(device) -> tuple:

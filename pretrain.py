@@ -19,7 +19,7 @@ import losses
 import model
 import optim
 import pseudogloss
-from harness import cli, ledger, outdir, parallel, run
+from harness import cli, ledger, outdir, parallel, pseudogloss_cache, run
 from harness.cli import value
 
 
@@ -54,8 +54,9 @@ RESULT_FLAGS = cli.RESULT_FLAGS + tuple(f.name for f in dataclasses.fields(Recip
 
 def flags():
     ap = cli.training_flags(__doc__, Recipe)
-    ap.add_argument("--fasttext", type=cli.fasttext_file, help="cc.de.300.bin (cc.en/cc.zh for the other "
-                    "languages) for the prototypes (default: skip-gram on the training text)")
+    ap.add_argument("--fasttext", type=cli.fasttext_file, help="the prototypes' fastText vectors: cc, fastText's "
+                    "cc.<lang>.300 (the paper's; fetched from the Hub once, about 7 GB); skipgram, a skip-gram "
+                    "trained on the training text; or a local .bin file (default: paper preset cc, tiny skipgram)")
     return ap
 
 
@@ -75,23 +76,24 @@ def forward(net, batch, setup: run.Setup, pg: pseudogloss.PseudoGlosses) -> loss
     return losses.pretrain_loss(net(*inputs), labels, args.tau, args.lambda_psp, args.lambda_align, args.psp_loss)
 
 
-def micro_batched_step(net, micros: list, args) -> losses.PretrainLoss:
+def micro_batched_step(net, micros: list, args, scaler) -> losses.PretrainLoss:
     """Eq. 5's gradients for a batch held one micro-batch at a time (--micro-batch-size), as GradCache does (Gao
     et al. 2021, DESIGN.md "Accumulation"): eq. 4 still compares every video with every sentence of the batch.
     `micros`: batch_inputs of each micro-batch, prepared once, so that both passes see the same augmented frames.
-    Adds the whole batch's gradients to the parameters' (BatchNorm aside). -> the whole batch's terms"""
+    Adds the whole batch's gradients to the parameters' (BatchNorm aside), scaled by `scaler` (optim.grad_scaler)
+    like the plain step's. -> the whole batch's terms"""
     device, n = micros[0][0][0].device, sum(len(labels) for _, labels in micros)
     cache = []
     # (1) GradCache's "graph-less forward": M~ and L~ of each micro-batch, its random state kept for (3)
     with torch.no_grad(), optim.running_statistics_kept(net):
         for inputs, _ in micros:
             rng = optim.rng_state(device)
-            with optim.autocast(device):
+            with optim.autocast(device, args.precision):
                 out = net(*inputs)
             cache.append((rng, *losses.pooled(out)))
     # (2) "representation gradient computation and caching": eq. 4 on the whole batch, from leaves M~ [B, D] and
-    # the temperature; the gradients of lambda_align L_align with respect to them
-    video = torch.cat([v for _, v, _ in cache]).requires_grad_()
+    # the temperature; the gradients of lambda_align L_align with respect to them (float32 at least: no underflow)
+    video = losses.wide(torch.cat([v for _, v, _ in cache])).requires_grad_()
     temperature = out["temperature"].detach().requires_grad_()
     align = losses.clip_loss(video, torch.cat([t for _, _, t in cache]), temperature)
     (args.lambda_align * align).backward()
@@ -102,12 +104,12 @@ def micro_batched_step(net, micros: list, args) -> losses.PretrainLoss:
         rows, share = slice(start, start + len(labels)), len(labels) / n
         optim.set_rng_state(rng, device)
         with parallel.no_sync(net, skip=i + 1 < len(micros)):  # under torchrun: averaged in the last backward
-            with optim.autocast(device):
+            with optim.autocast(device, args.precision):
                 out = net(*inputs)
                 part = losses.psp_loss(out, labels, args.tau, args.psp_loss)                    # eqs. 1-3
-                surrogate = ((losses.pooled(out)[0] * video.grad[rows]).sum()
+                surrogate = ((losses.wide(losses.pooled(out)[0]) * video.grad[rows]).sum()
                              + share * (out["temperature"] * temperature.grad + args.lambda_psp * part))
-            surrogate.backward()
+            scaler.scale(surrogate).backward()
         psp, start = psp + share * part.detach(), rows.stop
     return losses.pretrain_terms(align.detach(), psp, args.lambda_psp, args.lambda_align)         # eq. 5
 
@@ -118,7 +120,7 @@ def validate(net, dev, setup: run.Setup, pg: pseudogloss.PseudoGlosses) -> dict:
     net.eval()
     sums, n = {}, 0
     for batch in dev:
-        with optim.autocast(setup.device):
+        with optim.autocast(setup.device, setup.args.precision):
             terms = forward(net, batch, setup, pg)._asdict()
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(batch["names"])
@@ -134,6 +136,7 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, book: ledger.
     batches, dev = run.loader(setup, "train", augment=True), run.loader(setup, "dev", augment=False)
     optimizer = torch.optim.AdamW(optim.param_groups(net, args.weight_decay), lr=args.lr,
                                   betas=(args.beta1_high, args.beta2))
+    scaler = optim.grad_scaler(setup.device, args.precision)  # fp16: dynamic loss scaling; else a pass-through
     scheduler = optim.one_cycle(optimizer, args.warmup_epochs * len(batches), args.epochs * len(batches),
                                 args.start_div, args.end_div, (args.beta1_low, args.beta1_high))
     epochs = book.resume(net, optimizer, scheduler)
@@ -145,13 +148,16 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, book: ledger.
             optimizer.zero_grad(set_to_none=True)
             micros = data.micro_batches(batch, args.micro_batch_size)
             if len(micros) > 1:
-                terms = micro_batched_step(ddp_net, [batch_inputs(m, setup, pg, True) for m in micros], args)
+                micros = [batch_inputs(m, setup, pg, True) for m in micros]
+                terms = micro_batched_step(ddp_net, micros, args, scaler)
             else:
-                with optim.autocast(setup.device):
+                with optim.autocast(setup.device, args.precision):
                     terms = forward(ddp_net, batch, setup, pg)                                  # eq. 5
-                terms.loss.backward()
+                scaler.scale(terms.loss).backward()
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             book.step(**terms._asdict())
         val = validate(net, dev, setup, pg) if book.validates(epoch) else None
@@ -164,8 +170,9 @@ def main(argv=None):
     setup = run.setup(args, stage="pretrain")
     with parallel.main_process_first():
         # cached in the run's folder and for later runs (never the data root, which may be read-only)
-        pg = pseudogloss.build_pseudoglosses(setup.root, fasttext_path=args.fasttext, cache_dir=args.out / "cache",
-                                             lang=setup.lang, shared_dir=pseudogloss.shared_cache_dir())
+        vectors = pseudogloss.fasttext_model_file(args.fasttext, setup.lang)  # says which prototypes
+        pg = pseudogloss_cache.pseudoglosses(setup.root, fasttext_path=vectors, cache_dir=args.out / "cache",
+                                             lang=setup.lang, shared=pseudogloss_cache.shared_dir())
     if not pg.vocab:
         raise SystemExit(f"no pseudo-glosses in the training translations of {setup.root}: eqs. 1-3 need at least one")
     setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))

@@ -6,11 +6,8 @@ Chinese in corpora/taggers.py; `python -m tools.tagger_scores` measures the tagg
 """
 import dataclasses
 import functools
-import hashlib
-import json
 import math
 import os
-import pickle
 import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +17,9 @@ import numpy as np
 import torch
 
 import data
-from corpora import fasttext_bin, files, taggers
+from corpora import fasttext_bin, taggers
 
+CC_VECTORS = "facebook/fasttext-{lang}-vectors"  # fastText's cc.<lang>.300 (Grave et al. 2018) on the Hub: model.bin
 VERSION = 2  # of how pseudo-glosses are built, in the cache key (2: Chinese segmented for skip-gram)
 KEEP_POS = {"NOUN", "NUM", "ADV", "PRON", "PROPN", "ADJ", "VERB"}
 SPACY_MODELS = ("de_dep_news_trf", "de_core_news_lg", "de_core_news_md", "de_core_news_sm")  # the authors' first
@@ -142,6 +140,40 @@ def _skipgram_model(sentences, dim, workdir):
         os.unlink(f.name)
 
 
+def fasttext_model_file(choice: str, lang: str):
+    """--fasttext as build_pseudoglosses' fasttext_path: None for skipgram, the user's file, or for cc fastText's
+    cc.<lang>.300.bin (the paper's), fetched from the Hub once and cached as DINOv2 and mBART are; its size is said
+    before the download. Prints which prototypes the run uses."""
+    if choice == "skipgram":
+        print("prototypes: a 300-d skip-gram fastText trained on the training translations (--fasttext skipgram)",
+              flush=True)
+        return None
+    path = _cc_vectors(lang) if choice == "cc" else choice
+    print(f"prototypes: fastText's cc.{lang}.300 vectors (the paper's), {CC_VECTORS.format(lang=lang)}: '{path}'"
+          if choice == "cc" else f"prototypes: the fastText vectors of '{path}' (--fasttext)", flush=True)
+    return path
+
+
+def _cc_vectors(lang):
+    """The path of cc.<lang>.300.bin in the Hugging Face cache, downloaded first if it is not there."""
+    import huggingface_hub
+    repo = CC_VECTORS.format(lang=lang)
+    if not isinstance(huggingface_hub.try_to_load_from_cache(repo, "model.bin"), str):
+        try:
+            size = huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo, "model.bin")).size
+        except Exception:  # offline, a proxy: only the printed size is lost
+            size = None
+        size = f"{size / 1e9:.1f} GB" if size else "about 7 GB"
+        print(f"prototypes: downloading fastText's cc.{lang}.300 vectors (the paper's), {repo} model.bin: {size}, "
+              "once, into the Hugging Face cache (--fasttext skipgram trains a skip-gram instead)", flush=True)
+    try:
+        return huggingface_hub.hf_hub_download(repo, "model.bin")
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"could not fetch fastText's cc.{lang}.300 vectors ({repo}, model.bin: {type(e).__name__}: "
+                         f"{e}).\nDownload cc.{lang}.300.bin where the hub is reachable and pass it with --fasttext "
+                         "FILE, or pass --fasttext skipgram") from None
+
+
 def _pretrained_model(path, dim):
     """DESIGN.md "Pseudo-glosses": the user's fastText binary (cc.de.300.bin)."""
     import fasttext
@@ -158,86 +190,31 @@ def _pretrained_model(path, dim):
 class PseudoGlosses:
     """Paper §3.2's pseudo-glosses of a dataset: the vocabulary (U lemmas, sorted), the prototypes P [U+1, dim]
     (fastText vectors, the last row the zero non-sign vector), every video's labels (indices into the vocabulary,
-    in sentence order) and the key its cache is valid for (annotations, options, tagger)."""
+    in sentence order) and what they were made from (harness/pseudogloss_cache.py's key; {} when not cached)."""
     vocab: list
     prototypes: torch.Tensor
     labels: dict
-    key: dict
+    key: dict = dataclasses.field(default_factory=dict)
 
 
-def _read_cache(cache: Path, key: dict):
-    """The pseudo-glosses cached in `cache` for `key`; None when there is none, it is for another key, or it is
-    damaged (cut off, not a torch file, foreign objects, fields missing), which is said, naming the file."""
-    if not cache.is_file():
-        return None
-    why, pg = files.torch_archive_problem(cache), None  # checked before unpickling: nothing inflates in memory
-    if not why:
-        try:
-            pg = torch.load(cache, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # weights_only refused an object: not a cache this project writes
-            why = "it holds Python objects other than tensors and plain values"
-        except Exception as e:  # EOFError, RuntimeError (not a zip), ...: whatever a cut-off file makes torch raise
-            why = f"{type(e).__name__}: cut off or not a torch file"
-    if not why:
-        if isinstance(pg, dict) and pg.get("key") != key:
-            return None  # built from other annotations or options: rebuilt, as nothing is wrong with it
-        vocab = pg.get("vocab") if isinstance(pg, dict) else None
-        fields = isinstance(vocab, list) and isinstance(pg.get("labels"), dict) \
-            and isinstance(pg.get("prototypes"), torch.Tensor) \
-            and tuple(pg["prototypes"].shape) == (len(vocab) + 1, key["dim"])
-        why = None if fields else f"vocab, labels, or prototypes of shape [{len(vocab or [])} + 1, {key['dim']}] " \
-            "missing or inconsistent"
-    if why:
-        print(f"pseudo-gloss cache '{cache}' is damaged ({why}); rebuilding it", flush=True)
-        return None
-    return PseudoGlosses(pg["vocab"], pg["prototypes"], pg["labels"], pg["key"])
-
-
-def shared_cache_dir() -> Path:
-    """Where pre-training keeps pseudo-glosses for every later run on the same annotations and options (the
-    tagging and the skip-gram training cost over a minute and a half at PHOENIX14T's size on 2 CPU cores):
-    $XDG_CACHE_HOME/hfa-slt/pseudoglosses, else ~/.cache/hfa-slt/pseudoglosses; never the data root."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hfa-slt" / "pseudoglosses"
-
-
-def build_pseudoglosses(root, splits=None, fasttext_path=None, cache_dir=None, dim=300, seed=0, lang="de",
-                        shared_dir=None) -> PseudoGlosses:
-    """Paper §3.2: the vocabulary of `splits` (default: every split present, "all pseudo-glosses in the dataset" as
-    the paper and the authors' code have it), prototypes P [U+1, dim] (last row non-sign), labels of every video;
-    translations in language `lang` (de, en, zh); cached in `cache_dir` when given (pretrain.py: <out>/cache;
-    never the data root, which may be read-only), and rebuilt when the cache is stale or damaged (DESIGN.md
-    "Pseudo-glosses"). `shared_dir` (pretrain.py: shared_cache_dir()) is read before building and written after,
-    under a name made of the whole key (annotations, options, tagger, language), so that it is never stale."""
-    if lang not in data.LANGS:
-        raise ValueError(f"language '{lang}': expected one of {', '.join(data.LANGS)}")
+def read_rows(root, splits=None) -> tuple:
+    """The splits whose vocabulary is built (default: every split present) and the (name, translation) pairs of
+    those and of every split present (labels are made for all). -> (splits, split -> pairs)"""
     root = Path(root)
     present = data.present_splits(root)
     splits = tuple(splits or present)
-    rows = {s: read_translations(root, s) for s in dict.fromkeys(list(splits) + present)}
-    digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
-    key = {"splits": list(splits), "fasttext": str(Path(fasttext_path).resolve()) if fasttext_path else None,
-           "dim": dim, "seed": seed, "tagger": tagger_name(lang), "annotations": digest, "lang": lang,
-           "version": VERSION}
-    cache = Path(cache_dir) / f"pseudoglosses-{'-'.join(splits)}.pt" if cache_dir else None
-    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
-    shared = Path(shared_dir) / f"pseudoglosses-{name}.pt" if shared_dir else None
-    pg = _read_cache(cache, key) if cache else None
-    if pg is not None:
-        return pg
-    pg = _read_cache(shared, key) if shared else None
-    if pg is None:
-        pg = _build(rows, splits, fasttext_path, dim, lang, key)
-        if shared:
-            _write_cache(shared, pg, required=False)
-    if cache:
-        files.make_folder(cache.parent)  # <out>/cache: never a link that would put the cache elsewhere
-        _write_cache(cache, pg, required=True)
-    return pg
+    return splits, {s: read_translations(root, s) for s in dict.fromkeys(list(splits) + present)}
 
 
-def _build(rows, splits, fasttext_path, dim, lang, key) -> PseudoGlosses:
-    """The pseudo-glosses of build_pseudoglosses, from scratch: the skip-gram prototypes train on one core while
-    the translations are tagged on another."""
+def build_pseudoglosses(root, splits=None, fasttext_path=None, dim=300, lang="de", rows=None) -> PseudoGlosses:
+    """Paper §3.2: the vocabulary of `splits` (default: every split present, "all pseudo-glosses in the dataset" as
+    the paper and the authors' code have it), prototypes P [U+1, dim] (last row non-sign), labels of every video;
+    translations in language `lang` (de, en, zh); `rows` as read_rows gives them (read when None). Built from
+    scratch: harness/pseudogloss_cache.py keeps them for later runs."""
+    if lang not in data.LANGS:
+        raise ValueError(f"language '{lang}': expected one of {', '.join(data.LANGS)}")
+    splits, rows = (tuple(splits), rows) if rows is not None else read_rows(root, splits)
+    # the skip-gram prototypes train on one core while the translations are tagged on another
     train_text = [t for _, t in rows["train" if "train" in rows else splits[0]]]
     if lang == "zh":  # written without spaces: skip-gram's words are the tagger's (one "word" a sentence before)
         train_text = [" ".join(w for w, _, _ in tag_sentence(t, lang)) for t in train_text]
@@ -253,18 +230,7 @@ def _build(rows, splits, fasttext_path, dim, lang, key) -> PseudoGlosses:
         model = model.result()
     vectors = np.array([model.get_word_vector(w) for w in vocab], np.float32).reshape(len(vocab), dim)
     prototypes = torch.cat([torch.from_numpy(vectors), torch.zeros(1, dim)])  # [U+1, dim], last row = non-sign
-    return PseudoGlosses(vocab, prototypes, labels, key)
-
-
-def _write_cache(path: Path, pg: PseudoGlosses, required: bool):
-    """pg as plain values (read back with weights_only), atomically; a shared cache that cannot be written (a
-    read-only home) is said and skipped."""
-    try:
-        files.atomic_write(path, lambda tmp: torch.save(dataclasses.asdict(pg), tmp))
-    except OSError as e:
-        if required:
-            raise
-        print(f"pseudo-glosses not kept in the shared cache '{path}': {e}", flush=True)
+    return PseudoGlosses(vocab, prototypes, labels)
 
 
 def multi_hot(names, pg: PseudoGlosses) -> torch.Tensor:

@@ -44,8 +44,8 @@ import pseudogloss
 import tokenizer
 import optim
 from corpora import check, decode, files, how2sign, pack
-from harness import checkpoint, cli, features, hf_folder, ledger, outdir, parallel, run
-from tools import analysis, benchmark, synthetic, table3, tagger_scores
+from harness import checkpoint, cli, hf_folder, ledger, logs, outdir, parallel, pseudogloss_cache, run
+from tools import analysis, benchmark, memory, synthetic, table3, tagger_scores
 
 
 # ----------------------------------------------------------------------------------------------
@@ -678,13 +678,57 @@ def test_translation_model_trains_exactly_lora_and_new_layers():
     assert hyp.shape[0] == 3 and hyp.shape[1] <= 5
 
 
+def checkpointed_step(kind, checkpointed: bool):
+    """One float64 forward and backward of the tiny model with LoRA on mBART (the paper's freezing), dropout and
+    DropPath on, seeded alike. -> (loss, gradients by name, forward calls of watched attention modules)"""
+    cfg = model.get_config("tiny", vocab_size=40, freeze_llm=True, n_glosses=6)
+    frames, fmask, ids, tmask = tiny_batch()
+    torch.manual_seed(0)
+    net = (model.build_pretrain_model if kind == "pretrain" else model.build_translation_model)(cfg)
+    make_every_weight_count(net)
+    net = run.use_checkpointing(net.double()) if checkpointed else net.double()
+    optim.train_mode(net)
+    llm = net.llm_encoder if kind == "pretrain" else net.mbart.model.encoder
+    dino = net.sign.visual.dino.encoder.layer
+    watched = {"frozen dino": dino[0].attention, "top dino": dino[-1].attention, "llm": llm.layers[1].self_attn,
+               **{f"temporal {i}": b.attn for i, b in enumerate(net.sign.temporal.blocks)}}
+    watched |= {"text": net.text_encoder.encoder.layers[0].self_attn} if kind == "pretrain" else \
+        {"decoder": net.mbart.model.decoder.layers[0].self_attn}
+    calls = dict.fromkeys(watched, 0)
+    for name, m in watched.items():
+        m.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    torch.manual_seed(1)
+    if kind == "pretrain":
+        out = net(frames.double(), fmask, ids, tmask)
+        loss = losses.pretrain_loss(out, (torch.rand(3, 6) > 0.5).double(), 0.1)[0]
+    else:
+        loss = losses.translation_loss(net(frames.double(), fmask, ids, tmask), ids, pad_id=1)
+    loss.backward()
+    return loss.detach(), {n: p.grad for n, p in net.named_parameters() if p.grad is not None}, calls
+
+
+@pytest.mark.parametrize("kind", ["pretrain", "translation"])
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(kind):
+    """--checkpointing (run.use_checkpointing) in float64: the same loss and gradients as without it, dropout
+    included (non-reentrant checkpointing restores the random state when it recomputes). The checkpointed
+    modules run twice (forward, and again in backward); DINOv2's frozen block and the frozen text encoder once."""
+    loss, grad, calls = checkpointed_step(kind, False)
+    loss_c, grad_c, calls_c = checkpointed_step(kind, True)
+    assert set(calls.values()) == {1}
+    assert calls_c == {k: 1 if k in ("frozen dino", "text") else 2 for k in calls}
+    assert abs(loss - loss_c) <= 1e-12
+    assert grad.keys() == grad_c.keys() and len(grad) > 40 and grad["cls" if kind == "pretrain" else
+                                                                     "mapper.0.weight"].dtype == torch.float64
+    assert max((grad[n] - grad_c[n]).abs().max().item() for n in grad) <= 1e-12
+
+
 def test_cached_sign_features_give_the_same_translation_logits():
     cfg = model.get_config("tiny", vocab_size=40)
     net = model.build_translation_model(cfg).eval()
     frames, fmask, ids, tmask = tiny_batch()
     s, mask = net.sign(frames, fmask)
     items = [{"features": s[i, :n], "name": str(i), "translation": ""} for i, n in enumerate(mask.sum(1).tolist())]
-    cached = features.collate_features(items)
+    cached = run.collate_features(items)
     torch.testing.assert_close(net(cached["frames"], cached["frame_mask"], ids, tmask), net(frames, fmask, ids, tmask))
 
 
@@ -759,7 +803,7 @@ def test_lower_case_weather_nouns_keep_their_lemma():
 
 def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, capsys):
     cache_dir = tmp_path / "cache"
-    pg = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
+    pg = pseudogloss_cache.pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
     cache = cache_dir / "pseudoglosses-train-dev-test.pt"
     good = cache.read_bytes()
     capsys.readouterr()
@@ -767,7 +811,7 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
                    lambda: torch.save({"key": argparse.Namespace(a=1)}, cache),
                    lambda: torch.save({"key": torch.load(io.BytesIO(good), weights_only=True)["key"]}, cache)):
         damage()
-        again = pseudogloss.build_pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
+        again = pseudogloss_cache.pseudoglosses(corpus, cache_dir=cache_dir, dim=8)
         assert f"pseudo-gloss cache '{cache}' is damaged" in capsys.readouterr().out
         assert again.vocab == pg.vocab and again.labels == pg.labels
         assert torch.equal(again.prototypes, pg.prototypes)
@@ -777,7 +821,7 @@ def test_a_damaged_pseudogloss_cache_is_named_and_rebuilt(corpus, tmp_path, caps
 def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext(corpus, tmp_path, monkeypatch):
     import fasttext
     shared = tmp_path / "shared"
-    pg = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared)
+    pg = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared)
     # the reference: fastText trained on the training translations directly, as pseudogloss.py did before
     text = tmp_path / "train.txt"
     text.write_text("\n".join(r["translation"] for r in data.read_split(corpus, "train")) + "\n", encoding="utf-8")
@@ -786,24 +830,65 @@ def test_shared_pseudogloss_cache_is_keyed_reused_and_the_same_as_plain_fasttext
     assert torch.equal(pg.prototypes[:-1], torch.tensor(np.array([ref.get_word_vector(w) for w in pg.vocab])))
     [kept] = shared.iterdir()
     monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
-    again = pseudogloss.build_pseudoglosses(corpus, dim=8, shared_dir=shared, cache_dir=tmp_path / "run")
+    again = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared, cache_dir=tmp_path / "run")
     assert torch.equal(again.prototypes, pg.prototypes) and again.labels == pg.labels
     assert (tmp_path / "run" / "pseudoglosses-train-dev-test.pt").is_file() and list(shared.iterdir()) == [kept]
     other = copy_corpus(corpus, tmp_path / "other")                           # other annotations: another entry
     table, sentence = data.annotation_path(other, "dev"), data.read_split(other, "dev")[0]["translation"]
     table.write_text(table.read_text(encoding="utf-8").replace(sentence, "heute regen"), encoding="utf-8")
     monkeypatch.undo()
-    pseudogloss.build_pseudoglosses(other, dim=8, shared_dir=shared)
+    pseudogloss_cache.pseudoglosses(other, dim=8, shared=shared)
     assert len(list(shared.iterdir())) == 2 and not list(other.rglob("pseudoglosses-*"))
+
+
+@pytest.mark.parametrize("damage,entry", [
+    (lambda pg: pg["vocab"].__setitem__(2, 5), "vocab[2] is 5, not a pseudo-gloss"),            # X case 7
+    (lambda pg: next(iter(pg["labels"].values())).append(999), "] holds 999, not an index into the"),  # X case 14
+    (lambda pg: pg["labels"].pop(next(iter(pg["labels"]))), "labels has no labels for video"),  # X case 14
+    (lambda pg: pg["prototypes"].__setitem__((0, 0), math.nan), "prototypes is (27, 8), not finite")])
+def test_a_cache_entry_of_the_wrong_type_or_out_of_range_is_named_and_rebuilt(corpus, tmp_path, capsys, damage,
+                                                                              entry):
+    shared = tmp_path / "shared"
+    pg = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared)
+    [kept] = shared.iterdir()
+    cached = torch.load(kept, weights_only=True)
+    damage(cached)
+    torch.save(cached, kept)                                  # the right key, a bad entry
+    capsys.readouterr()
+    again = pseudogloss_cache.pseudoglosses(corpus, dim=8, shared=shared, cache_dir=tmp_path / "run")
+    printed = capsys.readouterr().out
+    assert f"pseudo-gloss cache '{kept}' is damaged (entry " in printed and entry in printed
+    assert "rebuilding it" in printed
+    assert again.vocab == pg.vocab and again.labels == pg.labels and torch.equal(again.prototypes, pg.prototypes)
+    assert torch.load(kept, weights_only=True)["labels"] == pg.labels                  # the shared entry rebuilt
+
+
+def test_a_replaced_fasttext_file_is_not_taken_for_the_cached_one(corpus, tmp_path):  # X case 4
+    words = sorted({g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(
+        r["translation"])})
+    model, shared = tmp_path / "cc.de.8.bin", tmp_path / "shared"
+    first = np.ones((len(words), 8), np.float32)
+    fasttext_bin(model, words, first)
+    pg = pseudogloss_cache.pseudoglosses(corpus, fasttext_path=model, dim=8, shared=shared,
+                                         cache_dir=tmp_path / "run1")
+    assert pg.vocab == words and torch.equal(pg.prototypes[:-1], torch.from_numpy(first))
+    stat = model.stat()
+    second = np.arange(len(words) * 8, dtype=np.float32).reshape(len(words), 8)
+    fasttext_bin(model, words, second)                        # another model, same path, size and time
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = pseudogloss_cache.pseudoglosses(corpus, fasttext_path=model, dim=8, shared=shared,
+                                            cache_dir=tmp_path / "run2")
+    assert torch.equal(again.prototypes[:-1], torch.from_numpy(second)) and len(list(shared.iterdir())) == 2
 
 
 def test_prepare_builds_the_pseudoglosses_that_pretraining_then_reads(corpus, shared_cache, monkeypatch, capsys):
     from tools import prepare
-    monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus)])
+    monkeypatch.setattr(sys, "argv", ["prepare", "--pseudoglosses", "--data", str(corpus), "--fasttext", "skipgram"])
     prepare.main()
-    assert f"in '{shared_cache}'" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"in '{shared_cache}'" in printed and "prototypes: a 300-d skip-gram fastText trained on the" in printed
     monkeypatch.setattr(pseudogloss, "_skipgram_model", lambda *a: pytest.fail("trained again"))
-    pg = pseudogloss.build_pseudoglosses(corpus, shared_dir=pseudogloss.shared_cache_dir())
+    pg = pseudogloss_cache.pseudoglosses(corpus, shared=pseudogloss_cache.shared_dir())
     assert pg.prototypes.shape == (len(pg.vocab) + 1, 300)
 
 
@@ -877,7 +962,7 @@ def test_pseudoglosses_built_for_a_chinese_corpus(tmp_path):
                         encoding="utf-8")
     pg = pseudogloss.build_pseudoglosses(tmp_path, dim=8, lang="zh")
     words = {g for sentences in rows.values() for s in sentences for g in pseudogloss.extract(s, lang="zh")}
-    assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pg.key["tagger"] == "jieba"
+    assert pg.vocab == sorted(words) and {"超市", "下雨", "哥哥"} <= words and pseudogloss.tagger_name("zh") == "jieba"
     assert [pg.vocab[i] for i in pg.labels["test0"]] == ["他", "我", "哥哥"]
     # skip-gram learns from the segmented text: its words are the tagger's, not one "word" a sentence
     seen = []
@@ -1106,6 +1191,18 @@ def test_character_rouge_l_by_hand():
 
 # ----------------------------------------------------------------------------------------------
 # data.py: PHOENIX14T as released, the dataset, frames, augmentation, the splits a stage reads
+
+
+def test_collate_in_a_worker_builds_the_batch_in_shared_memory():
+    """harness.run.collate: in a worker process the frames are made in shared memory, and the batch is
+    data.collate's, value for value."""
+    items = [{"name": str(i), "translation": "x", "frames": torch.randint(0, 255, (n, 3, 4, 4), dtype=torch.uint8)}
+             for i, n in enumerate((3, 1))]
+    assert run.shared_empty((2, 3), items[0]["frames"]).is_shared()
+    loader = torch.utils.data.DataLoader(items, batch_size=2, num_workers=1, collate_fn=run.collate)
+    got, want = next(iter(loader)), data.collate(items)
+    assert torch.equal(got["frames"], want["frames"]) and torch.equal(got["frame_mask"], want["frame_mask"])
+    assert want["frames"][1, 1:].eq(0).all() and not want["frames"].is_shared()
 
 
 def test_loader_shapes_masks_and_collate(tmp_path):
@@ -1512,7 +1609,7 @@ def ddp_worker(out_file):
     ddp = parallel.data_parallel(micro)
     mine = [(tuple(x[i:i + 1] for x in batch), labels[i:i + 1]) for i in range(2 * rank, 2 * rank + 2)]
     pretrain.micro_batched_step(ddp, mine, argparse.Namespace(tau=0.1, lambda_psp=1.0, lambda_align=1.0,
-                                                              psp_loss="paper"))
+                                                              psp_loss="paper", precision="fp32"), FP32)
     if rank == 0:
         torch.save({"loss": torch.stack(losses_all).mean(), "running_mean": net.sign.visual.norm.running_mean,
                     "grads": {n: p.grad for n, p in net.named_parameters() if p.grad is not None},
@@ -1592,7 +1689,8 @@ def same_gradients(reference, net) -> float:
     return max(float((got[n] - want[n]).abs().max()) for n in want)
 
 
-GRADCACHE_ARGS = argparse.Namespace(tau=0.1, lambda_psp=0.5, lambda_align=1.0, psp_loss="paper")
+GRADCACHE_ARGS = argparse.Namespace(tau=0.1, lambda_psp=0.5, lambda_align=1.0, psp_loss="paper", precision="fp32")
+FP32 = optim.grad_scaler("cpu", "fp32")  # a pass-through
 
 
 @pytest.mark.parametrize("size,device", [(2, "cpu"), (1, "cpu"), (3, "cpu"), pytest.param(
@@ -1612,7 +1710,7 @@ def test_gradcache_gradients_terms_and_statistics_equal_the_whole_batchs_under_t
     want = losses.pretrain_loss(whole, labels, 0.1, lambda_psp=0.5)
     want.loss.backward()
     torch.manual_seed(2)
-    got = pretrain.micro_batched_step(net, micros, GRADCACHE_ARGS)
+    got = pretrain.micro_batched_step(net, micros, GRADCACHE_ARGS, FP32)
     diff = same_gradients(reference, net)
     assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
     torch.testing.assert_close(torch.stack(got), torch.stack(want).detach(), rtol=1e-12, atol=1e-12)
@@ -1630,7 +1728,7 @@ def test_gradcache_gradients_and_terms_equal_one_pass_over_the_whole_batch(size)
     reference.sign.visual.norm.eval(), net.sign.visual.norm.eval()
     want = losses.pretrain_loss(reference(*inputs), labels, 0.1, lambda_psp=0.5)
     want.loss.backward()
-    got = pretrain.micro_batched_step(net, cut(inputs, labels, size, trim=True), GRADCACHE_ARGS)
+    got = pretrain.micro_batched_step(net, cut(inputs, labels, size, trim=True), GRADCACHE_ARGS, FP32)
     diff = same_gradients(reference, net)
     assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
     torch.testing.assert_close(torch.stack(got), torch.stack(want).detach(), rtol=1e-12, atol=1e-12)
@@ -1646,7 +1744,7 @@ def test_accumulated_finetuning_gradients_equal_the_whole_batchs(size):
     reference.sign.visual.norm.eval(), net.sign.visual.norm.eval()
     want = losses.translation_loss(reference(*inputs), ids, pad_id=1, label_smoothing=0.2)
     want.backward()
-    got = finetune.accumulated_step(net, cut(inputs, ids, size, trim=True), pad_id=1, label_smoothing=0.2)
+    got = finetune.accumulated_step(net, cut(inputs, ids, size, trim=True), 1, 0.2, "fp32", FP32)
     diff = same_gradients(reference, net)
     assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
     torch.testing.assert_close(got, want.detach(), rtol=1e-12, atol=1e-12)
@@ -1715,6 +1813,56 @@ def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, 
         pretrain.main(train_flags(root, interrupted, "--epochs", "2", "--resume"))
     assert "--data" not in str(e.value) and "tokenizer" not in str(e.value)
     outdir.release()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_each_precision_trains_and_resume_refuses_another(precision, corpus, tmp_path, monkeypatch, capsys):
+    """--precision: pre-training steps under each (all three run on the CPU); the loss stays finite, every
+    trainable weight that gets a gradient changes, the precision is recorded as a result flag. fp16 runs with
+    dynamic loss scaling: its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are
+    skipped), hence eight steps of two videos there; bf16 and fp32 have no scaler."""
+    initial, scalers = {}, []
+    build, grad_scaler = run.build, optim.grad_scaler
+
+    def spy_build(setup, kind, **kwargs):
+        net = build(setup, kind, **kwargs)
+        initial.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
+        return net
+    monkeypatch.setattr(run, "build", spy_build)
+    monkeypatch.setattr(optim, "grad_scaler", lambda *a: scalers.append(grad_scaler(*a)) or scalers[-1])
+    out, sizes = tmp_path / "run", ["--epochs", "2", "--batch-size", "2"] if precision == "fp16" else ["--epochs", "1"]
+    pretrain.main(train_flags(corpus, out, *sizes, "--precision", precision))
+    losses_seen = [float(v) for v in re.findall(r"pretrain epoch \d/\d train/loss (\S+)", capsys.readouterr().out)]
+    assert len(losses_seen) == int(sizes[1]) and all(math.isfinite(v) and 0 < v < 10 for v in losses_seen)
+    last = torch.load(out / "pretrain.last.pt", weights_only=True)
+    kept = read_json(out / "pretrain" / "training.json")["flags"]
+    assert last["flags"]["precision"] == kept["precision"] == precision
+    unchanged = [n for n in initial if torch.equal(initial[n], last["model"][n])]
+    assert len(initial) > 40 and unchanged == ["llm_encoder.embed_tokens.weight"]  # never read: inputs_embeds
+    assert scalers[0].is_enabled() == (precision == "fp16")
+    if precision == "fp16":
+        assert scalers[0].get_scale() < 2.0 ** 16
+    outdir.release()
+    other = "bf16" if precision == "fp32" else "fp32"
+    with pytest.raises(SystemExit, match=f"--precision: '{precision}' -> '{other}'"):
+        pretrain.main(train_flags(corpus, out, *sizes, "--precision", other, "--resume"))
+    outdir.release()
+
+
+def test_default_precision_follows_the_device(monkeypatch):
+    """bf16 on a GPU with native bf16, fp16 on one without (a V100: bf16 only emulated), fp32 on the CPU; bf16
+    asked of a GPU without it is an error naming the flag. The GPU is simulated: no CUDA here."""
+    def parsed(device, *extra):
+        return cli.parse(pretrain.flags(), ["--data", "synthetic", "--device", device, *extra]).precision
+    assert parsed("cpu") == "fp32" and parsed("cpu", "--precision", "fp16") == "fp16"
+    native = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation or
+                        bool(native))
+    assert parsed("cuda") == "fp16" and parsed("cuda", "--precision", "fp32") == "fp32"
+    with pytest.raises(SystemExit):
+        parsed("cuda", "--precision", "bf16")
+    native.append(True)
+    assert parsed("cuda") == parsed("cuda:0") == "bf16"
 
 
 def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, capsys):
@@ -1843,6 +1991,62 @@ def test_a_damaged_fasttext_file_is_refused_before_anything_is_written(corpus, t
     assert not (tmp_path / "run").exists()
 
 
+def test_the_paper_preset_fetches_the_papers_prototypes_saying_their_size_first(corpus, tmp_path, monkeypatch,
+                                                                              capsys):
+    """--fasttext cc, the paper preset's default (skipgram the tiny preset's): fastText's cc.de.300 from the Hub
+    (mocked: no network here), its size printed before the download and not again once cached; the run says
+    which prototypes it used, the kept folder records them, and P starts from the file's vectors."""
+    import huggingface_hub
+
+    def default(*argv):
+        return cli.parse(pretrain.flags(), list(argv)).fasttext
+    assert default("--data", "phoenix14t") == "cc" and default("--data", "phoenix14t", "--preset", "tiny") == \
+        "skipgram" == default("--data", "synthetic") == default("--data", "phoenix14t", "--fasttext", "skipgram")
+    vocab = sorted({g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(
+        r["translation"])})
+    vectors = np.random.default_rng(0).normal(size=(len(vocab), 300)).astype(np.float32)
+    fasttext_bin(tmp_path / "model.bin", vocab, vectors)
+    printed_before, cached, prototypes = [], [], []
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached[0] if cached else None)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: argparse.Namespace(size=7_234_567_890)
+                        if not cached else pytest.fail("asked for the size of a cached file"))
+
+    def download(repo, name):
+        printed_before.append((repo, name, capsys.readouterr().out))
+        return str(tmp_path / "model.bin")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    build = run.build
+    monkeypatch.setattr(run, "build", lambda *a, **kw: prototypes.append(kw["prototypes"]) or build(*a, **kw))
+    pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", "cc"))
+    (repo, name, before), = printed_before
+    assert (repo, name) == ("facebook/fasttext-de-vectors", "model.bin")
+    assert "prototypes: downloading fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors " \
+        "model.bin: 7.2 GB, once, into the Hugging Face cache" in before
+    assert f"prototypes: fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors: " \
+        f"'{tmp_path / 'model.bin'}'" in capsys.readouterr().out
+    assert read_json(tmp_path / "run" / "pretrain" / "training.json")["flags"]["fasttext"] == "cc"
+    assert read_json(tmp_path / "run" / "pretrain" / "config.json")["pseudoglosses"] == vocab
+    torch.testing.assert_close(prototypes[0], torch.from_numpy(vectors))
+    cached.append(str(tmp_path / "model.bin"))
+    assert pseudogloss.fasttext_model_file("cc", "de") == cached[0] and "downloading" not in capsys.readouterr().out
+    outdir.release()
+
+
+def test_an_unreachable_hub_is_a_clear_error_naming_the_vectors_and_the_way_out(monkeypatch, capsys):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def unreachable(*a, **kw):
+        raise LocalEntryNotFoundError("cannot reach the hub")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    with pytest.raises(SystemExit, match=r"(?s)could not fetch fastText's cc.en.300 vectors \(facebook/fasttext-"
+                       r"en-vectors.*cannot reach the hub.*--fasttext FILE, or pass --fasttext skipgram"):
+        pseudogloss.fasttext_model_file("cc", "en")
+    assert "model.bin: about 7 GB, once" in capsys.readouterr().out
+
+
 def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):
     monkeypatch.setenv("PHOENIX14T_ROOT", str(tmp_path / "no_such_phoenix"))
 
@@ -1936,7 +2140,7 @@ def test_paper_preset_from_local_folders(tmp_path):
         image_size=224)).save_pretrained(str(dino_dir))
     common = ["--data", str(root), "--preset", "paper", "--dino", str(dino_dir), "--mbart", str(mbart_dir),
               "--out", str(out), "--workers", "0", "--batch-size", "2", "--device", "cpu"]
-    pretrain.main(common + ["--epochs", "1"])
+    pretrain.main(common + ["--epochs", "1", "--fasttext", "skipgram"])  # offline: no cc vectors
     finetune.main(common + ["--stage1-epochs", "1", "--stage2-epochs", "1"])
     evaluate.main(common + ["--split", "test", "--max-new-tokens", "4", "--beams", "2"])
     assert len((out / "test.hyp.txt").read_text().splitlines()) == 2
@@ -2267,7 +2471,8 @@ def spm_of(sentences):
 
 def kept_folder_cases(out, corpus):
     """(name, how a copy of <out>/finetune is damaged: edited_folder's keyword arguments or a function of the
-    copy, the refusal's words): every way in that reading a folder refuses (issue R 5, 8, 17-20, 27)."""
+    copy, the refusal's words): every way in that reading a folder refuses: truncated or crafted weights, headers
+    and configs, tokenizers that name paths, links and non-files, bases that do not match."""
     first = "sign.temporal.blocks.0.attn.qkv.weight"
 
     def cut(d):
@@ -2506,7 +2711,7 @@ def test_links_planted_in_out_are_refused_and_never_followed(corpus, tmp_path):
     elsewhere.mkdir()
     (out / "cache").symlink_to(elsewhere)
     with pytest.raises(SystemExit, match=f"'{out / 'cache'}' is a symbolic link \\(to '{elsewhere}'\\)"):
-        pseudogloss.build_pseudoglosses(corpus, cache_dir=out / "cache")
+        pseudogloss_cache.pseudoglosses(corpus, cache_dir=out / "cache")
     assert precious.read_text() == "PRECIOUS\n" and list(elsewhere.iterdir()) == []
     outdir.release()
 
@@ -2806,6 +3011,25 @@ def test_every_frame_is_checked_before_training(tmp_path):
     assert len(full) == 1 and str(png) in full[0]
 
 
+def test_a_dev_png_damaged_inside_is_named_before_training(corpus, tmp_path, monkeypatch, capsys):  # X case 15
+    def damage(root):
+        frame = decode.frame_files(root / data.FRAME_DIR / "dev" / data.read_split(root, "dev")[1]["name"])[2]
+        whole = frame.read_bytes()
+        frame.write_bytes(whole[:60] + bytes(len(whole) - 72) + whole[-12:])   # header and end intact
+    root = copy_corpus(corpus, tmp_path, damage)
+    frame = decode.frame_files(root / data.FRAME_DIR / "dev" / data.read_split(root, "dev")[1]["name"])[2]
+    assert check.check_videos(root, splits_of(root, ["dev"])) == []            # the quick check alone misses it
+    with pytest.raises(SystemExit, match=f"1 problem\\(s\\) with the videos of train/dev .*\n  frame '{frame}' is "
+                                         "damaged: its data does not match its checksums"):
+        pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(sys, "argv", ["prepare", "--check", "--data", str(root)])
+    from tools import prepare
+    with pytest.raises(SystemExit):
+        prepare.main()
+    assert f"frame '{frame}' is damaged: its data does not match its checksums" in capsys.readouterr().out
+
+
 def test_an_interrupted_pack_leaves_no_temporary_folder(tmp_path):
     root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -2849,7 +3073,7 @@ def test_bombs_fifos_and_cut_frames_are_named_before_training(tmp_path):
 def pack_flags(monkeypatch, root, *extra):
     from tools import prepare
     monkeypatch.setattr(sys, "argv", ["prepare", "--pack", "--data", str(root), "--splits", "train", "--workers",
-                                      "1", *extra])
+                                      "1", *map(str, extra)])
     return prepare.main
 
 
@@ -2881,6 +3105,80 @@ def test_pack_checks_first_and_says_what_it_cannot_write_or_removed(tmp_path, mo
     printed = capsys.readouterr().out
     assert not stale.exists() and f"train: removed '{stale}', left by an interrupted pack" in printed
     assert "train: already packed" in printed
+
+
+def test_packed_dir_never_replaces_videos_a_file_or_a_folder_it_did_not_make(tmp_path, monkeypatch):  # X 1, 23
+    root = write_tree(tmp_path / "phoenix", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    frames = root / data.FRAME_DIR
+    before = digests(root)
+    with pytest.raises(SystemExit, match=f"cannot pack train: the pack folder '{frames / 'train'}' would replace the "
+                       f"folder of the split's videos '{frames / 'train' / 'v1'}': pass a --packed-dir apart from "
+                       "the videos; nothing was written"):
+        pack_flags(monkeypatch, root, "--packed-dir", frames)()
+    named_train = write_tree(tmp_path / "sets" / "train", {"v1": (2, SENTENCES[0])})      # a root named train
+    with pytest.raises(SystemExit, match=f"would replace the dataset root '{named_train}'"):
+        pack_flags(monkeypatch, named_train, "--packed-dir", tmp_path / "sets")()
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(SystemExit, match=f"--packed-dir '{tmp_path / 'a-file'}' exists and is not a folder"):
+        pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "a-file")()
+    (tmp_path / "mine" / "train").mkdir(parents=True)
+    (tmp_path / "mine" / "train" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match=f"'{tmp_path / 'mine' / 'train'}' holds notes.txt, which no pack holds"):
+        pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "mine")()
+    with pytest.raises(ValueError, match="would replace the folder of the split's videos"):
+        pack.pack_split(root, "train", data.read_split(root, "train"), frames, workers=1)
+    assert digests(root) == before and (tmp_path / "mine" / "train" / "notes.txt").read_text() == "mine"
+    custom = tmp_path / "custom"                       # your own layout: --packed-dir <root> would replace train/
+    shutil.copytree(frames / "train" / "v1", custom / "train" / "v1")
+    (custom / "train" / "notes.txt").write_text("mine")
+    write_custom(custom, ["v1|train/v1|Hello."])
+    with pytest.raises(SystemExit, match=f"would replace the folder of the split's videos '{custom / 'train' / 'v1'}'"):
+        pack_flags(monkeypatch, custom, "--packed-dir", custom, "--resize", "0")()
+    assert (custom / "train" / "notes.txt").is_file() and len(list((custom / "train" / "v1").iterdir())) == 3
+    pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "packs")()              # a pack replaces a pack
+    (root / data.FRAME_DIR / "train" / "v1" / "images0003.png").unlink()
+    pack_flags(monkeypatch, root, "--packed-dir", tmp_path / "packs")()
+    assert json.loads((tmp_path / "packs" / "train" / "index.json").read_text())["counts"] == [2, 2]
+
+
+def test_a_stale_or_foreign_pack_is_rebuilt_by_packing_and_refused_by_training(tmp_path, monkeypatch,
+                                                                               capsys):  # X case 5
+    root = write_tree(tmp_path / "a", {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    other = write_tree(tmp_path / "b", {"v1": (3, SENTENCES[2]), "v2": (2, SENTENCES[3])})
+    packs = tmp_path / "packs"
+    pack_flags(monkeypatch, root, "--packed-dir", packs)()
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+    problems = check.check_videos(other, splits_of(other, ["train"]), packed=True, packed_dir=packs)
+    assert len(problems) == 2 and problems[0].startswith(f"frame pack '{packs / 'train'}' is stale: video 'v1' "
+                                                         "changed since it was packed")
+    frame = root / data.FRAME_DIR / "train" / "v2" / "images0001.png"
+    Image.fromarray(moving_frames(1, 60, 48, seed=5)[0]).save(frame)               # a frame replaced
+    [problem] = check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs)
+    assert "video 'v2' changed since it was packed" in problem and "python -m tools.prepare --pack" in problem
+    capsys.readouterr()
+    pack_flags(monkeypatch, root, "--packed-dir", packs)()
+    printed = capsys.readouterr().out
+    assert f"train: the pack in '{packs / 'train'}' is stale (video 'v2' changed since it was packed): rebuilding " \
+           "it" in printed and "already packed" not in printed
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+    shutil.rmtree(root / data.FRAME_DIR / "train" / "v1")                           # frames deleted after packing
+    assert check.check_videos(root, splits_of(root, ["train"]), packed=True, packed_dir=packs) == []
+
+
+@pytest.mark.parametrize("edit,why", [(lambda m: m["sizes"][0].__setitem__(0, "60"), "'v1' is ['60', 48], not"),
+                                      (lambda m: m["sizes"][1].__setitem__(1, 0), "'v2' is [60, 0], not"),
+                                      (lambda m: m["sizes"].pop(), "sizes is not a list of one entry per video"),
+                                      (lambda m: m["counts"].__setitem__(0, True), "not the JSON index of a pack")])
+def test_a_pack_index_with_bad_frame_sizes_is_damaged(tmp_path, edit, why):  # X case 22
+    root = write_tree(tmp_path, {"v1": (3, SENTENCES[0]), "v2": (2, SENTENCES[1])})
+    folder = pack.pack_split(root, "train", data.read_split(root, "train"), workers=1)
+    meta = read_json(folder / "index.json")
+    edit(meta)
+    (folder / "index.json").write_text(json.dumps(meta))
+    [problem] = check.check_videos(root, splits_of(root, ["train"]), packed=True)
+    assert problem.startswith(f"frame pack '{folder}': index.json is damaged (") and why in problem
+    with pytest.raises(OSError, match=f"frame pack '{folder}' is damaged"):
+        data.SignVideos(root, "train", packed=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -3026,12 +3324,12 @@ def test_synthetic_corpus_deterministic_and_loadable(tmp_path):
     # training items hold the whole 256/224 resize (37 for a 32 crop); the crop is taken on the device (data.prepare)
     assert item["frames"].ndim == 4 and item["frames"].shape[1:] == (3, 37, 37) and 10 <= len(item["frames"]) <= 60
     assert item["crop"] == 32
-    pg = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
+    pg = pseudogloss_cache.pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert pg.prototypes.shape == (len(pg.vocab) + 1, 16) and not pg.prototypes[-1].any()
     assert set(pg.labels) == {r["name"] for s in data.SPLITS for r in data.read_split(a, s)}
     h = pseudogloss.multi_hot([r["name"] for r in data.read_split(a, "train")[:2]], pg)
     assert h.shape == (2, len(pg.vocab)) and h.sum() > 0
-    again = pseudogloss.build_pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
+    again = pseudogloss_cache.pseudoglosses(a, dim=16, cache_dir=tmp_path / "cache")
     assert again.vocab == pg.vocab and torch.equal(again.prototypes, pg.prototypes)
     cached = torch.load(tmp_path / "cache" / "pseudoglosses-train-dev-test.pt", weights_only=True)  # all splits
     assert cached["vocab"] == pg.vocab
@@ -3167,6 +3465,42 @@ def test_how2sign_sentences_are_cut_from_the_full_videos_by_the_realigned_times(
     assert check.check_videos(root, splits_of(root, ["train"])) == []
 
 
+@pytest.mark.parametrize("column,value", [(5, "nan"), (4, "-5"), (4, "-inf"), (4, "nan"), (5, "inf")])
+def test_how2sign_times_that_are_no_times_are_refused_naming_the_line(tmp_path, column, value):  # X cases 6, 12
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=3, n_dev=1, n_test=1, frame_size=32)
+    table = how2sign.split_file(root, "train")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    row = lines[2].split("\t")
+    row[column] = value
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    key = ("START_REALIGNED", "END_REALIGNED")[column - 4]
+    with pytest.raises(SystemExit, match=f"'{table}', line 3: {key} '{value}' is not a time in seconds \\(a finite "
+                                         "number, 0 or more\\)"):
+        data.read_splits(root, ["train"])
+
+
+def test_a_how2sign_sentence_holding_no_frame_is_skipped_and_counted(tmp_path, capsys):  # X case 13
+    root = synthetic.make_corpus(tmp_path / "synthetic-en", "en", n_train=3, n_dev=1, n_test=1, frame_size=32)
+    table = how2sign.split_file(root, "train")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    row = lines[2].split("\t")
+    video = how2sign.videos_folder(root, "train") / f"{row[1]}.mp4"
+    times = []
+    for _ in decode.iter_video(video, keep=set(), times=times):
+        pass
+    row[4], row[5] = f"{times[3] + 0.25 * (times[4] - times[3]):.4f}", f"{times[3] + 0.75 * (times[4] - times[3]):.4f}"
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    names = [r["name"] for r in data.read_split(root, "train")]
+    assert row[3] not in names and len(names) == 2
+    assert "skipped: 0 without their video, 0 past their video's end, 0 ending before they start, 1 holding no " \
+           "frame" in capsys.readouterr().err
+    row[5] = f"{times[4] + 0.01:.4f}"                                 # one frame: kept
+    table.write_text("\n".join([lines[0], lines[1], "\t".join(row), *lines[3:]]) + "\n", encoding="utf-8")
+    ds = data.SignVideos(root, "train", size=32)
+    assert len(ds) == 3 and ds[1]["frames"].shape[0] == 1
+
+
 def test_synthetic_chinese_corpus_is_csl_daily_as_released(tmp_path):
     import pickle
     root = synthetic.make_corpus(tmp_path / "synthetic-zh", "zh", n_train=12, n_dev=3, n_test=3, frame_size=32)
@@ -3269,11 +3603,61 @@ def test_flops_per_step_multipliers():
 
 
 # ----------------------------------------------------------------------------------------------
+# tools/memory.py: the peak of a training step on fake tensors
+
+def test_peak_bytes_counts_each_live_storage_once_by_hand():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        tracker = memory.PeakBytes(round_to=512)
+        weight = torch.empty(100, 10)                                   # 4,000 B, there before: 4,096 in blocks
+        tracker.track([weight])
+        with tracker:
+            a = torch.empty(1000)                                       # 4,000 B -> 4,096
+            view = a[:10]                                               # a view: no storage of its own
+            b = torch.empty(500, dtype=torch.float16)                   # 1,000 B -> 1,024
+            del a, view                                                 # a's storage dies
+            c = torch.empty(3000, dtype=torch.uint8)                    # 3,000 B -> 3,072
+    assert tracker.peak == 4096 + 4096 + 1024 and tracker.live == 4096 + 1024 + 3072
+    assert b.dtype == torch.float16 and c.numel() == 3000
+
+
+@pytest.mark.slow
+def test_simulated_step_matches_the_resident_memory_of_a_real_cpu_run():
+    """Independent of the tracker: the real step's peak resident memory above idle, in a fresh process."""
+    r = memory.check(memory.Setting("pretrain", batch_size=16, frames=115, precision="fp32"), "tiny")
+    assert r["real"] > 100 * 2**20                                      # far above the noise of a process
+    assert 0.85 < r["simulated"] / r["real"] < 1.15
+    assert r["weights"] == pytest.approx(r["real_weights"], rel=0.05)
+
+
+def test_memory_command_names_the_cards_that_fit_and_refuses_uneven_micro_batches(capsys):
+    assert memory.fits(int(0.9 * 24 * 2**30)) == "24 GB, 40 GB, 80 GB"    # 90% of 24 GiB: fits
+    assert memory.fits(int(0.9 * 24 * 2**30) + 1) == "40 GB, 80 GB"
+    assert memory.fits(73 * 2**30) == "none of 24/40/80 GB"                # above 90% of 80 GiB (72 GiB)
+    with pytest.raises(SystemExit, match="--batch-size 16 does not split into --accumulation 3"):
+        memory.main(["--batch-size", "16", "--accumulation", "3"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_epoch_line_carries_the_cuda_peak(tmp_path, capsys):
+    setup = argparse.Namespace(args=argparse.Namespace(out=tmp_path), device=torch.device("cuda"))
+    progress = logs.Progress(setup, "pretrain", 1)
+    for _ in progress.batches([0], 0):
+        held = torch.ones(2**20, device="cuda")                         # 4 MiB live in this epoch
+        progress.step(loss=held.sum())
+    progress.end_epoch(1e-4, False)
+    peak = torch.cuda.max_memory_allocated()
+    assert peak >= 4 * 2**20 and f" peak {peak / 2**30:.2f} GiB" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
 # The project as a whole: layers, limits, parts that lift out, README and DESIGN.md
 
 
-TOP = {"model", "losses", "lora", "tokenizer", "metrics", "data", "pseudogloss", "train", "pretrain", "finetune",
+TOP = {"model", "losses", "lora", "tokenizer", "metrics", "data", "pseudogloss", "optim", "pretrain", "finetune",
        "evaluate"}
+# the paper's components, at the bottom with corpora/ (the dataset readers and decoders they need)
+COMPONENTS = {"model", "losses", "lora", "tokenizer", "metrics", "data", "pseudogloss", "optim"}
 
 
 FOLDERS = ("harness", "corpora", "tools")
@@ -3305,7 +3689,7 @@ def import_graph() -> dict:
 
 def test_tiers_imports_run_downward_without_cycles():
     """The paper's files on top (TOP, at most 11, at most 2,500 lines together), what is not the paper in the
-    folders below; no import cycles; the top never imports a tool; at most 7 floors; no file over 500 lines."""
+    folders below; no import cycles; the top never imports a tool; at most 8 floors; no file over 500 lines."""
     graph = import_graph()
     modules = project_modules()
     assert {m for m in modules if "." not in m and m not in FOLDERS} == TOP and len(TOP) <= 11
@@ -3324,13 +3708,27 @@ def test_tiers_imports_run_downward_without_cycles():
     assert not [(m, d) for m in recipes for d in graph[m] if d in recipes], "a recipe imports a recipe"
     below = [(m, d) for m in graph for d in graph[m] if m.split(".")[0] in ("harness", "corpora") and d in recipes]
     assert not below, below
+    # each folder one room: no room imports a room that imports it back; the components and corpora/ import
+    # nothing of harness/ or tools/, corpora/ nothing of the top
+    room = {m: m.split(".")[0] for m in graph}
+    rooms = {}
+    for m, deps in graph.items():
+        rooms.setdefault(room[m], set()).update(room[d] for d in deps if room[d] != room[m])
+
+    def room_reaches(a, b, seen=()):
+        return any(n == b or (n not in seen and room_reaches(n, b, seen + (n,))) for n in rooms.get(a, ()))
+    assert not [r for r in rooms if room_reaches(r, r)], rooms
+    bottom = [(m, d) for m in graph for d in graph[m] if (m in COMPONENTS or m.startswith("corpora."))
+              and d.split(".")[0] in ("harness", "tools")]
+    assert not bottom, f"the paper's components import the run's bookkeeping or a tool: {bottom}"
+    assert not [(m, d) for m in graph for d in graph[m] if m.startswith("corpora.") and "." not in d], rooms["corpora"]
     floor = {}
 
     def floor_of(m):  # a file with no project import is on floor 1, every other one above the highest it imports
         if m not in floor:
             floor[m] = 1 + max((floor_of(d) for d in graph[m]), default=0)
         return floor[m]
-    assert max(floor_of(m) for m in graph) <= 7, sorted(floor.items(), key=lambda kv: kv[1])
+    assert max(floor_of(m) for m in graph) <= 8, sorted(floor.items(), key=lambda kv: kv[1])
 
 
 def readme_section(text: str, heading: str) -> str:

@@ -18,7 +18,7 @@ import torch.nn as nn
 # mBART-cc25's language codes of the three datasets' languages (PHOENIX14T, How2Sign, CSL-Daily); the decoder
 # starts from the target language's code, and the text encoder's source ends with it.
 LANG_CODES = {"de": "de_DE", "en": "en_XX", "zh": "zh_CN"}
-# the authors' max_words (`dataset/slt_dataset.py` L25, L134): `x </s> de_DE` is cut to at most 128 tokens
+# the authors' max_words (`dataset/slt_dataset.py` L25, L134 @73cc504): `x </s> de_DE` is cut to at most 128 tokens
 MAX_TEXT_TOKENS = 128
 
 

@@ -184,12 +184,19 @@ def count_frames(path, start: float = None, end: float = None) -> int:
 def video_duration(path) -> float:
     """A video file's duration in seconds from its container's header (its video stream's where the container
     does not say); None where neither does."""
+    return video_timing(path)[0]
+
+
+def video_timing(path) -> tuple:
+    """From a video file's header: (duration in seconds or None, frames per second or None, its video stream's
+    first time in seconds)."""
     import av
     with av.open(str(path)) as container:
-        if container.duration:
-            return container.duration / av.time_base
         stream = container.streams.video[0]
-        return float(stream.duration * stream.time_base) if stream.duration else None
+        duration = container.duration / av.time_base if container.duration else \
+            float(stream.duration * stream.time_base) if stream.duration else None
+        first = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        return duration, float(stream.average_rate) if stream.average_rate else None, first
 
 
 def video_file_size(path) -> list:

@@ -168,3 +168,23 @@ def torch_archive_problem(path) -> str:
         return (f"its entry '{packed[0]}' is compressed" if packed else "its entries add up to more than the file") + \
             ", which torch.save never writes (it would inflate in memory): not loaded"
     return None
+
+
+_ONCE = {}  # (what, the sources' stat) -> read()'s rows
+
+
+def read_once(what: tuple, sources: list, read) -> list[dict]:
+    """read()'s rows, read once per process for `what` until one of `sources` (files, folders) changes its inode,
+    size or modification time; each row a copy, which the caller may change."""
+    key = (what, tuple(_stat(p) for p in sources))
+    if key not in _ONCE:
+        _ONCE[key] = read()
+    return [dict(row) for row in _ONCE[key]]
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path),)
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)

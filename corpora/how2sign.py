@@ -7,10 +7,11 @@ The released clips were cut by the original times, while the realigned sentences
 END_REALIGNED (seconds) refer to the full-length videos. Where those are present, as the download script unzips
 them (<root>/video_level/<split>/rgb_front/raw_videos/<VIDEO_NAME>.mp4), each sentence is cut from its video by
 the realigned times instead (once, by `python -m tools.prepare --pack`, or by the loader when not packed); a
-sentence whose video is missing or whose times run past its video's end (how2sign-data #9) is skipped and
-counted."""
+sentence whose video is missing, whose times run past its video's end (how2sign-data #9) or hold no frame is
+skipped and counted; a time that is not a finite number of seconds, 0 or more, is an error naming its line."""
 import csv
 import functools
+import math
 import os
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def read(root: Path, split: str) -> list[dict]:
     once per file, with which videos were read."""
     path, full = split_file(root, split), videos_folder(root, split)
     folder = full if full.is_dir() else clips_folder(root, split)
-    rows, skipped = [], {"missing": 0, "past the end": 0, "empty": 0}
+    rows, skipped = [], {"missing": 0, "past the end": 0, "empty": 0, "no frame": 0}
     for line, r in files.read_table(path, "\t", ("SENTENCE_NAME", "SENTENCE"), quoting=csv.QUOTE_MINIMAL):
         where = f"'{path}', line {line}"
         row = {"name": r["SENTENCE_NAME"], "translation": r["SENTENCE"]}
@@ -91,35 +92,48 @@ def _field(r: dict, key: str, where: str) -> str:
 
 
 def _seconds(r: dict, key: str, where: str) -> float:
+    """A realigned time, refused unless a finite number of seconds, 0 or more (nan, inf, -5 are no times)."""
     try:
-        return float(_field(r, key, where))
-    except ValueError as e:
-        raise ValueError(f"{where}: {key} '{r.get(key)}' is not a time in seconds") from e
+        t = float(_field(r, key, where))
+    except ValueError:
+        t = math.nan
+    if not (math.isfinite(t) and t >= 0):
+        raise ValueError(f"{where}: {key} '{r.get(key)}' is not a time in seconds (a finite number, 0 or more)")
+    return t
 
 
 def _problem(row: dict) -> str:
     """Why a sentence is skipped: "missing" (no clip or video file), "empty" (its realigned end is not after its
-    start), "past the end" (its realigned times run past its video's end), or '' (nothing)."""
+    start), "past the end" (its realigned times run past its video's end), "no frame" (no frame is shown between
+    its times, by its video's frame rate), or '' (nothing)."""
     if not row["video"].is_file():
         return "missing"
     if "end" in row and row["end"] <= row["start"]:
         return "empty"
     if "end" in row:
         stat = os.stat(row["video"])
-        duration = _duration(str(row["video"]), stat.st_mtime_ns, stat.st_size)
+        duration, rate, first = _timing(str(row["video"]), stat.st_mtime_ns, stat.st_size)
         if duration is not None and row["end"] > duration + END_TOLERANCE:
             return "past the end"
+        if rate and not _holds_a_frame(row["start"], row["end"], rate, first):
+            return "no frame"
     return ""
 
 
+def _holds_a_frame(start: float, end: float, rate: float, first: float) -> bool:
+    """Whether a frame time first + k / rate falls from `start` up to before `end` (decode.iter_video's window)."""
+    k = math.ceil(round((start - decode.TIME_EPSILON - first) * rate, 6))
+    return first + max(k, 0) / rate < end - decode.TIME_EPSILON
+
+
 @functools.lru_cache(maxsize=None)
-def _duration(path: str, mtime_ns: int, size: int):
-    """A full-length video's duration, read from its header once per file version (a video holds ~12
-    sentences)."""
+def _timing(path: str, mtime_ns: int, size: int) -> tuple:
+    """A full-length video's (duration, frame rate, first time), read from its header once per file version (a
+    video holds ~12 sentences)."""
     try:
-        return decode.video_duration(path)
+        return decode.video_timing(path)
     except Exception:  # not a video: the check before training names it
-        return None
+        return None, None, 0.0
 
 
 def _report(split: str, path: Path, folder: Path, full: bool, n: int, skipped: dict):
@@ -131,7 +145,8 @@ def _report(split: str, path: Path, folder: Path, full: bool, n: int, skipped: d
     if full:
         print(f"How2Sign {split} ({SPLIT[split]}): {n} of {total} sentences cut from the full-length videos in "
               f"'{folder}' by their realigned times; skipped: {skipped['missing']} without their video, "
-              f"{skipped['past the end']} past their video's end, {skipped['empty']} ending before they start",
+              f"{skipped['past the end']} past their video's end, {skipped['empty']} ending before they start, "
+              f"{skipped['no frame']} holding no frame (shorter than a frame's interval)",
               file=sys.stderr)
     elif skipped["missing"]:
         print(f"How2Sign {split} ({SPLIT[split]}): {skipped['missing']} of {total} sentences have no clip "

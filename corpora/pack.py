@@ -1,11 +1,15 @@
 """Frame packs (DESIGN.md "Data"): each split once as one memory-mapped stream of JPEGs, because decoding ~100
 small PNG files a video is too slow to keep a GPU busy. <packed-dir>/<split>/ holds frames.bin (the JPEGs back
 to back), offsets.npy (int64 [N + 1], byte offsets of the N frames) and index.json (video names, frame counts,
-each video's frame size before any resize, which the augmentation needs, and settings)."""
+each video's frame size before any resize, which the augmentation needs, each video's source fingerprint, and
+settings). A pack is made only where no dataset lies, and replaces only a pack; a video changed since it was
+packed makes the pack stale (rebuilt by the packing command, refused by training)."""
+import hashlib
 import io
 import json
 import multiprocessing
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,8 @@ from PIL import Image
 
 from corpora import decode, files
 
-PACK_VERSION = 2
+PACK_VERSION = 3  # 3: each video's source fingerprint (sources)
+PACK_FILES = ("frames.bin", "offsets.npy", "index.json")
 
 
 def packed_path(root, split, packed_dir=None) -> Path:
@@ -25,6 +30,58 @@ def pack_command(root, split, packed_dir=None) -> str:
     """The command that (re)builds a split's pack, for error messages."""
     return (f"python -m tools.prepare --pack --data {root} --splits {split}"
             + (f" --packed-dir {packed_dir}" if packed_dir else ""))
+
+
+def destination_problem(root, split, rows, packed_dir=None) -> str:
+    """Why a split's pack may not be written at <packed-dir>/<split> ('' if it may): --packed-dir is not a
+    folder; the pack folder is the dataset root, holds it, lies in a folder of the split's videos or holds one
+    (it would replace the frames); or it exists and holds what no pack holds (a folder this project did not
+    make). Checked before anything is written."""
+    folder = packed_path(root, split, packed_dir)
+    if packed_dir and os.path.lexists(packed_dir) and not Path(packed_dir).is_dir():
+        return f"--packed-dir '{packed_dir}' exists and is not a folder: pass a folder (a new one is made)"
+    if os.path.lexists(folder) and (os.path.islink(folder) or not folder.is_dir()):
+        return f"'{folder}' exists and is not a pack folder (a file or a link): pass another --packed-dir"
+    where, top = folder.resolve(), Path(root).resolve()
+    if where == top or where in top.parents:  # inside the root is where packs go by default (<root>/packed)
+        return f"the pack folder '{folder}' would replace the dataset root '{top}': pass another --packed-dir"
+    for holder in sorted({v if v.is_dir() else v.parent for v in (r["video"].resolve() for r in rows)}):
+        if where == holder or holder in where.parents or where in holder.parents:
+            how = "lie in" if holder in where.parents else "replace"
+            return (f"the pack folder '{folder}' would {how} the folder of the split's videos '{holder}': pass a "
+                    "--packed-dir apart from the videos")
+    foreign = sorted(set(os.listdir(folder)) - set(PACK_FILES)) if folder.is_dir() else []
+    if foreign:
+        return (f"'{folder}' holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which no pack "
+                "holds: it is not a pack this project made, and is left as it is; pass another --packed-dir")
+    return ""
+
+
+def fingerprint(row) -> str:
+    """What a video was packed from: sha256 of its frame files' names, sizes and mtimes (a frame folder), or of
+    its file's size and mtime and the sentence's times (a video file); '' for a video not there."""
+    video, digest = Path(row["video"]), hashlib.sha256()
+    if video.is_dir():
+        with os.scandir(video) as entries:
+            for e in sorted(entries, key=lambda e: e.name):
+                st = e.stat()
+                digest.update(f"{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    elif video.is_file():
+        st = video.stat()
+        digest.update(f"{st.st_size}\0{st.st_mtime_ns}\0{row.get('start')}\0{row.get('end')}".encode())
+    else:
+        return ""
+    return digest.hexdigest()
+
+
+def stale_videos(folder: Path, rows: list) -> list[str]:
+    """The videos of `rows` (their names) whose source changed since the intact pack in `folder` was made, or
+    that it lacks; a video whose source is gone (frames deleted after packing) is read from the pack as is."""
+    meta = json.loads((Path(folder) / "index.json").read_text())
+    packed = dict(zip(meta["names"], meta["sources"]))
+    with ThreadPoolExecutor(8) as pool:  # mostly waiting for the disk: one stat per frame file
+        now = list(pool.map(fingerprint, rows))
+    return [r["name"] for r, f in zip(rows, now) if r["name"] not in packed or (f and f != packed[r["name"]])]
 
 
 def _encode_video(job) -> tuple:
@@ -61,11 +118,14 @@ def pack_problems(folder: Path) -> str:
     try:
         meta = json.loads((folder / "index.json").read_text())
         names, counts = meta["names"], meta["counts"]
-        assert len(names) == len(counts) and all(isinstance(c, int) and c > 0 for c in counts)
+        assert len(names) == len(counts) and all(type(c) is int and c > 0 for c in counts)
     except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
         return "index.json is damaged (not the JSON index of a pack)"
-    if meta.get("version") != PACK_VERSION or len(meta.get("sizes", ())) != len(names):
-        return f"index.json is of pack format {meta.get('version')}, not {PACK_VERSION} (no frame sizes)"
+    if meta.get("version") != PACK_VERSION:
+        return f"index.json is of pack format {meta.get('version')}, not {PACK_VERSION}"
+    why = _index_problem(meta)
+    if why:
+        return f"index.json is damaged ({why})"
     try:
         offsets = np.load(folder / "offsets.npy")
     except (ValueError, OSError, EOFError):
@@ -80,6 +140,24 @@ def pack_problems(folder: Path) -> str:
     return ""
 
 
+def _index_problem(meta: dict) -> str:
+    """What is wrong with a version's index.json beyond its counts ('' if nothing): video names distinct
+    strings; a frame size [height, width] of positive whole numbers and a source fingerprint for each."""
+    names, sizes, sources = meta["names"], meta.get("sizes"), meta.get("sources")
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        return "its video names are not distinct names"
+    for field, value in (("sizes", sizes), ("sources", sources)):
+        if not isinstance(value, list) or len(value) != len(names):
+            return f"{field} is not a list of one entry per video"
+    bad = next((i for i, hw in enumerate(sizes) if not isinstance(hw, list) or len(hw) != 2
+                or not all(type(x) is int and x > 0 for x in hw)), None)
+    if bad is not None:
+        return f"the frame size of video '{names[bad]}' is {sizes[bad]!r}, not [height, width] in pixels"
+    if not all(isinstance(f, str) for f in sources):
+        return "sources holds an entry that is not a fingerprint"
+    return ""
+
+
 def _pack_complete(folder: Path, names: list, settings: dict) -> bool:
     """Whether `folder` is an intact, finished pack of exactly these videos with these settings."""
     if pack_problems(folder):
@@ -90,20 +168,28 @@ def _pack_complete(folder: Path, names: list, settings: dict) -> bool:
 
 def pack_split(root, split, rows, packed_dir=None, quality: int = 93, resize: int = None, workers: int = None) -> Path:
     """Re-encode a split's frames (`rows`, data.read_split's: frame folders or video files) as JPEG (quality 93;
-    optionally resized to
-    resize x resize) into one file; skipped when already packed; built under a temporary name and renamed, so
+    optionally resized to resize x resize) into one file; skipped when already packed from these videos as they
+    are (rebuilt when stale); refused where destination_problem says; built under a temporary name and renamed, so
     never left half-written. A build that fails removes its temporary folder, and the ones that interrupted builds
     (their process gone) left behind are removed first."""
     root = Path(root)
     folder = packed_path(root, split, packed_dir)
     names = [r["name"] for r in rows]  # unique (read_split refuses duplicates), in the annotation file's order
     settings = {"version": PACK_VERSION, "quality": quality, "resize": resize}
+    problem = destination_problem(root, split, rows, packed_dir)
+    if problem:
+        raise ValueError(problem)
     for name in files.remove_stale_temporaries(folder):  # also beside a finished pack, which returns next
         print(f"{split}: removed '{folder.parent / name}', left by an interrupted pack", flush=True)
     if any("start" in r for r in rows):  # cut from full-length videos: never taken for a pack of the clips
         settings["cut"] = "realigned"
     if _pack_complete(folder, names, settings):
-        return folder
+        stale = stale_videos(folder, rows)
+        if not stale:
+            return folder
+        print(f"{split}: the pack in '{folder}' is stale (video '{stale[0]}'"
+              + (f" and {len(stale) - 1} more" if len(stale) > 1 else "") + " changed since it was packed): "
+              "rebuilding it", flush=True)
     files.atomic_write(folder, lambda tmp: _write_pack(tmp, rows, settings, workers))
     return folder
 
@@ -112,6 +198,7 @@ def _write_pack(folder: Path, rows: list, settings: dict, workers: int = None):
     """The pack of a split's videos (read_split's `rows`), written into a new `folder`."""
     folder.mkdir()
     jobs = [(r["video"], settings["quality"], settings["resize"], r.get("start"), r.get("end")) for r in rows]
+    sources = [fingerprint(r) for r in rows]  # before the frames are read: a change while packing makes it stale
     offsets, counts, sizes = [0], [], []
     with open(folder / "frames.bin", "wb") as f, multiprocessing.Pool(workers or os.cpu_count() or 1) as pool:
         for jpegs, source in pool.imap(_encode_video, jobs, chunksize=4):  # in order: written sequentially
@@ -122,7 +209,8 @@ def _write_pack(folder: Path, rows: list, settings: dict, workers: int = None):
             sizes.append(source)
     np.save(folder / "offsets.npy", np.array(offsets, dtype=np.int64))
     names = [r["name"] for r in rows]
-    (folder / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts, "sizes": sizes}))
+    (folder / "index.json").write_text(json.dumps({**settings, "names": names, "counts": counts, "sizes": sizes,
+                                                   "sources": sources}))
 
 
 class Pack:

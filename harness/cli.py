@@ -11,6 +11,7 @@ import torch
 
 import data
 import model
+import optim
 import tokenizer
 from corpora import fasttext_bin
 
@@ -60,6 +61,12 @@ def training_flags(doc: str, recipe) -> argparse.ArgumentParser:
                     "(docs/checkpoints.md)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model the training loop steps "
                     "(DESIGN.md \"Performance\"); validation, translation and checkpoints use the plain model")
+    ap.add_argument("--precision", choices=list(optim.PRECISIONS), help="autocast's dtype: bf16; fp16 with "
+                    "dynamic loss scaling, as the authors ran; fp32, none (default: bf16 on a GPU that has it, fp16 "
+                    "on one that does not, such as V100 or T4; fp32 on the CPU)")
+    ap.add_argument("--checkpointing", action="store_true", help="activation checkpointing: the trainable DINOv2 "
+                    "blocks, the temporal blocks and mBART's layers keep only their inputs and recompute the rest "
+                    "in backward (less memory, one more forward of them a step; the same gradients)")
     return ap
 
 
@@ -88,15 +95,15 @@ def recipe_flags(ap: argparse.ArgumentParser, recipe) -> argparse.ArgumentParser
 # every value of the recipe's block (each script's RESULT_FLAGS). --data also fixes it by the fingerprint of
 # the dataset (dataset_fingerprint: its train and dev names and translations). Not among them: where and how
 # fast (--device, --workers, --packed-dir, --out), how long this process runs (--stop-after), --compile,
-# --micro-batch-size (the same gradients, BatchNorm's statistics aside: DESIGN.md "Accumulation"), --standalone,
-# and --dino/--mbart, whose weights the config checks.
-RESULT_FLAGS = ("data", "preset", "max_frames", "frame_stride", "packed", "seed")
+# --checkpointing (the same gradients), --micro-batch-size (the same gradients, BatchNorm's statistics aside:
+# DESIGN.md "Accumulation"), --standalone, and --dino/--mbart, whose weights the config checks.
+RESULT_FLAGS = ("data", "preset", "max_frames", "frame_stride", "packed", "seed", "precision")
 
 
 def parse(ap: argparse.ArgumentParser, argv=None, tiny: dict = None) -> argparse.Namespace:
     """Parse, and fill the defaults that depend on other flags: `tiny`, the recipe's values for the tiny preset."""
     args = ap.parse_args(argv)
-    preset = args.preset or ("tiny" if args.data in data.SYNTHETIC else "paper")
+    preset = args.preset or default_preset(args.data)
     if tiny and preset == "tiny":
         ap.set_defaults(**tiny)
         args = ap.parse_args(argv)
@@ -104,7 +111,23 @@ def parse(ap: argparse.ArgumentParser, argv=None, tiny: dict = None) -> argparse
         ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")
     args.preset = preset
     args.out = args.out or Path("runs") / f"{Path(args.data).name}-{args.preset}"
+    if getattr(args, "fasttext", "") is None:
+        args.fasttext = default_fasttext(args.preset)
+    if hasattr(args, "precision"):  # resolved here, so that the checkpoints record what ran
+        args.precision = args.precision or optim.default_precision(args.device)
+        if args.precision == "bf16" and torch.device(args.device).type == "cuda" and not optim.native_bf16():
+            ap.error("--precision bf16: this GPU has no native bf16; pass --precision fp16 (or fp32)")
     return args
+
+
+def default_preset(data_flag: str) -> str:
+    return "tiny" if data_flag in data.SYNTHETIC else "paper"
+
+
+def default_fasttext(preset: str) -> str:
+    """--fasttext's default: the paper's prototypes (fastText's cc.<lang>.300 vectors, fetched) for a preset with
+    real weights, as DINOv2 and mBART are fetched; a skip-gram on the training text for one without (tiny)."""
+    return "cc" if model.PRESETS[preset].pretrained else "skipgram"
 
 
 def _number(kind, test, what):
@@ -128,7 +151,10 @@ fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def fasttext_file(text: str) -> str:
-    """--fasttext: a whole fastText model file (corpora.fasttext_bin), checked before anything is written."""
+    """--fasttext: cc (fastText's cc.<lang>.300 vectors from the Hub), skipgram (trained on the training text), or
+    a whole fastText model file (corpora.fasttext_bin), checked before anything is written."""
+    if text in ("cc", "skipgram"):
+        return text
     try:
         return fasttext_bin.check(text)
     except ValueError as e:

@@ -14,16 +14,20 @@ class Progress:
     """What the loop shows and records: a progress bar over each epoch's batches; the loss terms of each step
     summed on the device and checked to be finite every 10 steps (no GPU sync per step), so that a non-finite
     loss stops the run before any checkpoint of those weights; TensorBoard scalars <name>/train/* and
-    <name>/val/* and one printed line per epoch (first process only)."""
+    <name>/val/* and one printed line per epoch (first process only; on CUDA with the epoch's peak
+    memory, torch.cuda.max_memory_allocated)."""
 
     def __init__(self, setup, name: str, epochs: int):
         self.name, self.epochs = name, epochs
+        self.cuda = torch.device(setup.device).type == "cuda"
         self.writer = SummaryWriter(setup.args.out) if parallel.is_main() else None
 
     def batches(self, loader, epoch: int):
         """The batches of one epoch (0-based), under a progress bar."""
         self.epoch, self.sums, self.finite, self.val = epoch, {}, [], {}
         self.t0, self.n = time.time(), len(loader)
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
         self.bar = tqdm(loader, desc=f"{self.name} {epoch + 1}/{self.epochs}", leave=False, dynamic_ncols=True,
                         disable=not parallel.is_main())
         for self.i, batch in enumerate(self.bar):
@@ -56,7 +60,9 @@ class Progress:
             self.writer.add_scalar(f"{self.name}/{k}", v, self.epoch + 1)
         print(f"{self.name} epoch {self.epoch + 1}/{self.epochs} "
               + " ".join(f"{k} {v:.4f}" for k, v in logs.items())
-              + f" lr {lr:.2e} {time.time() - self.t0:.0f}s" + (" *best*" if improved else ""), flush=True)
+              + f" lr {lr:.2e} {time.time() - self.t0:.0f}s"
+              + (f" peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if self.cuda else "")
+              + (" *best*" if improved else ""), flush=True)
 
     def close(self):
         if self.writer:

@@ -2,11 +2,14 @@
 take a checkpoint's), fix the config and build the model."""
 import argparse
 import dataclasses
+import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.utils.checkpoint
 from tqdm import tqdm
 
 import data
@@ -87,7 +90,7 @@ def read_data(args, splits, tok: tokenizer.Tokenizer = None) -> tuple:
     rows = data.read_splits(root, splits) if root is not None else {}
     outdir.check_out(args.out, root, getattr(args, "video", None))
     lang = language(root, args.lang, tok.lang_code if tok is not None else None)
-    problems = check.check_videos(root, rows, args.packed, args.packed_dir)
+    problems = check.check_videos(root, rows, args.packed, args.packed_dir, verified=("dev",))  # what validates
     if problems:
         raise SystemExit(f"{len(problems)} problem(s) with the videos of {'/'.join(splits)} under '{root}', "
                          "found before training:\n  " + "\n  ".join(problems))
@@ -108,14 +111,39 @@ def language(root, lang_flag: str = None, saved: str = None) -> str:
 
 
 def build(setup: Setup, kind: str, **kwargs):
-    """The pre-training or translation model of the run's preset, on its device."""
+    """The pre-training or translation model of the run's preset, on its device (--checkpointing: checkpointed)."""
     build_fn = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
     with hf_folder.loading_bases(setup.cfg):
         net = build_fn(setup.cfg, keep_ids=setup.tok.keep_ids, **kwargs)
+    if getattr(setup.args, "checkpointing", False):
+        use_checkpointing(net)
     return parallel.sync_batch_norm(net).to(setup.device) if dist.is_initialized() else net.to(setup.device)
 
 
-def loader(setup, split: str, augment: bool, ds=None, collate=data.collate):
+def use_checkpointing(net):
+    """Activation checkpointing (--checkpointing; DESIGN.md "Performance"): the trainable DINOv2 blocks, the
+    temporal blocks and mBART's layers keep only their inputs and recompute the rest in backward, non-reentrant
+    (dropout's random state restored: the same gradients). DINOv2's frozen blocks run under no_grad and keep
+    nothing anyway; transformers checkpoints a layer only in training mode with gradients on."""
+    net.sign.temporal.checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+    for hf in (net.sign.visual.dino, net.llm_encoder if isinstance(net, model.PretrainModel) else net.mbart):
+        hf.activation_checkpointing_enable({"use_reentrant": False})
+    return net
+
+
+def shared_empty(shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """An empty tensor of `like`'s dtype in shared memory: a batch built there in a worker process is not copied
+    again by the worker's queue (as torch's default_collate does)."""
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * like.element_size())
+    return like.new_empty(0).set_(storage, 0, shape)
+
+
+def collate(batch) -> dict:
+    """data.collate, the frames built in shared memory when in a worker process."""
+    return data.collate(batch, shared_empty if torch.utils.data.get_worker_info() is not None else None)
+
+
+def loader(setup, split: str, augment: bool, ds=None, collate=collate):
     """A DataLoader over one split (or over `ds`): shuffled and augmented to train on (each process its share of
     the --batch-size videos, which is the global batch; its generator reseeded by Ledger.batches), in order
     otherwise."""
@@ -129,7 +157,7 @@ def loader(setup, split: str, augment: bool, ds=None, collate=data.collate):
     sampler = None
     if augment and n > 1:
         sampler = torch.utils.data.DistributedSampler(ds, n, rank, shuffle=True, seed=args.seed, drop_last=True)
-    # drop_last=False: the last partial batch trains, as in the authors' loader (`dataset/slt_dataset.py` L200)
+    # drop_last=False: the last partial batch trains, as in the authors' loader (`dataset/slt_dataset.py` L200 @73cc504)
     return torch.utils.data.DataLoader(
         ds, batch_size=args.batch_size // n, shuffle=augment and sampler is None, sampler=sampler,
         generator=torch.Generator() if augment else None, drop_last=False,
@@ -138,7 +166,8 @@ def loader(setup, split: str, augment: bool, ds=None, collate=data.collate):
 
 
 @torch.no_grad()
-def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate"):
+def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int = 150, desc="translate",
+              precision: str = None):
     """Beam search (§4.1): hypotheses and references for every video of `loader`, in its order; fine-tuning's
     dev BLEU-4 and evaluate.py both translate with it."""
     was_training = net.training
@@ -146,9 +175,38 @@ def translate(net, loader, tok, device, num_beams: int = 4, max_new_tokens: int 
     hyps, refs = [], []
     for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not parallel.is_main()):
         frames, mask = data.prepare(batch, device, train=False)
-        with optim.autocast(device):
+        with optim.autocast(device, precision):
             ids = net.translate(frames, mask, tok.lang_id, tok.eos_id, tok.pad_id, num_beams, max_new_tokens)
         hyps += [tok.decode(row.tolist()) for row in ids]
         refs += batch["translations"]
     net.train(was_training)
     return hyps, refs
+
+
+def cached_features(setup: Setup, net) -> dict:
+    """Fine-tuning's --cache-features: stage 1 freezes the sign encoder, so its output for each training video is
+    computed once and trained on (DESIGN.md "Performance"). -> loader's `ds` and `collate` for stage 1"""
+    return dict(ds=cache_features(setup, net), collate=collate_features)
+
+
+@torch.no_grad()
+def cache_features(setup: Setup, net) -> list:
+    """The frozen sign encoder's output for every training video, computed once for stage 1 (--cache-features).
+    Exact when augmentation is off, as here: stage 1 freezes the sign encoder and runs it in eval mode."""
+    net.eval()
+    items = []
+    for batch in tqdm(loader(setup, "train", augment=False), desc="caching features", leave=False,
+                      disable=not parallel.is_main()):
+        with optim.autocast(setup.device, setup.args.precision):
+            s, mask = net.sign(*data.prepare(batch, setup.device, train=False))
+        items += [{"features": s[i, :n].cpu(), "name": name, "translation": text} for i, (n, name, text)
+                  in enumerate(zip(mask.sum(1).tolist(), batch["names"], batch["translations"]))]
+    return items
+
+
+def collate_features(items) -> dict:
+    """Cached features as a batch: the frame fields of data.collate, holding features [B, T, D] instead."""
+    lengths = torch.tensor([len(x["features"]) for x in items])
+    return {"frames": torch.nn.utils.rnn.pad_sequence([x["features"] for x in items], batch_first=True),
+            "frame_mask": torch.arange(int(lengths.max()))[None] < lengths[:, None],
+            "names": [x["name"] for x in items], "translations": [x["translation"] for x in items]}

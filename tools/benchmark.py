@@ -30,6 +30,7 @@ import pretrain
 import optim
 from corpora import pack
 
+
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s (SXM data sheets)
 
 
@@ -187,7 +188,7 @@ def print_setting(args, cfg, device, n_trainable: int):
           f"{device} ({where}), batch {args.batch_size} x {args.frames} frames of {cfg.image_size}x{cfg.image_size}, "
           f"{args.text_len} text tokens, {n_trainable:,} trainable parameters, "
           f"{'torch.compile, ' if args.compile else ''}{args.attention + ' attention, ' if cuda else ''}"
-          f"{'bf16 autocast' if cuda else 'fp32'}")
+          f"{optim.default_precision(device)} (the default --precision)")
 
 
 def print_flops(args, cfg, device, seconds: float, vocab: int, n_glosses: int):

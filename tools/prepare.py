@@ -1,5 +1,5 @@
 """The one-off preparation of a dataset: pack its frames, check every video that training would read, build the
-pseudo-glosses that pretrain.py then finds in its shared cache (pseudogloss.shared_cache_dir()).
+pseudo-glosses that pretrain.py then finds in its shared cache (harness/pseudogloss_cache.py).
 
     python -m tools.prepare --pack --data phoenix14t [--splits train dev test]   # <root>/packed/<split>/
     python -m tools.prepare --check --data how2sign [--full]
@@ -15,6 +15,7 @@ import numpy as np
 import data
 import pseudogloss
 from corpora import check, pack
+from harness import cli, pseudogloss_cache
 
 
 def main():
@@ -23,10 +24,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", action="store_true", help="pack the splits' frames into <root>/packed/<split>/")
     ap.add_argument("--check", action="store_true", help="check every video of the splits as training does first "
-                    "(frame headers, a video file's first frame) and list the problems")
+                    "(frame headers, PNG checksums, a video file's first frame) and list the problems")
     ap.add_argument("--full", action="store_true", help="with --check: decode every frame of every video")
     ap.add_argument("--pseudoglosses", action="store_true", help="build the pseudo-glosses with pretrain.py's "
                     "defaults into its shared cache, so that its start-up skips the tagging and skip-gram training")
+    ap.add_argument("--fasttext", type=cli.fasttext_file, help="with --pseudoglosses: as pretrain.py's (default: "
+                    "cc, fastText's cc.<lang>.300 vectors, fetched; skipgram for a synthetic corpus)")
     ap.add_argument("--lang", choices=data.LANGS, help="with --pseudoglosses: the translations' language "
                     "(default: the layout's)")
     ap.add_argument("--data", default="phoenix14t", help="phoenix14t, how2sign, csl-daily, a synthetic corpus, or a "
@@ -47,7 +50,7 @@ def main():
     rows = data.read_splits(root, args.splits)
     if args.check:
         start = time.perf_counter()
-        problems = check.check_videos(root, rows, full=args.full, first_frame=True)
+        problems = check.check_videos(root, rows, full=args.full, first_frame=True, verified=args.splits)
         print(f"checked {'/'.join(args.splits)} under '{root}' in {time.perf_counter() - start:.1f} s: "
               + (f"{len(problems)} problem(s)\n  " + "\n  ".join(problems) if problems else "no problems"))
         if problems:
@@ -59,9 +62,11 @@ def main():
             pack_one(root, split, rows[split], args)
     if args.pseudoglosses:
         start = time.perf_counter()
-        pg = pseudogloss.build_pseudoglosses(root, lang=data.dataset_language(root, args.lang),
-                                             shared_dir=pseudogloss.shared_cache_dir())
-        print(f"{len(pg.vocab)} pseudo-glosses in '{pseudogloss.shared_cache_dir()}' in "
+        lang = data.dataset_language(root, args.lang)
+        vectors = args.fasttext or cli.default_fasttext(cli.default_preset(args.data))
+        pg = pseudogloss_cache.pseudoglosses(root, fasttext_path=pseudogloss.fasttext_model_file(vectors, lang),
+                                             lang=lang, shared=pseudogloss_cache.shared_dir())
+        print(f"{len(pg.vocab)} pseudo-glosses in '{pseudogloss_cache.shared_dir()}' in "
               f"{time.perf_counter() - start:.1f} s")
 
 
@@ -69,6 +74,9 @@ def pack_one(root, split, rows, args):
     """`python -m tools.prepare --pack` for one split (`rows`, data.read_splits'), saying what it did; its
     videos are checked first (a pack holds one frame size per video), nothing is written before."""
     index = pack.packed_path(root, split, args.packed_dir) / "index.json"
+    where = pack.destination_problem(root, split, rows, args.packed_dir)
+    if where:
+        raise SystemExit(f"cannot pack {split}: {where}; nothing was written")
     problems = check.check_videos(root, {split: rows})
     if problems:
         raise SystemExit(f"cannot pack {split}: {len(problems)} problem(s); nothing was written:\n  "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import data
 import pseudogloss
+from harness import pseudogloss_cache
 
 # The weather nouns checked by --weather-check and the surface forms counted as their occurrences: the whole
 # word in one of its singular or plural case forms (compounds such as regenschauer are not counted). "abends"
@@ -104,7 +105,7 @@ def main():
         report(root, args.gold, args.weather_check, args.lang)
         return
     root, lang = data.resolve_root(args.data), args.lang
-    pg = pseudogloss.build_pseudoglosses(root, args.vocab_splits, args.fasttext, args.cache_dir, lang=lang)
+    pg = pseudogloss_cache.pseudoglosses(root, args.vocab_splits, args.fasttext, args.cache_dir, lang=lang)
     present = data.present_splits(root)
     args.vocab_splits = args.vocab_splits or present
     print(f"tagger: {pseudogloss.tagger_name(lang)}")
