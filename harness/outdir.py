@@ -14,6 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from corpora import files
+from harness import hf_folder
+
 STAGES = ("pretrain", "finetune", "evaluate")  # each stage's files are made from the previous stage's
 OWNED = {"pretrain": ("pretrain", "pretrain.last.pt"),   # the kept weights first: a folder (harness/hf_folder.py)
          "finetune": ("finetune", "finetune-stage1.last.pt", "finetune-stage2.last.pt"),
@@ -29,7 +32,8 @@ _pending = {}  # folder -> (stage, why, files): what claim will move aside once 
 
 def check_out(out: Path, root: Path = None, video: Path = None):
     """--out is a folder (or not there yet), neither the dataset root nor inside it (the dataset is only read), nor
-    the --video folder or inside it (the picture would become one of its frames). Checked before anything is
+    the --video folder or inside it (the picture would become one of its frames), nor a run's kept weights
+    (<run>/pretrain, <run>/finetune) or inside them (which their run replaces whole). Checked before anything is
     written."""
     out = Path(out)
     if os.path.lexists(out) and not out.is_dir():
@@ -45,6 +49,12 @@ def check_out(out: Path, root: Path = None, video: Path = None):
             how = "is" if where == folder else "is inside"
             raise SystemExit(f"--out '{out}' {how} the {flag} '{folder}', which is only read: pass another --out "
                              "(nothing was written)")
+    for folder in (where, *where.parents):
+        if all((folder / name).is_file() for name in (hf_folder.CONFIG, hf_folder.TRAINING, hf_folder.WEIGHTS)):
+            how = "is" if where == folder else "is inside"
+            raise SystemExit(f"--out '{out}' {how} the kept weights '{folder}' of a run (its {hf_folder.CONFIG}, "
+                             f"{hf_folder.WEIGHTS}), which that run replaces whole: pass another --out (nothing was "
+                             "written)")
 
 
 def lock(out: Path):
@@ -95,7 +105,15 @@ def claim(out: Path, stage: str, resume: bool, overwrite: bool, split: str = Non
     --resume beside kept weights (pretrain/, finetune/) without a *.last.pt to continue from: refuse.
     Nothing moves before commit(out): a --resume is first checked against its last state (checkpoint.py)."""
     out = Path(out)
+    written = OWNED[stage] + DERIVED.get(stage, ()) + (("cache",) if stage == "pretrain" else ())
+    fields = dict(split=split or "*", name=glob.escape(name) if name else "*")
+    for pattern in written:  # before anything is written: a link would be followed, or refused only at the end
+        pattern = pattern.format(**fields)
+        for p in out.glob(pattern) if glob.has_magic(pattern) else [out / pattern]:
+            files.refuse_link(p)
     lock(out)
+    for kept in (OWNED["pretrain"][0], OWNED["finetune"][0]):  # a replacement killed between its two renames
+        files.restore_old(out / kept)
     own = _existing(out, OWNED[stage], split=split or "*", name=glob.escape(name) if name else "*")
     if own and not resume and not overwrite:
         ways = ("continue it with --resume, " if stage in ("pretrain", "finetune") else "") + \
