@@ -10,7 +10,6 @@ This file is the method and its training loop (`train_stage`); what both loops s
 what is not method (flags, set-up, checkpoints, --resume, logs, data-parallel) is one call each into harness/.
 """
 import math
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -162,11 +161,9 @@ def main(argv=None):
     if args.pretrained == "none":
         pretrained, setup = None, run.setup(args, stage="finetune")
     else:
-        path = args.out / "pretrain" if args.pretrained is None else Path(args.pretrained)
-        if args.pretrained is not None and (not args.pretrained or not path.is_dir()):  # never passed over
-            raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
-                             "<out>/pretrain, or none to fine-tune without pre-training)")
-        pretrained = hf_folder.read(path, "pretrain", "--pretrained")
+        pretrained = hf_folder.read(args.out / "pretrain" if args.pretrained is None else args.pretrained,
+                                    "pretrain", "--pretrained")  # a folder or a hub id (hf_folder.resolve)
+        path = pretrained.path
         setup = run.setup(args, stage="finetune", tok=pretrained.tok)  # the pre-training's tokenizer
         checkpoint.check_matches(setup, pretrained.config["model"], pretrained.tok.fingerprint(), path,
                                  ignore=("n_glosses",))  # the pseudo-glosses stay behind

@@ -161,9 +161,9 @@ def digest(folder: Path) -> str:
 
 def resolve(spec, flag: str) -> Path:
     """A folder given to `flag`: a local folder, or a hub id (user/name) fetched with huggingface_hub."""
-    path = Path(spec)
+    path, where = Path(spec), "(kept weights are the folder <out>/pretrain or <out>/finetune, or a hub id user/name)"
     if not str(spec).strip():  # Path("") is the current folder
-        raise SystemExit(f"{flag} is empty: pass a folder (<out>/pretrain or <out>/finetune) or a hub id user/name")
+        raise SystemExit(f"{flag}: checkpoint not found: '{spec}' {where}")
     if path.is_dir():
         return path
     if path.is_file():
@@ -177,8 +177,7 @@ def resolve(spec, flag: str) -> Path:
         except Exception as e:  # offline, unknown repository, no access: whatever huggingface_hub raises
             raise SystemExit(f"{flag} '{spec}': no such folder here, and the hub id could not be fetched "
                              f"({type(e).__name__}: {str(e)[:200]})") from None
-    raise SystemExit(f"{flag}: no folder '{spec}' (kept weights are the folder <out>/pretrain or <out>/finetune, "
-                     "or a hub id user/name)")
+    raise SystemExit(f"{flag}: checkpoint not found: '{spec}' {where}")
 
 
 # ----------------------------------------------------------------------------------------------

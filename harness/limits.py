@@ -57,8 +57,9 @@ def estimate_parameters(get) -> int:
     """About the weights of either model, from the config's numbers, get(name) -> value: both the decoder (the
     translation model's) and the frozen copy of the encoder (the pre-training model's) are counted, and of each
     part the matrices (biases and norms are a few per mille): the paper preset gives 546M, its two models 346M
-    and 403M built (vocabulary 2,172). DINOv2 (patch and position embeddings, per block 4 h^2 attention + 2 h I MLP), the temporal encoder, mBART (embeddings,
-    positions, per encoder layer 4 D^2 + 2 D F, per decoder layer 8 D^2 + 2 D F), LoRA, the pseudo-gloss head."""
+    and 403M built (vocabulary 2,172). DINOv2: patch and position embeddings, per block 4 h^2 attention + 2 h I
+    MLP; the temporal encoder alike; mBART: embeddings, positions, per encoder layer 4 D^2 + 2 D F, per decoder
+    layer 8 D^2 + 2 D F; LoRA; the pseudo-gloss head."""
     h, patch = get("dino_arch.hidden_size"), get("dino_arch.patch_size")
     dino = get("dino_arch.num_hidden_layers") * (4 * h * h + 2 * h * get("dino_arch.intermediate_size")) \
         + 3 * patch * patch * h + ((get("dino_arch.image_size") // patch) ** 2 + 1) * h
