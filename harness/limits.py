@@ -56,10 +56,10 @@ def problem(fields: dict, reference: dict) -> str:
 def estimate_parameters(get) -> int:
     """About the weights of either model, from the config's numbers, get(name) -> value: both the decoder (the
     translation model's) and the frozen copy of the encoder (the pre-training model's) are counted, and of each
-    part the matrices (biases and norms are a few per mille): the paper preset gives 546M, its two models 346M
+    part the matrices (biases and norms are a few per mille): the paper preset gives 550M, its two models 346M
     and 403M built (vocabulary 2,172). DINOv2: patch and position embeddings, per block 4 h^2 attention + 2 h I
-    MLP; the temporal encoder alike; mBART: embeddings, positions, per encoder layer 4 D^2 + 2 D F, per decoder
-    layer 8 D^2 + 2 D F; LoRA; the pseudo-gloss head."""
+    MLP; the temporal encoder alike; mBART: embeddings and positions (the encoder's copy has its own), per
+    encoder layer 4 D^2 + 2 D F, per decoder layer 8 D^2 + 2 D F; LoRA; the pseudo-gloss head."""
     h, patch = get("dino_arch.hidden_size"), get("dino_arch.patch_size")
     dino = get("dino_arch.num_hidden_layers") * (4 * h * h + 2 * h * get("dino_arch.intermediate_size")) \
         + 3 * patch * patch * h + ((get("dino_arch.image_size") // patch) ** 2 + 1) * h
@@ -67,7 +67,7 @@ def estimate_parameters(get) -> int:
     temporal = get("temporal_layers") * (4 * f * f + 2 * f * get("temporal_mlp")) + h * f + f * get("llm_dim")
     encoder = get("mbart_arch.encoder_layers") * (4 * d * d + 2 * d * get("mbart_arch.encoder_ffn_dim"))
     decoder = get("mbart_arch.decoder_layers") * (8 * d * d + 2 * d * get("mbart_arch.decoder_ffn_dim"))
-    mbart = (get("vocab_size") + 2 * get("mbart_arch.max_position_embeddings")) * d + 2 * encoder + decoder
+    mbart = (2 * get("vocab_size") + 3 * get("mbart_arch.max_position_embeddings")) * d + 2 * encoder + decoder
     lora = 2 * get("lora_r") * d * (2 * get("mbart_arch.encoder_layers") + 4 * get("mbart_arch.decoder_layers")) \
         + 2 * get("dino_lora_r") * h * 3 * get("dino_lora_blocks")
     glosses = (get("llm_dim") + get("n_glosses")) * get("gloss_dim")
