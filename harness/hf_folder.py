@@ -25,11 +25,12 @@ import torch
 
 import model
 import tokenizer
-from harness import card, limits
+from harness import card, limits, outdir
 from corpora import files
 
 FORMAT = "hierarchical-feature-alignment-slt/1"
-WEIGHTS, CONFIG, TRAINING, CARD = "model.safetensors", "config.json", "training.json", "README.md"
+CONFIG, TRAINING, WEIGHTS = outdir.KEPT_FILES
+CARD = "README.md"
 TOKENIZER = "tokenizer"
 DIGESTED = (WEIGHTS, CONFIG, TRAINING)  # with the tokenizer's files: what the lineage's sha256 covers (not the card)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from corpora import files
-from harness import hf_folder
 
 STAGES = ("pretrain", "finetune", "evaluate")  # each stage's files are made from the previous stage's
 OWNED = {"pretrain": ("pretrain", "pretrain.last.pt"),   # the kept weights first: a folder (harness/hf_folder.py)
@@ -26,6 +25,8 @@ SCRIPT = {"pretrain": "pretrain.py", "finetune": "finetune.py", "evaluate": "eva
           "video": "tools/analysis.py --video"}
 # made by a stage but no reason to refuse: moved aside with the stage's files when it starts over
 DERIVED = {"pretrain": ("tokenizer.json", "spm.model", "mbart-tokenizer", "events.out.tfevents.*")}
+# the files of a kept-weights folder (harness/hf_folder.py's CONFIG, TRAINING, WEIGHTS), by which one is known
+KEPT_FILES = ("config.json", "training.json", "model.safetensors")
 _locks = {}  # folder -> open lock file, held until the process ends (or release())
 _pending = {}  # folder -> (stage, why, files): what claim will move aside once commit() is called
 
@@ -50,11 +51,11 @@ def check_out(out: Path, root: Path = None, video: Path = None):
             raise SystemExit(f"--out '{out}' {how} the {flag} '{folder}', which is only read: pass another --out "
                              "(nothing was written)")
     for folder in (where, *where.parents):
-        if all((folder / name).is_file() for name in (hf_folder.CONFIG, hf_folder.TRAINING, hf_folder.WEIGHTS)):
+        if all((folder / name).is_file() for name in KEPT_FILES):
             how = "is" if where == folder else "is inside"
-            raise SystemExit(f"--out '{out}' {how} the kept weights '{folder}' of a run (its {hf_folder.CONFIG}, "
-                             f"{hf_folder.WEIGHTS}), which that run replaces whole: pass another --out (nothing was "
-                             "written)")
+            raise SystemExit(f"--out '{out}' {how} the kept weights '{folder}' of a run (its "
+                             f"{', '.join(KEPT_FILES)}), which that run replaces whole: pass another --out (nothing "
+                             "was written)")
 
 
 def lock(out: Path):
