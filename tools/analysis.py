@@ -78,7 +78,8 @@ def checked_video(args) -> tuple:
     try:
         return read_video(args.video, args.frame_stride, args.max_frames)
     except (OSError, ValueError, Image.DecompressionBombError) as e:  # av's errors are OSError or ValueError
-        raise SystemExit(f"--video '{args.video}' cannot be read: {e}; nothing was written") from None
+        why = str(e).removeprefix(f"--video '{args.video}': ")
+        raise SystemExit(f"--video '{args.video}' cannot be read: {why}; nothing was written") from None
 
 
 def video_batch(pixels: np.ndarray, name: str, setup: run.Setup) -> dict:
