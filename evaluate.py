@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import metrics
+import model
 from corpora import files
 from harness import card, cli, hf_folder, run
 from harness.cli import value
@@ -48,9 +49,20 @@ def translation_model(args, kept: hf_folder.Kept, stage: str = None, splits=()):
     return setup, hf_folder.build(kept, "finetune", setup.device, args.dino, args.mbart)
 
 
+def check_max_new_tokens(args, kept: hf_folder.Kept):
+    """--max-new-tokens within the decoder's learned positions (the start token and the tokens before the last
+    take one each), refused before anything is translated or written."""
+    positions = kept.cfg.mbart_arch.get("max_position_embeddings", model.MBART_LARGE_CC25["max_position_embeddings"])
+    if args.max_new_tokens > positions:
+        raise SystemExit(f"--max-new-tokens {args.max_new_tokens}: the decoder of '{kept.path}' has "
+                         f"{positions} positions (mbart_arch.max_position_embeddings), so a translation has at most "
+                         f"{positions} tokens: pass --max-new-tokens {positions} or less; nothing was written")
+
+
 def main(argv=None):
     args = cli.parse(flags(), argv)
     kept = hf_folder.read(args.checkpoint or args.out / "finetune", "finetune")
+    check_max_new_tokens(args, kept)
     setup, net = translation_model(args, kept, stage="evaluate", splits=(args.split,))
     hyps, refs = run.translate(net, run.loader(setup, args.split, augment=False), setup.tok, setup.device,
                                  args.beams, args.max_new_tokens)                                  # §4.1

@@ -68,13 +68,10 @@ def setup_finetune(args) -> tuple:
     (the pseudo-glosses aside, which stay behind). -> (Setup, the kept pre-training or None)"""
     if args.pretrained == "none":
         return setup(args, stage="finetune"), None
-    path = args.out / "pretrain" if args.pretrained is None else Path(args.pretrained)
-    if args.pretrained is not None and (not args.pretrained or not path.is_dir()):  # never passed over
-        raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
-                         "<out>/pretrain, or none to fine-tune without pre-training)")
-    pretrained = hf_folder.read(path, "pretrain", "--pretrained")
+    pretrained = hf_folder.read(args.out / "pretrain" if args.pretrained is None else args.pretrained,
+                                "pretrain", "--pretrained")  # a folder or a hub id (hf_folder.resolve)
     ready = setup(args, stage="finetune", tok=pretrained.tok)
-    checkpoint.check_matches(ready, pretrained.config["model"], pretrained.tok.fingerprint(), path,
+    checkpoint.check_matches(ready, pretrained.config["model"], pretrained.tok.fingerprint(), pretrained.path,
                              ignore=("n_glosses",))
     return ready, pretrained
 
