@@ -154,7 +154,7 @@ def train_stage(setup: run.Setup, net, stage: int, best: float, trainable: set, 
 
 def main(argv=None):
     ap = flags()
-    args = cli.parse(ap, argv)
+    args = cli.parse(ap, argv, "finetune")
     for k, v in VALIDATION.get(args.preset, VALIDATION["tiny"]).items():
         setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
     if args.stage1_epochs + args.stage2_epochs == 0:

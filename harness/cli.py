@@ -12,6 +12,7 @@ import data
 import model
 import tokenizer
 from corpora import fasttext_bin
+from harness import flagfile
 
 
 def data_flags(doc: str) -> argparse.ArgumentParser:
@@ -40,6 +41,8 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--packed-dir", help="where the packs are (default: <root>/packed)")
     ap.add_argument("--dino", help="DINOv2 hub name or local folder (paper preset; default facebook/dinov2-small)")
     ap.add_argument("--mbart", help="mBART hub name or local folder (paper preset; default facebook/mbart-large-cc25)")
+    ap.add_argument("--config", help="the flags from a file: a kept folder (<out>/pretrain, <out>/finetune) or its "
+                    "training.json, to repeat that run, or a YAML or JSON file of flags; flags given here override it")
     return ap
 
 
@@ -73,9 +76,13 @@ RESULT_FLAGS = ("data", "preset", "batch_size", "max_frames", "frame_stride", "p
                 "warmup_epochs")
 
 
-def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse, and fill the defaults that depend on other flags."""
+def parse(ap: argparse.ArgumentParser, argv=None, stage: str = None) -> argparse.Namespace:
+    """Parse, with --config's flags (harness/flagfile.py: checked for the script of `stage`) as the defaults that
+    the command line overrides, and fill the defaults that depend on other flags."""
     args = ap.parse_args(argv)
+    if args.config:
+        ap.set_defaults(**flagfile.read(args.config, ap, stage))
+        args = ap.parse_args(argv)
     if getattr(args, "resume", False) and args.overwrite:
         ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")
     args.preset = args.preset or ("tiny" if args.data in data.SYNTHETIC else "paper")
