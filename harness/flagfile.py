@@ -1,8 +1,8 @@
-"""--config FILE: a run's flags from a file, so that a run can be repeated from its record (DESIGN.md "Runs and
-checkpoints"). FILE is a kept folder (its training.json), a training.json, or a YAML or JSON mapping of flags
-(`lr: 3.0e-4`, `batch-size: 16`, `packed: true`). Every value goes through the flag's own argparse type and
-choices; unknown keys, wrong types and the record of another stage are refused naming the key, before anything
-is read or written. The command line overrides the file (cli.parse)."""
+"""--config FILE: a run's flags from a file, so that a run can be repeated from its record
+(DESIGN.md "Runs and checkpoints"). FILE is a kept folder (its training.json), a training.json, or a YAML or
+JSON mapping of flags (`lr: 3.0e-4`, `batch-size: 16`, `packed: true`). Every value goes through the flag's own
+argparse type and choices; unknown keys, wrong types and the record of another stage are refused naming the key,
+before anything is read or written. The command line overrides the file (cli.parse)."""
 import argparse
 import json
 from pathlib import Path
