@@ -57,7 +57,8 @@ def model_card(config: dict, training: dict, dataset: str, evaluations=()) -> st
     data = ModelCardData(language=[config["lang"]], license=licence,
                          license_name=dataset if licence == "other" else None, library_name=LIBRARY,
                          base_model=bases or None, datasets=[dataset], metrics=["bleu", "rouge"], tags=TAGS,
-                         model_name=f"hfa-slt-{dataset}-{preset}-{kind}", eval_results=list(evaluations) or None)
+                         model_name=f"hfa-slt-{dataset}-{preset}-{kind}" if evaluations else None,
+                         eval_results=list(evaluations) or None)    # the model-index's name, only with results
     body = about(config, training, name) + evaluation(kind, list(evaluations))
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)))
 
