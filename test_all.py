@@ -44,7 +44,7 @@ import pseudogloss
 import tokenizer
 import optim
 from corpora import check, decode, files, how2sign, pack
-from harness import checkpoint, cli, hf_folder, ledger, limits, logs, outdir, parallel, pseudogloss_cache, run
+from harness import card, checkpoint, cli, hf_folder, ledger, limits, logs, outdir, parallel, pseudogloss_cache, run
 from tools import analysis, benchmark, memory, synthetic, table3, tagger_scores
 
 
@@ -2505,7 +2505,7 @@ def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
     assert "- sign-language-translation" in front and "datasets:\n- synthetic\n" in front
     assert "### test" in card_ and (out / "test.hyp.txt").exists()               # evaluate.py's table
     table = card_.split("### test")[1]
-    assert "BLEU-4" in table and "test (raw)" in table
+    assert "BLEU-4" in table and "| raw |" in table
     assert read_json(out / "finetune" / "training.json")["pretrained"]["sha256"] == hf_folder.digest(out / "pretrain")
     # --standalone: the frozen DINOv2 is in the folder too, and the model it gives is the same
     alone = tmp_path / "alone"
@@ -2522,6 +2522,160 @@ def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
     net = hf_folder.build(pre, "pretrain")
     state = net.state_dict()
     assert all(torch.equal(state[k], pre.state[k]) for k in pre.state)
+
+
+# ----------------------------------------------------------------------------------------------
+# A run repeated from its record (--config), its software, the card through huggingface_hub, one call to load
+
+
+def test_a_run_repeated_from_its_record_gives_the_same_flags_and_weights(finished, tmp_path):
+    """pretrain.py and finetune.py given only --config <kept folder> and a new --out: the same training.json
+    flags and, bit for bit, the same kept weights."""
+    out, again = finished[0], tmp_path / "again"
+    pretrain.main(["--config", str(out / "pretrain"), "--out", str(again), "--workers", "0"])
+    finetune.main(["--config", str(out / "finetune" / "training.json"), "--out", str(again), "--workers", "0"])
+    outdir.release()
+    for kind in ("pretrain", "finetune"):
+        assert read_json(again / kind / "training.json")["flags"] == read_json(out / kind / "training.json")["flags"]
+        assert (again / kind / "model.safetensors").read_bytes() == (out / kind / "model.safetensors").read_bytes()
+    # the command line overrides the file
+    args = cli.parse(pretrain.flags(), ["--config", str(out / "pretrain"), "--seed", "5"], "pretrain")
+    recorded = read_json(out / "pretrain" / "training.json")["flags"]
+    assert args.seed == 5 and args.lr == recorded["lr"] == 3e-4 and args.batch_size == 4 and args.epochs == 1
+
+
+def test_config_files_set_flags_through_their_types_and_refuse_naming_the_key(finished, corpus, tmp_path):
+    out = finished[0]
+    (tmp_path / "ok.yaml").write_text("data: synthetic\nbatch-size: 2\nlr: 1.0e-4\n--packed: true\n"
+                                      "psp_loss: authors\nfasttext: null\n", encoding="utf-8")
+    args = cli.parse(pretrain.flags(), ["--config", str(tmp_path / "ok.yaml")], "pretrain")
+    assert (args.batch_size, args.lr, args.packed, args.psp_loss, args.fasttext) == (2, 1e-4, True, "authors", None)
+    (tmp_path / "ok.json").write_text(json.dumps({"split": "dev", "beams": 2}), encoding="utf-8")
+    args = cli.parse(evaluate.flags(), ["--config", str(tmp_path / "ok.json"), "--beams", "3"], "evaluate")
+    assert (args.split, args.beams) == ("dev", 3)
+    cases = {"epochs: 2\n": ("finetune", r"key 'epochs' is not a flag of finetune"),
+             "batch_size: -1\n": ("pretrain", r"key 'batch_size': must be a positive integer, got '-1'"),
+             "seed: 1.5\n": ("pretrain", r"key 'seed': invalid literal for int"),
+             "packed: 1\n": ("pretrain", r"key 'packed' is 1: the switch --packed is true or false"),
+             "lr: [1, 2]\n": ("pretrain", r"key 'lr' is \[1, 2\]: expected one value"),
+             "lr: null\n": ("pretrain", r"key 'lr' is None"),
+             "psp-loss: mine\n": ("pretrain", r"key 'psp-loss' is 'mine', not one of paper, authors"),
+             "config: other.yaml\n": ("pretrain", r"key 'config' is not a flag"),
+             "- lr\n": ("pretrain", r"holds a list, not a mapping"),
+             "lr: [\n": ("pretrain", r"cannot be read as YAML")}
+    for i, (text, (stage, message)) in enumerate(cases.items()):
+        (tmp_path / f"bad{i}.yaml").write_text(text, encoding="utf-8")
+        recipe = {"pretrain": pretrain, "finetune": finetune}[stage]
+        with pytest.raises(SystemExit, match=f"--config '.*bad{i}.yaml': {message}"):
+            recipe.main(train_flags(corpus, tmp_path / f"out{i}", "--config", tmp_path / f"bad{i}.yaml"))
+        assert not (tmp_path / f"out{i}").exists()
+    # the record of another stage, and no file at all
+    with pytest.raises(SystemExit, match=r"training.json': key kind is 'pretrain': the record of another stage"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--config", out / "pretrain"))
+    with pytest.raises(SystemExit, match=r"training.json': key kind is 'finetune': the record of another stage"):
+        evaluate.main(flags(corpus, tmp_path / "ev", "--config", out / "finetune" / "training.json"))
+    with pytest.raises(SystemExit, match=r"--config '.*missing.yaml': no such file"):
+        pretrain.main(train_flags(corpus, tmp_path / "pt", "--config", tmp_path / "missing.yaml"))
+    assert not {"ft", "ev", "pt"} & {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_kept_folder_records_package_versions_and_the_code_commit(finished, tmp_path, monkeypatch):
+    from importlib import metadata
+    from harness import provenance
+    software = read_json(finished[0] / "finetune" / "training.json")["software"]
+    assert software["packages"]["torch"] == metadata.version("torch") == torch.__version__
+    for name in ("transformers", "sentencepiece", "fasttext", "HanTa", "jieba"):
+        assert software["packages"][name] == metadata.version(name)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=HERE, capture_output=True, text=True)
+    assert software["code"] == ({"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+                                if head.returncode == 0 else "not a git checkout")
+    monkeypatch.setattr(provenance, "PROJECT", tmp_path)                  # a copy of the code without .git
+    assert provenance.code() == "not a git checkout"
+    bad = edited_folder(finished[0] / "finetune", tmp_path / "bad",
+                        training=lambda t: t["software"]["code"].update(dirty="yes") if isinstance(
+                            t["software"]["code"], dict) else t["software"].update(code=1))
+    with pytest.raises(SystemExit, match=r"training.json' field software.code"):
+        hf_folder.read(bad, "finetune")
+
+
+def test_model_card_front_matter_and_results_round_trip_through_huggingface_hub(finished, corpus):
+    from huggingface_hub import ModelCard
+    out = finished[0]
+    loaded = ModelCard.load(out / "finetune" / "README.md")
+    data_ = loaded.data
+    assert (data_.library_name, data_.language, data_.license, data_.datasets) == ("pytorch", ["de"], "other",
+                                                                                    ["synthetic"])
+    assert data_.base_model is None and data_.pipeline_tag is None           # tiny: seeded random bases
+    hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
+    refs = (out / "test.ref.txt").read_text(encoding="utf-8").splitlines()
+    raw = {(r.metric_type, r.metric_name): r for r in data_.eval_results if r.metric_args["scoring"] == "raw"}
+    assert {r.dataset_split for r in data_.eval_results} == {"test"} and len(raw) == 5
+    for n in range(1, 5):
+        bleu = sacrebleu.BLEU(max_ngram_order=n)
+        assert raw["bleu", f"BLEU-{n}"].metric_value == round(bleu.corpus_score(hyps, [refs]).score, 2)
+        assert raw["bleu", f"BLEU-{n}"].metric_config == str(bleu.get_signature())     # nrefs:1|case:mixed|...
+    assert raw["rouge", "ROUGE-L"].metric_value == round(metrics.rouge_l(hyps, refs), 2)
+    again = ModelCard(str(loaded))                                          # written, read back: the same data
+    assert again.data.to_dict() == data_.to_dict() and again.data.eval_results == data_.eval_results
+    assert "`" + read_json(out / "finetune" / "config.json")["bases"]["dino"]["sha256"][:16] + "`" in loaded.text
+    # the paper preset's bases: hub ids are the Hub's base_model; a local folder is said in the text only
+    config = read_json(out / "finetune" / "config.json")
+    training = read_json(out / "finetune" / "training.json")
+    config["bases"]["dino"]["hub_id"], config["bases"]["mbart"]["hub_id"] = "facebook/dinov2-small", "facebook/x"
+    assert ModelCard(card.model_card(config, training, "phoenix14t")).data.base_model == [
+        "facebook/dinov2-small", "facebook/x"]
+    config["bases"]["mbart"].update(hub_id=None, folder="my-mbart")
+    local = ModelCard(card.model_card(config, training, "phoenix14t"))
+    assert local.data.base_model == ["facebook/dinov2-small"] and "local base folders (mbart)" in local.text
+    assert local.data.license == "cc-by-nc-sa-3.0" and local.data.license_name is None
+
+
+def test_the_card_is_written_from_its_data_whatever_the_dataset_folder_is_called(finished, corpus, tmp_path):
+    """A dataset folder named like the card's sections and fences (issue X, case 8): each split's results are
+    kept when another is added, and the flags read back as written."""
+    from huggingface_hub import ModelCard
+    out, odd = tmp_path / "run", "ev## Evaluation\n```\n### test"
+    kept = hf_folder.read(edited_folder(finished[0] / "finetune", out / "finetune",
+                                        training=lambda t: t["flags"].update(data=odd)), "finetune")
+    scores = {"bleu1": 40.0, "bleu2": 30.0, "bleu3": 20.0, "bleu4": 10.0, "rouge": 35.0}
+    signature = {"bleu": "nrefs:1|tok:13a", "rouge": "words"}
+    evaluate.update_card(kept, out, "test", card.results("test", "synthetic", {"raw": scores}, signature))
+    evaluate.update_card(kept, out, "dev", card.results("dev", "synthetic", {"raw": scores | {"bleu4": 12.5}},
+                                                        signature))
+    evaluate.update_card(kept, out, "test", card.results("test", "synthetic", {"raw": scores | {"bleu4": 11.0}},
+                                                         signature))
+    loaded = ModelCard.load(out / "finetune" / "README.md")
+    bleu4 = {r.dataset_split: r.metric_value for r in loaded.data.eval_results if r.metric_name == "BLEU-4"}
+    assert bleu4 == {"test": 11.0, "dev": 12.5} and len(loaded.data.eval_results) == 10
+    flags_block = loaded.text.split("(`training.json`; repeat the run with `--config FOLDER`):\n\n")[1]
+    fence = flags_block.split("\n")[0]
+    assert fence == "````" and json.loads(flags_block[len(fence):].split(fence)[0])["data"] == odd
+    assert loaded.text.count("| raw | 40.00 | 30.00 | 20.00 |") == 2
+
+
+def test_the_docs_example_loads_in_one_call_and_translates(finished, corpus, tmp_path, monkeypatch, capsys):
+    """docs/checkpoints.md's Python example, run as it is written in a folder holding its two paths (the tiny
+    run's fine-tuned folder, a test video as the frame folder clip.mp4): it prints the translation that the
+    folder read and built step by step gives."""
+    page = (Path(HERE) / "docs" / "checkpoints.md").read_text(encoding="utf-8")
+    example = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    assert len(example) == 1 and "from_pretrained(" in example[0]
+    shutil.copytree(finished[0] / "finetune", tmp_path / "runs" / "phoenix14t-paper" / "finetune")
+    copy_test_video(corpus, tmp_path / "clip.mp4")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example[0], "docs/checkpoints.md", "exec"), {})
+    printed = capsys.readouterr().out
+    kept = hf_folder.read(tmp_path / "runs" / "phoenix14t-paper" / "finetune", "finetune")
+    net = hf_folder.build(kept, "finetune")
+    frames = data.SignVideos(corpus, "test", size=kept.cfg.image_size)[1]["frames"]
+    batch = data.collate([{"name": "clip", "translation": "", "frames": frames}])
+    assert printed == run.translate(net, [batch], kept.tok, "cpu", num_beams=4, max_new_tokens=150)[0][0] + "\n"
+    model_, tok = hf_folder.from_pretrained(finished[0] / "pretrain", "pretrain")
+    assert isinstance(model_, model.PretrainModel) and not model_.training
+    assert tok.fingerprint() == kept.tok.fingerprint()
+    with pytest.raises(SystemExit, match=r"from_pretrained: no folder 'nowhere'"):
+        hf_folder.from_pretrained("nowhere")
 
 
 def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, tmp_path):

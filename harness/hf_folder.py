@@ -89,7 +89,8 @@ def save(path: Path, net, setup, about: dict, names: set, standalone: bool = Fal
     if about["kind"] == "pretrain":
         config["pseudoglosses"] = about["vocab"]
     training = {k: about[k] for k in ("kind", "epoch", "metric", "flags")} | \
-        ({"pretrained": about["pretrained"]} if about["kind"] == "finetune" else {})
+        ({"pretrained": about["pretrained"]} if about["kind"] == "finetune" else {}) | \
+        {"software": provenance.software()}
 
     def write(tmp: Path):
         tmp.mkdir()
@@ -307,14 +308,22 @@ def check_model_fields(fields: dict, p: Path):
 
 
 def check_training(training: dict, p: Path, kind: str):
-    optional = {"pretrained": (dict, type(None))} if kind == "finetune" else {}
-    check_keys(training, p, "", {"kind": str, "epoch": int, "metric": dict, "flags": dict} | optional)
+    lineage = {"pretrained": (dict, type(None))} if kind == "finetune" else {}
+    check_keys(training, p, "", {"kind": str, "epoch": int, "metric": dict, "flags": dict} | lineage,
+               {"software": dict})
     check_keys(training["metric"], p, "metric", {"name": str, "value": (int, float)})
     plain = (str, int, float, bool, type(None))
     check_keys(training["flags"], p, "flags", {}, {k: plain for k in training["flags"]})
     lineage = training.get("pretrained")
     if lineage is not None:
         check_keys(lineage, p, "pretrained", {"sha256": str})
+    software = training.get("software")
+    if software is not None:  # harness/provenance.py: package versions, the code's commit
+        check_keys(software, p, "software", {"packages": dict, "code": (dict, str)})
+        check_keys(software["packages"], p, "software.packages", {}, {k: (str, type(None))
+                                                                       for k in software["packages"]})
+        if isinstance(software["code"], dict):
+            check_keys(software["code"], p, "software.code", {"commit": str, "dirty": bool})
 
 
 def read_tokenizer(path: Path, config: dict) -> tokenizer.Tokenizer:
@@ -470,3 +479,14 @@ def check_bases(kept: Kept, net, names: set, fields: tuple, cfg: model.Config):
                                        f"{got[base][key][:12]}, the folder records {want[:12]}: not the base it was "
                                        f"trained on (pass that one with {BASE_FLAGS[base]}, or use a --standalone "
                                        "folder)")
+
+
+# ----------------------------------------------------------------------------------------------
+# One call
+
+def from_pretrained(spec, kind: str = "finetune", device="cpu", dino: str = None, mbart: str = None):
+    """The model of the kept folder or hub id `spec` and its tokenizer, as `read` and `build` check them: the
+    `kind` ('finetune': TranslationModel, 'pretrain': PretrainModel) in eval mode on `device`; `dino`/`mbart` the
+    base folders of a folder trained on local ones. -> (model, tokenizer.Tokenizer)"""
+    kept = read(spec, kind, "from_pretrained")
+    return build(kept, kind, device, dino, mbart), kept.tok

@@ -251,7 +251,7 @@ def main(argv=None):
     ap.add_argument("--threshold", type=cli.non_negative_float, default=0.5,
                     help="--video: show pseudo-glosses with E-hat above this")
     ap.add_argument("--top", type=cli.positive_int, default=5, help="--video: else the strongest few")
-    args = cli.parse(ap, argv)
+    args = cli.parse(ap, argv, "analysis")
     kept = hf_folder.read(args.checkpoint or args.out / "finetune", "finetune")
     pretrained = pretraining(args, kept)  # checked before anything is translated or written
     if not args.video:
