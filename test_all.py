@@ -1904,7 +1904,7 @@ def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):
 
     def download(cfg):
         raise AssertionError("the hub was asked before the data was checked")
-    monkeypatch.setattr(model, "widths_from_checkpoints", download)
+    monkeypatch.setattr(limits, "widths_from_bases", download)
     with pytest.raises(SystemExit, match=f"dataset root '{tmp_path / 'no_such_phoenix'}' \\(--data phoenix14t\\) not "
                        "found: set PHOENIX14T_ROOT"):
         pretrain.main(["--data", "phoenix14t", "--out", str(tmp_path / "run"), "--workers", "0"])
@@ -1945,7 +1945,7 @@ def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(cor
     assert int(np.argmax(period)) == 0 and int(np.argmax(raw)) == 1  # the scorings disagree on these
     calls, real = [], run.translate
 
-    def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate"):
+    def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate", precision=None):
         _, got = real(net, loader, tok, device, num_beams, 3, desc)  # a real beam search, 3 tokens long
         assert metrics.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
         calls.append({"beams": num_beams, "state": {k: v.clone() for k, v in net.state_dict().items()}})

@@ -27,7 +27,7 @@ import torch
 import model
 import tokenizer
 from corpora import files
-from harness import card, limits, outdir
+from harness import card, limits, outdir, provenance
 
 FORMAT = "hierarchical-feature-alignment-slt/1"
 CONFIG, TRAINING, WEIGHTS = outdir.KEPT_FILES
@@ -451,7 +451,7 @@ def build(kept: Kept, kind: str, device="cpu", dino: str = None, mbart: str = No
     elif cfg.pretrained:
         cfg = dataclasses.replace(cfg, dino=base_name(kept, "dino", dino), mbart=base_name(kept, "mbart", mbart))
         with loading_bases(cfg):
-            widths = model.widths_from_checkpoints(cfg)
+            widths = limits.widths_from_bases(cfg)
         for field in ("dino_arch", "mbart_arch", "llm_dim"):
             if getattr(widths, field) != getattr(kept.cfg, field):
                 base = "mbart" if field != "dino_arch" else "dino"

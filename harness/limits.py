@@ -1,9 +1,13 @@
 """The numbers of a kept-weights folder's config.json (harness/hf_folder.py), checked as numbers before anything
 is built: every width, layer count and head count positive, heads dividing their width, the patch dividing the
 image, layer counts and the parameter count (worked out from the widths, not from a model) within bounds. A
-crafted config.json then costs a refusal, never minutes of building or gigabytes of memory."""
+crafted config.json then costs a refusal, never minutes of building or gigabytes of memory. With real weights,
+the widths themselves are the bases' (widths_from_bases)."""
+import dataclasses
 import json
 import re
+
+import model
 
 MAX_PARAMETERS = 4_000_000_000   # 5x the paper preset: a config that asks for more is refused before allocating
 MAX_LAYERS = 256                 # per stack (the paper's deepest: 12); building 65,536 took minutes on meta
@@ -91,3 +95,13 @@ def loads(text, what: str):
             depth -= 1
     return json.loads(text)
 
+
+def widths_from_bases(cfg: model.Config) -> model.Config:
+    """With real weights, the widths are the checkpoints' own (any DINOv2 and mBART-family checkpoint): the
+    image encoder's from DINOv2's config, the LLM's (D of Z, M and the mapper) from mBART's d_model."""
+    if not cfg.pretrained:
+        return cfg
+    from transformers import AutoConfig
+    dino, mbart = AutoConfig.from_pretrained(cfg.dino).to_dict(), AutoConfig.from_pretrained(cfg.mbart).to_dict()
+    return dataclasses.replace(cfg, dino_arch={k: dino[k] for k in cfg.dino_arch if k in dino},
+                               mbart_arch={k: mbart[k] for k in cfg.mbart_arch if k in mbart}, llm_dim=mbart["d_model"])

@@ -17,7 +17,7 @@ import model
 import optim
 import tokenizer
 from corpora import check, files
-from harness import checkpoint, hf_folder, outdir, parallel
+from harness import checkpoint, hf_folder, limits, outdir, parallel
 
 
 @dataclass
@@ -44,7 +44,7 @@ def setup(args, config: dict = None, stage: str = None, tok: tokenizer.Tokenizer
     with parallel.main_process_first():  # one process generates data and tokenizer files, the others read them
         root, rows, lang = read_data(args, splits, tok)
         with hf_folder.loading_bases(cfg):  # after the data: it may download
-            cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
+            cfg = limits.widths_from_bases(cfg) if config is None else cfg
         resume = getattr(args, "resume", False)
         if stage and parallel.is_main():
             name = (video.stem if video.is_file() else video.name) if video else None
