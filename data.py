@@ -45,7 +45,12 @@ def resolve_root(data: str) -> Path:
     or data/how2sign), csl-daily ($CSL_DAILY_ROOT or data/csl-daily), a synthetic corpus (data/<name>, which
     `python -m tools.synthetic` builds) or a folder in one of the layouts (detect_layout)."""
     env, default = NAMED_ROOTS.get(data, (None, data))
-    root = Path(os.environ.get(env, default) if env else default)
+    given = os.environ.get(env, default) if env else default
+    if not str(given).strip():  # Path("") is the current folder, which would be read as the dataset
+        what = f"${env} is set but empty" if env else "--data is empty"
+        raise FileNotFoundError(f"{what}: set it to the dataset's folder (docs/datasets.md)" +
+                                (f", or unset it to read data/{data}" if env else ""))
+    root = Path(given)
     if not root.is_dir():
         if data in NAMED_ROOTS and env is None:
             setting = f" --setting {data}" if data != "synthetic" else ""

@@ -10,9 +10,12 @@ The levels below translation (retrieval, where each pseudo-gloss is found, a vid
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import ModelCard
+
 import metrics
+import model
 from corpora import files
-from harness import card, cli, hf_folder, run
+from harness import card, checkpoint, cli, hf_folder, run
 from harness.cli import value
 
 @dataclass(frozen=True)
@@ -48,37 +51,59 @@ def translation_model(args, kept: hf_folder.Kept, stage: str = None, splits=()):
     return setup, hf_folder.build(kept, "finetune", setup.device, args.dino, args.mbart)
 
 
+def check_max_new_tokens(args, kept: hf_folder.Kept):
+    """--max-new-tokens within the decoder's learned positions (the start token and the tokens before the last
+    take one each), refused before anything is translated or written."""
+    positions = kept.cfg.mbart_arch.get("max_position_embeddings", model.MBART_LARGE_CC25["max_position_embeddings"])
+    if args.max_new_tokens > positions:
+        raise SystemExit(f"--max-new-tokens {args.max_new_tokens}: the decoder of '{kept.path}' has "
+                         f"{positions} positions (mbart_arch.max_position_embeddings), so a translation has at most "
+                         f"{positions} tokens: pass --max-new-tokens {positions} or less; nothing was written")
+
+
 def main(argv=None):
-    args = cli.parse(flags(), argv)
+    args = cli.parse(flags(), argv, "evaluate")
     kept = hf_folder.read(args.checkpoint or args.out / "finetune", "finetune")
+    check_max_new_tokens(args, kept)
     setup, net = translation_model(args, kept, stage="evaluate", splits=(args.split,))
     hyps, refs = run.translate(net, run.loader(setup, args.split, augment=False), setup.tok, setup.device,
                                  args.beams, args.max_new_tokens)                                  # §4.1
     for kind, lines in (("hyp", hyps), ("ref", refs)):
         files.atomic_write(args.out / f"{args.split}.{kind}.txt",
                            lambda tmp: tmp.write_text("".join(line + "\n" for line in lines)))
-    result = metrics.scores(hyps, refs, setup.lang)
-    table = [metrics.scoring_note(setup.lang), TABLE_HEADER, table_row(f"{args.split} (raw)", result)]
+    scored = {"raw": metrics.scores(hyps, refs, setup.lang)}
     if setup.lang == "de":  # PHOENIX14T's conventions, for comparison with its papers (README)
-        period = metrics.scores([h + " ." for h in hyps], [r + " ." for r in refs])
-        table.append(table_row(f"{args.split} (' .' appended)", period))
-        table.append(table_row(f"{args.split} (authors' scoring)", metrics.authors_scores(hyps, refs, setup.tok)))
+        scored["period"] = metrics.scores([h + " ." for h in hyps], [r + " ." for r in refs])
+        scored["authors"] = metrics.authors_scores(hyps, refs, setup.tok)
+    table = [metrics.scoring_note(setup.lang), TABLE_HEADER]
+    table += [table_row(f"{args.split} ({card.SCORINGS[k]})", s) for k, s in scored.items()]
     print("\n".join(table))
     print(f"wrote {args.out / f'{args.split}.hyp.txt'} and {args.out / f'{args.split}.ref.txt'}")
-    update_card(kept.path, args.out, args.split, table)
-    return result
+    evaluated = card.results(args.split, checkpoint.dataset_of(setup), scored,
+                             metrics.signatures(hyps, refs, setup.lang))
+    update_card(kept, args.out, args.split, evaluated)
+    return scored["raw"]
 
 
-def update_card(folder: Path, out: Path, split: str, table: list):
-    """The table, added to the model card of the evaluated folder when it is this run's (inside --out); a folder
-    elsewhere (another run's, a download) is not written to."""
-    path = folder / hf_folder.CARD
-    if folder.resolve().parent != out.resolve() or path.is_symlink() or not path.is_file():
+def update_card(kept: hf_folder.Kept, out: Path, split: str, evaluated: list):
+    """The model card of the evaluated folder written again from its data with `split`'s results (EvalResults,
+    replacing the split's older ones; the other splits' are read back with ModelCard.load), when the folder is
+    this run's (inside --out); a folder elsewhere (another run's, a download) is not written to."""
+    path = kept.path / hf_folder.CARD
+    if kept.path.resolve().parent != out.resolve() or path.is_symlink() or not path.is_file():
         print(f"the model card '{path}' is not updated: the folder is not in --out '{out}', or has no card")
         return
-    text = card.with_evaluation((folder / hf_folder.CARD).read_text(encoding="utf-8"), split, "\n".join(table))
-    files.atomic_write(folder / hf_folder.CARD, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    print(f"added the {split} table to the model card {folder / hf_folder.CARD}")
+    try:
+        old = ModelCard.load(path)
+    except Exception as e:  # whatever huggingface_hub and yaml raise on a card edited by hand
+        print(f"the model card '{path}' cannot be read ({type(e).__name__}: {str(e)[:160]}): it is written anew, "
+              "without its earlier results")
+        old = ModelCard("")
+    dataset = card.dataset_of(old)
+    results = [r for r in old.data.eval_results or [] if r.dataset_split != split] + evaluated
+    text = card.model_card(kept.config, kept.training, dataset, results)
+    files.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    print(f"added the {split} results to the model card {path}")
 
 
 if __name__ == "__main__":

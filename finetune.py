@@ -154,7 +154,7 @@ def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainabl
 
 def main(argv=None):
     ap = flags()
-    args = cli.parse(ap, argv, tiny=TINY)
+    args = cli.parse(ap, argv, "finetune", tiny=TINY)
     if args.stage1_epochs + args.stage2_epochs == 0:
         ap.error("--stage1-epochs and --stage2-epochs are both 0: nothing to train")
     setup, pretrained = run.setup_finetune(args)  # with the pre-training's tokenizer, checked against this run

@@ -37,6 +37,16 @@ def bleu(hypotheses, references, lang: str = "de") -> dict:
         hypotheses, [references]).score for n in range(1, 5)}
 
 
+def signatures(hypotheses, references, lang: str = "de") -> dict:
+    """How `scores(..., lang)` scores, by metric, as the model card's model-index names it: sacrebleu's signature
+    of the BLEU (which it gives only after scoring a corpus) and ROUGE-L's units."""
+    metric = sacrebleu.BLEU(tokenize="zh" if lang == "zh" else "13a")
+    metric.corpus_score(hypotheses, [references])
+    units = "characters, whitespace ignored" if lang == "zh" else "whitespace words"
+    return {"bleu": str(metric.get_signature()),
+            "rouge": f"ROUGE-L F-score, beta 1.2, per sentence, averaged, x100, over {units}"}
+
+
 def lcs(a: list, b: list) -> int:
     """Length of the longest common subsequence of two token lists (dynamic programming, one row at a time)."""
     row = [0] * (len(b) + 1)

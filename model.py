@@ -72,18 +72,16 @@ class Config:
 
 PRESETS = {
     "paper": Config(),
-    # Same classes and code paths, small enough for 2 CPU cores. Its mBART is random, so there is no
-    # pre-trained knowledge for LoRA to protect: the tiny preset trains mBART's base weights too.
+    # the same classes, small enough for 2 CPU cores; its mBART is random (no knowledge for LoRA to keep): it trains
     "tiny": Config(
         dino="", mbart="", pretrained=False, freeze_llm=False, image_size=32, dino_lora_blocks=1,
-        dino_arch=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                       mlp_ratio=2, patch_size=8, image_size=32, layerscale_value=1.0),
-        mbart_arch=dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        dino_arch=dict(DINOV2_SMALL, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=128, mlp_ratio=2, patch_size=8, image_size=32),
+        mbart_arch=dict(MBART_LARGE_CC25, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
                         decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
-                        max_position_embeddings=512, scale_embedding=False, dropout=0.1,
-                        pad_token_id=1, bos_token_id=0, eos_token_id=2),
-        frame_dim=64, temporal_layers=4, temporal_heads=4, temporal_mlp=128, llm_dim=64,
-        lora_r=4, lora_alpha=8, vocab_size=0),
+                        max_position_embeddings=512),
+        frame_dim=64, temporal_layers=4, temporal_heads=4, temporal_mlp=128, llm_dim=64, lora_r=4, lora_alpha=8,
+        vocab_size=0),
 }
 
 
@@ -98,7 +96,6 @@ def requires_grad(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters())
 
 
-# ----------------------------------------------------------------------------------------------
 # Frame level: the visual encoder (§3.1, "Visual Encoder")
 
 class VisualEncoder(nn.Module):
@@ -131,7 +128,6 @@ class VisualEncoder(nn.Module):
         return out
 
 
-# ----------------------------------------------------------------------------------------------
 # Segment level: the temporal encoder (§3.1, "Temporal Encoder")
 
 def sinusoidal_positions(T: int, dim: int, device=None):
@@ -280,7 +276,6 @@ class SignEncoder(nn.Module):
             return self.temporal(self.visual(frames, frame_mask), frame_mask)
 
 
-# ----------------------------------------------------------------------------------------------
 # Pre-training (§3.2): pseudo-gloss head and prototypes, LLM encoder with a CLS token, frozen text encoder
 
 class FrozenTextEncoder(nn.Module):
@@ -331,7 +326,6 @@ class PretrainModel(nn.Module):
             temperature=1 / self.logit_scale.exp())
 
 
-# ----------------------------------------------------------------------------------------------
 # Translation (§3.3): the mapper and mBART's decoder
 
 class TranslationModel(nn.Module):
@@ -375,19 +369,7 @@ class TranslationModel(nn.Module):
         return out[:, 1:]
 
 
-# ----------------------------------------------------------------------------------------------
 # Building the models from a preset
-
-def widths_from_checkpoints(cfg: Config) -> Config:
-    """With real weights, the widths are the checkpoints' own (any DINOv2 and mBART-family checkpoint): the
-    image encoder's from DINOv2's config, the LLM's (D of Z, M and the mapper) from mBART's d_model."""
-    if not cfg.pretrained:
-        return cfg
-    from transformers import AutoConfig
-    dino, mbart = AutoConfig.from_pretrained(cfg.dino).to_dict(), AutoConfig.from_pretrained(cfg.mbart).to_dict()
-    return dataclasses.replace(cfg, dino_arch={k: dino[k] for k in cfg.dino_arch if k in dino},
-                               mbart_arch={k: mbart[k] for k in cfg.mbart_arch if k in mbart}, llm_dim=mbart["d_model"])
-
 
 def load_dinov2(cfg: Config) -> nn.Module:
     """DINOv2 ViT-S/14 (facebook/dinov2-small) or, for random weights, the same class from cfg.dino_arch."""
@@ -439,13 +421,11 @@ def build_translation_model(cfg: Config, keep_ids=None) -> TranslationModel:
     return TranslationModel(load_dinov2(cfg), _add_llm_lora(load_mbart(cfg, keep_ids), cfg), cfg)
 
 
-# ----------------------------------------------------------------------------------------------
 # Parameter counts (Table 3)
 
 def count(module: nn.Module):
     """(trainable, total) parameters, each tensor once."""
-    params = list(module.parameters())
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+    return sum(p.numel() for p in module.parameters() if p.requires_grad), sum(p.numel() for p in module.parameters())
 
 
 def build_counted(preset: str) -> tuple:

@@ -166,7 +166,7 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, book: ledger.
 
 
 def main(argv=None):
-    args = cli.parse(flags(), argv)
+    args = cli.parse(flags(), argv, "pretrain")
     setup = run.setup(args, stage="pretrain")
     with parallel.main_process_first():
         # cached in the run's folder and for later runs (never the data root, which may be read-only)

@@ -44,7 +44,7 @@ import pseudogloss
 import tokenizer
 import optim
 from corpora import check, decode, files, how2sign, pack
-from harness import checkpoint, cli, hf_folder, ledger, logs, outdir, parallel, pseudogloss_cache, run
+from harness import card, checkpoint, cli, hf_folder, ledger, limits, logs, outdir, parallel, pseudogloss_cache, run
 from tools import analysis, benchmark, memory, synthetic, table3, tagger_scores
 
 
@@ -2052,7 +2052,7 @@ def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):
 
     def download(cfg):
         raise AssertionError("the hub was asked before the data was checked")
-    monkeypatch.setattr(model, "widths_from_checkpoints", download)
+    monkeypatch.setattr(limits, "widths_from_bases", download)
     with pytest.raises(SystemExit, match=f"dataset root '{tmp_path / 'no_such_phoenix'}' \\(--data phoenix14t\\) not "
                        "found: set PHOENIX14T_ROOT"):
         pretrain.main(["--data", "phoenix14t", "--out", str(tmp_path / "run"), "--workers", "0"])
@@ -2093,7 +2093,7 @@ def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(cor
     assert int(np.argmax(period)) == 0 and int(np.argmax(raw)) == 1  # the scorings disagree on these
     calls, real = [], run.translate
 
-    def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate"):
+    def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate", precision=None):
         _, got = real(net, loader, tok, device, num_beams, 3, desc)  # a real beam search, 3 tokens long
         assert metrics.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
         calls.append({"beams": num_beams, "state": {k: v.clone() for k, v in net.state_dict().items()}})
@@ -2255,7 +2255,7 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
 def test_missing_checkpoint_and_unknown_preset_are_clear_errors(corpus, tmp_path, capsys):
     with pytest.raises(SystemExit, match="checkpoint not found: .*nothing-here"):
         finetune.main(train_flags(corpus, tmp_path / "run", "--pretrained", str(tmp_path / "nothing-here")))
-    with pytest.raises(SystemExit, match="--checkpoint: no folder .*finetune"):
+    with pytest.raises(SystemExit, match="--checkpoint: checkpoint not found: .*finetune"):
         evaluate.main(flags(corpus, tmp_path / "empty"))
     with pytest.raises(SystemExit):
         pretrain.main(["--data", str(corpus), "--preset", "huge"])
@@ -2653,7 +2653,7 @@ def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
     assert "- sign-language-translation" in front and "datasets:\n- synthetic\n" in front
     assert "### test" in card_ and (out / "test.hyp.txt").exists()               # evaluate.py's table
     table = card_.split("### test")[1]
-    assert "BLEU-4" in table and "test (raw)" in table
+    assert "BLEU-4" in table and "| raw |" in table
     assert read_json(out / "finetune" / "training.json")["pretrained"]["sha256"] == hf_folder.digest(out / "pretrain")
     # --standalone: the frozen DINOv2 is in the folder too, and the model it gives is the same
     alone = tmp_path / "alone"
@@ -2670,6 +2670,160 @@ def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
     net = hf_folder.build(pre, "pretrain")
     state = net.state_dict()
     assert all(torch.equal(state[k], pre.state[k]) for k in pre.state)
+
+
+# ----------------------------------------------------------------------------------------------
+# A run repeated from its record (--config), its software, the card through huggingface_hub, one call to load
+
+
+def test_a_run_repeated_from_its_record_gives_the_same_flags_and_weights(finished, tmp_path):
+    """pretrain.py and finetune.py given only --config <kept folder> and a new --out: the same training.json
+    flags and, bit for bit, the same kept weights."""
+    out, again = finished[0], tmp_path / "again"
+    pretrain.main(["--config", str(out / "pretrain"), "--out", str(again), "--workers", "0"])
+    finetune.main(["--config", str(out / "finetune" / "training.json"), "--out", str(again), "--workers", "0"])
+    outdir.release()
+    for kind in ("pretrain", "finetune"):
+        assert read_json(again / kind / "training.json")["flags"] == read_json(out / kind / "training.json")["flags"]
+        assert (again / kind / "model.safetensors").read_bytes() == (out / kind / "model.safetensors").read_bytes()
+    # the command line overrides the file
+    args = cli.parse(pretrain.flags(), ["--config", str(out / "pretrain"), "--seed", "5"], "pretrain")
+    recorded = read_json(out / "pretrain" / "training.json")["flags"]
+    assert args.seed == 5 and args.lr == recorded["lr"] == 3e-4 and args.batch_size == 4 and args.epochs == 1
+
+
+def test_config_files_set_flags_through_their_types_and_refuse_naming_the_key(finished, corpus, tmp_path):
+    out = finished[0]
+    (tmp_path / "ok.yaml").write_text("data: synthetic\nbatch-size: 2\nlr: 1.0e-4\n--packed: true\n"
+                                      "psp_loss: authors\nfasttext: null\n", encoding="utf-8")
+    args = cli.parse(pretrain.flags(), ["--config", str(tmp_path / "ok.yaml")], "pretrain")
+    assert (args.batch_size, args.lr, args.packed, args.psp_loss, args.fasttext) == (2, 1e-4, True, "authors", None)
+    (tmp_path / "ok.json").write_text(json.dumps({"split": "dev", "beams": 2}), encoding="utf-8")
+    args = cli.parse(evaluate.flags(), ["--config", str(tmp_path / "ok.json"), "--beams", "3"], "evaluate")
+    assert (args.split, args.beams) == ("dev", 3)
+    cases = {"epochs: 2\n": ("finetune", r"key 'epochs' is not a flag of finetune"),
+             "batch_size: -1\n": ("pretrain", r"key 'batch_size': must be a positive integer, got '-1'"),
+             "seed: 1.5\n": ("pretrain", r"key 'seed': invalid literal for int"),
+             "packed: 1\n": ("pretrain", r"key 'packed' is 1: the switch --packed is true or false"),
+             "lr: [1, 2]\n": ("pretrain", r"key 'lr' is \[1, 2\]: expected one value"),
+             "lr: null\n": ("pretrain", r"key 'lr' is None"),
+             "psp-loss: mine\n": ("pretrain", r"key 'psp-loss' is 'mine', not one of paper, authors"),
+             "config: other.yaml\n": ("pretrain", r"key 'config' is not a flag"),
+             "- lr\n": ("pretrain", r"holds a list, not a mapping"),
+             "lr: [\n": ("pretrain", r"cannot be read as YAML")}
+    for i, (text, (stage, message)) in enumerate(cases.items()):
+        (tmp_path / f"bad{i}.yaml").write_text(text, encoding="utf-8")
+        recipe = {"pretrain": pretrain, "finetune": finetune}[stage]
+        with pytest.raises(SystemExit, match=f"--config '.*bad{i}.yaml': {message}"):
+            recipe.main(train_flags(corpus, tmp_path / f"out{i}", "--config", tmp_path / f"bad{i}.yaml"))
+        assert not (tmp_path / f"out{i}").exists()
+    # the record of another stage, and no file at all
+    with pytest.raises(SystemExit, match=r"training.json': key kind is 'pretrain': the record of another stage"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--config", out / "pretrain"))
+    with pytest.raises(SystemExit, match=r"training.json': key kind is 'finetune': the record of another stage"):
+        evaluate.main(flags(corpus, tmp_path / "ev", "--config", out / "finetune" / "training.json"))
+    with pytest.raises(SystemExit, match=r"--config '.*missing.yaml': no such file"):
+        pretrain.main(train_flags(corpus, tmp_path / "pt", "--config", tmp_path / "missing.yaml"))
+    assert not {"ft", "ev", "pt"} & {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_kept_folder_records_package_versions_and_the_code_commit(finished, tmp_path, monkeypatch):
+    from importlib import metadata
+    from harness import provenance
+    software = read_json(finished[0] / "finetune" / "training.json")["software"]
+    assert software["packages"]["torch"] == metadata.version("torch") == torch.__version__
+    for name in ("transformers", "sentencepiece", "fasttext", "HanTa", "jieba"):
+        assert software["packages"][name] == metadata.version(name)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=HERE, capture_output=True, text=True)
+    assert software["code"] == ({"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+                                if head.returncode == 0 else "not a git checkout")
+    monkeypatch.setattr(provenance, "PROJECT", tmp_path)                  # a copy of the code without .git
+    assert provenance.code() == "not a git checkout"
+    bad = edited_folder(finished[0] / "finetune", tmp_path / "bad",
+                        training=lambda t: t["software"]["code"].update(dirty="yes") if isinstance(
+                            t["software"]["code"], dict) else t["software"].update(code=1))
+    with pytest.raises(SystemExit, match=r"training.json' field software.code"):
+        hf_folder.read(bad, "finetune")
+
+
+def test_model_card_front_matter_and_results_round_trip_through_huggingface_hub(finished, corpus):
+    from huggingface_hub import ModelCard
+    out = finished[0]
+    loaded = ModelCard.load(out / "finetune" / "README.md")
+    data_ = loaded.data
+    assert (data_.library_name, data_.language, data_.license, data_.datasets) == ("pytorch", ["de"], "other",
+                                                                                    ["synthetic"])
+    assert data_.base_model is None and data_.pipeline_tag is None           # tiny: seeded random bases
+    hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
+    refs = (out / "test.ref.txt").read_text(encoding="utf-8").splitlines()
+    raw = {(r.metric_type, r.metric_name): r for r in data_.eval_results if r.metric_args["scoring"] == "raw"}
+    assert {r.dataset_split for r in data_.eval_results} == {"test"} and len(raw) == 5
+    for n in range(1, 5):
+        bleu = sacrebleu.BLEU(max_ngram_order=n)
+        assert raw["bleu", f"BLEU-{n}"].metric_value == round(bleu.corpus_score(hyps, [refs]).score, 2)
+        assert raw["bleu", f"BLEU-{n}"].metric_config == str(bleu.get_signature())     # nrefs:1|case:mixed|...
+    assert raw["rouge", "ROUGE-L"].metric_value == round(metrics.rouge_l(hyps, refs), 2)
+    again = ModelCard(str(loaded))                                          # written, read back: the same data
+    assert again.data.to_dict() == data_.to_dict() and again.data.eval_results == data_.eval_results
+    assert "`" + read_json(out / "finetune" / "config.json")["bases"]["dino"]["sha256"][:16] + "`" in loaded.text
+    # the paper preset's bases: hub ids are the Hub's base_model; a local folder is said in the text only
+    config = read_json(out / "finetune" / "config.json")
+    training = read_json(out / "finetune" / "training.json")
+    config["bases"]["dino"]["hub_id"], config["bases"]["mbart"]["hub_id"] = "facebook/dinov2-small", "facebook/x"
+    assert ModelCard(card.model_card(config, training, "phoenix14t")).data.base_model == [
+        "facebook/dinov2-small", "facebook/x"]
+    config["bases"]["mbart"].update(hub_id=None, folder="my-mbart")
+    local = ModelCard(card.model_card(config, training, "phoenix14t"))
+    assert local.data.base_model == ["facebook/dinov2-small"] and "local base folders (mbart)" in local.text
+    assert local.data.license == "cc-by-nc-sa-3.0" and local.data.license_name is None
+
+
+def test_the_card_is_written_from_its_data_whatever_the_dataset_folder_is_called(finished, corpus, tmp_path):
+    """A dataset folder named like the card's sections and fences (issue X, case 8): each split's results are
+    kept when another is added, and the flags read back as written."""
+    from huggingface_hub import ModelCard
+    out, odd = tmp_path / "run", "ev## Evaluation\n```\n### test"
+    kept = hf_folder.read(edited_folder(finished[0] / "finetune", out / "finetune",
+                                        training=lambda t: t["flags"].update(data=odd)), "finetune")
+    scores = {"bleu1": 40.0, "bleu2": 30.0, "bleu3": 20.0, "bleu4": 10.0, "rouge": 35.0}
+    signature = {"bleu": "nrefs:1|tok:13a", "rouge": "words"}
+    evaluate.update_card(kept, out, "test", card.results("test", "synthetic", {"raw": scores}, signature))
+    evaluate.update_card(kept, out, "dev", card.results("dev", "synthetic", {"raw": scores | {"bleu4": 12.5}},
+                                                        signature))
+    evaluate.update_card(kept, out, "test", card.results("test", "synthetic", {"raw": scores | {"bleu4": 11.0}},
+                                                         signature))
+    loaded = ModelCard.load(out / "finetune" / "README.md")
+    bleu4 = {r.dataset_split: r.metric_value for r in loaded.data.eval_results if r.metric_name == "BLEU-4"}
+    assert bleu4 == {"test": 11.0, "dev": 12.5} and len(loaded.data.eval_results) == 10
+    flags_block = loaded.text.split("(`training.json`; repeat the run with `--config FOLDER`):\n\n")[1]
+    fence = flags_block.split("\n")[0]
+    assert fence == "````" and json.loads(flags_block[len(fence):].split(fence)[0])["data"] == odd
+    assert loaded.text.count("| raw | 40.00 | 30.00 | 20.00 |") == 2
+
+
+def test_the_docs_example_loads_in_one_call_and_translates(finished, corpus, tmp_path, monkeypatch, capsys):
+    """docs/checkpoints.md's Python example, run as it is written in a folder holding its two paths (the tiny
+    run's fine-tuned folder, a test video as the frame folder clip.mp4): it prints the translation that the
+    folder read and built step by step gives."""
+    page = (Path(HERE) / "docs" / "checkpoints.md").read_text(encoding="utf-8")
+    example = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    assert len(example) == 1 and "from_pretrained(" in example[0]
+    shutil.copytree(finished[0] / "finetune", tmp_path / "runs" / "phoenix14t-paper" / "finetune")
+    copy_test_video(corpus, tmp_path / "clip.mp4")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example[0], "docs/checkpoints.md", "exec"), {})
+    printed = capsys.readouterr().out
+    kept = hf_folder.read(tmp_path / "runs" / "phoenix14t-paper" / "finetune", "finetune")
+    net = hf_folder.build(kept, "finetune")
+    frames = data.SignVideos(corpus, "test", size=kept.cfg.image_size)[1]["frames"]
+    batch = data.collate([{"name": "clip", "translation": "", "frames": frames}])
+    assert printed == run.translate(net, [batch], kept.tok, "cpu", num_beams=4, max_new_tokens=150)[0][0] + "\n"
+    model_, tok = hf_folder.from_pretrained(finished[0] / "pretrain", "pretrain")
+    assert isinstance(model_, model.PretrainModel) and not model_.training
+    assert tok.fingerprint() == kept.tok.fingerprint()
+    with pytest.raises(SystemExit, match=r"from_pretrained: no folder 'nowhere'"):
+        hf_folder.from_pretrained("nowhere")
 
 
 def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, tmp_path):
@@ -2740,8 +2894,8 @@ def test_a_refused_resume_moves_nothing_and_shows_values_as_given(finished, corp
     before = digests(out)
     with pytest.raises(SystemExit) as refused:
         pretrain.main(train_flags(tmp_path / "my_corpus", out, "--epochs", "1", "--resume", "--lr", "0.01"))
-    message = str(refused.value)
-    assert f"--data: '{corpus}' -> '{tmp_path / 'my_corpus'}'" in message and "my-corpus" not in message
+    message = str(refused.value)  # --data as recorded: the dataset's name or layout, never its path
+    assert "--data: 'synthetic' -> 'phoenix14t'" in message and "my_corpus" not in message
     assert "--lr: 0.0003 -> 0.01" in message and message.endswith("nothing was moved aside")
     after = digests(out)
     assert {k: v for k, v in after.items() if not k.startswith("cache")} == \
@@ -2776,6 +2930,234 @@ def test_atomic_write_replaces_files_and_folders_whole(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="`python -m tools.synthetic`"):
         data.resolve_root("synthetic")
     assert set(synthetic.SETTINGS) == set(data.SYNTHETIC)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue X, part 2: kept folders, replacements that survive a kill, numbers checked before building, what is published
+
+
+def fake_kept_folder(folder):
+    """A folder with a kept-weights folder's files (hf_folder.CONFIG, TRAINING, WEIGHTS), as <run>/pretrain is."""
+    folder.mkdir(parents=True)
+    for name in ("config.json", "training.json", "model.safetensors"):
+        (folder / name).write_text("{}")
+    return folder
+
+
+def test_out_inside_a_kept_folder_is_refused_before_anything_is_written(corpus, tmp_path):
+    kept = fake_kept_folder(tmp_path / "run" / "pretrain")
+    before = digests(tmp_path / "run")
+    for out, how in ((kept, "is"), (kept / "nested", "is inside")):
+        with pytest.raises(SystemExit, match=f"--out '{out}' {how} the kept weights '{kept}' of a run"):
+            pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    assert digests(tmp_path / "run") == before and not (kept / "nested").exists() and not (kept / ".lock").exists()
+
+
+def dead_pid() -> int:
+    """A process id no process has now (files._process_alive's own test, by os.kill)."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+def test_a_replacement_killed_between_its_renames_is_put_back(tmp_path):
+    # what atomic_write leaves when killed after setting <out>/pretrain aside and before renaming the new one in
+    out = tmp_path / "run"
+    hidden = out / f".pretrain.old{dead_pid()}-0badc0de"
+    hidden.mkdir(parents=True)
+    (hidden / "config.json").write_text("the best weights")
+    (out / "pretrain.last.pt").write_bytes(b"state")
+    outdir.claim(out, "pretrain", resume=True, overwrite=False)   # the next start, with --resume
+    outdir.release(out)
+    assert (out / "pretrain" / "config.json").read_text() == "the best weights" and not hidden.exists()
+    # the same kill, then a save that fails: the old copy is back, not deleted with the temporaries
+    hidden = tmp_path / f".pack.old{dead_pid()}-0badc0de"
+    hidden.mkdir()
+    (hidden / "a").write_text("old")
+
+    def broken(tmp):
+        tmp.mkdir()
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        files.atomic_write(tmp_path / "pack", broken)
+    assert (tmp_path / "pack" / "a").read_text() == "old" and not hidden.exists()
+
+
+def test_control_characters_in_a_translation_are_named_at_read_time(corpus, tmp_path):
+    def nul(root):
+        path = data.annotation_path(root, "dev")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        lines[2] = lines[2][:-3] + "\x00" + lines[2][-3:]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    root = copy_corpus(corpus, tmp_path, nul)
+    with pytest.raises(SystemExit, match=f"'{data.annotation_path(root, 'dev')}', line 3, field translation: "
+                                         "control character U\\+0000 at position"):
+        data.read_splits(root, ["train"])
+    labels = {"info": [{"name": "S000000_P0000_T00", "label_char": ["今", "\x1b", "天"]}]}
+    (tmp_path / "csl" / "sentence_label").mkdir(parents=True)
+    with open(tmp_path / "csl" / "sentence_label" / "csl2020ct_v2.pkl", "wb") as f:
+        pickle.dump(labels, f)
+    with pytest.raises(ValueError, match=r"info\[0\] \('S000000_P0000_T00'\): control character U\+001B"):
+        from corpora import csl_daily
+        csl_daily.read_labels(tmp_path / "csl" / "sentence_label" / "csl2020ct_v2.pkl")
+
+
+def test_an_empty_root_variable_or_data_flag_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PHOENIX14T_ROOT", "")
+    with pytest.raises(FileNotFoundError, match="\\$PHOENIX14T_ROOT is set but empty: set it to the dataset's "
+                                                "folder .*, or unset it to read data/phoenix14t"):
+        data.resolve_root("phoenix14t")
+    with pytest.raises(FileNotFoundError, match="--data is empty"):
+        data.resolve_root("")
+
+
+def test_config_numbers_are_checked_before_a_model_is_built(finished, tmp_path, monkeypatch):
+    source = finished[0] / "finetune"
+    cases = [(dict(temporal_layers=300), "field model.temporal_layers is 300: more than 256 layers"),
+             (dict(temporal_heads=0), "field model.temporal_heads is 0: a width, size or count must be positive"),
+             (dict(image_size=0), "field model.image_size is 0: a width"),
+             (dict(dino_arch={"patch_size": 0}), "field model.dino_arch.patch_size is 0: a width"),
+             (dict(temporal_heads=3), "field model.temporal_heads 3 does not divide model.frame_dim 64"),
+             (dict(image_size=36), "field model.dino_arch.patch_size 8 does not divide model.image_size 36"),
+             (dict(mbart_arch={"encoder_attention_heads": 5}),
+              "field model.mbart_arch.encoder_attention_heads 5 does not divide model.mbart_arch.d_model 64"),
+             (dict(frame_dim=65536, temporal_mlp=65536), "gives a model of about .* weights")]
+    monkeypatch.setattr(model, "build_translation_model", lambda *a, **k: pytest.fail("built before the checks"))
+    for i, (fields, message) in enumerate(cases):
+        def edit(c):
+            for k, v in fields.items():
+                c["model"][k] = c["model"][k] | v if isinstance(v, dict) else v
+        folder = edited_folder(source, tmp_path / str(i), config=edit)
+        with pytest.raises(SystemExit, match=f"config.json' {message}"):
+            hf_folder.read(folder, "finetune")
+    monkeypatch.undo()
+    # the estimate bounds the models torch builds from above, within a factor 1.6 (paper: 550M; 346M and 403M)
+    for preset in ("tiny", "paper"):
+        cfg = dataclasses.replace(model.PRESETS[preset], vocab_size=2172, pretrained=False)
+        fields = dataclasses.asdict(cfg)
+        with torch.device("meta"):
+            built = [sum(t.numel() for t in build(cfg).state_dict().values())
+                     for build in (model.build_pretrain_model, model.build_translation_model)]
+        estimate = limits.estimate_parameters(lambda n: fields[n] if "." not in n else
+                                              fields[n.split(".")[0]][n.split(".")[1]])
+        assert max(built) <= estimate <= 1.6 * max(built), (preset, built, estimate)
+
+
+def safetensors_file(path, header: bytes):
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    return path
+
+
+def test_crafted_headers_and_deep_json_are_refused_with_a_message(tmp_path):
+    cases = [(b'{"__metadata__": {"format": 1}}', "__metadata__ that is not an object of strings"),
+             (b'{"__metadata__": ["pt"]}', "__metadata__ that is not an object of strings"),
+             (b'\xef\xbb\xbf{"__metadata__": {"format": "pt"}}', "UTF-8 byte-order mark"),
+             (b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "its header nests deeper than 32 levels")]
+    for i, (header, message) in enumerate(cases):
+        with pytest.raises(SystemExit, match=message):
+            hf_folder.check_header(safetensors_file(tmp_path / f"{i}.safetensors", header), {})
+    deep = tmp_path / "config.json"
+    deep.write_text('{"model": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    with pytest.raises(SystemExit, match="config.json' is not JSON \\(ValueError: config.json nests deeper than 32"):
+        hf_folder.read_json(deep)
+    assert limits.loads('{"a": "[[[[", "b": [[1]]}', "x") == {"a": "[[[[", "b": [[1]]}  # brackets in strings
+
+
+def test_a_full_disk_reported_by_safetensors_is_a_clear_error(finished, corpus, tmp_path, monkeypatch):
+    import safetensors.torch
+    from safetensors import SafetensorError
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    kept = hf_folder.read(out / "finetune", "finetune")
+    net = hf_folder.build(kept, "finetune")
+    setup = run.Setup(cli.parse(evaluate.flags(), flags(corpus, out)), kept.cfg, corpus, kept.tok, "cpu")
+    before = digests(out)
+
+    def full(state, path, metadata=None):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+                              'space left on device" })')
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(SystemExit, match=f"could not write '{out / 'finetune'}' \\(the disk is full\\): "
+                                         "SafetensorError"):
+        hf_folder.save(out / "finetune", net, setup, kept.training | {"kind": "finetune"},
+                       {n for n, p in net.named_parameters() if p.requires_grad})
+    assert digests(out) == before
+
+
+def test_links_at_the_stages_files_are_refused_when_out_is_claimed(finished, corpus, tmp_path, monkeypatch):
+    out = shutil.copytree(finished[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    elsewhere = shutil.copytree(out / "pretrain", tmp_path / "elsewhere")
+    shutil.rmtree(out / "pretrain")
+    (out / "pretrain").symlink_to(elsewhere)
+    monkeypatch.setattr(train, "loader", lambda *a, **k: pytest.fail("trained before the link was refused"))
+    with pytest.raises(SystemExit, match=f"'{out / 'pretrain'}' is a symbolic link \\(to '{elsewhere}'\\)"):
+        pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume"))
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "cache").symlink_to(elsewhere)
+    with pytest.raises(SystemExit, match=f"'{fresh / 'cache'}' is a symbolic link .*nothing was written"):
+        pretrain.main(train_flags(corpus, fresh, "--epochs", "1"))
+    assert sorted(p.name for p in fresh.iterdir()) == ["cache"]
+    outdir.release()
+
+
+def test_max_new_tokens_beyond_the_decoders_positions_is_refused_first(finished, corpus, tmp_path, monkeypatch):
+    kept = hf_folder.read(finished[0] / "finetune", "finetune")
+    # 512 positions (the tiny preset): 512 new tokens fit, 513 raise IndexError in transformers' generate
+    evaluate.check_max_new_tokens(argparse.Namespace(max_new_tokens=512), kept)
+    monkeypatch.setattr(train, "translate", lambda *a, **k: pytest.fail("translated before the check"))
+    with pytest.raises(SystemExit, match="--max-new-tokens 600: the decoder of .* has 512 positions"):
+        evaluate.main(flags(corpus, tmp_path / "ev", "--checkpoint", finished[0] / "finetune",
+                            "--max-new-tokens", "600"))
+    assert not (tmp_path / "ev").exists()
+
+
+def test_finetune_pretrained_takes_a_hub_id(corpus, tmp_path, monkeypatch):
+    import huggingface_hub
+    calls = []
+
+    def snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        calls.append(repo_id)
+        raise huggingface_hub.errors.LocalEntryNotFoundError(f"{repo_id}: the hub is not reachable")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    with pytest.raises(SystemExit, match="--pretrained 'someone/hfa-pretrain': no such folder here, and the hub id "
+                                         "could not be fetched"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", "someone/hfa-pretrain"))
+    assert calls == ["someone/hfa-pretrain"]
+
+
+def test_analysis_video_is_checked_before_out_is_claimed(finished, corpus, tmp_path):
+    out, clip = finished[0], copy_test_video(corpus, tmp_path / "clip", 1)
+    fifo, damaged, bomb = tmp_path / "fifo.mp4", tmp_path / "damaged.mp4", copy_test_video(corpus, tmp_path / "bomb")
+    os.mkfifo(fifo)
+    damaged.write_bytes(b"\0" * 4096)
+    png_bomb(sorted(bomb.iterdir())[0])
+    for video, message in ((tmp_path / "missing.mp4", "not a video file"), (fifo, "not a video file"),
+                           (damaged, "damaged.mp4"), (bomb, "")):
+        with pytest.raises(SystemExit, match=f"--video '{video}' cannot be read: .*{message}.*nothing was written"):
+            analysis.main(flags(corpus, tmp_path / "pic", "--checkpoint", out / "finetune", "--video", video))
+        assert not (tmp_path / "pic").exists()
+    with pytest.raises(SystemExit, match=f"--out '{out / 'pretrain'}' is the kept weights"):
+        analysis.main(flags(corpus, out / "pretrain", "--checkpoint", out / "finetune", "--video", clip))
+    assert not list((out / "pretrain").glob("*.png"))
+    outdir.release()
+
+
+def test_published_files_hold_no_path_of_this_machine(finished, corpus):
+    out = finished[0]
+    for kind in ("pretrain", "finetune"):
+        training = read_json(out / kind / "training.json")
+        assert training["flags"]["data"] == "synthetic" and len(training["flags"]["dataset"]) == 64
+        for name in ("training.json", "config.json", "README.md"):
+            text = (out / kind / name).read_text(encoding="utf-8")
+            assert str(corpus) not in text and str(out) not in text and str(Path.home()) not in text, (kind, name)
+    assert read_json(out / "finetune" / "training.json")["flags"]["pretrained"] is None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ def read_labels(path) -> dict:
             raise ValueError(f"{where} ('{entry['name']}'): its translation (label_char or label_word) is "
                              f"{type(text).__name__} {str(text)[:40]!r}, not a string or a list of strings")
         text = text if isinstance(text, str) else "".join(text)
+        files.check_text(text, f"{where} ('{entry['name']}')")
         if not text.strip():
             raise ValueError(f"{where} ('{entry['name']}'): empty translation")
         if entry["name"] in out:

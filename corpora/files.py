@@ -13,11 +13,14 @@ def atomic_write(path: Path, write):
     """write(tmp) makes a file or a folder at a temporary name of its own (pid + random) beside `path`, which is
     then renamed to `path` (replacing what was there): never half a file or folder, and two writers never share
     a temporary. The one temp-and-rename of the project: checkpoints, caches, translations, packs, corpora.
-    Temporaries that an earlier writer of `path` left when it was killed are removed first. A symbolic link at
-    `path` is refused (a folder of --out that files are written into is made by make_folder, which refuses one)."""
+    Temporaries that an earlier writer of `path` left when it was killed are removed first, except the old copy
+    it had set aside when `path` is gone (killed between the two renames): that copy is put back (restore_old).
+    A symbolic link at `path` is refused (a folder of --out that files are written into is made by make_folder,
+    which refuses one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     refuse_link(path)
+    restore_old(path)
     remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{os.urandom(4).hex()}")
     old = path.with_name(f".{path.name}.old{os.getpid()}-{os.urandom(4).hex()}")
@@ -60,6 +63,23 @@ def remove_stale_temporaries(path: Path) -> list:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
             removed.append(tmp.name)
     return removed
+
+
+def restore_old(path: Path) -> bool:
+    """A folder that atomic_write was replacing when its process was killed between setting the old copy aside
+    (.<name>.old<pid>-<hex>) and renaming the new one in: with `path` gone, the newest such copy of an ended
+    process is renamed back to `path`, never deleted. -> whether one was."""
+    path = Path(path)
+    if os.path.lexists(path):
+        return False
+    old = [p for p in path.parent.glob(f".{glob.escape(path.name)}.old*")
+           if (m := re.fullmatch(rf"\.{re.escape(path.name)}\.old(\d+)-[0-9a-f]+", p.name))
+           and not _process_alive(int(m.group(1)))]
+    if not old:
+        return False
+    os.replace(max(old, key=lambda p: p.stat().st_mtime_ns), path)
+    print(f"'{path}': put back the copy that an interrupted replacement had set aside", flush=True)
+    return True
 
 
 def _process_alive(pid: int) -> bool:
@@ -105,11 +125,25 @@ def read_table(path, delimiter: str, fields: tuple, quoting=csv.QUOTE_NONE) -> l
             n = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None, []))
             raise ValueError(f"{where}: {n} fields where the header has {len(reader.fieldnames)} "
                              f"(fields are separated by {delimiter!r})")
+        for k, v in r.items():
+            check_text(v, f"{where}, field {k}")
         empty = [f for f in fields if not r[f].strip()]
         if empty:
             raise ValueError(f"{where}: empty {empty[0]}")
         rows.append((reader.line_num, r))
     return rows
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and line feed
+
+
+def check_text(text: str, where: str):
+    """A field of an annotation file holds no control character (a NUL byte, an escape ...): one would reach the
+    tokenizer, the pseudo-glosses and the references unseen. ValueError naming `where` and the character."""
+    bad = CONTROL.search(text) if isinstance(text, str) else None
+    if bad:
+        raise ValueError(f"{where}: control character U+{ord(bad.group()):04X} at position {bad.start() + 1} of "
+                         f"{text[:40]!r}: annotation text holds none (a damaged or binary file?)")
 
 
 def _rows(reader, path):

@@ -4,6 +4,7 @@ both written atomically and checked when read."""
 import dataclasses
 import hashlib
 import json
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -36,12 +37,26 @@ def dataset_of(setup) -> str:
 
 
 def result_flags(setup, names: tuple) -> dict:
-    """The values of the flags `names` that fix the run's result, as plain values, and the dataset's fingerprint."""
+    """The values of the flags `names` that fix the run's result, as plain values, and the dataset's fingerprint;
+    what training.json and the model card publish, so no path of this machine: --data is recorded as the dataset
+    (dataset_of: its layout, or the synthetic corpus), whose content the fingerprint identifies wherever it lies;
+    any other flag naming a file or folder here (--fasttext, --pretrained) by its last name (a hub id as it is)."""
     unknown = [n for n in names if n not in vars(setup.args)]
     if unknown:
         raise ValueError(f"result flags {unknown} are not flags of this script")
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(setup.args).items() if k in names} | \
-        {"dataset": dataset_fingerprint(setup.root)}
+    values = {k: public(v) for k, v in vars(setup.args).items() if k in names}
+    if "data" in values:
+        values["data"] = dataset_of(setup)
+    return values | {"dataset": dataset_fingerprint(setup.root)}
+
+
+def public(value):
+    """A flag's value as training.json records it: a path of this machine (absolute, or naming what is here) by its
+    last name; anything else as it is."""
+    if isinstance(value, Path) or isinstance(value, str) and value and (os.path.isabs(value) or
+                                                                       os.path.lexists(value)):
+        return Path(value).name
+    return value
 
 
 def check_matches(setup, config: dict, fingerprint: str, path, flags: dict = None, saved_flags: dict = None,

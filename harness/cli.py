@@ -14,6 +14,7 @@ import model
 import optim
 import tokenizer
 from corpora import fasttext_bin
+from harness import flagfile
 
 
 def data_flags(doc: str) -> argparse.ArgumentParser:
@@ -40,6 +41,8 @@ def data_flags(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--packed-dir", help="where the packs are (default: <root>/packed)")
     ap.add_argument("--dino", help="DINOv2 hub name or local folder (paper preset; default facebook/dinov2-small)")
     ap.add_argument("--mbart", help="mBART hub name or local folder (paper preset; default facebook/mbart-large-cc25)")
+    ap.add_argument("--config", help="the flags from a file: a kept folder (<out>/pretrain, <out>/finetune) or its "
+                    "training.json, to repeat that run, or a YAML or JSON file of flags; flags given here override it")
     return ap
 
 
@@ -100,12 +103,17 @@ def recipe_flags(ap: argparse.ArgumentParser, recipe) -> argparse.ArgumentParser
 RESULT_FLAGS = ("data", "preset", "max_frames", "frame_stride", "packed", "seed", "precision")
 
 
-def parse(ap: argparse.ArgumentParser, argv=None, tiny: dict = None) -> argparse.Namespace:
-    """Parse, and fill the defaults that depend on other flags: `tiny`, the recipe's values for the tiny preset."""
+def parse(ap: argparse.ArgumentParser, argv=None, stage: str = None, tiny: dict = None) -> argparse.Namespace:
+    """Parse, with --config's flags (harness/flagfile.py: checked for the script of `stage`) as the defaults that
+    the command line overrides, and fill the defaults that depend on other flags: `tiny`, the recipe's values for
+    the tiny preset, which a --config file overrides in turn."""
+    args = ap.parse_args(argv)
+    from_file = flagfile.read(args.config, ap, stage) if getattr(args, "config", None) else {}
+    ap.set_defaults(**from_file)
     args = ap.parse_args(argv)
     preset = args.preset or default_preset(args.data)
     if tiny and preset == "tiny":
-        ap.set_defaults(**tiny)
+        ap.set_defaults(**tiny, **from_file)
         args = ap.parse_args(argv)
     if getattr(args, "resume", False) and args.overwrite:
         ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")

@@ -27,15 +27,15 @@ import torch
 import model
 import tokenizer
 from corpora import files
-from harness import card
+from harness import card, limits, outdir, provenance
 
 FORMAT = "hierarchical-feature-alignment-slt/1"
-WEIGHTS, CONFIG, TRAINING, CARD = "model.safetensors", "config.json", "training.json", "README.md"
+CONFIG, TRAINING, WEIGHTS = outdir.KEPT_FILES
+CARD = "README.md"
 TOKENIZER = "tokenizer"
 DIGESTED = (WEIGHTS, CONFIG, TRAINING)  # with the tokenizer's files: what the lineage's sha256 covers (not the card)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
 MAX_JSON, MAX_TOKENIZER_FILE, MAX_HEADER = 64 << 20, 256 << 20, 64 << 20
-MAX_PARAMETERS = 4_000_000_000   # 5x the paper preset: a config that asks for more is refused before allocating
 # the largest value of an integer field (config.json "model"): widths, layers, heads, sizes; vocabularies larger
 LIMITS = {"vocab_size": 262_144, "n_glosses": 262_144}
 INT_LIMIT = 65_536
@@ -89,7 +89,8 @@ def save(path: Path, net, setup, about: dict, names: set, standalone: bool = Fal
     if about["kind"] == "pretrain":
         config["pseudoglosses"] = about["vocab"]
     training = {k: about[k] for k in ("kind", "epoch", "metric", "flags")} | \
-        ({"pretrained": about["pretrained"]} if about["kind"] == "finetune" else {})
+        ({"pretrained": about["pretrained"]} if about["kind"] == "finetune" else {}) | \
+        {"software": provenance.software()}
 
     def write(tmp: Path):
         tmp.mkdir()
@@ -99,10 +100,12 @@ def save(path: Path, net, setup, about: dict, names: set, standalone: bool = Fal
         (tmp / TRAINING).write_text(json.dumps(training, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         setup.tok.save(tmp / TOKENIZER)
         (tmp / CARD).write_text(card.model_card(config, training, about.get("dataset")), encoding="utf-8")
+    from safetensors import SafetensorError
     try:
         files.atomic_write(path, write)
-    except OSError as e:
-        full = " (the disk is full)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    except (OSError, SafetensorError) as e:  # safetensors reports a full disk as SafetensorError, no errno
+        full = " (the disk is full)" if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) \
+            or "No space left on device" in str(e) else ""
         raise SystemExit(f"could not write '{path}'{full}: {type(e).__name__}: {e}; what was there before is "
                          "unchanged") from None
 
@@ -161,7 +164,9 @@ def digest(folder: Path) -> str:
 
 def resolve(spec, flag: str) -> Path:
     """A folder given to `flag`: a local folder, or a hub id (user/name) fetched with huggingface_hub."""
-    path = Path(spec)
+    path, where = Path(spec), "(kept weights are the folder <out>/pretrain or <out>/finetune, or a hub id user/name)"
+    if not str(spec).strip():  # Path("") is the current folder
+        raise SystemExit(f"{flag}: checkpoint not found: '{spec}' {where}")
     if path.is_dir():
         return path
     if path.is_file():
@@ -175,8 +180,7 @@ def resolve(spec, flag: str) -> Path:
         except Exception as e:  # offline, unknown repository, no access: whatever huggingface_hub raises
             raise SystemExit(f"{flag} '{spec}': no such folder here, and the hub id could not be fetched "
                              f"({type(e).__name__}: {str(e)[:200]})") from None
-    raise SystemExit(f"{flag}: no folder '{spec}' (kept weights are the folder <out>/pretrain or <out>/finetune, "
-                     "or a hub id user/name)")
+    raise SystemExit(f"{flag}: checkpoint not found: '{spec}' {where}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -217,8 +221,8 @@ def read_json(p: Path) -> dict:
     if p.stat().st_size > MAX_JSON:
         refuse(p, f"is {p.stat().st_size:,} bytes, more than any {p.name} this project writes")
     try:
-        value = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+        value = limits.loads(p.read_text(encoding="utf-8"), p.name)
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError among them
         refuse(p, f"is not JSON ({type(e).__name__}: {str(e)[:120]})")
     if not isinstance(value, dict):
         refuse(p, f"holds a JSON {type(value).__name__}, not an object")
@@ -293,6 +297,9 @@ def check_model_fields(fields: dict, p: Path):
         top = LIMITS.get(k, INT_LIMIT) if isinstance(v, int) else (1.0 if "drop" in k else 1e6)
         if not (math.isfinite(v) and 0 <= v <= top) or (isinstance(v, float) and "drop" in k and v >= 1):
             refuse(p, f"field model.{k} is {v}: out of range (0 to {top:,}{', exclusive' if 'drop' in k else ''})")
+    why = limits.problem(fields, reference)  # widths positive and dividing, layers and weights bounded
+    if why:
+        refuse(p, why)
     for base, flag in BASE_FLAGS.items():
         name = fields[base]
         if name and not (HUB_ID.fullmatch(name) and ".." not in name):
@@ -301,14 +308,22 @@ def check_model_fields(fields: dict, p: Path):
 
 
 def check_training(training: dict, p: Path, kind: str):
-    optional = {"pretrained": (dict, type(None))} if kind == "finetune" else {}
-    check_keys(training, p, "", {"kind": str, "epoch": int, "metric": dict, "flags": dict} | optional)
+    lineage = {"pretrained": (dict, type(None))} if kind == "finetune" else {}
+    check_keys(training, p, "", {"kind": str, "epoch": int, "metric": dict, "flags": dict} | lineage,
+               {"software": dict})
     check_keys(training["metric"], p, "metric", {"name": str, "value": (int, float)})
     plain = (str, int, float, bool, type(None))
     check_keys(training["flags"], p, "flags", {}, {k: plain for k in training["flags"]})
     lineage = training.get("pretrained")
     if lineage is not None:
         check_keys(lineage, p, "pretrained", {"sha256": str})
+    software = training.get("software")
+    if software is not None:  # harness/provenance.py: package versions, the code's commit
+        check_keys(software, p, "software", {"packages": dict, "code": (dict, str)})
+        check_keys(software["packages"], p, "software.packages", {}, {k: (str, type(None))
+                                                                       for k in software["packages"]})
+        if isinstance(software["code"], dict):
+            check_keys(software["code"], p, "software.code", {"commit": str, "dirty": bool})
 
 
 def read_tokenizer(path: Path, config: dict) -> tokenizer.Tokenizer:
@@ -335,11 +350,11 @@ def expected_tensors(cfg: model.Config, kind: str, standalone: bool, p: Path) ->
     """name -> (shape, dtype) of the tensors the folder must hold: those of the model its config builds (on the
     meta device: nothing allocated), refused when it has more than MAX_PARAMETERS."""
     build = model.build_pretrain_model if kind == "pretrain" else model.build_translation_model
-    with torch.device("meta"):
+    with torch.device("meta"):  # its size was estimated from config.json's numbers first (limits.problem)
         net = build(dataclasses.replace(cfg, pretrained=False))
     total = sum(t.numel() for t in net.state_dict().values())
-    if total > MAX_PARAMETERS:
-        refuse(p, f"gives a model of {total:,} weights (fields model.*), more than {MAX_PARAMETERS:,}")
+    if total > limits.MAX_PARAMETERS:
+        refuse(p, f"gives a model of {total:,} weights (fields model.*), more than {limits.MAX_PARAMETERS:,}")
     names = {n for n, q in net.named_parameters() if q.requires_grad or standalone}
     return {k: (list(v.shape), v.dtype) for k, v in trainable_state(net, names, cpu=False).items()}
 
@@ -356,13 +371,19 @@ def check_header(p: Path, expected: dict):
                 " (it begins as a Python pickle, which is never loaded)" if head[:1] == b"\x80" else ""
             refuse(p, f"is not a safetensors file{kind}: its first 8 bytes give a header of {n} bytes in a file of "
                       f"{size}")
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, ValueError):
-            refuse(p, "has a header that is not JSON: not a safetensors file, or damaged")
+        text = f.read(n)
+    if text.startswith(b"\xef\xbb\xbf"):
+        refuse(p, "has a header that begins with a UTF-8 byte-order mark, which safetensors files never hold")
+    try:
+        header = limits.loads(text, "its header")
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError among them
+        refuse(p, f"has a header that is not JSON ({str(e)[:80]}): not a safetensors file, or damaged")
     if not isinstance(header, dict):
         refuse(p, "has a header that is not a JSON object")
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        refuse(p, f"has a __metadata__ that is not an object of strings ({str(metadata)[:60]}): not a safetensors "
+                  "file this project reads")
     for name, entry in header.items():
         if name not in expected:
             refuse(p, f"holds tensor '{name}', which the model of its config.json has not (or does not keep)")
@@ -430,7 +451,7 @@ def build(kept: Kept, kind: str, device="cpu", dino: str = None, mbart: str = No
     elif cfg.pretrained:
         cfg = dataclasses.replace(cfg, dino=base_name(kept, "dino", dino), mbart=base_name(kept, "mbart", mbart))
         with loading_bases(cfg):
-            widths = model.widths_from_checkpoints(cfg)
+            widths = limits.widths_from_bases(cfg)
         for field in ("dino_arch", "mbart_arch", "llm_dim"):
             if getattr(widths, field) != getattr(kept.cfg, field):
                 base = "mbart" if field != "dino_arch" else "dino"
@@ -458,3 +479,14 @@ def check_bases(kept: Kept, net, names: set, fields: tuple, cfg: model.Config):
                                        f"{got[base][key][:12]}, the folder records {want[:12]}: not the base it was "
                                        f"trained on (pass that one with {BASE_FLAGS[base]}, or use a --standalone "
                                        "folder)")
+
+
+# ----------------------------------------------------------------------------------------------
+# One call
+
+def from_pretrained(spec, kind: str = "finetune", device="cpu", dino: str = None, mbart: str = None):
+    """The model of the kept folder or hub id `spec` and its tokenizer, as `read` and `build` check them: the
+    `kind` ('finetune': TranslationModel, 'pretrain': PretrainModel) in eval mode on `device`; `dino`/`mbart` the
+    base folders of a folder trained on local ones. -> (model, tokenizer.Tokenizer)"""
+    kept = read(spec, kind, "from_pretrained")
+    return build(kept, kind, device, dino, mbart), kept.tok

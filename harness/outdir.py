@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from corpora import files
+
 STAGES = ("pretrain", "finetune", "evaluate")  # each stage's files are made from the previous stage's
 OWNED = {"pretrain": ("pretrain", "pretrain.last.pt"),   # the kept weights first: a folder (harness/hf_folder.py)
          "finetune": ("finetune", "finetune-stage1.last.pt", "finetune-stage2.last.pt"),
@@ -23,13 +25,16 @@ SCRIPT = {"pretrain": "pretrain.py", "finetune": "finetune.py", "evaluate": "eva
           "video": "tools/analysis.py --video"}
 # made by a stage but no reason to refuse: moved aside with the stage's files when it starts over
 DERIVED = {"pretrain": ("tokenizer.json", "spm.model", "mbart-tokenizer", "events.out.tfevents.*")}
+# the files of a kept-weights folder (harness/hf_folder.py's CONFIG, TRAINING, WEIGHTS), by which one is known
+KEPT_FILES = ("config.json", "training.json", "model.safetensors")
 _locks = {}  # folder -> open lock file, held until the process ends (or release())
 _pending = {}  # folder -> (stage, why, files): what claim will move aside once commit() is called
 
 
 def check_out(out: Path, root: Path = None, video: Path = None):
     """--out is a folder (or not there yet), neither the dataset root nor inside it (the dataset is only read), nor
-    the --video folder or inside it (the picture would become one of its frames). Checked before anything is
+    the --video folder or inside it (the picture would become one of its frames), nor a run's kept weights
+    (<run>/pretrain, <run>/finetune) or inside them (which their run replaces whole). Checked before anything is
     written."""
     out = Path(out)
     if os.path.lexists(out) and not out.is_dir():
@@ -45,6 +50,12 @@ def check_out(out: Path, root: Path = None, video: Path = None):
             how = "is" if where == folder else "is inside"
             raise SystemExit(f"--out '{out}' {how} the {flag} '{folder}', which is only read: pass another --out "
                              "(nothing was written)")
+    for folder in (where, *where.parents):
+        if all((folder / name).is_file() for name in KEPT_FILES):
+            how = "is" if where == folder else "is inside"
+            raise SystemExit(f"--out '{out}' {how} the kept weights '{folder}' of a run (its "
+                             f"{', '.join(KEPT_FILES)}), which that run replaces whole: pass another --out (nothing "
+                             "was written)")
 
 
 def lock(out: Path):
@@ -95,7 +106,15 @@ def claim(out: Path, stage: str, resume: bool, overwrite: bool, split: str = Non
     --resume beside kept weights (pretrain/, finetune/) without a *.last.pt to continue from: refuse.
     Nothing moves before commit(out): a --resume is first checked against its last state (checkpoint.py)."""
     out = Path(out)
+    written = OWNED[stage] + DERIVED.get(stage, ()) + (("cache",) if stage == "pretrain" else ())
+    fields = dict(split=split or "*", name=glob.escape(name) if name else "*")
+    for pattern in written:  # before anything is written: a link would be followed, or refused only at the end
+        pattern = pattern.format(**fields)
+        for p in out.glob(pattern) if glob.has_magic(pattern) else [out / pattern]:
+            files.refuse_link(p)
     lock(out)
+    for kept in (OWNED["pretrain"][0], OWNED["finetune"][0]):  # a replacement killed between its two renames
+        files.restore_old(out / kept)
     own = _existing(out, OWNED[stage], split=split or "*", name=glob.escape(name) if name else "*")
     if own and not resume and not overwrite:
         ways = ("continue it with --resume, " if stage in ("pretrain", "finetune") else "") + \

@@ -17,7 +17,7 @@ import model
 import optim
 import tokenizer
 from corpora import check, files
-from harness import checkpoint, hf_folder, outdir, parallel
+from harness import checkpoint, hf_folder, limits, outdir, parallel
 
 
 @dataclass
@@ -44,7 +44,7 @@ def setup(args, config: dict = None, stage: str = None, tok: tokenizer.Tokenizer
     with parallel.main_process_first():  # one process generates data and tokenizer files, the others read them
         root, rows, lang = read_data(args, splits, tok)
         with hf_folder.loading_bases(cfg):  # after the data: it may download
-            cfg = model.widths_from_checkpoints(cfg) if config is None else cfg
+            cfg = limits.widths_from_bases(cfg) if config is None else cfg
         resume = getattr(args, "resume", False)
         if stage and parallel.is_main():
             name = (video.stem if video.is_file() else video.name) if video else None
@@ -68,13 +68,10 @@ def setup_finetune(args) -> tuple:
     (the pseudo-glosses aside, which stay behind). -> (Setup, the kept pre-training or None)"""
     if args.pretrained == "none":
         return setup(args, stage="finetune"), None
-    path = args.out / "pretrain" if args.pretrained is None else Path(args.pretrained)
-    if args.pretrained is not None and (not args.pretrained or not path.is_dir()):  # never passed over
-        raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
-                         "<out>/pretrain, or none to fine-tune without pre-training)")
-    pretrained = hf_folder.read(path, "pretrain", "--pretrained")
+    pretrained = hf_folder.read(args.out / "pretrain" if args.pretrained is None else args.pretrained,
+                                "pretrain", "--pretrained")  # a folder or a hub id (hf_folder.resolve)
     ready = setup(args, stage="finetune", tok=pretrained.tok)
-    checkpoint.check_matches(ready, pretrained.config["model"], pretrained.tok.fingerprint(), path,
+    checkpoint.check_matches(ready, pretrained.config["model"], pretrained.tok.fingerprint(), pretrained.path,
                              ignore=("n_glosses",))
     return ready, pretrained
 

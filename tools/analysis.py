@@ -34,11 +34,8 @@ def pretraining(args, kept: hf_folder.Kept):
     if args.pretrained is None and not path.is_dir():
         print(f"{what}: no pre-training folder '{path}'")
         return None
-    if args.pretrained is not None and (not args.pretrained or not path.is_dir()
-                                        and not hf_folder.HUB_ID.fullmatch(args.pretrained)):
-        raise SystemExit(f"--pretrained: checkpoint not found: '{args.pretrained}' (pass pretrain.py's folder "
-                         "<out>/pretrain, the one the model was fine-tuned from)")
-    pre, lineage = hf_folder.read(args.pretrained or path, "pretrain", "--pretrained"), kept.training["pretrained"]
+    pre = hf_folder.read(path if args.pretrained is None else args.pretrained, "pretrain", "--pretrained")
+    lineage = kept.training["pretrained"]
     path = pre.path
     mine, theirs = kept.tok.fingerprint(), pre.tok.fingerprint()
     if theirs != mine:
@@ -71,6 +68,17 @@ def read_video(path, frame_stride: int = 1, max_frames: int = 300) -> tuple:
                                 "or a folder of frame images")
     select = functools.partial(data.select_frames, frame_stride=frame_stride, max_frames=max_frames)
     return decode.read_selected(path, select, short_side=VIDEO_SHORT_SIDE)
+
+
+def checked_video(args) -> tuple:
+    """read_video, before --out is claimed: a missing, unreadable or damaged video, a FIFO or a frame too large is
+    a SystemExit naming it, and nothing is written."""
+    from PIL import Image
+    try:
+        return read_video(args.video, args.frame_stride, args.max_frames)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:  # av's errors are OSError or ValueError
+        why = str(e).removeprefix(f"--video '{args.video}': ")
+        raise SystemExit(f"--video '{args.video}' cannot be read: {why}; nothing was written") from None
 
 
 def video_batch(pixels: np.ndarray, name: str, setup: run.Setup) -> dict:
@@ -243,7 +251,7 @@ def main(argv=None):
     ap.add_argument("--threshold", type=cli.non_negative_float, default=0.5,
                     help="--video: show pseudo-glosses with E-hat above this")
     ap.add_argument("--top", type=cli.positive_int, default=5, help="--video: else the strongest few")
-    args = cli.parse(ap, argv)
+    args = cli.parse(ap, argv, "analysis")
     kept = hf_folder.read(args.checkpoint or args.out / "finetune", "finetune")
     pretrained = pretraining(args, kept)  # checked before anything is translated or written
     if not args.video:
@@ -251,8 +259,9 @@ def main(argv=None):
             return {}
         setup, _ = evaluate.translation_model(args, kept, splits=(args.split,))
         return measure_split(setup, args.split, pretrained)
+    evaluate.check_max_new_tokens(args, kept)
+    pixels, keep, times = checked_video(args)
     setup, net = evaluate.translation_model(args, kept, stage="video")  # --out checked and claimed
-    pixels, keep, times = read_video(args.video, args.frame_stride, args.max_frames)
     name = args.video.stem if args.video.is_file() else args.video.name
     batch = video_batch(pixels, name, setup)
     hyp = run.translate(net, [batch], setup.tok, setup.device, args.beams, args.max_new_tokens)[0][0]
