@@ -2236,7 +2236,7 @@ def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
     name = data.read_split(corpus, "test")[1]["name"]
     clip = tmp_path / "my clip"
     shutil.copytree(corpus / data.FRAME_DIR / "test" / name, clip)
-    s = run.setup(cli.parse(cli.data_flags(""), flags(corpus, out)), config["model"],
+    s = run.setup(cli.parse(evaluate.flags(), flags(corpus, out)), config["model"],
                   tok=tokenizer.Tokenizer.load(out / "finetune" / "tokenizer"), splits=())
     pixels, _, _ = analysis.read_video(clip)
     batch = analysis.video_batch(pixels, "clip", s)
