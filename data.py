@@ -367,3 +367,10 @@ def text_batch(tok, sentences, device, max_tokens: int = tokenizer.MAX_TEXT_TOKE
     decoder_input = pad([[tok.lang_id] + p + [tok.eos_id] for p in pieces])
     labels, _ = pad([p + [tok.eos_id, tok.lang_id] for p in pieces])
     return source, decoder_input, labels
+
+
+def translation_inputs(batch, tok, device, train: bool) -> tuple:
+    """The translation model's inputs for a batch: its frames prepared (augmented when training, §4.2) and the
+    decoder's input `de_DE x` (text_batch); and the labels `x </s>` [B, L] of eq. 6."""
+    _, (dec_ids, dec_mask), labels = text_batch(tok, batch["translations"], device)
+    return (*prepare(batch, device, train=train), dec_ids, dec_mask), labels

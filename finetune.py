@@ -78,26 +78,11 @@ def load_pretrained(net, state: dict):
     net.load_state_dict(renamed, strict=False)  # read and checked: hf_folder.read
 
 
-def batch_inputs(batch, setup: run.Setup, train: bool) -> tuple:
-    """The model's inputs for a batch: its frames prepared (augmented when training, §4.2), the decoder's input
-    `de_DE x`; and the labels `x </s>` [B, L]."""
-    _, (dec_ids, dec_mask), labels = data.text_batch(setup.tok, batch["translations"], setup.device)
-    return (*data.prepare(batch, setup.device, train=train), dec_ids, dec_mask), labels
-
-
-def forward(net, batch, setup: run.Setup):
-    """One batch of eq. 6 (tools/memory.py's step): the video through the sign encoder, the mapper and mBART,
-    teacher-forced on its sentence."""
-    inputs, labels = batch_inputs(batch, setup, train=net.training)
-    return losses.translation_loss(net(*inputs), labels, setup.tok.pad_id, setup.args.label_smoothing)  # eq. 6
-
-
 def accumulated_step(net, micros: list, pad_id: int, label_smoothing: float, precision: str, scaler):
-    """Eq. 6's gradients for a batch: each video through the sign encoder, the mapper and mBART, teacher-forced on
-    its sentence, one micro-batch at a time (--micro-batch-size; one, the whole batch, by default). Eq. 6 averages
-    over the batch's non-pad tokens, so each micro-batch's mean counts by its share of them and the gradients add
-    up to the whole batch's (BatchNorm aside), scaled by `scaler` (optim.grad_scaler). `micros`: batch_inputs of
-    each. -> the whole batch's eq. 6"""
+    """Eq. 6 and its gradients (scaled by `scaler`, optim.grad_scaler) for a batch: each video through the sign
+    encoder, the mapper and mBART, teacher-forced on its sentence, one micro-batch at a time (`micros`, of
+    data.translation_inputs; --micro-batch-size, by default the whole batch). Eq. 6 averages over the batch's
+    non-pad tokens, so each micro-batch's mean counts by its share of them (BatchNorm aside). -> the batch's eq. 6"""
     tokens = [int((labels != pad_id).sum()) for _, labels in micros]
     device, total = micros[0][1].device, 0.0
     for i, ((inputs, labels), n) in enumerate(zip(micros, tokens)):
@@ -112,26 +97,19 @@ def accumulated_step(net, micros: list, pad_id: int, label_smoothing: float, pre
 def validate(net, dev, setup: run.Setup) -> dict:
     """Dev BLEU-1..4 of --val-beams beam search, scored as --val-scoring says."""
     args = setup.args
-    hyps, refs = run.translate(net, dev, setup.tok, setup.device, args.val_beams, desc="dev",
-                               precision=args.precision)
+    hyps, refs = run.translate(net, dev, setup.tok, setup.device, args.val_beams, desc="dev", precision=args.precision)
     return metrics.dev_bleu(hyps, refs, setup.tok, args.val_scoring, setup.lang)
 
 
 def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainable: set, best: float) -> float:
-    """Stage 1 or 2 of §3.3 trained as §4.2 says: only STAGE1's parameters train in stage 1, everything
-    `trainable` in stage 2; AdamW under the one-cycle schedule, stepped every batch; eq. 6, backward, gradients
-    clipped, update. `book` validates and keeps the weights with the best dev BLEU-4 over both stages (`best`:
-    stage 1's, when stage 2 starts) in the folder <out>/finetune. -> that BLEU-4"""
+    """Stage 1 or 2 of §3.3 as §4.2 says: STAGE1's parameters train in stage 1, all `trainable` in stage 2. `book`
+    keeps the best dev BLEU-4 of both stages (`best`: stage 1's, as stage 2 starts) as <out>/finetune. -> it"""
     args = setup.args
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable and (stage == 2 or n.startswith(STAGE1)))
     cached = run.cached_features(setup, net) if stage == 1 and args.cache_features else {}  # a DataLoader's ds, collate
     batches, dev = run.loader(setup, "train", augment=True, **cached), run.loader(setup, "dev", augment=False)
-    optimizer = torch.optim.AdamW(optim.param_groups(net, args.weight_decay), lr=args.lr,
-                                  betas=(args.beta1_high, args.beta2))
-    scaler = optim.grad_scaler(setup.device, args.precision)  # fp16: dynamic loss scaling; else a pass-through
-    scheduler = optim.one_cycle(optimizer, args.warmup_epochs * len(batches), book.epochs_total * len(batches),
-                                args.start_div, args.end_div, (args.beta1_low, args.beta1_high))
+    optimizer, scheduler, scaler = optim.adamw_one_cycle(net, args, len(batches), book.epochs_total, setup.device)
     epochs = book.resume(net, optimizer, scheduler, best)
     ddp_net = parallel.for_training(net, args.compile)  # net under torchrun's data-parallel and --compile
     params = [p for p in net.parameters() if p.requires_grad]
@@ -139,7 +117,8 @@ def train_stage(setup: run.Setup, net, stage: int, book: ledger.Ledger, trainabl
         optim.train_mode(net)
         for batch in book.batches(batches, epoch):
             optimizer.zero_grad(set_to_none=True)
-            micros = [batch_inputs(m, setup, True) for m in data.micro_batches(batch, args.micro_batch_size)]
+            micros = [data.translation_inputs(m, setup.tok, setup.device, True)
+                      for m in data.micro_batches(batch, args.micro_batch_size)]
             loss = accumulated_step(ddp_net, micros, setup.tok.pad_id, args.label_smoothing, args.precision, scaler)
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2

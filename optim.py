@@ -25,6 +25,16 @@ def one_cycle(optimizer, warmup_steps: int, total_steps: int, start_div: float, 
                                                base_momentum=betas[0], max_momentum=betas[1])
 
 
+def adamw_one_cycle(net, args, steps_per_epoch: int, epochs: int, device) -> tuple:
+    """§4.2's optimiser as a recipe's block sets it (`args`: lr, weight_decay, warmup_epochs, start_div, end_div,
+    beta1_low, beta1_high, beta2, precision): AdamW on param_groups under one_cycle, stepped every batch, and the
+    loss scaler of the precision (grad_scaler). -> (optimizer, scheduler, scaler)"""
+    optimizer = torch.optim.AdamW(param_groups(net, args.weight_decay), lr=args.lr, betas=(args.beta1_high, args.beta2))
+    scheduler = one_cycle(optimizer, args.warmup_epochs * steps_per_epoch, epochs * steps_per_epoch, args.start_div,
+                          args.end_div, (args.beta1_low, args.beta1_high))
+    return optimizer, scheduler, grad_scaler(device, args.precision)
+
+
 def train_mode(net):
     """Training mode for what trains; every module whose parameters are all frozen runs as at inference
     (fixed BatchNorm statistics, no dropout), e.g. fine-tuning stage 1's mBART encoder beside the decoder."""

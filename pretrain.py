@@ -76,6 +76,19 @@ def forward(net, batch, setup: run.Setup, pg: pseudogloss.PseudoGlosses) -> loss
     return losses.pretrain_loss(net(*inputs), labels, args.tau, args.lambda_psp, args.lambda_align, args.psp_loss)
 
 
+def step(net, batch, setup: run.Setup, pg: pseudogloss.PseudoGlosses, scaler) -> losses.PretrainLoss:
+    """Eq. 5 on a training batch and its gradients (scaled by `scaler`, optim.grad_scaler): in one pass, or with
+    --micro-batch-size one micro-batch at a time (micro_batched_step). -> the batch's terms"""
+    args = setup.args
+    micros = data.micro_batches(batch, args.micro_batch_size)
+    if len(micros) > 1:
+        return micro_batched_step(net, [batch_inputs(m, setup, pg, True) for m in micros], args, scaler)
+    with optim.autocast(setup.device, args.precision):
+        terms = forward(net, batch, setup, pg)
+    scaler.scale(terms.loss).backward()
+    return terms
+
+
 def micro_batched_step(net, micros: list, args, scaler) -> losses.PretrainLoss:
     """Eq. 5's gradients for a batch held one micro-batch at a time (--micro-batch-size), as GradCache does (Gao
     et al. 2021, DESIGN.md "Accumulation"): eq. 4 still compares every video with every sentence of the batch.
@@ -134,11 +147,7 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, book: ledger.
     (the folder <out>/pretrain). -> that loss"""
     args = setup.args
     batches, dev = run.loader(setup, "train", augment=True), run.loader(setup, "dev", augment=False)
-    optimizer = torch.optim.AdamW(optim.param_groups(net, args.weight_decay), lr=args.lr,
-                                  betas=(args.beta1_high, args.beta2))
-    scaler = optim.grad_scaler(setup.device, args.precision)  # fp16: dynamic loss scaling; else a pass-through
-    scheduler = optim.one_cycle(optimizer, args.warmup_epochs * len(batches), args.epochs * len(batches),
-                                args.start_div, args.end_div, (args.beta1_low, args.beta1_high))
+    optimizer, scheduler, scaler = optim.adamw_one_cycle(net, args, len(batches), args.epochs, setup.device)
     epochs = book.resume(net, optimizer, scheduler)
     ddp_net = parallel.for_training(net, args.compile)  # net under torchrun's data-parallel and --compile
     params = [p for p in net.parameters() if p.requires_grad]
@@ -146,14 +155,7 @@ def pretrain(setup: run.Setup, net, pg: pseudogloss.PseudoGlosses, book: ledger.
         optim.train_mode(net)
         for batch in book.batches(batches, epoch):
             optimizer.zero_grad(set_to_none=True)
-            micros = data.micro_batches(batch, args.micro_batch_size)
-            if len(micros) > 1:
-                micros = [batch_inputs(m, setup, pg, True) for m in micros]
-                terms = micro_batched_step(ddp_net, micros, args, scaler)
-            else:
-                with optim.autocast(setup.device, args.precision):
-                    terms = forward(ddp_net, batch, setup, pg)                                  # eq. 5
-                scaler.scale(terms.loss).backward()
+            terms = step(ddp_net, batch, setup, pg, scaler)                                     # eq. 5
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)                              # §4.2
             scaler.step(optimizer)

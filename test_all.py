@@ -2597,7 +2597,7 @@ def test_a_folder_in_a_fresh_process_translates_and_finds_as_the_run_that_wrote_
     hyps, _ = run.translate(kept["finetune"], run.loader(setup, "test", augment=False), setup.tok, "cpu", 4, 5)
     pixels, _, _ = analysis.read_video(clip)
     batch = analysis.video_batch(pixels, "clip", setup)
-    _, _, evidence, mask = analysis.pretrain_outputs(kept["pretrain"], batch, setup)
+    _, _, evidence, mask = analysis.pretrain_outputs(kept["pretrain"], batch, setup, pretrain.Recipe().tau)
     evidence = evidence[0, :int(mask[0].sum())]
     vocab = read_json(out / "pretrain" / "config.json")["pseudoglosses"]
     expected = [f"{vocab[u]:<16} E-hat {float(evidence[:, u].sum()):.2f}"
@@ -2676,12 +2676,22 @@ def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
 # A run repeated from its record (--config), its software, the card through huggingface_hub, one call to load
 
 
-def test_a_run_repeated_from_its_record_gives_the_same_flags_and_weights(finished, tmp_path):
+def test_a_run_repeated_from_its_record_gives_the_same_flags_and_weights(finished, corpus, tmp_path):
     """pretrain.py and finetune.py given only --config <kept folder> and a new --out: the same training.json
     flags and, bit for bit, the same kept weights."""
     out, again = finished[0], tmp_path / "again"
-    pretrain.main(["--config", str(out / "pretrain"), "--out", str(again), "--workers", "0"])
-    finetune.main(["--config", str(out / "finetune" / "training.json"), "--out", str(again), "--workers", "0"])
+
+    def other_sentences(root):
+        csv = data.annotation_path(root, "dev")
+        lines = csv.read_text(encoding="utf-8").splitlines()
+        csv.write_text("\n".join(lines[:1] + [ln + " und" for ln in lines[1:]]) + "\n", encoding="utf-8")
+    other = copy_corpus(corpus, tmp_path, other_sentences)
+    with pytest.raises(SystemExit, match=r"was trained on another dataset than the one under .* --data DIR"):
+        pretrain.main(["--config", str(out / "pretrain"), "--data", str(other), "--out", str(again)])
+    assert not again.exists()  # the record names its dataset ("synthetic"), not where it lies: --data says where
+    pretrain.main(["--config", str(out / "pretrain"), "--data", str(corpus), "--out", str(again), "--workers", "0"])
+    finetune.main(["--config", str(out / "finetune" / "training.json"), "--data", str(corpus), "--out", str(again),
+                   "--workers", "0"])
     outdir.release()
     for kind in ("pretrain", "finetune"):
         assert read_json(again / kind / "training.json")["flags"] == read_json(out / kind / "training.json")["flags"]
@@ -2697,7 +2707,8 @@ def test_config_files_set_flags_through_their_types_and_refuse_naming_the_key(fi
     (tmp_path / "ok.yaml").write_text("data: synthetic\nbatch-size: 2\nlr: 1.0e-4\n--packed: true\n"
                                       "psp_loss: authors\nfasttext: null\n", encoding="utf-8")
     args = cli.parse(pretrain.flags(), ["--config", str(tmp_path / "ok.yaml")], "pretrain")
-    assert (args.batch_size, args.lr, args.packed, args.psp_loss, args.fasttext) == (2, 1e-4, True, "authors", None)
+    assert (args.batch_size, args.lr, args.packed, args.psp_loss, args.fasttext) == (2, 1e-4, True, "authors",
+                                                                                    "skipgram")  # the tiny preset's
     (tmp_path / "ok.json").write_text(json.dumps({"split": "dev", "beams": 2}), encoding="utf-8")
     args = cli.parse(evaluate.flags(), ["--config", str(tmp_path / "ok.json"), "--beams", "3"], "evaluate")
     assert (args.split, args.beams) == ("dev", 3)
@@ -2822,7 +2833,7 @@ def test_the_docs_example_loads_in_one_call_and_translates(finished, corpus, tmp
     model_, tok = hf_folder.from_pretrained(finished[0] / "pretrain", "pretrain")
     assert isinstance(model_, model.PretrainModel) and not model_.training
     assert tok.fingerprint() == kept.tok.fingerprint()
-    with pytest.raises(SystemExit, match=r"from_pretrained: no folder 'nowhere'"):
+    with pytest.raises(SystemExit, match=r"from_pretrained: checkpoint not found: 'nowhere'"):
         hf_folder.from_pretrained("nowhere")
 
 
@@ -3095,7 +3106,7 @@ def test_links_at_the_stages_files_are_refused_when_out_is_claimed(finished, cor
     elsewhere = shutil.copytree(out / "pretrain", tmp_path / "elsewhere")
     shutil.rmtree(out / "pretrain")
     (out / "pretrain").symlink_to(elsewhere)
-    monkeypatch.setattr(train, "loader", lambda *a, **k: pytest.fail("trained before the link was refused"))
+    monkeypatch.setattr(run, "loader", lambda *a, **k: pytest.fail("trained before the link was refused"))
     with pytest.raises(SystemExit, match=f"'{out / 'pretrain'}' is a symbolic link \\(to '{elsewhere}'\\)"):
         pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume"))
     fresh = tmp_path / "fresh"
@@ -3111,7 +3122,7 @@ def test_max_new_tokens_beyond_the_decoders_positions_is_refused_first(finished,
     kept = hf_folder.read(finished[0] / "finetune", "finetune")
     # 512 positions (the tiny preset): 512 new tokens fit, 513 raise IndexError in transformers' generate
     evaluate.check_max_new_tokens(argparse.Namespace(max_new_tokens=512), kept)
-    monkeypatch.setattr(train, "translate", lambda *a, **k: pytest.fail("translated before the check"))
+    monkeypatch.setattr(run, "translate", lambda *a, **k: pytest.fail("translated before the check"))
     with pytest.raises(SystemExit, match="--max-new-tokens 600: the decoder of .* has 512 positions"):
         evaluate.main(flags(corpus, tmp_path / "ev", "--checkpoint", finished[0] / "finetune",
                             "--max-new-tokens", "600"))

@@ -113,7 +113,7 @@ def parse(ap: argparse.ArgumentParser, argv=None, stage: str = None, tiny: dict 
     args = ap.parse_args(argv)
     preset = args.preset or default_preset(args.data)
     if tiny and preset == "tiny":
-        ap.set_defaults(**tiny, **from_file)
+        ap.set_defaults(**(tiny | from_file))
         args = ap.parse_args(argv)
     if getattr(args, "resume", False) and args.overwrite:
         ap.error("--resume continues the run in --out, --overwrite starts it over: pass one of them")

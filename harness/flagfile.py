@@ -36,7 +36,10 @@ def read(spec, ap: argparse.ArgumentParser, stage: str) -> dict:
     if isinstance(value.get("flags"), dict) and "kind" in value:    # a kept folder's training.json
         if value["kind"] != stage:
             refuse(path, f"key kind is {value['kind']!r}: the record of another stage, not of {stage}")
+        recorded = value["flags"].get("dataset")
         value = {k: v for k, v in value["flags"].items() if k not in NOT_FLAGS}
+    else:
+        recorded = None
     options = {}
     for action in ap._actions:  # argparse keeps its flags only here
         if action.dest not in ("help", "config"):
@@ -48,7 +51,8 @@ def read(spec, ap: argparse.ArgumentParser, stage: str) -> dict:
             names = sorted({a.option_strings[0] for a in options.values()})
             refuse(path, f"key {key!r} is not a flag of {stage} (its flags: {' '.join(names)})")
         flags[action.dest] = value_of(action, key, v, path)
-    return flags
+    # the record names its dataset, not where it lies: run.setup checks that --data holds the same one
+    return flags | ({"recorded_dataset": (str(path), recorded)} if recorded else {})
 
 
 def value_of(action: argparse.Action, key, v, path):

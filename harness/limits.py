@@ -7,8 +7,6 @@ import dataclasses
 import json
 import re
 
-import model
-
 MAX_PARAMETERS = 4_000_000_000   # 5x the paper preset: a config that asks for more is refused before allocating
 MAX_LAYERS = 256                 # per stack (the paper's deepest: 12); building 65,536 took minutes on meta
 MAX_DEPTH = 32                   # JSON nesting: config.json and a safetensors header are 3 deep
@@ -96,8 +94,8 @@ def loads(text, what: str):
     return json.loads(text)
 
 
-def widths_from_bases(cfg: model.Config) -> model.Config:
-    """With real weights, the widths are the checkpoints' own (any DINOv2 and mBART-family checkpoint): the
+def widths_from_bases(cfg):
+    """A model.Config with real weights takes the checkpoints' widths (any DINOv2 and mBART-family checkpoint): the
     image encoder's from DINOv2's config, the LLM's (D of Z, M and the mapper) from mBART's d_model."""
     if not cfg.pretrained:
         return cfg

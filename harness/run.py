@@ -87,6 +87,11 @@ def read_data(args, splits, tok: tokenizer.Tokenizer = None) -> tuple:
     rows = data.read_splits(root, splits) if root is not None else {}
     outdir.check_out(args.out, root, getattr(args, "video", None))
     lang = language(root, args.lang, tok.lang_code if tok is not None else None)
+    recorded = getattr(args, "recorded_dataset", None)  # --config with a kept folder's record
+    if recorded and root is not None and checkpoint.dataset_fingerprint(root) != recorded[1]:
+        raise SystemExit(f"--config '{recorded[0]}' was trained on another dataset than the one under '{root}' (its "
+                         "train and dev names and translations differ): the record names its dataset, not where it "
+                         "lies, so pass the data it was trained on with --data DIR; nothing was written")
     problems = check.check_videos(root, rows, args.packed, args.packed_dir, verified=("dev",))  # what validates
     if problems:
         raise SystemExit(f"{len(problems)} problem(s) with the videos of {'/'.join(splits)} under '{root}', "

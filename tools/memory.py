@@ -5,10 +5,10 @@
     python -m tools.memory --table                    # docs/performance.md's table (stage x frames x precision ...)
     python -m tools.memory --check                    # the simulation against a real CPU run at a size that fits
 
-The recipe's own step (pretrain.forward / finetune.forward, loss, backward, clipping, AdamW) runs on PyTorch's fake
-tensors (FakeTensorMode: shapes, dtypes and strides, no data, nothing allocated) at the preset's real widths (the
-DINOv2 and mBART architectures from their configs, random weights, no download); PeakBytes counts the bytes of
-every live tensor storage and keeps the peak, as torch.cuda.max_memory_allocated does on a GPU.
+The recipes' own forward (pretrain.forward; eq. 6 on data.translation_inputs), backward, clipping and AdamW run on
+PyTorch's fake tensors (FakeTensorMode: shapes, dtypes and strides, no data, nothing allocated) at the preset's
+real widths (the DINOv2 and mBART architectures from their configs, random weights, no download); PeakBytes
+counts the bytes of every live tensor storage and keeps the peak, as torch.cuda.max_memory_allocated does on a GPU.
 """
 import argparse
 import contextlib
@@ -21,7 +21,6 @@ import warnings
 import weakref
 
 import torch
-import torch.utils.checkpoint
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import ShapeEnv
@@ -29,15 +28,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
+import data
 import finetune
+import losses
 import model
+import optim
 import pretrain
 import pseudogloss
-import optim
 from harness import cli, run
 
 STAGES = ("pretrain", "stage1", "stage2")
-PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 CARDS_GB = (24, 40, 80)
 HEADROOM = 0.9      # a setting "fits" a card when its peak is at most 90% of it: the CUDA context, cuBLAS/cuDNN
                     # workspaces and the caching allocator's fragmentation take the rest
@@ -105,7 +105,7 @@ def config(preset: str) -> model.Config:
                             n_glosses=2322 if paper else 100)
 
 
-def build(stage: str, cfg: model.Config, device, fake: bool = True):
+def build(stage: str, cfg: model.Config, device, fake: bool = True, checkpointing: bool = False):
     """The stage's model on `device` (fake: empty tensors, which inside FakeTensorMode are fake; else random
     weights), its parameters trainable as the recipe's stage trains them (finetune.train_stage: stage 1 only
     finetune.STAGE1), in optim.train_mode."""
@@ -124,34 +124,7 @@ def build(stage: str, cfg: model.Config, device, fake: bool = True):
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable and (stage != "stage1" or n.startswith(finetune.STAGE1)))
     optim.train_mode(net)
-    return net
-
-
-@contextlib.contextmanager
-def checkpointing(net, on: bool):
-    """Activation checkpointing (torch.utils.checkpoint, non-reentrant) on the trainable DINOv2 blocks, the
-    temporal blocks and mBART's encoder and decoder layers while inside: each keeps only its input for backward."""
-    visual = net.sign.visual
-    llm = net.llm_encoder if hasattr(net, "llm_encoder") else net.mbart.model.encoder
-    decoder = net.mbart.model.decoder.layers if hasattr(net, "mbart") else []
-    blocks = [*visual.dino.encoder.layer[visual.n_frozen:], *net.sign.temporal.blocks, *llm.layers, *decoder]
-    mbart = getattr(net, "mbart", None)
-    use_cache = mbart.config.use_cache if mbart is not None else None
-    for block in blocks if on else []:
-        block.forward = _checkpointed(block.forward)
-    if on and mbart is not None:  # the decoder's key/value cache would grow again in each recomputation
-        mbart.config.use_cache = False
-    try:
-        yield
-    finally:
-        for block in blocks if on else []:
-            del block.forward           # the class's forward again
-        if mbart is not None:
-            mbart.config.use_cache = use_cache
-
-
-def _checkpointed(forward):
-    return lambda *a, **k: torch.utils.checkpoint.checkpoint(forward, *a, use_reentrant=False, **k)
+    return run.use_checkpointing(net) if checkpointing else net
 
 
 def make_batch(cfg: model.Config, videos: int, frames: int, device) -> dict:
@@ -168,7 +141,7 @@ def make_batch(cfg: model.Config, videos: int, frames: int, device) -> dict:
 def stand_ins(cfg: model.Config, device, videos: int):
     """The recipe's set-up and pseudo-glosses without a dataset: §4.2's loss weights, the stand-in tokenizer,
     8 pseudo-glosses a sentence."""
-    args = argparse.Namespace(**dataclasses.asdict(pretrain.Recipe()), **dataclasses.asdict(finetune.Recipe()))
+    args = argparse.Namespace(**(dataclasses.asdict(pretrain.Recipe()) | dataclasses.asdict(finetune.Recipe())))
     setup = run.Setup(args, cfg, None, _Pieces(), torch.device(device))
     pg = pseudogloss.PseudoGlosses(vocab=[str(i) for i in range(cfg.n_glosses)], prototypes=None,
                                    labels={f"video{i}": list(range(8)) for i in range(videos)}, key={})
@@ -176,8 +149,12 @@ def stand_ins(cfg: model.Config, device, videos: int):
 
 
 def loss(net, batch, setup, pg, stage: str):
-    """The recipe's own forward (eq. 5 or eq. 6): the one place the simulation calls into the recipes."""
-    return pretrain.forward(net, batch, setup, pg)[0] if stage == "pretrain" else finetune.forward(net, batch, setup)
+    """The recipes' own forward (eq. 5, pretrain.forward; or eq. 6 on data.translation_inputs, as
+    finetune.accumulated_step): the one place the simulation calls into the recipes."""
+    if stage == "pretrain":
+        return pretrain.forward(net, batch, setup, pg)[0]
+    inputs, labels = data.translation_inputs(batch, setup.tok, setup.device, train=True)
+    return losses.translation_loss(net(*inputs), labels, setup.tok.pad_id, setup.args.label_smoothing)
 
 
 def train_step(net, optimizer, setup, pg, s: Setting):
@@ -185,8 +162,7 @@ def train_step(net, optimizer, setup, pg, s: Setting):
     over s.accumulation micro-batches. Pre-training first runs every micro-batch without gradients, as GradCache
     does for eq. 4's negatives (Gao et al. 2021), then each again with them; fine-tuning accumulates plainly."""
     micro = s.batch_size // s.accumulation
-    dtype = PRECISIONS[s.precision]
-    cast = lambda: torch.autocast(setup.device.type, dtype=dtype, enabled=dtype is not None)  # noqa: E731
+    cast = lambda: optim.autocast(setup.device, s.precision)  # noqa: E731
     if s.stage == "pretrain" and s.accumulation > 1:
         with torch.no_grad(), cast():
             for _ in range(s.accumulation):
@@ -213,15 +189,15 @@ class Simulator:
         states there from the start (the loops free the gradients after the forward pass); and the weights'
         bytes (parameters and buffers)."""
         with self.mode, warnings_off():
-            if s.stage not in self.nets:
-                self.nets[s.stage] = build(s.stage, self.cfg, "cpu")
-            net = self.nets[s.stage]
+            if (s.stage, s.checkpointing) not in self.nets:
+                self.nets[s.stage, s.checkpointing] = build(s.stage, self.cfg, "cpu", checkpointing=s.checkpointing)
+            net = self.nets[s.stage, s.checkpointing]
             setup, pg = stand_ins(self.cfg, "cpu", s.batch_size // s.accumulation)
             optimizer = torch.optim.AdamW(optim.param_groups(net, 1e-3), lr=1e-4)
             tracker = PeakBytes(round_to=512)
             tracker.track([*net.parameters(), *net.buffers()])
             weights = tracker.live
-            with tracker, checkpointing(net, s.checkpointing):
+            with tracker:
                 previous_step(net, optimizer)
                 train_step(net, optimizer, setup, pg, s)
         return {"peak": tracker.peak, "weights": weights}
@@ -254,19 +230,18 @@ def rss_run(s: Setting, preset: str) -> dict:
     reads, reset before the step by /proc/self/clear_refs) above it."""
     torch.manual_seed(0)
     cfg = config(preset)
-    net = build(s.stage, cfg, "cpu", fake=False)
+    net = build(s.stage, cfg, "cpu", fake=False, checkpointing=s.checkpointing)
     setup, pg = stand_ins(cfg, "cpu", s.batch_size // s.accumulation)
     warm = dataclasses.replace(s, batch_size=1, frames=2, accumulation=1)   # kernels and threads made once
-    with torch.autocast("cpu", dtype=PRECISIONS[s.precision], enabled=s.precision != "fp32"):
+    with optim.autocast("cpu", s.precision):
         loss(net, make_batch(cfg, 1, 2, "cpu"), setup, pg, warm.stage).backward()
     net.zero_grad(set_to_none=True)
     optimizer = torch.optim.AdamW(optim.param_groups(net, 1e-3), lr=1e-4)
     idle = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")                                                       # resets the peak to the current RSS
-    with checkpointing(net, s.checkpointing):
-        previous_step(net, optimizer)
-        train_step(net, optimizer, setup, pg, s)
+    previous_step(net, optimizer)
+    train_step(net, optimizer, setup, pg, s)
     weights = sum(t.untyped_storage().nbytes() for t in {*net.parameters(), *net.buffers()})
     return {"idle": idle * 1024, "peak": _status_kib("VmHWM") * 1024, "weights": weights}
 
@@ -315,7 +290,7 @@ def flags():
     ap.add_argument("--batch-size", type=cli.positive_int, default=16, help="videos a step (§4.2: 16)")
     ap.add_argument("--frames", type=cli.positive_int, default=115, help="frames a video (PHOENIX14T: 115 on "
                     "average; --max-frames caps them at 300)")
-    ap.add_argument("--precision", choices=sorted(PRECISIONS), default="bf16", help="autocast dtype")
+    ap.add_argument("--precision", choices=sorted(optim.PRECISIONS), default="bf16", help="autocast dtype")
     ap.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
     ap.add_argument("--accumulation", type=cli.positive_int, default=1, help="the batch in this many micro-batches "
                     "of batch-size / accumulation videos (one optimizer step)")
