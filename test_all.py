@@ -49,266 +49,7 @@ from tools import analysis, benchmark, memory, synthetic, table3, tagger_scores
 
 
 # ----------------------------------------------------------------------------------------------
-# Shared by the sections below: small sentences and trees in each layout, the tiny corpus and its finished run
-
-
-def splits_of(root, names) -> dict:
-    """check_videos' argument: split -> its rows."""
-    return {s: data.read_split(root, s) for s in names}
-
-
-def tiny_batch(B=3, T=9, V=40):
-    torch.manual_seed(0)
-    frames = torch.randn(B, T, 3, 32, 32)
-    fmask = torch.ones(B, T, dtype=torch.bool)
-    fmask[1, 6:], fmask[2, 3:] = False, False
-    ids = torch.randint(4, V, (B, 7))
-    tmask = torch.ones(B, 7, dtype=torch.bool)
-    tmask[0, 5:] = False
-    return frames, fmask, ids, tmask
-
-
-def make_every_weight_count(net):
-    """Layer scale 1 (not 1e-5) and non-zero LoRA B, so that every trainable weight gets a visible gradient."""
-    for block in net.sign.temporal.blocks:
-        nn.init.ones_(block.layer_scale)
-    for n, p in net.named_parameters():
-        if "lora_B" in n:
-            nn.init.normal_(p, std=0.1)
-
-
-def grads(net):
-    return {n for n, p in net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-
-
-SENTENCES = ["am donnerstag regnet es im norden", "morgen scheint im süden die sonne",
-             "in der nacht schneit es an der küste", "am wochenende wird es wieder wärmer"]
-
-
-def write_tree(root, videos, split="train", size=(60, 48)):
-    """A small corpus in the official PHOENIX14T layout, smooth frames (JPEG-friendly): videos = {name: (n_frames,
-    text)}."""
-    (root / "annotations" / "manual").mkdir(parents=True, exist_ok=True)
-    lines = ["name|video|start|end|speaker|orth|translation"]
-    y, x = np.mgrid[:size[0], :size[1]]
-    for v, (name, (n, translation)) in enumerate(videos.items()):
-        lines.append(f"{name}|{name}/1/*.png|-1|-1|Signer01|X|{translation}")
-        folder = root / data.FRAME_DIR / split / name
-        folder.mkdir(parents=True)
-        for t in range(n):  # a gradient that moves with t, so every frame differs from its neighbours
-            frame = 128 + 100 * np.sin(np.stack([x / 9 + t, y / 7 + v, (x + y) / 13 - t / 2], -1))
-            Image.fromarray(frame.astype(np.uint8)).save(folder / f"images{t + 1:04d}.png")
-    data.annotation_path(root, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="session", autouse=True)
-def shared_cache(tmp_path_factory):
-    """pretrain.py's shared pseudo-gloss cache in a folder of the test session's, not the user's ~/.cache."""
-    folder = tmp_path_factory.mktemp("xdg-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(folder))
-        yield folder / "hfa-slt" / "pseudoglosses"
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """A few synthetic videos in the official layout."""
-    root = tmp_path_factory.mktemp("corpus") / "synthetic"
-    return synthetic.make_synthetic(root, seed=0, n_train=8, n_dev=3, n_test=3, frame_size=32)
-
-
-def flags(corpus, out, *extra):
-    """The flags every script takes (evaluate.py); training scripts add train_flags."""
-    return ["--data", str(corpus), "--preset", "tiny", "--out", str(out), "--workers", "0", "--batch-size", "4",
-            *map(str, extra)]
-
-
-def train_flags(corpus, out, *extra):
-    return flags(corpus, out, "--warmup-epochs", "1", *extra)
-
-
-@pytest.fixture(scope="module")
-def finished(corpus, tmp_path_factory):
-    """A finished run: pre-training, fine-tuning and evaluation in one folder; and what evaluate.py and
-    tools/analysis.py printed."""
-    out = tmp_path_factory.mktemp("finished") / "run"
-    pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    assert read_json(out / "pretrain" / "config.json")["pseudoglosses"] == sorted(
-        {g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(r["translation"])})
-    finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
-        analysis.main(flags(corpus, out, "--split", "test"))
-    outdir.release()  # main() keeps --out locked until the process ends; later tests run scripts into copies
-    return out, printed.getvalue()
-
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def script(*argv):
-    """Run a script of the project as a user does: `python pretrain.py ...` in the repository folder."""
-    return subprocess.run([sys.executable, *map(str, argv)], cwd=HERE, capture_output=True, text=True, timeout=300)
-
-
-def digests(folder) -> dict:
-    """sha256 of every file of a folder (sub-folders too), by relative name; the lock file aside."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
-
-
-def copy_corpus(corpus, tmp_path, edit=None):
-    """A copy of the corpus to damage; edit(root) damages it."""
-    root = shutil.copytree(corpus, tmp_path / "corpus" / "synthetic")
-    for cache in root.glob("pseudoglosses-*.pt"):
-        cache.unlink()
-    if edit:
-        edit(root)
-    return root
-
-
-def _has(module, dotted):
-    obj = module
-    for part in dotted.split("."):
-        if not hasattr(obj, part):
-            return False
-        obj = getattr(obj, part)
-    return True
-
-
-def edited_checkpoint(source, dest, edit):
-    """A copy of the --resume state `source` at `dest` after edit(ckpt) (a crafted or mixed-up file)."""
-    ckpt = torch.load(source, weights_only=True)
-    edit(ckpt)
-    torch.save(ckpt, dest)
-    return dest
-
-
-def read_json(path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def edited_folder(source, dest, config=None, tensors=None, training=None):
-    """A copy of the kept-weights folder `source` at `dest` after config(dict), tensors(dict) and training(dict)
-    edit its config.json, model.safetensors and training.json (a crafted or mixed-up folder)."""
-    from safetensors.torch import load_file, save_file
-    dest = shutil.copytree(source, dest, dirs_exist_ok=True)
-    for name, edit in (("config.json", config), ("training.json", training)):
-        if edit:
-            value = read_json(dest / name)
-            edit(value)
-            (dest / name).write_text(json.dumps(value), encoding="utf-8")
-    if tensors:
-        state = load_file(dest / "model.safetensors")
-        tensors(state)
-        save_file({k: v.contiguous() for k, v in state.items()}, dest / "model.safetensors")
-    return dest
-
-
-def copy_test_video(corpus, dest, i=1):
-    """The frame folder of the corpus's i-th test video, copied to `dest` (a video of one's own)."""
-    return shutil.copytree(corpus / data.FRAME_DIR / "test" / data.read_split(corpus, "test")[i]["name"], dest)
-
-
-def retrieval_line(printed: str) -> str:
-    """The `retrieval <split> (N videos): ... R@k ...` line of evaluate.py's output, or None."""
-    return next((ln for ln in printed.splitlines() if ln.startswith(("retrieval test", "retrieval dev"))), None)
-
-
-ZH_SENTENCES = ["我今天去超市买了三斤苹果。", "明天会下雨吗？", "我坐地铁去学校。", "医生说你要多喝水，好好休息。",
-                "这件衣服多少钱？", "我们周末去公园玩。", "鬱金香很漂亮。"]  # 鬱 and 鬯 once each: rare characters
-
-
-@pytest.fixture(scope="module")
-def lang_runs(tmp_path_factory):
-    """Pre-training, fine-tuning, evaluation and analysis on a few videos of each new synthetic corpus: lang ->
-    (corpus, run folder, evaluate's and analysis's results, their stdout, the stages' stderr)."""
-    results = {}
-    for lang in ("en", "zh"):
-        base = tmp_path_factory.mktemp(f"synthetic-{lang}")
-        corpus = synthetic.make_corpus(base / f"synthetic-{lang}", lang, n_train=8, n_dev=3, n_test=3, frame_size=32)
-        out = base / "run"
-        stdout, stderr = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-            finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
-            printed = stdout.getvalue()
-            result = evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
-            result |= analysis.main(flags(corpus, out, "--split", "test"))
-        outdir.release()
-        results[lang] = (corpus, out, result, stdout.getvalue()[len(printed):], stderr.getvalue())
-    return results
-
-
-def moving_frames(n, height=48, width=64, seed=0):
-    """uint8 [n, height, width, 3]: smooth gradients that move with t (codec- and JPEG-friendly)."""
-    y, x = np.mgrid[:height, :width]
-    return np.stack([128 + 100 * np.sin(np.stack([x / 9 + t + seed, y / 7 + seed, (x + y) / 13 - t / 2], -1))
-                     for t in range(n)]).astype(np.uint8)
-
-
-def write_how2sign(root):
-    """How2Sign as its download script lays it out: train and val (our dev), a realigned CSV each; one train
-    sentence without a clip; quoted fields holding a tab, quotes and a pipe. Returns {split: [(name, sentence)]}."""
-    header = "VIDEO_ID\tVIDEO_NAME\tSENTENCE_ID\tSENTENCE_NAME\tSTART_REALIGNED\tEND_REALIGNED\tSENTENCE\n"
-    tables = {"train": header + "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t--7E2sU6zP4_10\t--7E2sU6zP4_10-5-rgb_front\t"
-                                "129.06\t142.48\tAnd I call them decorative elements.\n"
-                                "a1\ta1-1-rgb_front\ta1_0\ta1_0-1-rgb_front\t1.0\t2.5\t"
-                                "\"She said \"\"hello\"\"\tthen | left.\"\n"
-                                "a1\ta1-1-rgb_front\ta1_1\ta1_1-1-rgb_front\t3.0\t4.0\tThis clip was never released.\n",
-              "val": header + "b2\tb2-8-rgb_front\tb2_3\tb2_3-8-rgb_front\t10.5\t12.0\t\"Quoted, plainly.\"\n"}
-    for split, table in tables.items():
-        csv_dir = root / "sentence_level" / split / "text" / "en" / "raw_text" / "re_aligned"
-        csv_dir.mkdir(parents=True)
-        (csv_dir / f"how2sign_realigned_{split}.csv").write_text(table, encoding="utf-8")
-        (root / "sentence_level" / split / "rgb_front" / "raw_videos").mkdir(parents=True)
-    clips = {"train": ["--7E2sU6zP4_10-5-rgb_front", "a1_0-1-rgb_front"], "val": ["b2_3-8-rgb_front"]}
-    for split, names in clips.items():
-        for k, name in enumerate(names):
-            synthetic.write_mp4(root / "sentence_level" / split / "rgb_front" / "raw_videos" / f"{name}.mp4",
-                      moving_frames(6 + k, seed=k))
-    return {"train": [("--7E2sU6zP4_10-5-rgb_front", "And I call them decorative elements."),
-                      ("a1_0-1-rgb_front", 'She said "hello"\tthen | left.')],
-            "dev": [("b2_3-8-rgb_front", "Quoted, plainly.")]}
-
-
-def write_csl_daily(root, frames_dir="sentence/frames_512x512", header=True, labels=None, sep="|"):
-    """CSL-Daily as released: the label pickle (info entries with all their fields, and the vocabularies), the
-    split file and JPEG frame folders 000000.jpg ...; returns {split: [(name, sentence)]}."""
-    import pickle
-    info = [{"name": "S000000_P0000_T00", "length": 5, "label_gloss": ["今天", "天气", "好"],
-             "label_char": ["今", "天", "天", "气", "很", "好"], "label_word": ["今天", "天气", "很", "好"],
-             "signer": 0, "time": 0},
-            {"name": "S000001_P0003_T00", "length": 4, "label_gloss": ["我", "喜欢", "书"],
-             "label_char": "我喜欢看书", "label_word": ["我", "喜欢", "看", "书"], "signer": 3, "time": 0},
-            {"name": "S000002_P0001_T00", "length": 3, "label_gloss": ["谢谢"], "label_char": ["谢", "谢", "你"],
-             "label_word": ["谢谢", "你"], "signer": 1, "time": 0, "note": "a field of a later release"}]
-    (root / "sentence_label").mkdir(parents=True)
-    with open(root / "sentence_label" / "csl2020ct_v2.pkl", "wb") as f:
-        pickle.dump(labels if labels is not None else {"info": info, "gloss_map": ["今天", "天气", "好"],
-                                                       "char_map": ["今", "天"], "word_map": ["今天"]}, f)
-    lines = [line.replace("|", sep) for line in ["name|split"] * header + [
-        "S000000_P0000_T00|train", "S000001_P0003_T00|dev", "S000002_P0001_T00|train"]]
-    (root / "sentence_label" / "split_1.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    for k, entry in enumerate(info):
-        folder = root / frames_dir / entry["name"]
-        folder.mkdir(parents=True)
-        for t, frame in enumerate(moving_frames(entry["length"], seed=k)):
-            Image.fromarray(frame).save(folder / f"{t:06d}.jpg", quality=95)
-    return {"train": [("S000000_P0000_T00", "今天天气很好"), ("S000002_P0001_T00", "谢谢你")],
-            "dev": [("S000001_P0003_T00", "我喜欢看书")]}
-
-
-def write_custom(root, rows, header="name|video|translation"):
-    """The custom layout: <root>/train.csv; rows are its lines after the header."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "train.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
-
-
-# ----------------------------------------------------------------------------------------------
-# lora.py: LoRA and the authors' fused-qkv LoRA, against peft
+# The exercises, in the README's order: each function a student writes again, against its reference
 
 
 def test_lora_matches_peft():
@@ -330,6 +71,164 @@ def test_lora_matches_peft():
     assert torch.count_nonzero(lora.LoRALinear(nn.Linear(3, 3), 2, 4, 0.1).lora_B.weight) == 0
     # the visual LoRA's A ~ N(0, 0.02)
     assert abs(lora.LoRALinear(nn.Linear(400, 500), 64, 64, 0.1, init_std=0.02).lora_A.weight.std() - 0.02) < 1e-3
+
+
+def test_rope_rotation_and_relative_positions():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, 8)
+    torch.testing.assert_close(model.rope(x), rope_reference(x))
+    # <rope(q)_m, rope(k)_n> depends only on m - n: with q, k the same at every step, scores are Toeplitz
+    q, k = torch.randn(8).expand(1, 1, 10, 8), torch.randn(8).expand(1, 1, 10, 8)
+    s = (model.rope(q) @ model.rope(k).transpose(-1, -2))[0, 0]
+    for off in range(-9, 10):
+        diag = torch.diagonal(s, off)
+        torch.testing.assert_close(diag, diag[0].expand_as(diag))
+
+
+def test_local_attention_matches_dense_and_is_local():
+    torch.manual_seed(0)
+    attn = model.LocalSelfAttention(16, heads=2, window=7, dropout=0.1).eval()
+    x = torch.randn(2, 12, 16)
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[1, 8:] = False
+    y = attn(x, mask)
+    torch.testing.assert_close(y[mask], dense_local_attention(attn, x, mask)[mask])
+    # locality: step 0 cannot see step 4 (offset 4 > 3), but sees step 3
+    x2 = x.clone()
+    x2[:, 4] += 10
+    assert torch.allclose(attn(x2, mask)[:, 0], y[:, 0])
+    x2 = x.clone()
+    x2[:, 3] += 10
+    assert not torch.allclose(attn(x2, mask)[:, 0], y[:, 0])
+    # padding cannot leak in: garbage in the padded steps changes no valid output
+    x3 = x.clone()
+    x3[1, 8:] = 1e3 * torch.randn(4, 16)
+    torch.testing.assert_close(attn(x3, mask)[1, :8], y[1, :8])
+    # dropout acts on the projected output in training: some outputs exactly zero, the rest scaled by 1/0.9
+    attn.train()
+    torch.manual_seed(1)
+    yt = attn(x, mask)
+    dropped = yt == 0
+    assert dropped.any() and torch.allclose(yt[~dropped], y[~dropped] / 0.9, atol=1e-6)
+
+
+def test_pseudo_gloss_loss_by_hand():
+    torch.manual_seed(0)
+    B, T, U = 2, 4, 3
+    z = torch.randn(B, T, 5)
+    protos = torch.cat([torch.randn(U, 5), torch.zeros(1, 5)])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    labels = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    tt, tu = 0.3, 0.5
+
+    def bce(e, h):  # the paper: BCE on the probability E-hat, U columns
+        e = min(max(e, 1e-6), 1 - 1e-6)
+        return -(h * math.log(e) + (1 - h) * math.log(1 - e))
+
+    def authors(e, h):  # their code: BCE-with-logits on E-hat, i.e. BCE on sigmoid(E-hat), U + 1 columns
+        p = 1 / (1 + math.exp(-min(max(e, 1e-8), 1 - 1e-8)))
+        return -(h * math.log(p) + (1 - h) * math.log(1 - p))
+
+    got = losses.pseudo_gloss_loss(z, mask, protos, labels, torch.tensor(tt), torch.tensor(tu))
+    assert abs(got.item() - pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, U, bce)) < 1e-5
+    got = losses.pseudo_gloss_loss(z, mask, protos, labels, torch.tensor(tt), torch.tensor(tu), variant="authors")
+    assert abs(got.item() - pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, U + 1, authors)) < 1e-5
+    with pytest.raises(ValueError, match="variant"):
+        losses.pseudo_gloss_loss(z, mask, protos, labels, tt, tu, variant="sign2gpt")
+
+
+def test_clip_loss_by_hand():
+    torch.manual_seed(0)
+    v, t, tau = torch.randn(4, 6), torch.randn(4, 6), 0.07
+    sim = [[float(F.cosine_similarity(v[j], t[k], dim=0)) / tau for k in range(4)] for j in range(4)]
+    v2t = sum(math.log(math.exp(sim[j][j]) / sum(math.exp(sim[j][k]) for k in range(4))) for j in range(4))
+    t2v = sum(math.log(math.exp(sim[j][j]) / sum(math.exp(sim[k][j]) for k in range(4))) for j in range(4))
+    assert abs(losses.clip_loss(v, t, tau).item() - (-(v2t + t2v) / 8)) < 1e-4  # eq. 4: -1/(2B) (...)
+
+
+def test_one_cycle_schedule_matches_the_formula_by_hand():
+    """§4.2's one-cycle schedule worked by hand: 5 warm-up steps of 13, peak lr 1. Warm-up is a half cosine from
+    lr/25 = 0.04 up to 1 over steps 0..4, the decay a half cosine from 1 down to lr/25e4 over steps 4..12; Adam's
+    beta1 runs the other way, 0.95 -> 0.85 -> 0.95."""
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = optim.one_cycle(opt, 5, 13, start_div=25, end_div=1e4, betas=(0.85, 0.95))
+    lrs, betas = [], []
+    for _ in range(13):
+        lrs.append(opt.param_groups[0]["lr"])
+        betas.append(opt.param_groups[0]["betas"][0])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.04)
+    assert lrs[2] == pytest.approx((0.04 + 1) / 2)          # half-way up the warm-up cosine
+    assert lrs[4] == pytest.approx(1.0)                      # the peak at the end of warm-up
+    assert lrs[8] == pytest.approx((1 + 4e-6) / 2)           # half-way down the decay
+    assert lrs[12] == pytest.approx(4e-6)                    # lr / 25e4 at the last step
+    assert max(lrs) == lrs[4] and lrs[:5] == sorted(lrs[:5]) and lrs[4:] == sorted(lrs[4:], reverse=True)
+    assert betas[0] == pytest.approx(0.95) and betas[4] == pytest.approx(0.85) and betas[12] == pytest.approx(0.95)
+
+
+def test_rouge_l_by_hand():
+    # LCS("a b c d", "a c d e f") = "a c d": P = 3/4, R = 3/5, F = (1 + b^2) P R / (R + b^2 P), b = 1.2
+    p, r, b2 = 3 / 4, 3 / 5, 1.2 ** 2
+    f1 = (1 + b2) * p * r / (r + b2 * p)
+    assert metrics.rouge_l(["a b c d", "x y"], ["a c d e f", "z"]) == pytest.approx(100 * (f1 + 0) / 2)
+    assert metrics.rouge_l(["same words here"], ["same words here"]) == pytest.approx(100)
+    assert metrics.lcs("a b a c b".split(), "b a b c".split()) == 3
+
+
+def test_character_rouge_l_by_hand():
+    # LCS over characters of 我喜欢吃苹果 / 我不喜欢苹果 is 我喜欢苹果 (5): P = R = 5/6, F = 5/6; of 你好 / 你们好吗 it
+    # is 你好 (2): P = 1, R = 1/2, F = (1 + b^2) P R / (R + b^2 P), b = 1.2; whitespace is not a character
+    b2 = 1.2 ** 2
+    f2 = (1 + b2) * 1 * 0.5 / (0.5 + b2 * 1)
+    got = metrics.rouge_l(["我 喜欢 吃 苹果", "你好"], ["我不喜欢苹果", "你们好吗"], lang="zh")
+    assert got == pytest.approx(100 * (5 / 6 + f2) / 2)
+    # over whitespace words the same pair shares nothing: Chinese is scored by character, not by the word split
+    assert metrics.rouge_l(["我 喜欢 吃 苹果"], ["我不喜欢苹果"]) == 0
+    assert metrics.scores(["你好"], ["你们好吗"], lang="zh")["rouge"] == pytest.approx(100 * f2)
+
+
+def test_trim_vocabulary_keeps_outputs_for_kept_tokens():
+    torch.manual_seed(0)
+    cfg = model.get_config("tiny", vocab_size=60)
+    full = model.load_mbart(cfg).eval()
+    nn.init.normal_(full.final_logits_bias)
+    keep = torch.tensor([0, 1, 2, 3, 7, 11, 20, 33, 41, 59])
+    trimmed = tokenizer.trim_vocabulary(copy.deepcopy(full), keep)
+    new_ids = torch.tensor([[4, 5, 8, 2], [6, 9, 2, 1]])  # kept tokens, in the trimmed numbering
+    old_ids = keep[new_ids]
+    ref = full(input_ids=old_ids, decoder_input_ids=old_ids).logits[..., keep]
+    torch.testing.assert_close(trimmed(input_ids=new_ids, decoder_input_ids=new_ids).logits, ref)
+    assert trimmed.model.shared.weight.shape[0] == 10 and trimmed.lm_head.weight is trimmed.model.shared.weight
+
+
+def test_english_pseudogloss_rule_by_hand():
+    en = functools.partial(pseudogloss.extract, lang="en")
+    # clitics split; do before a verb, be, will and the future "going to" are auxiliaries; not is a particle
+    assert en("Don't worry, it's going to be fine.") == ["worry", "it", "fine"]
+    assert en("We'll need two cups of flour.") == ["we", "need", "two", "cup", "flour"]
+    # do and have without a verb after them are lexical; "have to" is a modal; pronouns take the nominative
+    assert en("What do you do with them?") == ["what", "you", "do", "they"]
+    assert en("You have to keep them warm.") == ["you", "keep", "they", "warm"]
+    # a demonstrative before a noun is a determiner, standing alone a pronoun; "going to the store" is "go"
+    assert en("This knife is sharp. Do this slowly.") == ["knife", "sharp", "do", "this", "slowly"]
+    assert en("I'm going to the store.") == ["i", "go", "store"]
+    assert en("") == []
+
+
+def test_chinese_pseudogloss_rule_by_hand():
+    zh = functools.partial(pseudogloss.extract, lang="zh")
+    assert zh("他是我的哥哥。") == ["他", "我", "哥哥"]  # copula 是 and particle 的 dropped
+    assert zh("明天会下雨吗？") == ["明天", "下雨"]  # modal 会 before a verb, question particle 吗
+    assert zh("我要一杯咖啡。") == ["我", "要", "一杯", "咖啡"]  # 要 without a verb is lexical; numeral + classifier
+    assert zh("我不喜欢那个颜色。") == ["我", "喜欢", "颜色"]  # negation dropped; 那个 before a noun is a determiner
+    assert zh("我要这个。") == ["我", "要", "这个"]  # standing alone, a pronoun
+    assert zh("我买了10个苹果和WiFi。") == ["我", "买", "10个", "苹果", "wifi"]  # digits and Latin letters kept
+    assert zh("") == []
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's other references: LoRA, eqs. 1-6 by hand, the encoders and models, Table 3, the metrics
 
 
 def tiny_dino_block():
@@ -375,10 +274,6 @@ def test_fused_qkv_visual_lora_matches_peft_on_a_fused_layer():
     torch.testing.assert_close(block.attention(x)[0], y)
 
 
-# ----------------------------------------------------------------------------------------------
-# losses.py: eqs. 1-6 worked by hand
-
-
 def pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, columns, loss):
     """Eqs. 1-3 per video and prototype, then `loss(e, h)` averaged over the videos and `columns` prototypes."""
     B, T = mask.shape
@@ -395,40 +290,6 @@ def pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, columns, loss):
                     for t in steps)  # eq. 3
             total += loss(e, float(labels[b, u]) if u < U else 0.0)
     return total / (B * columns)
-
-
-def test_pseudo_gloss_loss_by_hand():
-    torch.manual_seed(0)
-    B, T, U = 2, 4, 3
-    z = torch.randn(B, T, 5)
-    protos = torch.cat([torch.randn(U, 5), torch.zeros(1, 5)])
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
-    labels = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
-    tt, tu = 0.3, 0.5
-
-    def bce(e, h):  # the paper: BCE on the probability E-hat, U columns
-        e = min(max(e, 1e-6), 1 - 1e-6)
-        return -(h * math.log(e) + (1 - h) * math.log(1 - e))
-
-    def authors(e, h):  # their code: BCE-with-logits on E-hat, i.e. BCE on sigmoid(E-hat), U + 1 columns
-        p = 1 / (1 + math.exp(-min(max(e, 1e-8), 1 - 1e-8)))
-        return -(h * math.log(p) + (1 - h) * math.log(1 - p))
-
-    got = losses.pseudo_gloss_loss(z, mask, protos, labels, torch.tensor(tt), torch.tensor(tu))
-    assert abs(got.item() - pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, U, bce)) < 1e-5
-    got = losses.pseudo_gloss_loss(z, mask, protos, labels, torch.tensor(tt), torch.tensor(tu), variant="authors")
-    assert abs(got.item() - pseudo_gloss_by_hand(z, mask, protos, labels, tt, tu, U + 1, authors)) < 1e-5
-    with pytest.raises(ValueError, match="variant"):
-        losses.pseudo_gloss_loss(z, mask, protos, labels, tt, tu, variant="sign2gpt")
-
-
-def test_clip_loss_by_hand():
-    torch.manual_seed(0)
-    v, t, tau = torch.randn(4, 6), torch.randn(4, 6), 0.07
-    sim = [[float(F.cosine_similarity(v[j], t[k], dim=0)) / tau for k in range(4)] for j in range(4)]
-    v2t = sum(math.log(math.exp(sim[j][j]) / sum(math.exp(sim[j][k]) for k in range(4))) for j in range(4))
-    t2v = sum(math.log(math.exp(sim[j][j]) / sum(math.exp(sim[k][j]) for k in range(4))) for j in range(4))
-    assert abs(losses.clip_loss(v, t, tau).item() - (-(v2t + t2v) / 8)) < 1e-4  # eq. 4: -1/(2B) (...)
 
 
 def test_masked_mean_and_eq5_and_eq6():
@@ -455,10 +316,6 @@ def test_masked_mean_and_eq5_and_eq6():
     torch.testing.assert_close(losses.translation_loss(logits, labels, pad_id=1, label_smoothing=0.0), ref)
 
 
-# ----------------------------------------------------------------------------------------------
-# model.py: RoPE, local attention, the temporal encoder, the two models, Table 3
-
-
 def rope_reference(x, base=10000.0):
     """RoPE as complex rotation: the interleaved pair (x_2i, x_2i+1) is one complex number turned by
     t * base^(-2i/d)."""
@@ -470,18 +327,6 @@ def rope_reference(x, base=10000.0):
             c = torch.complex(x[..., t, 2 * i], x[..., t, 2 * i + 1]) * complex(math.cos(angle), math.sin(angle))
             out[..., t, 2 * i], out[..., t, 2 * i + 1] = c.real, c.imag
     return out
-
-
-def test_rope_rotation_and_relative_positions():
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 6, 8)
-    torch.testing.assert_close(model.rope(x), rope_reference(x))
-    # <rope(q)_m, rope(k)_n> depends only on m - n: with q, k the same at every step, scores are Toeplitz
-    q, k = torch.randn(8).expand(1, 1, 10, 8), torch.randn(8).expand(1, 1, 10, 8)
-    s = (model.rope(q) @ model.rope(k).transpose(-1, -2))[0, 0]
-    for off in range(-9, 10):
-        diag = torch.diagonal(s, off)
-        torch.testing.assert_close(diag, diag[0].expand_as(diag))
 
 
 def dense_local_attention(attn, x, mask):
@@ -499,33 +344,6 @@ def dense_local_attention(attn, x, mask):
             w = torch.softmax(torch.einsum("hd,hkd->hk", q[b, :, i], k[b, :, keys]) / math.sqrt(d), dim=-1)
             out[b, :, i] = torch.einsum("hk,hkd->hd", w, v[b, :, keys])
     return attn.proj(out.transpose(1, 2).reshape(B, T, D))
-
-
-def test_local_attention_matches_dense_and_is_local():
-    torch.manual_seed(0)
-    attn = model.LocalSelfAttention(16, heads=2, window=7, dropout=0.1).eval()
-    x = torch.randn(2, 12, 16)
-    mask = torch.ones(2, 12, dtype=torch.bool)
-    mask[1, 8:] = False
-    y = attn(x, mask)
-    torch.testing.assert_close(y[mask], dense_local_attention(attn, x, mask)[mask])
-    # locality: step 0 cannot see step 4 (offset 4 > 3), but sees step 3
-    x2 = x.clone()
-    x2[:, 4] += 10
-    assert torch.allclose(attn(x2, mask)[:, 0], y[:, 0])
-    x2 = x.clone()
-    x2[:, 3] += 10
-    assert not torch.allclose(attn(x2, mask)[:, 0], y[:, 0])
-    # padding cannot leak in: garbage in the padded steps changes no valid output
-    x3 = x.clone()
-    x3[1, 8:] = 1e3 * torch.randn(4, 16)
-    torch.testing.assert_close(attn(x3, mask)[1, :8], y[1, :8])
-    # dropout acts on the projected output in training: some outputs exactly zero, the rest scaled by 1/0.9
-    attn.train()
-    torch.manual_seed(1)
-    yt = attn(x, mask)
-    dropped = yt == 0
-    assert dropped.any() and torch.allclose(yt[~dropped], y[~dropped] / 0.9, atol=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or model.xops is None, reason="xformers needs CUDA")
@@ -749,8 +567,50 @@ def test_unknown_preset_is_a_clear_error():
         model.get_config("huge")
 
 
+def test_bleu_matches_sacrebleu_and_hand_count():
+    hyps = ["am montag regnet es im norden", "morgen scheint die sonne"]
+    refs = ["am montag regnet es im süden", "morgen scheint im süden die sonne"]
+    got = metrics.bleu(hyps, refs)
+    assert got["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    # BLEU-1 by hand: 9 of the 10 hypothesis words match; brevity penalty exp(1 - 12/10)
+    assert got["bleu1"] == pytest.approx(100 * 9 / 10 * math.exp(1 - 12 / 10))
+    assert got["bleu1"] > got["bleu2"] > got["bleu3"] > got["bleu4"] > 0
+
+
+def test_authors_scoring_row_by_hand():
+    tok = tokenizer.build_sentencepiece(SENTENCES * 3)  # no "q" in the training text: <unk>, dropped in decoding
+    hyps, refs = ["am donnerstag regnet es"], ["am donnerstag regnet es qqq"]
+    assert metrics.authors_references(refs, tok)[0].split() == ["am", "donnerstag", "regnet", "es"]
+    # raw: every n-gram of the 4 hypothesis words matches; brevity penalty exp(1 - 5/4)
+    assert metrics.scores(hyps, refs)["bleu4"] == pytest.approx(100 * math.exp(1 - 5 / 4))
+    # " ." appended: 5/5 unigrams, 3/4 bigrams ("es ." is not in the reference), 2/3 trigrams, 1/2 4-grams,
+    # BP exp(1 - 6/5)
+    period = metrics.scores([h + " ." for h in hyps], [r + " ." for r in refs])["bleu4"]
+    assert period == pytest.approx(100 * math.exp(1 - 6 / 5) * (3 / 4 * 2 / 3 * 1 / 2) ** 0.25)
+    # the authors' scoring: " ." appended to the hypothesis and to the decoded reference "am donnerstag regnet es"
+    got = metrics.authors_scores(hyps, refs, tok)
+    assert got["bleu4"] == pytest.approx(100) and got["bleu1"] == pytest.approx(100)
+    assert got["rouge"] == pytest.approx(100)
+
+
+def test_bleu_per_language_against_sacrebleu_and_by_hand():
+    hyps, refs = ["我喜欢猫。", "今天天气很好"], ["我喜欢狗。", "今天的天气很好"]
+    got = metrics.bleu(hyps, refs, lang="zh")
+    assert got["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score)
+    # by hand, characters as tokens: sentence 1 matches 4 of 5 unigrams and 2 of 4 bigrams (我喜 喜欢); sentence 2
+    # all 6 unigrams and 4 of 5 bigrams (今天 天天 天气 气很 很好 against 今天 天的 的天 天气 气很 很好: all but 天天);
+    # hypotheses 11 characters, references 12: brevity penalty exp(1 - 12/11)
+    p1, p2, bp = (4 + 6) / 11, (2 + 4) / 9, math.exp(1 - 12 / 11)
+    assert got["bleu1"] == pytest.approx(100 * bp * p1)
+    assert got["bleu2"] == pytest.approx(100 * bp * math.sqrt(p1 * p2))
+    # 13a on the cased text for English: "The" is not "the"; German is scored as before
+    assert metrics.bleu(["The cat sat"], ["the cat sat"], lang="en")["bleu1"] == pytest.approx(100 * 2 / 3)
+    assert metrics.bleu(["a b c d"], ["a b c e"]) == metrics.bleu(["a b c d"], ["a b c e"], lang="de")
+    assert "zh" in metrics.scoring_note("zh") and "13a" in metrics.scoring_note("en")
+
+
 # ----------------------------------------------------------------------------------------------
-# pseudogloss.py: the POS rule in German, English and Chinese, gold sets, the cache
+# The data: pseudo-glosses, the tokenizer, PHOENIX14T as released, the other layouts, decoding, packs
 
 
 def test_extract_pseudoglosses():
@@ -918,31 +778,6 @@ def test_english_and_chinese_taggers_on_gold_sets(path, lang):
     assert sentences >= 40 and f1 >= 0.95
 
 
-def test_english_pseudogloss_rule_by_hand():
-    en = functools.partial(pseudogloss.extract, lang="en")
-    # clitics split; do before a verb, be, will and the future "going to" are auxiliaries; not is a particle
-    assert en("Don't worry, it's going to be fine.") == ["worry", "it", "fine"]
-    assert en("We'll need two cups of flour.") == ["we", "need", "two", "cup", "flour"]
-    # do and have without a verb after them are lexical; "have to" is a modal; pronouns take the nominative
-    assert en("What do you do with them?") == ["what", "you", "do", "they"]
-    assert en("You have to keep them warm.") == ["you", "keep", "they", "warm"]
-    # a demonstrative before a noun is a determiner, standing alone a pronoun; "going to the store" is "go"
-    assert en("This knife is sharp. Do this slowly.") == ["knife", "sharp", "do", "this", "slowly"]
-    assert en("I'm going to the store.") == ["i", "go", "store"]
-    assert en("") == []
-
-
-def test_chinese_pseudogloss_rule_by_hand():
-    zh = functools.partial(pseudogloss.extract, lang="zh")
-    assert zh("他是我的哥哥。") == ["他", "我", "哥哥"]  # copula 是 and particle 的 dropped
-    assert zh("明天会下雨吗？") == ["明天", "下雨"]  # modal 会 before a verb, question particle 吗
-    assert zh("我要一杯咖啡。") == ["我", "要", "一杯", "咖啡"]  # 要 without a verb is lexical; numeral + classifier
-    assert zh("我不喜欢那个颜色。") == ["我", "喜欢", "颜色"]  # negation dropped; 那个 before a noun is a determiner
-    assert zh("我要这个。") == ["我", "要", "这个"]  # standing alone, a pronoun
-    assert zh("我买了10个苹果和WiFi。") == ["我", "买", "10个", "苹果", "wifi"]  # digits and Latin letters kept
-    assert zh("") == []
-
-
 def test_unknown_language_is_refused():
     with pytest.raises(ValueError, match="'fr'"):
         pseudogloss.extract("bonjour", lang="fr")
@@ -974,24 +809,6 @@ def test_pseudoglosses_built_for_a_chinese_corpus(tmp_path):
         pseudogloss._skipgram_model = real
     assert seen[0][0] == " ".join(w for w, _, _ in pseudogloss.tag_sentence(rows["train"][0], "zh"))
     assert seen[0][0].split(" ")[:3] == ["我", "今天", "去"]
-
-
-# ----------------------------------------------------------------------------------------------
-# tokenizer.py: sentencepiece and mBART's trimmed tokenizer, language codes, checkpoint states
-
-
-def test_trim_vocabulary_keeps_outputs_for_kept_tokens():
-    torch.manual_seed(0)
-    cfg = model.get_config("tiny", vocab_size=60)
-    full = model.load_mbart(cfg).eval()
-    nn.init.normal_(full.final_logits_bias)
-    keep = torch.tensor([0, 1, 2, 3, 7, 11, 20, 33, 41, 59])
-    trimmed = tokenizer.trim_vocabulary(copy.deepcopy(full), keep)
-    new_ids = torch.tensor([[4, 5, 8, 2], [6, 9, 2, 1]])  # kept tokens, in the trimmed numbering
-    old_ids = keep[new_ids]
-    ref = full(input_ids=old_ids, decoder_input_ids=old_ids).logits[..., keep]
-    torch.testing.assert_close(trimmed(input_ids=new_ids, decoder_input_ids=new_ids).logits, ref)
-    assert trimmed.model.shared.weight.shape[0] == 10 and trimmed.lm_head.weight is trimmed.model.shared.weight
 
 
 def test_sentencepiece_tokenizer_round_trip(tmp_path):
@@ -1120,77 +937,6 @@ def test_mbart_tokenizer_trimming_chinese(tmp_path):
     assert again.lang_code == "zh_CN" and again.lang_id == tok.lang_id and torch.equal(again.keep_ids, tok.keep_ids)
     german = tokenizer.load_or_build_tokenizer("mbart", ZH_SENTENCES, tmp_path / "de", str(tmp_path / "fake-mbart"))
     assert german.lang_code == "de_DE" and german.fingerprint() != tok.fingerprint()
-
-
-# ----------------------------------------------------------------------------------------------
-# metrics.py: BLEU and ROUGE-L against sacrebleu and by hand, per language; the authors' scoring
-
-
-def test_bleu_matches_sacrebleu_and_hand_count():
-    hyps = ["am montag regnet es im norden", "morgen scheint die sonne"]
-    refs = ["am montag regnet es im süden", "morgen scheint im süden die sonne"]
-    got = metrics.bleu(hyps, refs)
-    assert got["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
-    # BLEU-1 by hand: 9 of the 10 hypothesis words match; brevity penalty exp(1 - 12/10)
-    assert got["bleu1"] == pytest.approx(100 * 9 / 10 * math.exp(1 - 12 / 10))
-    assert got["bleu1"] > got["bleu2"] > got["bleu3"] > got["bleu4"] > 0
-
-
-def test_rouge_l_by_hand():
-    # LCS("a b c d", "a c d e f") = "a c d": P = 3/4, R = 3/5, F = (1 + b^2) P R / (R + b^2 P), b = 1.2
-    p, r, b2 = 3 / 4, 3 / 5, 1.2 ** 2
-    f1 = (1 + b2) * p * r / (r + b2 * p)
-    assert metrics.rouge_l(["a b c d", "x y"], ["a c d e f", "z"]) == pytest.approx(100 * (f1 + 0) / 2)
-    assert metrics.rouge_l(["same words here"], ["same words here"]) == pytest.approx(100)
-    assert metrics.lcs("a b a c b".split(), "b a b c".split()) == 3
-
-
-def test_authors_scoring_row_by_hand():
-    tok = tokenizer.build_sentencepiece(SENTENCES * 3)  # no "q" in the training text: <unk>, dropped in decoding
-    hyps, refs = ["am donnerstag regnet es"], ["am donnerstag regnet es qqq"]
-    assert metrics.authors_references(refs, tok)[0].split() == ["am", "donnerstag", "regnet", "es"]
-    # raw: every n-gram of the 4 hypothesis words matches; brevity penalty exp(1 - 5/4)
-    assert metrics.scores(hyps, refs)["bleu4"] == pytest.approx(100 * math.exp(1 - 5 / 4))
-    # " ." appended: 5/5 unigrams, 3/4 bigrams ("es ." is not in the reference), 2/3 trigrams, 1/2 4-grams,
-    # BP exp(1 - 6/5)
-    period = metrics.scores([h + " ." for h in hyps], [r + " ." for r in refs])["bleu4"]
-    assert period == pytest.approx(100 * math.exp(1 - 6 / 5) * (3 / 4 * 2 / 3 * 1 / 2) ** 0.25)
-    # the authors' scoring: " ." appended to the hypothesis and to the decoded reference "am donnerstag regnet es"
-    got = metrics.authors_scores(hyps, refs, tok)
-    assert got["bleu4"] == pytest.approx(100) and got["bleu1"] == pytest.approx(100)
-    assert got["rouge"] == pytest.approx(100)
-
-
-def test_bleu_per_language_against_sacrebleu_and_by_hand():
-    hyps, refs = ["我喜欢猫。", "今天天气很好"], ["我喜欢狗。", "今天的天气很好"]
-    got = metrics.bleu(hyps, refs, lang="zh")
-    assert got["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score)
-    # by hand, characters as tokens: sentence 1 matches 4 of 5 unigrams and 2 of 4 bigrams (我喜 喜欢); sentence 2
-    # all 6 unigrams and 4 of 5 bigrams (今天 天天 天气 气很 很好 against 今天 天的 的天 天气 气很 很好: all but 天天);
-    # hypotheses 11 characters, references 12: brevity penalty exp(1 - 12/11)
-    p1, p2, bp = (4 + 6) / 11, (2 + 4) / 9, math.exp(1 - 12 / 11)
-    assert got["bleu1"] == pytest.approx(100 * bp * p1)
-    assert got["bleu2"] == pytest.approx(100 * bp * math.sqrt(p1 * p2))
-    # 13a on the cased text for English: "The" is not "the"; German is scored as before
-    assert metrics.bleu(["The cat sat"], ["the cat sat"], lang="en")["bleu1"] == pytest.approx(100 * 2 / 3)
-    assert metrics.bleu(["a b c d"], ["a b c e"]) == metrics.bleu(["a b c d"], ["a b c e"], lang="de")
-    assert "zh" in metrics.scoring_note("zh") and "13a" in metrics.scoring_note("en")
-
-
-def test_character_rouge_l_by_hand():
-    # LCS over characters of 我喜欢吃苹果 / 我不喜欢苹果 is 我喜欢苹果 (5): P = R = 5/6, F = 5/6; of 你好 / 你们好吗 it
-    # is 你好 (2): P = 1, R = 1/2, F = (1 + b^2) P R / (R + b^2 P), b = 1.2; whitespace is not a character
-    b2 = 1.2 ** 2
-    f2 = (1 + b2) * 1 * 0.5 / (0.5 + b2 * 1)
-    got = metrics.rouge_l(["我 喜欢 吃 苹果", "你好"], ["我不喜欢苹果", "你们好吗"], lang="zh")
-    assert got == pytest.approx(100 * (5 / 6 + f2) / 2)
-    # over whitespace words the same pair shares nothing: Chinese is scored by character, not by the word split
-    assert metrics.rouge_l(["我 喜欢 吃 苹果"], ["我不喜欢苹果"]) == 0
-    assert metrics.scores(["你好"], ["你们好吗"], lang="zh")["rouge"] == pytest.approx(100 * f2)
-
-
-# ----------------------------------------------------------------------------------------------
-# data.py: PHOENIX14T as released, the dataset, frames, augmentation, the splits a stage reads
 
 
 def test_collate_in_a_worker_builds_the_batch_in_shared_memory():
@@ -1462,1717 +1208,6 @@ def test_oversized_fields_and_mistyped_labels_name_file_line_and_entry(tmp_path)
     with pytest.raises(ValueError, match=r"csl2020ct_v2.pkl', info\[0\] \('S000000_P0000_T00'\): its translation "
                        r"\(label_char or label_word\) is int '12345', not a string or a list of strings"):
         data.read_split(tmp_path / "csl", "train")
-
-
-# ----------------------------------------------------------------------------------------------
-# optim.py, harness/ledger.py: the schedule, text formats, --resume, result flags, validation, --compile, data-parallel
-
-
-def test_resume_gives_the_same_weights(corpus, tmp_path):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    pretrain.main(train_flags(corpus, straight, "--epochs", "2"))
-    pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--stop-after", "1"))  # interrupted after epoch 1
-    assert torch.load(resumed / "pretrain.last.pt", weights_only=True)["epoch"] == 1
-    # --resume with changed schedule flags is refused, naming them, and changes nothing
-    last = (resumed / "pretrain.last.pt").read_bytes()
-    with pytest.raises(SystemExit, match=r"does not match this run.*--batch-size: 4 -> 2.*--lr: 0.0003 -> 0.01"):
-        pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--resume", "--lr", "1e-2", "--batch-size", "2"))
-    with pytest.raises(SystemExit, match=r"--epochs: 2 -> 3"):
-        pretrain.main(train_flags(corpus, resumed, "--epochs", "3", "--resume"))
-    assert (resumed / "pretrain.last.pt").read_bytes() == last
-    pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--resume"))
-    a = torch.load(straight / "pretrain.last.pt", weights_only=True)
-    b = torch.load(resumed / "pretrain.last.pt", weights_only=True)
-    assert a["epoch"] == b["epoch"] == 2
-    for k in a["model"]:
-        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
-    assert a["best"] == b["best"]
-
-
-@pytest.mark.slow
-def test_compiled_bf16_steps_match_eager():
-    """Three AdamW steps of the tiny pre-training model under bf16 autocast, its sign encoder (frozen no_grad
-    DINOv2 block, LoRA, BatchNorm over valid frames, local attention, padded videos) compiled by inductor
-    and eagerly: the same loss at every step within bf16's precision. Only the sign encoder is compiled
-    because inductor needs minutes on 2 cores for the whole model (mBART's encoder twice, forward and
-    backward); test_compile_flag_... runs the whole model through dynamo. Dropout is off, since inductor
-    draws its own random numbers."""
-    import torch._dynamo
-    arch = dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0)
-    cfg = model.get_config("tiny", vocab_size=40, lora_dropout=0.0, mbart_arch=arch, n_glosses=6,
-                           dino_lora_dropout=0.0, temporal_dropout=0.0, drop_path=0.0, gloss_dropout=0.0)
-    frames, fmask, ids, tmask = tiny_batch()
-    labels = (torch.rand(3, 6) > 0.5).float()
-
-    def run(compile):
-        torch.manual_seed(0)
-        net = model.build_pretrain_model(cfg)
-        make_every_weight_count(net)
-        optim.train_mode(net)
-        if compile:
-            net.sign.compile()  # in place: the state dict keeps its keys
-        params = [p for p in net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-3)
-        out = []
-        for _ in range(3):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                result = net(frames, fmask, ids, tmask)
-                loss = losses.pretrain_loss(result, labels, 0.1)[0]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            out.append(loss.detach())
-        assert result["z_prime"].dtype == torch.bfloat16  # the linear layers ran in bf16
-        return torch.stack(out), net
-
-    torch._dynamo.reset()
-    eager, _ = run(False)
-    compiled, net = run(True)
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # inductor compiled graphs
-    assert not any("_orig_mod" in k for k in net.state_dict())
-    assert (eager[1:] < eager[0]).all()  # the steps train
-    torch.testing.assert_close(compiled, eager, rtol=2e-2, atol=1e-3)  # bf16 keeps 8 significant bits
-
-
-@pytest.mark.slow
-def test_compile_flag_compiles_the_loop_and_keeps_checkpoint_keys(corpus, tmp_path, monkeypatch):
-    """--compile: the training loop steps a torch.compile'd model; the checkpoints hold the plain model's keys.
-    (Dynamo's eager backend: the same tracing and wrapper as inductor without its code generation, for speed.)"""
-    compiled = []
-
-    def compile(module, **kwargs):
-        compiled.append(module)
-        return torch._dynamo.optimize("eager")(module)
-    monkeypatch.setattr(torch, "compile", compile)
-    out = tmp_path / "run"
-    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--compile"))
-    assert len(compiled) == 1 and isinstance(compiled[0], model.PretrainModel)
-    from safetensors import safe_open
-    with safe_open(out / "pretrain" / "model.safetensors", "pt") as f:
-        keys = set(f.keys())
-    expected = set(checkpoint.trainable_state(model.build_pretrain_model(model.get_config("tiny", vocab_size=40))))
-    assert keys == expected
-
-
-def test_nonfinite_loss_and_nothing_to_train_stop_the_run(corpus, tmp_path, monkeypatch):
-    real = losses.pseudo_gloss_loss
-    monkeypatch.setattr(losses, "pseudo_gloss_loss", lambda *a, **k: real(*a, **k) * math.nan)
-    out = tmp_path / "nan"
-    with pytest.raises(FloatingPointError, match=r"pretrain epoch 1 step 1: non-finite loss term\(s\) loss, psp"):
-        pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    assert not list(out.glob("*.pt")) and not (out / "pretrain").exists()  # no checkpoint of the broken weights
-    monkeypatch.undo()
-
-    def no_pseudoglosses(root):  # articles only: every word is dropped by the tagger
-        for split in data.SPLITS:
-            csv = data.annotation_path(root, split)
-            lines = csv.read_text(encoding="utf-8").splitlines()
-            csv.write_text("\n".join(lines[:1] + [ln.rsplit("|", 1)[0] + "|der die das" for ln in lines[1:]]) + "\n")
-    root = copy_corpus(corpus, tmp_path, no_pseudoglosses)
-    with pytest.raises(SystemExit, match="no pseudo-glosses in the training translations"):
-        pretrain.main(train_flags(root, tmp_path / "empty", "--epochs", "1"))
-    assert not (tmp_path / "empty" / "pretrain").exists()
-    outdir.release()
-
-
-def ddp_case():
-    """A tiny pre-training model without dropout or DropPath and a fixed global batch of 4 videos."""
-    arch = dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0)
-    cfg = model.get_config("tiny", vocab_size=40, lora_dropout=0.0, mbart_arch=arch, n_glosses=6, dino_lora_dropout=0.0,
-                           temporal_dropout=0.0, drop_path=0.0, gloss_dropout=0.0)
-    torch.manual_seed(0)
-    net = model.build_pretrain_model(cfg)
-    make_every_weight_count(net)
-    frames, fmask, ids, tmask = tiny_batch(B=4, T=9)
-    fmask[3, 4:] = False
-    labels = (torch.rand(4, 6) > 0.5).float()
-    return net, (frames, fmask, ids, tmask), labels
-
-
-def ddp_worker(out_file):
-    """Run under torchrun: each process takes its half of the global batch."""
-    import torch.distributed as dist
-    dist.init_process_group("gloo")
-    rank = dist.get_rank()
-    net, batch, labels = ddp_case()
-    ddp = parallel.data_parallel(parallel.sync_batch_norm(net))
-    half = slice(2 * rank, 2 * rank + 2)
-    out = ddp(*(x[half] for x in batch))
-    loss, _, _ = losses.pretrain_loss(out, labels[half], 0.1)
-    loss.backward()
-    losses_all = [torch.zeros(()) for _ in range(2)]
-    dist.all_gather(losses_all, loss.detach())
-    # GradCache over micro-batches of 1 (BatchNorm in eval mode: a micro-batch's statistics are its own)
-    micro = parallel.sync_batch_norm(ddp_case()[0])
-    micro.sign.visual.norm.eval()
-    ddp = parallel.data_parallel(micro)
-    mine = [(tuple(x[i:i + 1] for x in batch), labels[i:i + 1]) for i in range(2 * rank, 2 * rank + 2)]
-    pretrain.micro_batched_step(ddp, mine, argparse.Namespace(tau=0.1, lambda_psp=1.0, lambda_align=1.0,
-                                                              psp_loss="paper", precision="fp32"), FP32)
-    if rank == 0:
-        torch.save({"loss": torch.stack(losses_all).mean(), "running_mean": net.sign.visual.norm.running_mean,
-                    "grads": {n: p.grad for n, p in net.named_parameters() if p.grad is not None},
-                    "micro_grads": {n: p.grad for n, p in micro.named_parameters() if p.grad is not None}}, out_file)
-    dist.barrier()
-    os._exit(0)  # the result is written; skip tearing down DDP and gloo, which sometimes hangs on CPU
-
-
-@pytest.mark.slow
-def test_two_process_data_parallel_matches_one_process(tmp_path):
-    import subprocess
-    import sys
-    out_file = tmp_path / "ddp.pt"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           __file__, str(out_file)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = torch.load(out_file, weights_only=True)
-    net, batch, labels = ddp_case()
-    loss, _, _ = losses.pretrain_loss(net(*batch), labels, 0.1)
-    loss.backward()
-    torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(got["running_mean"], net.sign.visual.norm.running_mean, rtol=1e-4, atol=1e-6)
-    grads = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
-    assert set(got["grads"]) == set(grads) and len(grads) > 20
-    for n, g in grads.items():
-        torch.testing.assert_close(got["grads"][n], g, rtol=1e-4, atol=1e-5, msg=n)  # float32 sums in another order
-    net, batch, labels = ddp_case()  # GradCache under torchrun: no_sync, eq. 4 gathered, averaged once
-    net.sign.visual.norm.eval()
-    losses.pretrain_loss(net(*batch), labels, 0.1).loss.backward()
-    assert set(got["micro_grads"]) == set(grads)
-    for n, p in net.named_parameters():
-        if p.grad is not None:
-            torch.testing.assert_close(got["micro_grads"][n], p.grad, rtol=1e-4, atol=1e-5, msg=n)
-
-
-def accumulation_net(kind: str, dropout: bool):
-    """The tiny pre-training or translation model in float64, every trainable weight in the gradients; dropout and
-    DropPath at the preset's rates, or off."""
-    off = dict(lora_dropout=0.0, mbart_arch=dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0), drop_path=0.0,
-               dino_lora_dropout=0.0, temporal_dropout=0.0, gloss_dropout=0.0)
-    cfg = model.get_config("tiny", vocab_size=40, n_glosses=6, **({} if dropout else off))
-    torch.manual_seed(0)
-    net = model.build_pretrain_model(cfg) if kind == "pretrain" else model.build_translation_model(cfg)
-    make_every_weight_count(net)
-    optim.train_mode(net)
-    return net.double()
-
-
-def accumulation_batch():
-    """4 prepared videos of 9, 6, 3 and 5 frames, sentences of 7, 4, 6 and 2 tokens (pad 1); H [4, 6]."""
-    torch.manual_seed(1)
-    fmask = torch.arange(9)[None] < torch.tensor([9, 6, 3, 5])[:, None]
-    tmask = torch.arange(7)[None] < torch.tensor([7, 4, 6, 2])[:, None]
-    ids = torch.randint(4, 40, (4, 7)).masked_fill(~tmask, 1)
-    return (torch.randn(4, 9, 3, 32, 32, dtype=torch.float64), fmask, ids, tmask), (torch.rand(4, 6) > 0.5).double()
-
-
-def cut(inputs, labels, size: int, trim: bool):
-    """Micro-batches of `size` rows (the last smaller), each cut to its longest video and sentence when `trim`;
-    labels [B, L] of a sentence are cut with it."""
-    micros = []
-    for rows in (slice(s, s + size) for s in range(0, len(labels), size)):
-        frames, fmask, ids, tmask = (x[rows] for x in inputs)
-        t, n = (int(fmask.sum(1).max()), int(tmask.sum(1).max())) if trim else (fmask.shape[1], tmask.shape[1])
-        part = labels[rows][:, :n] if labels.shape[1] == ids.shape[1] else labels[rows]
-        micros.append(((frames[:, :t], fmask[:, :t], ids[:, :n], tmask[:, :n]), part))
-    return micros
-
-
-def same_gradients(reference, net) -> float:
-    """The same parameters have gradients in both (all but the tiny preset's unused token embeddings), and they
-    agree; -> their max abs difference."""
-    got = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
-    want = {n: p.grad for n, p in reference.named_parameters() if p.grad is not None}
-    assert set(got) == set(want) and len(want) > 20 and all(g.abs().sum() > 0 for g in want.values())
-    return max(float((got[n] - want[n]).abs().max()) for n in want)
-
-
-GRADCACHE_ARGS = argparse.Namespace(tau=0.1, lambda_psp=0.5, lambda_align=1.0, psp_loss="paper", precision="fp32")
-FP32 = optim.grad_scaler("cpu", "fp32")  # a pass-through
-
-
-@pytest.mark.parametrize("size,device", [(2, "cpu"), (1, "cpu"), (3, "cpu"), pytest.param(
-    2, "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))])
-def test_gradcache_gradients_terms_and_statistics_equal_the_whole_batchs_under_the_same_dropout(size, device):
-    """Dropout, DropPath and BatchNorm (train mode) on: the reference runs the micro-batches forward with autograd
-    from the same random state, keeps every graph, and takes eq. 5 on the whole batch's outputs in one backward.
-    GradCache must replay each micro-batch's dropout (on CUDA: the GPU's random state) and count BatchNorm's
-    running statistics once."""
-    inputs, labels = accumulation_batch()
-    micros = cut(tuple(x.to(device) for x in inputs), labels.to(device), size, trim=False)
-    labels = labels.to(device)
-    reference, net = accumulation_net("pretrain", True).to(device), accumulation_net("pretrain", True).to(device)
-    torch.manual_seed(2)
-    outs = [reference(*x) for x, _ in micros]
-    whole = {k: outs[0][k] if k in ("prototypes", "temperature") else torch.cat([o[k] for o in outs]) for k in outs[0]}
-    want = losses.pretrain_loss(whole, labels, 0.1, lambda_psp=0.5)
-    want.loss.backward()
-    torch.manual_seed(2)
-    got = pretrain.micro_batched_step(net, micros, GRADCACHE_ARGS, FP32)
-    diff = same_gradients(reference, net)
-    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
-    torch.testing.assert_close(torch.stack(got), torch.stack(want).detach(), rtol=1e-12, atol=1e-12)
-    bn, bn_want = net.sign.visual.norm, reference.sign.visual.norm
-    assert int(bn.num_batches_tracked) == len(micros) == int(bn_want.num_batches_tracked)
-    torch.testing.assert_close(bn.running_var, bn_want.running_var, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("size", [2, 1, 3])
-def test_gradcache_gradients_and_terms_equal_one_pass_over_the_whole_batch(size):
-    """The plain step on the whole batch of 4 (dropout off; BatchNorm in eval mode, since a micro-batch's
-    statistics are its own) against GradCache on micro-batches cut to their longest video and sentence."""
-    inputs, labels = accumulation_batch()
-    reference, net = accumulation_net("pretrain", False), accumulation_net("pretrain", False)
-    reference.sign.visual.norm.eval(), net.sign.visual.norm.eval()
-    want = losses.pretrain_loss(reference(*inputs), labels, 0.1, lambda_psp=0.5)
-    want.loss.backward()
-    got = pretrain.micro_batched_step(net, cut(inputs, labels, size, trim=True), GRADCACHE_ARGS, FP32)
-    diff = same_gradients(reference, net)
-    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
-    torch.testing.assert_close(torch.stack(got), torch.stack(want).detach(), rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("size", [2, 1, 3])
-def test_accumulated_finetuning_gradients_equal_the_whole_batchs(size):
-    """Eq. 6 on the whole batch of 4 against micro-batches weighted by their share of its 19 tokens (7, 4, 6, 2:
-    a share of videos would be wrong); dropout off, BatchNorm in eval mode."""
-    (frames, fmask, ids, tmask), _ = accumulation_batch()
-    inputs = (frames, fmask, ids, tmask)
-    reference, net = accumulation_net("translation", False), accumulation_net("translation", False)
-    reference.sign.visual.norm.eval(), net.sign.visual.norm.eval()
-    want = losses.translation_loss(reference(*inputs), ids, pad_id=1, label_smoothing=0.2)
-    want.backward()
-    got = finetune.accumulated_step(net, cut(inputs, ids, size, trim=True), 1, 0.2, "fp32", FP32)
-    diff = same_gradients(reference, net)
-    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
-    torch.testing.assert_close(got, want.detach(), rtol=1e-12, atol=1e-12)
-
-
-def test_micro_batches_cut_a_batch_in_order_each_to_its_longest_video():
-    items = [{"frames": torch.full((n, 3, 2, 2), i, dtype=torch.uint8), "name": f"v{i}", "translation": f"t{i}"}
-             for i, n in enumerate([2, 6, 3, 4])]
-    batch = data.collate(items)
-    first, last = data.micro_batches(batch, 3)
-    assert first["names"] == ["v0", "v1", "v2"] and last["translations"] == ["t3"]
-    assert first["frames"].shape[:2] == (3, 6) and last["frames"].shape[:2] == (1, 4) and last["frame_mask"].all()
-    assert torch.equal(last["frames"][0], items[3]["frames"]) and first["source_sizes"].shape == (3, 2)
-    assert data.micro_batches(batch, None)[0] is batch and data.micro_batches(batch, 4)[0] is batch
-
-
-@pytest.mark.slow
-def test_micro_batch_size_trains_both_stages_end_to_end(corpus, tmp_path, monkeypatch):
-    """--micro-batch-size 3 of a batch of 4: every step of both recipes is cut into 3 + 1 videos."""
-    seen = []
-
-    def spy(module, name):
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda net, micros, *a: seen.append((name, [len(m[1]) for m in micros]))
-                            or real(net, micros, *a))
-    spy(pretrain, "micro_batched_step"), spy(finetune, "accumulated_step")
-    out = tmp_path / "run"
-    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--micro-batch-size", "3"))
-    finetune.main(train_flags(corpus, out, "--stage1-epochs", "0", "--stage2-epochs", "1", "--micro-batch-size", "3"))
-    outdir.release()
-    assert seen == [("micro_batched_step", [3, 1])] * 2 + [("accumulated_step", [3, 1])] * 2  # 8 videos, 2 steps
-    assert (out / "pretrain" / "model.safetensors").exists() and (out / "finetune" / "model.safetensors").exists()
-
-
-def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, corpus, tmp_path):
-    out = shutil.copytree(finished[0], tmp_path / "run")
-    before = digests(out)
-    # fine-tuning: --val-beams decides which weights are kept, so it fixes the result
-    with pytest.raises(SystemExit, match=r"finetune-stage1.last.pt' does not match this run.*--val-beams: 1 -> 2"):
-        finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features",
-                                  "--resume", "--val-beams", "2"))
-    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt", "finetune/model.safetensors",
-                 "pretrain.last.pt"):
-        assert digests(out)[name] == before[name], name
-    # pre-training: each of eq. 5's flags, named with the saved and the new value
-    for extra, named in ((["--lambda-align", "0"], "--lambda-align: 1.0 -> 0.0"),
-                         (["--psp-loss", "authors"], "--psp-loss: 'paper' -> 'authors'"),
-                         (["--lambda-psp", "0.5"], "--lambda-psp: 1.0 -> 0.5")):
-        with pytest.raises(SystemExit, match="pretrain.last.pt' does not match this run") as e:
-            pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume", *extra))
-        assert named in str(e.value) and str(e.value).count("->") == 2, str(e.value)  # "(saved -> now)" and it
-    assert digests(out)["pretrain.last.pt"] == before["pretrain.last.pt"]
-    outdir.release()
-    # another corpus at the same path with the same vocabulary (two dev translations swapped): the dataset is named
-    root = copy_corpus(corpus, tmp_path)
-    interrupted = tmp_path / "interrupted"
-    pretrain.main(train_flags(root, interrupted, "--epochs", "2", "--stop-after", "1"))
-    outdir.release()
-    csv = data.annotation_path(root, "dev")
-    lines = csv.read_text(encoding="utf-8").splitlines()
-    first, second = lines[1].rsplit("|", 1), lines[2].rsplit("|", 1)
-    assert first[1] != second[1]
-    lines[1:3] = [f"{first[0]}|{second[1]}", f"{second[0]}|{first[1]}"]
-    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match=r"the dataset \(sha256 of its train and dev names and translations\)") as e:
-        pretrain.main(train_flags(root, interrupted, "--epochs", "2", "--resume"))
-    assert "--data" not in str(e.value) and "tokenizer" not in str(e.value)
-    outdir.release()
-
-
-@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
-def test_each_precision_trains_and_resume_refuses_another(precision, corpus, tmp_path, monkeypatch, capsys):
-    """--precision: pre-training steps under each (all three run on the CPU); the loss stays finite, every
-    trainable weight that gets a gradient changes, the precision is recorded as a result flag. fp16 runs with
-    dynamic loss scaling: its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are
-    skipped), hence eight steps of two videos there; bf16 and fp32 have no scaler."""
-    initial, scalers = {}, []
-    build, grad_scaler = run.build, optim.grad_scaler
-
-    def spy_build(setup, kind, **kwargs):
-        net = build(setup, kind, **kwargs)
-        initial.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
-        return net
-    monkeypatch.setattr(run, "build", spy_build)
-    monkeypatch.setattr(optim, "grad_scaler", lambda *a: scalers.append(grad_scaler(*a)) or scalers[-1])
-    out, sizes = tmp_path / "run", ["--epochs", "2", "--batch-size", "2"] if precision == "fp16" else ["--epochs", "1"]
-    pretrain.main(train_flags(corpus, out, *sizes, "--precision", precision))
-    losses_seen = [float(v) for v in re.findall(r"pretrain epoch \d/\d train/loss (\S+)", capsys.readouterr().out)]
-    assert len(losses_seen) == int(sizes[1]) and all(math.isfinite(v) and 0 < v < 10 for v in losses_seen)
-    last = torch.load(out / "pretrain.last.pt", weights_only=True)
-    kept = read_json(out / "pretrain" / "training.json")["flags"]
-    assert last["flags"]["precision"] == kept["precision"] == precision
-    unchanged = [n for n in initial if torch.equal(initial[n], last["model"][n])]
-    assert len(initial) > 40 and unchanged == ["llm_encoder.embed_tokens.weight"]  # never read: inputs_embeds
-    assert scalers[0].is_enabled() == (precision == "fp16")
-    if precision == "fp16":
-        assert scalers[0].get_scale() < 2.0 ** 16
-    outdir.release()
-    other = "bf16" if precision == "fp32" else "fp32"
-    with pytest.raises(SystemExit, match=f"--precision: '{precision}' -> '{other}'"):
-        pretrain.main(train_flags(corpus, out, *sizes, "--precision", other, "--resume"))
-    outdir.release()
-
-
-def test_default_precision_follows_the_device(monkeypatch):
-    """bf16 on a GPU with native bf16, fp16 on one without (a V100: bf16 only emulated), fp32 on the CPU; bf16
-    asked of a GPU without it is an error naming the flag. The GPU is simulated: no CUDA here."""
-    def parsed(device, *extra):
-        return cli.parse(pretrain.flags(), ["--data", "synthetic", "--device", device, *extra]).precision
-    assert parsed("cpu") == "fp32" and parsed("cpu", "--precision", "fp16") == "fp16"
-    native = []
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation or
-                        bool(native))
-    assert parsed("cuda") == "fp16" and parsed("cuda", "--precision", "fp32") == "fp32"
-    with pytest.raises(SystemExit):
-        parsed("cuda", "--precision", "bf16")
-    native.append(True)
-    assert parsed("cuda") == parsed("cuda:0") == "bf16"
-
-
-def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, capsys):
-    out = tmp_path / "run"
-    args = cli.parse(pretrain.flags(), train_flags(corpus, out, "--epochs", "3", "--val-every", "2"))
-    setup = run.setup(args, stage="pretrain")
-    pg = pseudogloss.build_pseudoglosses(setup.root)
-    setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))
-    net = run.build(setup, "pretrain", prototypes=pg.prototypes[:-1])
-    book = ledger.Ledger(setup, "pretrain", "pretrain", pretrain.RESULT_FLAGS, 3, 2, extra={"vocab": pg.vocab})
-    assert [e + 1 for e in range(3) if book.validates(e)] == [2, 3]   # every 2 epochs, and always the last
-    seven = ledger.Ledger(setup, "pretrain", "pretrain", pretrain.RESULT_FLAGS, 7, val_every=3)
-    assert [e + 1 for e in range(7) if seven.validates(e)] == [3, 6, 7]
-    best = pretrain.pretrain(setup, net, pg, book)
-    outdir.release()
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pretrain epoch")]
-    assert ["val/loss" in ln for ln in lines] == [False, True, True], lines
-    kept = read_json(out / "pretrain" / "training.json")
-    assert kept["epoch"] in (2, 3) and kept["metric"]["value"] == best and kept["kind"] == "pretrain"
-    assert torch.load(out / "pretrain.last.pt", weights_only=True)["epoch"] == 3
-
-
-def test_text_formats_are_the_authors_and_cut_at_128_tokens():
-    tok = tokenizer.build_sentencepiece(SENTENCES * 3)
-    lang, eos, pad = tok.lang_id, tok.eos_id, tok.pad_id
-    short, long = SENTENCES[0], " ".join(SENTENCES * 20)
-    p, q = tok.encode(short), tok.encode(long)
-    assert len(q) > 200
-    (src, src_mask), (dec, dec_mask), labels = data.text_batch(tok, [short, long], "cpu")
-    # source and labels `x </s> de_DE`, decoder input `de_DE x </s>` (mBART's shift of the labels), 128 at most
-    assert src.shape == dec.shape == labels.shape == (2, 128)
-    assert src[0, :len(p) + 2].tolist() == p + [eos, lang] and (src[0, len(p) + 2:] == pad).all()
-    assert labels[0, :len(p) + 2].tolist() == p + [eos, lang] and (labels[0, len(p) + 2:] == pad).all()
-    assert dec[0, :len(p) + 2].tolist() == [lang] + p + [eos] and dec_mask[0].sum() == len(p) + 2
-    assert src[1].tolist() == q[:126] + [eos, lang] == labels[1].tolist()
-    assert dec[1].tolist() == [lang] + q[:126] + [eos] and src_mask[1].all()
-
-
-def test_unknown_lang_flag_is_refused():
-    with pytest.raises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()) as err:
-        cli.parse(cli.data_flags(""), ["--data", "synthetic", "--lang", "fr"])
-    assert e.value.code == 2 and "--lang: invalid choice: 'fr'" in err.getvalue()
-
-
-@pytest.mark.slow
-def test_a_checkpoint_of_another_language_is_refused(lang_runs, tmp_path):
-    (_, en_out, *_), (zh_corpus, *_) = lang_runs["en"], lang_runs["zh"]
-    with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
-        finetune.main(train_flags(zh_corpus, tmp_path / "ft", "--pretrained", en_out / "pretrain"))
-    with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
-        evaluate.main(flags(zh_corpus, tmp_path / "ev", "--checkpoint", en_out / "finetune"))
-    assert not (tmp_path / "ft").exists() and not (tmp_path / "ev").exists()  # refused before anything is written
-    outdir.release()
-
-
-def test_one_cycle_schedule_matches_the_formula_by_hand():
-    """§4.2's one-cycle schedule worked by hand: 5 warm-up steps of 13, peak lr 1. Warm-up is a half cosine from
-    lr/25 = 0.04 up to 1 over steps 0..4, the decay a half cosine from 1 down to lr/25e4 over steps 4..12; Adam's
-    beta1 runs the other way, 0.95 -> 0.85 -> 0.95."""
-    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = optim.one_cycle(opt, 5, 13, start_div=25, end_div=1e4, betas=(0.85, 0.95))
-    lrs, betas = [], []
-    for _ in range(13):
-        lrs.append(opt.param_groups[0]["lr"])
-        betas.append(opt.param_groups[0]["betas"][0])
-        opt.step()
-        sched.step()
-    assert lrs[0] == pytest.approx(0.04)
-    assert lrs[2] == pytest.approx((0.04 + 1) / 2)          # half-way up the warm-up cosine
-    assert lrs[4] == pytest.approx(1.0)                      # the peak at the end of warm-up
-    assert lrs[8] == pytest.approx((1 + 4e-6) / 2)           # half-way down the decay
-    assert lrs[12] == pytest.approx(4e-6)                    # lr / 25e4 at the last step
-    assert max(lrs) == lrs[4] and lrs[:5] == sorted(lrs[:5]) and lrs[4:] == sorted(lrs[4:], reverse=True)
-    assert betas[0] == pytest.approx(0.95) and betas[4] == pytest.approx(0.85) and betas[12] == pytest.approx(0.95)
-
-
-# ----------------------------------------------------------------------------------------------
-# pretrain.py: what pre-training reads and writes
-
-
-def test_pretraining_writes_nothing_into_the_dataset_root(corpus, tmp_path):
-    root = copy_corpus(corpus, tmp_path)
-    before = digests(root)
-    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
-    for folder in folders:                                       # read-only (binding only for a user other than root)
-        folder.chmod(0o555)
-    try:
-        pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
-    finally:
-        for folder in folders:
-            folder.chmod(0o755)
-        outdir.release()
-    assert digests(root) == before
-    assert [p.name for p in (tmp_path / "run" / "cache").iterdir()] == ["pseudoglosses-train-dev-test.pt"]
-
-
-def fasttext_bin(path, words, vectors):
-    """A fastText skip-gram model file as fastText's saveModel writes it (no subwords: bucket 0)."""
-    import struct
-    args = struct.pack("<12id", vectors.shape[1], 5, 1, 1, 5, 1, 2, 2, 0, 0, 0, 100, 1e-4)  # ..., loss ns, model sg
-    vocab = b"".join(w.encode() + b"\0" + struct.pack("<qb", 1, 0) for w in words)       # word, count, type word
-    head = struct.pack("<ii", 793712314, 12) + args + struct.pack("<iiiqq", len(words), len(words), 0, len(words), -1)
-
-    def matrix(m):
-        return b"\0" + struct.pack("<qq", *m.shape) + m.astype("<f4").tobytes()
-    path.write_bytes(head + vocab + matrix(vectors) + matrix(np.zeros_like(vectors)))
-
-
-def test_a_damaged_fasttext_file_is_refused_before_anything_is_written(corpus, tmp_path, capsys):
-    import struct
-
-    import fasttext
-    whole = tmp_path / "whole.bin"
-    vectors = np.arange(3 * 300, dtype=np.float32).reshape(3, 300)
-    fasttext_bin(whole, ["regen", "sonne", "wind"], vectors)
-    assert np.array_equal(fasttext.load_model(str(whole)).get_word_vector("sonne"), vectors[1])  # fastText reads it
-    half, random_header = tmp_path / "half.bin", tmp_path / "random_header.bin"
-    half.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
-    random_header.write_bytes(struct.pack("<ii", 793712314, 12) + np.random.default_rng(0).bytes(4096))
-    assert cli.fasttext_file(str(whole)) == str(whole)
-    for path, why in ((random_header, "not a complete fastText model: its dictionary declares"),
-                      (half, "cut off: its input matrix needs")):
-        with pytest.raises(SystemExit):
-            pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", path))
-        assert f"argument --fasttext: '{path}': {why}" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
-
-
-def test_the_paper_preset_fetches_the_papers_prototypes_saying_their_size_first(corpus, tmp_path, monkeypatch,
-                                                                              capsys):
-    """--fasttext cc, the paper preset's default (skipgram the tiny preset's): fastText's cc.de.300 from the Hub
-    (mocked: no network here), its size printed before the download and not again once cached; the run says
-    which prototypes it used, the kept folder records them, and P starts from the file's vectors."""
-    import huggingface_hub
-
-    def default(*argv):
-        return cli.parse(pretrain.flags(), list(argv)).fasttext
-    assert default("--data", "phoenix14t") == "cc" and default("--data", "phoenix14t", "--preset", "tiny") == \
-        "skipgram" == default("--data", "synthetic") == default("--data", "phoenix14t", "--fasttext", "skipgram")
-    vocab = sorted({g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(
-        r["translation"])})
-    vectors = np.random.default_rng(0).normal(size=(len(vocab), 300)).astype(np.float32)
-    fasttext_bin(tmp_path / "model.bin", vocab, vectors)
-    printed_before, cached, prototypes = [], [], []
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached[0] if cached else None)
-    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: argparse.Namespace(size=7_234_567_890)
-                        if not cached else pytest.fail("asked for the size of a cached file"))
-
-    def download(repo, name):
-        printed_before.append((repo, name, capsys.readouterr().out))
-        return str(tmp_path / "model.bin")
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
-    build = run.build
-    monkeypatch.setattr(run, "build", lambda *a, **kw: prototypes.append(kw["prototypes"]) or build(*a, **kw))
-    pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", "cc"))
-    (repo, name, before), = printed_before
-    assert (repo, name) == ("facebook/fasttext-de-vectors", "model.bin")
-    assert "prototypes: downloading fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors " \
-        "model.bin: 7.2 GB, once, into the Hugging Face cache" in before
-    assert f"prototypes: fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors: " \
-        f"'{tmp_path / 'model.bin'}'" in capsys.readouterr().out
-    assert read_json(tmp_path / "run" / "pretrain" / "training.json")["flags"]["fasttext"] == "cc"
-    assert read_json(tmp_path / "run" / "pretrain" / "config.json")["pseudoglosses"] == vocab
-    torch.testing.assert_close(prototypes[0], torch.from_numpy(vectors))
-    cached.append(str(tmp_path / "model.bin"))
-    assert pseudogloss.fasttext_model_file("cc", "de") == cached[0] and "downloading" not in capsys.readouterr().out
-    outdir.release()
-
-
-def test_an_unreachable_hub_is_a_clear_error_naming_the_vectors_and_the_way_out(monkeypatch, capsys):
-    import huggingface_hub
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    def unreachable(*a, **kw):
-        raise LocalEntryNotFoundError("cannot reach the hub")
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
-    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
-    with pytest.raises(SystemExit, match=r"(?s)could not fetch fastText's cc.en.300 vectors \(facebook/fasttext-"
-                       r"en-vectors.*cannot reach the hub.*--fasttext FILE, or pass --fasttext skipgram"):
-        pseudogloss.fasttext_model_file("cc", "en")
-    assert "model.bin: about 7 GB, once" in capsys.readouterr().out
-
-
-def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):
-    monkeypatch.setenv("PHOENIX14T_ROOT", str(tmp_path / "no_such_phoenix"))
-
-    def download(cfg):
-        raise AssertionError("the hub was asked before the data was checked")
-    monkeypatch.setattr(limits, "widths_from_bases", download)
-    with pytest.raises(SystemExit, match=f"dataset root '{tmp_path / 'no_such_phoenix'}' \\(--data phoenix14t\\) not "
-                       "found: set PHOENIX14T_ROOT"):
-        pretrain.main(["--data", "phoenix14t", "--out", str(tmp_path / "run"), "--workers", "0"])
-    assert not (tmp_path / "run").exists()
-
-
-# ----------------------------------------------------------------------------------------------
-# finetune.py: the kept weights, --pretrained
-
-
-def test_a_mistyped_pretrained_path_is_an_error_naming_it(finished, corpus, tmp_path):
-    out = shutil.copytree(finished[0], tmp_path / "run")       # holds a pretrain/ that a fallback would use
-    before = digests(out)
-    for given in ("", str(tmp_path / "pretrian")):
-        with pytest.raises(SystemExit) as e:
-            finetune.main(train_flags(corpus, out, "--overwrite", "--pretrained", given, "--stage1-epochs", "1",
-                                      "--stage2-epochs", "0"))
-        assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
-        with pytest.raises(SystemExit) as e:
-            analysis.main(flags(corpus, out, "--overwrite", "--pretrained", given, "--max-new-tokens", "2"))
-        assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
-    assert digests(out) == before
-    outdir.release()
-
-
-def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(corpus, tmp_path, monkeypatch):
-    """--val-beams 4 --val-every 2 --val-scoring authors (the paper preset's defaults): validation after epochs 2, 4
-    and 6 only, beam 4, and the kept weights are those whose dev hypotheses score best with " ." appended, here
-    not those that score best on the raw text."""
-    paper = finetune.Recipe()
-    assert (paper.val_beams, paper.val_every, paper.val_scoring) == (4, 2, "authors")
-    refs = [r["translation"] for r in data.read_split(corpus, "dev")]
-    # three sets of dev hypotheses, one per validation: one word replaced; the last two words dropped; three dropped
-    canned = [[" ".join("und" if i == 1 else w for i, w in enumerate(r.split())) for r in refs],
-              [" ".join(r.split()[:-2]) for r in refs], [" ".join(r.split()[:-3]) for r in refs]]
-    period = [sacrebleu.corpus_bleu([h + " ." for h in hyps], [[r + " ." for r in refs]]).score for hyps in canned]
-    raw = [sacrebleu.corpus_bleu(hyps, [refs]).score for hyps in canned]
-    assert int(np.argmax(period)) == 0 and int(np.argmax(raw)) == 1  # the scorings disagree on these
-    calls, real = [], run.translate
-
-    def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate", precision=None):
-        _, got = real(net, loader, tok, device, num_beams, 3, desc)  # a real beam search, 3 tokens long
-        assert metrics.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
-        calls.append({"beams": num_beams, "state": {k: v.clone() for k, v in net.state_dict().items()}})
-        return canned[len(calls) - 1], got
-    monkeypatch.setattr(run, "translate", translate)
-    out = tmp_path / "run"
-    finetune.main(train_flags(corpus, out, "--pretrained", "none", "--stage1-epochs", "0", "--stage2-epochs", "6",
-                              "--val-beams", "4", "--val-every", "2", "--val-scoring", "authors"))
-    outdir.release()
-    assert [c["beams"] for c in calls] == [4, 4, 4]
-    from safetensors.torch import load_file
-    kept, weights = read_json(out / "finetune" / "training.json"), load_file(out / "finetune" / "model.safetensors")
-    assert kept["epoch"] == 2 and kept["metric"]["value"] == pytest.approx(period[0])
-    assert all(torch.equal(v, calls[0]["state"][k]) for k, v in weights.items())
-    assert not all(torch.equal(v, calls[1]["state"][k]) for k, v in weights.items())
-
-
-# ----------------------------------------------------------------------------------------------
-# evaluate.py, and the three stages end to end on each corpus and preset
-
-
-@pytest.mark.slow
-def test_paper_preset_from_local_folders(tmp_path):
-    """The main job's code path, offline: the paper preset loads DINOv2 and mBART with from_pretrained from local
-    folders in the Hugging Face layout (small checkpoints of the real classes), trims mBART's tokenizer and
-    embeddings to the corpus, takes its widths from the checkpoints, and pre-trains, fine-tunes and translates."""
-    transformers = pytest.importorskip("transformers")
-    root = synthetic.make_synthetic(tmp_path / "corpus", seed=0, n_train=4, n_dev=2, n_test=2, frame_size=32)
-    train_text = [r["translation"] for r in data.read_split(root, "train")]
-    # an mBART-layout tokenizer over a unigram model of these and other sentences, with mBART's language codes
-    pieces = tokenizer.build_sentencepiece(SENTENCES * 3 + train_text * 3, vocab_size=200).model
-    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    vocab += [(pieces.id_to_piece(i), pieces.get_score(i)) for i in range(5, pieces.get_piece_size())]
-    mbart_dir, dino_dir, out = tmp_path / "mbart", tmp_path / "dino", tmp_path / "run"
-    full_tok = transformers.MBartTokenizer(vocab=vocab)
-    full_tok.save_pretrained(str(mbart_dir))
-    full = transformers.MBartForConditionalGeneration(transformers.MBartConfig(
-        vocab_size=len(full_tok), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2))
-    full.save_pretrained(str(mbart_dir))
-    transformers.Dinov2Model(transformers.Dinov2Config(
-        hidden_size=24, num_hidden_layers=3, num_attention_heads=2, intermediate_size=48, patch_size=14,
-        image_size=224)).save_pretrained(str(dino_dir))
-    common = ["--data", str(root), "--preset", "paper", "--dino", str(dino_dir), "--mbart", str(mbart_dir),
-              "--out", str(out), "--workers", "0", "--batch-size", "2", "--device", "cpu"]
-    pretrain.main(common + ["--epochs", "1", "--fasttext", "skipgram"])  # offline: no cc vectors
-    finetune.main(common + ["--stage1-epochs", "1", "--stage2-epochs", "1"])
-    evaluate.main(common + ["--split", "test", "--max-new-tokens", "4", "--beams", "2"])
-    assert len((out / "test.hyp.txt").read_text().splitlines()) == 2
-    config = read_json(out / "finetune" / "config.json")["model"]
-    assert config["llm_dim"] == 32 and config["dino_arch"]["hidden_size"] == 24  # widths from the checkpoints
-    # the trimmed vocabulary: specials and every training token kept, ids the same in tokenizer and embeddings
-    tok = tokenizer.Tokenizer.load(out)
-    assert tokenizer.Tokenizer.load(out / "finetune" / "tokenizer").fingerprint() == tok.fingerprint()
-    kept = tok.keep_ids.tolist()
-    specials = full_tok.convert_tokens_to_ids(["<s>", "<pad>", "</s>", "<unk>", "de_DE"])
-    assert kept[:5] == specials and len(set(kept)) == len(kept) < len(full_tok)
-    for sentence in train_text:
-        ids = tok.encode(sentence)
-        assert [kept[i] for i in ids] == full_tok(sentence, add_special_tokens=False)["input_ids"]
-        assert tok.decode([tok.lang_id] + ids + [tok.eos_id]) == sentence
-    assert config["mbart"] == config["dino"] == ""  # local folders: never recorded as paths; passed by the user
-    cfg = dataclasses.replace(model.Config(**config), mbart=str(mbart_dir))
-    trimmed = model.load_mbart(cfg, tok.keep_ids)
-    torch.testing.assert_close(trimmed.model.shared.weight, full.model.shared.weight[tok.keep_ids])
-
-
-def paper_bases(root, folder, dino_seed=0):
-    """Local folders in the Hugging Face layout of the paper preset's bases at their real widths (DINOv2 ViT-S/14,
-    mBART-large-cc25) with random weights, mBART's vocabulary a unigram model of the corpus's sentences and
-    SENTENCES. -> (dino folder, mbart folder)"""
-    import transformers
-    train_text = [r["translation"] for s in data.SPLITS for r in data.read_split(root, s)]
-    pieces = tokenizer.build_sentencepiece(SENTENCES * 3 + train_text * 3, vocab_size=200).model
-    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    vocab += [(pieces.id_to_piece(i), pieces.get_score(i)) for i in range(5, pieces.get_piece_size())]
-    dino_dir, mbart_dir = folder / f"dino{dino_seed}", folder / "mbart"
-    torch.manual_seed(dino_seed)
-    transformers.Dinov2Model(transformers.Dinov2Config(**model.DINOV2_SMALL)).save_pretrained(str(dino_dir))
-    if not mbart_dir.exists():
-        tok = transformers.MBartTokenizer(vocab=vocab)
-        tok.save_pretrained(str(mbart_dir))
-        transformers.MBartForConditionalGeneration(transformers.MBartConfig(
-            vocab_size=len(tok), decoder_start_token_id=2, **model.MBART_LARGE_CC25)).save_pretrained(str(mbart_dir))
-    return dino_dir, mbart_dir
-
-
-@pytest.mark.slow
-def test_paper_preset_at_real_widths_writes_and_loads_a_folder(tmp_path):
-    """The paper preset at its real widths, bases from local folders: its folder, referencing the bases or standalone,
-    gives back every weight; the local base is asked for, never opened on the folder's word; another DINOv2 is
-    refused, named."""
-    root = synthetic.make_synthetic(tmp_path / "corpus", seed=0, n_train=4, n_dev=2, n_test=2, frame_size=32)
-    dino, mbart = paper_bases(root, tmp_path)
-    out = tmp_path / "run"
-    args = cli.parse(finetune.flags(), ["--data", str(root), "--preset", "paper", "--dino", str(dino), "--mbart",
-                                        str(mbart), "--out", str(out), "--workers", "0", "--device", "cpu"])
-    setup = run.setup(args)
-    net = run.build(setup, "translation")
-    assert setup.cfg.llm_dim == 1024 and setup.cfg.dino_arch["hidden_size"] == 384
-    names = {n for n, p in net.named_parameters() if p.requires_grad}
-    about = {"kind": "finetune", "epoch": 1, "metric": {"name": "dev BLEU-4", "value": 1.0},
-             "flags": {"preset": "paper"}, "pretrained": None}
-    state = net.state_dict()
-    for standalone in (False, True):
-        path = out / ("finetune-alone" if standalone else "finetune")
-        hf_folder.save(path, net, setup, about, names, standalone)
-        kept = hf_folder.read(path, "finetune")
-        assert kept.config["bases"]["dino"] == {"hub_id": None, "folder": dino.name,
-                                                "sha256": kept.config["bases"]["dino"]["sha256"]}
-        loaded = hf_folder.build(kept, "finetune", dino=None if standalone else str(dino),
-                                 mbart=None if standalone else str(mbart)).state_dict()
-        assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
-        del loaded
-    kept = hf_folder.read(out / "finetune", "finetune")
-    with pytest.raises(SystemExit, match=r"field bases.dino: it was trained on a local folder \('dino0'\), which a "
-                                         "folder never names as a path: pass that folder with --dino DIR"):
-        hf_folder.build(kept, "finetune")
-    other, _ = paper_bases(root, tmp_path, dino_seed=1)
-    with pytest.raises(SystemExit, match=f"field bases.dino.sha256: the frozen weights of the base '{other}' give"):
-        hf_folder.build(kept, "finetune", dino=str(other), mbart=str(mbart))
-    outdir.release()
-
-
-def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
-    out, printed = finished
-    from safetensors import safe_open
-    with safe_open(out / "finetune" / "model.safetensors", "pt") as f:
-        assert any(k.startswith("mapper.") for k in f.keys())
-    config = read_json(out / "finetune" / "config.json")
-    assert config["model"]["image_size"] == 32
-    assert "BLEU-4" in printed and "test (raw)" in printed and "test (authors' scoring)" in printed
-    assert printed.index("BLEU-4") < printed.index("\nretrieval test (3 videos): video-to-text R@1 ") \
-        < printed.index("\nlocalisation test: ")
-    hyp, ref = (out / "test.hyp.txt").read_text().splitlines(), (out / "test.ref.txt").read_text().splitlines()
-    assert len(hyp) == len(ref) == 3 and ref == [r["translation"] for r in data.read_split(corpus, "test")]
-    # --video on a copy of a test video's frame folder: the frames the model sees are the dataset's, and so is
-    # the sentence
-    name = data.read_split(corpus, "test")[1]["name"]
-    clip = tmp_path / "my clip"
-    shutil.copytree(corpus / data.FRAME_DIR / "test" / name, clip)
-    s = run.setup(cli.parse(evaluate.flags(), flags(corpus, out)), config["model"],
-                  tok=tokenizer.Tokenizer.load(out / "finetune" / "tokenizer"), splits=())
-    pixels, _, _ = analysis.read_video(clip)
-    batch = analysis.video_batch(pixels, "clip", s)
-    assert torch.equal(batch["frames"][0], data.SignVideos(corpus, "test", size=32)[1]["frames"])
-    assert analysis.main(flags(corpus, out, "--video", str(clip), "--max-new-tokens", "5"))["translation"] == hyp[1]
-    printed = capsys.readouterr().out
-    assert f"translation: {hyp[1]}\n" in printed and "pseudo-glosses found" in printed
-    assert (out / "my clip.glosses.png").stat().st_size > 1000
-    # and as an mp4 file
-    frames = np.stack([np.asarray(Image.open(p)) for p in sorted(clip.glob("*.png"))])
-    synthetic.write_mp4(tmp_path / "clip.mp4", frames, fps=25)
-    analysis.main(flags(corpus, out, "--video", str(tmp_path / "clip.mp4"), "--max-new-tokens", "5"))
-    assert "translation: " in capsys.readouterr().out and (out / "clip.glosses.png").is_file()
-
-
-def test_missing_checkpoint_and_unknown_preset_are_clear_errors(corpus, tmp_path, capsys):
-    with pytest.raises(SystemExit, match="checkpoint not found: .*nothing-here"):
-        finetune.main(train_flags(corpus, tmp_path / "run", "--pretrained", str(tmp_path / "nothing-here")))
-    with pytest.raises(SystemExit, match="--checkpoint: checkpoint not found: .*finetune"):
-        evaluate.main(flags(corpus, tmp_path / "empty"))
-    with pytest.raises(SystemExit):
-        pretrain.main(["--data", str(corpus), "--preset", "huge"])
-    assert "--preset: invalid choice: 'huge'" in capsys.readouterr().err
-
-
-def test_analysis_reads_only_the_pretraining_its_checkpoint_came_from(finished, corpus, tmp_path, capsys):
-    a, printed = finished
-    assert retrieval_line(printed)
-    def other_sentences(root):  # another tokenizer
-        csv = data.annotation_path(root, "train")
-        lines = csv.read_text(encoding="utf-8").splitlines()
-        csv.write_text("\n".join(lines[:1] + [ln + " und morgen wieder sonne" for ln in lines[1:]]) + "\n")
-    b = tmp_path / "b"
-    pretrain.main(train_flags(copy_corpus(corpus, tmp_path, other_sentences), b, "--epochs", "1"))
-    assert read_json(b / "pretrain" / "config.json")["tokenizer"]["fingerprint"] != \
-        read_json(a / "finetune" / "config.json")["tokenizer"]["fingerprint"]
-    capsys.readouterr()
-    # A's fine-tuned model evaluated into B's folder: the figures are of A's pre-training, not of B's
-    analysis.main(flags(corpus, b, "--checkpoint", a / "finetune", "--max-new-tokens", "5"))
-    assert retrieval_line(capsys.readouterr().out) == retrieval_line(printed)
-    # a folder whose pretrain/ is not the one its finetune/ came from: not used, and the output says why
-    def changed(state):
-        name = next(iter(state))
-        state[name] = state[name] + 1
-    for name, edit, why in (("other-tokenizer", lambda c: shutil.copytree(b / "pretrain", c / "pretrain",
-                                                                          dirs_exist_ok=True),
-                             "its tokenizer differs"),
-                            ("pretrained-again", lambda c: edited_folder(a / "pretrain", c / "pretrain",
-                                                                         tensors=changed),
-                             "it is not the pre-training that the model was fine-tuned from")):
-        c = shutil.copytree(a, tmp_path / name)
-        edit(c)
-        analysis.main(flags(corpus, c, "--max-new-tokens", "5"))
-        shown = capsys.readouterr().out
-        assert retrieval_line(shown) is None
-        assert f"retrieval and localisation not measured: '{c / 'pretrain'}' does not belong to " \
-            f"'{c / 'finetune'}': {why}" in shown, shown
-    # and named with --pretrained: an error before anything is translated or written
-    with pytest.raises(SystemExit) as e:
-        analysis.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune", "--pretrained", b / "pretrain"))
-    assert f"--pretrained '{b / 'pretrain'}' does not belong to '{a / 'finetune'}': its tokenizer differs" \
-        in str(e.value)
-    assert not (tmp_path / "e").exists()
-    outdir.release()
-
-
-def test_analysis_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finished, corpus, tmp_path, capsys):
-    for extra, message in ((["--top", "-3"], "argument --top: must be a positive integer, got '-3'"),
-                           (["--threshold", "nan"], "argument --threshold: must be a number >= 0, got 'nan'")):
-        with pytest.raises(SystemExit) as e:
-            analysis.main(flags(corpus, tmp_path / "x", *extra))
-        assert e.value.code == 2 and message in capsys.readouterr().err
-    out = finished[0]
-    clip = copy_test_video(corpus, tmp_path / "clip", 1)
-    missing = tmp_path / "no-dataset-here"
-    result = analysis.main(flags(missing, tmp_path / "eval", "--checkpoint", out / "finetune", "--video", clip,
-                                 "--max-new-tokens", "5"))
-    assert result["translation"] == (out / "test.hyp.txt").read_text().splitlines()[1]
-    assert not missing.exists() and (tmp_path / "eval" / "clip.glosses.png").is_file()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("lang", ["en", "zh"])
-def test_three_stages_on_the_english_and_chinese_synthetic_corpora(lang_runs, lang):
-    corpus, out, result, printed, stderr = lang_runs[lang]
-    code = {"en": "en_XX", "zh": "zh_CN"}[lang]
-    pre, fine = (read_json(out / f / "config.json") for f in ("pretrain", "finetune"))
-    assert pre["lang"] == fine["lang"] == lang
-    assert pre["tokenizer"]["lang_code"] == fine["tokenizer"]["lang_code"] == code
-    # the pseudo-glosses are the sentences' in their language: the signs the generator drew
-    signed = {g for s in data.SPLITS for spans in synthetic.read_ground_truth(corpus, s).values() for g, _, _ in spans}
-    assert pre["pseudoglosses"] == sorted(signed)
-    # scored as the dataset's papers score, said in the output, against the raw references
-    hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
-    refs = (out / "test.ref.txt").read_text(encoding="utf-8").splitlines()
-    assert refs == [r["translation"] for r in data.read_split(corpus, "test")] and len(hyps) == 3
-    tokenize = {"en": "13a", "zh": "zh"}[lang]
-    assert printed.startswith(f"scoring ({lang}): sacrebleu BLEU-1..4, tokenize='{tokenize}'")
-    assert "test (raw)" in printed and "' .' appended" not in printed  # PHOENIX14T's convention only
-    assert result["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score)
-    cut = "How2Sign train (train): 8 of 8 sentences cut from the full-length videos"  # the clip-less one too
-    assert (cut in stderr) == (lang == "en")
-
-
-# ----------------------------------------------------------------------------------------------
-# harness/: flag types, the run's folder, kept weights as folders, checkpoints that are data
-
-
-def test_rerun_refuses_and_overwrite_sets_the_old_run_aside(finished, corpus, tmp_path):
-    out = shutil.copytree(finished[0], tmp_path / "run")
-    before = digests(out)
-    result = script("pretrain.py", *train_flags(corpus, out, "--epochs", "1"))  # the same command again
-    assert result.returncode != 0
-    message = result.stderr.strip().splitlines()[-1]
-    assert f"'{out}' already holds pretrain.py's files (pretrain, pretrain.last.pt)" in message
-    assert "--resume" in message and "--out" in message and "--overwrite" in message
-    assert "Traceback" not in result.stderr
-    with pytest.raises(SystemExit, match=r"holds finetune.py's files \(finetune, finetune-stage1.last.pt, finetune-"):
-        finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
-    with pytest.raises(SystemExit, match=r"holds evaluate.py's files \(test.hyp.txt, test.ref.txt\)"):
-        evaluate.main(flags(corpus, out, "--split", "test"))
-    assert digests(out) == before                                                    # nothing lost
-    # starting over: the old run, fine-tuned model and results included, goes aside, byte for byte
-    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--overwrite"))
-    outdir.release(out)
-    aside = list(out.glob("replaced-*"))
-    assert len(aside) == 1
-    moved = digests(aside[0])
-    for name in ("pretrain/model.safetensors", "pretrain/config.json", "pretrain.last.pt", "finetune/README.md",
-                 "finetune/model.safetensors", "finetune-stage2.last.pt", "test.hyp.txt", "spm.model"):
-        assert moved[name] == before[name], name
-    assert (out / "pretrain" / "model.safetensors").is_file() and (out / "spm.model").is_file()
-    assert not any((out / n).exists() for n in ("finetune", "finetune-stage1.last.pt", "test.hyp.txt"))
-
-
-def test_checkpoints_carry_tokenizer_config_and_flags(finished, corpus, tmp_path):
-    out = finished[0]
-    config, training = read_json(out / "finetune" / "config.json"), read_json(out / "finetune" / "training.json")
-    assert config["kind"] == training["kind"] == "finetune" and config["model"]["image_size"] == 32
-    flags_ = training["flags"]
-    assert flags_["lr"] == 3e-4 and flags_["batch_size"] == 4 and flags_["stage2_epochs"] == 1
-    assert (out / "finetune" / "tokenizer" / "spm.model").read_bytes() == (out / "spm.model").read_bytes()
-    # other annotations, on which a rebuilt tokenizer would give other ids: evaluate decodes with the checkpoint's
-    def longer_sentences(root):
-        csv = data.annotation_path(root, "train")
-        lines = csv.read_text(encoding="utf-8").splitlines()
-        csv.write_text("\n".join(lines[:1] + [ln + " und morgen wieder sonne" for ln in lines[1:]]) + "\n")
-    other = copy_corpus(corpus, tmp_path, longer_sentences)
-    rebuilt = tokenizer.build_sentencepiece([r["translation"] for r in data.read_split(other, "train")])
-    assert rebuilt.fingerprint() != config["tokenizer"]["fingerprint"]
-    evaluate.main(flags(other, tmp_path / "eval", "--checkpoint", out / "finetune", "--max-new-tokens", "5"))
-    assert (tmp_path / "eval" / "test.hyp.txt").read_text() == (out / "test.hyp.txt").read_text()
-    # a pre-trained folder of another configuration: fine-tuning names what differs
-    other = edited_folder(out / "pretrain", tmp_path / "other", config=lambda c: c["model"].update(image_size=64))
-    with pytest.raises(SystemExit, match=r"other' does not match this run \(saved -> now\): image_size: 64 -> 32"):
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", other))
-    outdir.release()
-
-
-def test_a_folder_in_use_is_refused_and_temporary_names_are_unique(corpus, tmp_path, monkeypatch):
-    out = tmp_path / "busy"
-    outdir.lock(out)  # this process plays the run that is writing to the folder
-    result = script("pretrain.py", *train_flags(corpus, out, "--epochs", "1"))
-    outdir.release(out)
-    assert result.returncode != 0
-    assert f"'{out}' is in use by another run (pid {os.getpid()}" in result.stderr.strip().splitlines()[-1]
-    assert sorted(p.name for p in out.iterdir()) == [".lock"]                          # it wrote nothing
-    tmps = []
-    monkeypatch.setattr(torch, "save", lambda obj, f: (tmps.append(Path(f).name), Path(f).write_bytes(b"x")))
-    checkpoint.save_checkpoint(tmp_path / "a.pt", model={})
-    checkpoint.save_checkpoint(tmp_path / "a.pt", model={})
-    assert tmps[0] != tmps[1] and all(f"tmp{os.getpid()}-" in t for t in tmps)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "busy"]              # no temporary left
-
-
-def test_bad_flags_are_errors_naming_the_flag(corpus, tmp_path, capsys):
-    out = tmp_path / "run"
-    cases = [(pretrain, ["--max-frames", "0"], "argument --max-frames: must be a positive integer, got '0'"),
-             (pretrain, ["--frame-stride", "0"], "argument --frame-stride: must be a positive integer, got '0'"),
-             (pretrain, ["--batch-size", "0"], "argument --batch-size: must be a positive integer, got '0'"),
-             (pretrain, ["--epochs", "-1"], "argument --epochs: must be a positive integer, got '-1'"),
-             (pretrain, ["--epochs", "0"], "argument --epochs: must be a positive integer, got '0'"),
-             (pretrain, ["--lr", "nan"], "argument --lr: must be a positive number, got 'nan'"),
-             (pretrain, ["--workers", "two"], "argument --workers: expected an integer >= 0, got 'two'"),
-             (pretrain, ["--resume", "--overwrite"], "pass one of them"),
-             (finetune, ["--stage1-epochs", "0", "--stage2-epochs", "0"], "both 0: nothing to train"),
-             (finetune, ["--label-smoothing", "1"], "argument --label-smoothing: must be a number in [0, 1)"),
-             (evaluate, ["--beams", "0"], "argument --beams: must be a positive integer, got '0'")]
-    for script_module, extra, message in cases:
-        with pytest.raises(SystemExit) as e:
-            script_module.main(flags(corpus, out, *extra))
-        assert e.value.code == 2 and message in capsys.readouterr().err, (extra, message)
-    assert not out.exists()                                 # refused before anything was written
-
-
-def test_unreadable_checkpoints_are_clear_errors(finished, corpus, tmp_path):
-    out = finished[0]
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "old.pt").write_bytes(b"PK\x03\x04 an older release's single-file checkpoint")
-    cases = [(tmp_path / "old.pt", "is a file: kept weights are a folder"),
-             (tmp_path / "empty", "config.json' is missing: a kept-weights folder holds"),
-             (out / "pretrain", "field kind is 'pretrain': this needs the finetune folder")]
-    for path, message in cases:
-        with pytest.raises(SystemExit, match=message) as e:
-            evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", path))
-        assert str(path) in str(e.value), str(e.value)
-    with pytest.raises(SystemExit, match="field kind is 'finetune': this needs the pretrain folder"):
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", out / "finetune"))
-    assert not (tmp_path / "eval").exists() and not (tmp_path / "ft").exists()
-    # the --resume state: stays a torch file, read only when whole, uncompressed, plain and finite
-    good = (out / "pretrain.last.pt").read_bytes()
-    bomb = io.BytesIO()
-    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:  # 1 MB of zeros in a few kB: it would inflate
-        z.writestr("archive/data.pkl", b"\0" * (1 << 20))
-    nan = lambda c: c["model"].update({k: v * math.nan for k, v in list(c["model"].items())[:1]})
-    states = [(lambda p: p.write_bytes(b""), "it is empty"), (lambda p: p.write_bytes(good[:100000]), "cannot be read"),
-              (lambda p: p.write_bytes(bomb.getvalue()), "is compressed, which torch.save never writes"),
-              (lambda p: torch.save({"model": {}, "a": argparse.Namespace(lr=1.0)}, p), "holds Python objects"),
-              (lambda p: edited_checkpoint(out / "pretrain.last.pt", p, nan), "is not a tensor of finite values")]
-    for damage, message in states:
-        run_ = shutil.copytree(out, tmp_path / "resume", dirs_exist_ok=True)
-        damage(run_ / "pretrain.last.pt")
-        with pytest.raises(SystemExit, match=message) as e:
-            pretrain.main(train_flags(corpus, run_, "--epochs", "1", "--resume"))
-        assert f"--resume: '{run_ / 'pretrain.last.pt'}'" in str(e.value), str(e.value)
-    outdir.release()
-
-
-def spm_of(sentences):
-    return tokenizer.build_sentencepiece(sentences).model.serialized_model_proto()
-
-
-def kept_folder_cases(out, corpus):
-    """(name, how a copy of <out>/finetune is damaged: edited_folder's keyword arguments or a function of the
-    copy, the refusal's words): every way in that reading a folder refuses: truncated or crafted weights, headers
-    and configs, tokenizers that name paths, links and non-files, bases that do not match."""
-    first = "sign.temporal.blocks.0.attn.qkv.weight"
-
-    def cut(d):
-        w = d / "model.safetensors"
-        w.write_bytes(w.read_bytes()[:-1000])
-
-    def planted(d):  # a pickle, and a torch file, under the safetensors name: never unpickled
-        (d / "model.safetensors").write_bytes(pickle.dumps({"x": 1}))
-
-    def linked(d):
-        (d / "tokenizer" / "spm.model").unlink()
-        (d / "tokenizer" / "spm.model").symlink_to(out / "spm.model")
-
-    def other_tokenizer(d):
-        (d / "tokenizer" / "spm.model").write_bytes(spm_of([r["translation"] + " und morgen wieder sonne"
-                                                            for r in data.read_split(corpus, "train")]))
-
-    def huge(c):
-        c["model"]["mbart_arch"].update(d_model=65536, encoder_ffn_dim=65536)
-    return [
-        ("wrong shape", dict(tensors=lambda s: s.update({first: s[first][:, :32]})),
-         f"tensor '{first}': F32 [192, 32], but the model of its config.json has F32 [192, 64]"),
-        ("other name", dict(tensors=lambda s: s.update({"sign.extra": torch.zeros(2)})),
-         "holds tensor 'sign.extra', which the model of its config.json has not"),
-        ("missing", dict(tensors=lambda s: s.pop(first)), f"lacks tensor '{first}'"),
-        ("dtype", dict(tensors=lambda s: s.update({first: s[first].half()})), f"tensor '{first}': F16 [192, 64]"),
-        ("nan", dict(tensors=lambda s: s[first].view(-1).__setitem__(0, math.nan)),
-         f"tensor '{first}' holds non-finite values"),
-        ("cut off", cut, "model.safetensors' is cut off or padded: its tensors end at byte"),
-        ("pickle", planted, "model.safetensors' is not a safetensors file (it begins as a Python pickle"),
-        ("torch file", lambda d: torch.save({"x": torch.zeros(2)}, d / "model.safetensors"),
-         "model.safetensors' is not a safetensors file (it begins as a zip or torch file)"),
-        ("other widths", dict(config=lambda c: c["model"].update(frame_dim=32)),
-         "attn.proj.bias': F32 [64], but the model of its config.json has F32 [32]"),
-        ("unknown key", dict(config=lambda c: c["model"].update(colour="red")), "has unknown field model.colour"),
-        ("wrong type", dict(config=lambda c: c["model"].update(image_size="32")),
-         "field model.image_size is str '32', expected int"),
-        ("200,000 wide", dict(config=lambda c: c["model"].update(llm_dim=200000)),
-         "field model.llm_dim is 200000: out of range (0 to 65,536)"),
-        ("too many weights", dict(config=huge), "weights (fields model.*), more than 4,000,000,000"),
-        ("a path", dict(config=lambda c: c["model"].update(pretrained=True, dino="/etc")),
-         "field model.dino is '/etc', not a hub id (user/name): a folder's config never names a path to open"),
-        ("tokenizer", other_tokenizer, "does not give config.json's field tokenizer.fingerprint"),
-        ("link", linked, "spm.model' is a link"),
-        ("lineage", dict(training=lambda t: t.update(pretrained={"sha256": 5})),
-         "field pretrained.sha256 is int 5, expected str")]
-
-
-def test_a_damaged_or_crafted_folder_is_refused_naming_file_and_field(finished, corpus, tmp_path):
-    out = finished[0]
-    for name, damage, message in kept_folder_cases(out, corpus):
-        folder = tmp_path / name
-        if callable(damage):
-            damage(shutil.copytree(out / "finetune", folder))
-        else:
-            edited_folder(out / "finetune", folder, **damage)
-        with pytest.raises(SystemExit) as e:
-            evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", folder))
-        assert message in str(e.value) and str(folder) in str(e.value), (name, str(e.value))
-        assert "nothing was loaded or written" in str(e.value) and not (tmp_path / "eval").exists(), name
-    # NaN weights in the pre-training: fine-tuning refuses them before it starts (not as a non-finite loss)
-    nan = edited_folder(out / "pretrain", tmp_path / "nan-pretrain",
-                        tensors=lambda s: s["prototypes"].view(-1).__setitem__(3, math.inf))
-    with pytest.raises(SystemExit, match="tensor 'prototypes' holds non-finite values"):
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", nan))
-    assert not (tmp_path / "ft").exists()
-    # frozen weights that are not those the folder records: refused, naming the base
-    other = edited_folder(out / "finetune", tmp_path / "other-base", config=lambda c: c["bases"]["dino"].update(
-        sha256="0" * 64))
-    with pytest.raises(SystemExit, match=r"field bases.dino.sha256: the frozen weights of the base 'the seeded random "
-                                         r"weights of the preset' give [0-9a-f]{12}, the folder records 000000000000"):
-        evaluate.main(flags(corpus, tmp_path / "eval2", "--checkpoint", other))
-    outdir.release()
-
-
-def test_a_full_disk_is_a_clear_error_and_keeps_the_old_files(finished, corpus, tmp_path, monkeypatch):
-    import errno
-
-    import safetensors.torch
-    out = shutil.copytree(finished[0], tmp_path / "run")
-    kept = hf_folder.read(out / "finetune", "finetune")
-    net = hf_folder.build(kept, "finetune")
-    setup = run.Setup(cli.parse(evaluate.flags(), flags(corpus, out)), kept.cfg, corpus, kept.tok, "cpu")
-    about = kept.training | {"kind": "finetune"}
-    names = {n for n, p in net.named_parameters() if p.requires_grad}
-    before = digests(out)
-
-    def full(state, path, metadata=None):
-        Path(path).write_bytes(b"\0" * 1000)
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(safetensors.torch, "save_file", full)
-    with pytest.raises(SystemExit, match=f"could not write '{out / 'finetune'}' \\(the disk is full\\): OSError"):
-        hf_folder.save(out / "finetune", net, setup, about, names)
-    monkeypatch.setattr(torch, "save", lambda *a: (_ for _ in ()).throw(
-        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")))
-    with pytest.raises(SystemExit, match=r"could not write '.*pretrain.last.pt' \(a full disk\?\)"):
-        checkpoint.save_checkpoint(out / "pretrain.last.pt", model={})
-    assert digests(out) == before and not [p for p in out.iterdir() if ".tmp" in p.name]
-
-
-def evidence_lines(printed: str) -> list:
-    """The `  <pseudo-gloss>  E-hat <x>  frames ...` lines of tools/analysis.py --video's output."""
-    return [ln.strip() for ln in printed.splitlines() if " E-hat " in ln]
-
-
-def test_a_folder_in_a_fresh_process_translates_and_finds_as_the_run_that_wrote_it(corpus, tmp_path, monkeypatch):
-    kept, real = {}, hf_folder.save
-
-    def save(path, net, *args, **kwargs):  # the run's own models, as they were when kept
-        kept[path.name] = copy.deepcopy(net).eval()
-        return real(path, net, *args, **kwargs)
-    monkeypatch.setattr(hf_folder, "save", save)
-    out = tmp_path / "run"
-    pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
-    outdir.release()
-    clip = copy_test_video(corpus, tmp_path / "clip", 1)
-    # in this process, with the writing run's models and tokenizer: the test translations and the clip's E-hat
-    args = cli.parse(tools_flags(), flags(corpus, out, "--max-new-tokens", "5"))
-    setup = run.setup(args, read_json(out / "finetune" / "config.json")["model"], tok=tokenizer.Tokenizer.load(out),
-                      splits=("test",))
-    hyps, _ = run.translate(kept["finetune"], run.loader(setup, "test", augment=False), setup.tok, "cpu", 4, 5)
-    pixels, _, _ = analysis.read_video(clip)
-    batch = analysis.video_batch(pixels, "clip", setup)
-    _, _, evidence, mask = analysis.pretrain_outputs(kept["pretrain"], batch, setup, pretrain.Recipe().tau)
-    evidence = evidence[0, :int(mask[0].sum())]
-    vocab = read_json(out / "pretrain" / "config.json")["pseudoglosses"]
-    expected = [f"{vocab[u]:<16} E-hat {float(evidence[:, u].sum()):.2f}"
-                for u in analysis.found_glosses(evidence, 0.5, 5)]
-    # in a fresh process, from the folders alone
-    ev = script("evaluate.py", *flags(corpus, tmp_path / "ev", "--checkpoint", out / "finetune", "--max-new-tokens", 5))
-    assert ev.returncode == 0, ev.stderr[-2000:]
-    assert (tmp_path / "ev" / "test.hyp.txt").read_text().splitlines() == hyps
-    video = script("-m", "tools.analysis", *flags(corpus, tmp_path / "an", "--checkpoint", out / "finetune",
-                                                  "--video", clip, "--max-new-tokens", 5))
-    assert video.returncode == 0, video.stderr[-2000:]
-    shown = evidence_lines(video.stdout)
-    assert [ln.split("  frames")[0] for ln in shown] == expected and len(expected) >= 1, (shown, expected)
-    assert f"translation: {hyps[1]}\n" in video.stdout
-
-
-def tools_flags():
-    ap = evaluate.flags()
-    ap.add_argument("--video")
-    return ap
-
-
-def test_a_hub_id_is_fetched_with_huggingface_hub(finished, corpus, tmp_path, monkeypatch):
-    import huggingface_hub
-    out = finished[0]
-    calls = []
-
-    def snapshot_download(repo_id, allow_patterns=None, **kwargs):
-        calls.append((repo_id, allow_patterns))
-        if repo_id != "someone/hfa-slt-tiny":
-            raise huggingface_hub.errors.LocalEntryNotFoundError(f"{repo_id}: the hub is not reachable")
-        return str(shutil.copytree(out / "finetune", tmp_path / "cache" / "snapshot"))
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    evaluate.main(flags(corpus, tmp_path / "ev", "--checkpoint", "someone/hfa-slt-tiny", "--max-new-tokens", "5"))
-    assert (tmp_path / "ev" / "test.hyp.txt").read_text() == (out / "test.hyp.txt").read_text()
-    assert calls[0][0] == "someone/hfa-slt-tiny" and "model.safetensors" in calls[0][1]
-    assert digests(tmp_path / "cache" / "snapshot") == digests(out / "finetune")  # a download is not written to
-    with pytest.raises(SystemExit, match="--checkpoint 'someone/missing': no such folder here, and the hub id could "
-                                         "not be fetched \\(LocalEntryNotFoundError"):
-        evaluate.main(flags(corpus, tmp_path / "ev2", "--checkpoint", "someone/missing"))
-    outdir.release()
-
-
-def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
-    out, _ = finished
-    names = sorted(str(p.relative_to(out / "finetune")) for p in (out / "finetune").rglob("*") if p.is_file())
-    assert names == ["README.md", "config.json", "model.safetensors", "tokenizer/spm.model", "tokenizer/tokenizer.json",
-                     "training.json"]
-    assert (out / "finetune" / "model.safetensors").stat().st_mode & 0o777 == 0o644    # readable to share
-    card_ = (out / "finetune" / "README.md").read_text()
-    front = card_.split("---\n")[1]
-    assert "language:\n- de\n" in front and "license: other" in front and "- bleu\n" in front
-    assert "- sign-language-translation" in front and "datasets:\n- synthetic\n" in front
-    assert "### test" in card_ and (out / "test.hyp.txt").exists()               # evaluate.py's table
-    table = card_.split("### test")[1]
-    assert "BLEU-4" in table and "| raw |" in table
-    assert read_json(out / "finetune" / "training.json")["pretrained"]["sha256"] == hf_folder.digest(out / "pretrain")
-    # --standalone: the frozen DINOv2 is in the folder too, and the model it gives is the same
-    alone = tmp_path / "alone"
-    pretrain.main(train_flags(corpus, alone, "--epochs", "1", "--standalone"))
-    outdir.release()
-    from safetensors import safe_open
-    with safe_open(alone / "pretrain" / "model.safetensors", "pt") as f, \
-            safe_open(out / "pretrain" / "model.safetensors", "pt") as g:
-        frozen = set(f.keys()) - set(g.keys())
-    assert frozen and all(k.startswith(("sign.visual.dino.", "text_encoder.")) or ".base." in k for k in frozen)
-    assert any(k.startswith("sign.visual.dino.embeddings") for k in frozen)
-    assert read_json(alone / "pretrain" / "config.json")["standalone"] is True
-    pre = hf_folder.read(alone / "pretrain", "pretrain")
-    net = hf_folder.build(pre, "pretrain")
-    state = net.state_dict()
-    assert all(torch.equal(state[k], pre.state[k]) for k in pre.state)
-
-
-# ----------------------------------------------------------------------------------------------
-# A run repeated from its record (--config), its software, the card through huggingface_hub, one call to load
-
-
-def test_a_run_repeated_from_its_record_gives_the_same_flags_and_weights(finished, corpus, tmp_path):
-    """pretrain.py and finetune.py given only --config <kept folder> and a new --out: the same training.json
-    flags and, bit for bit, the same kept weights."""
-    out, again = finished[0], tmp_path / "again"
-
-    def other_sentences(root):
-        csv = data.annotation_path(root, "dev")
-        lines = csv.read_text(encoding="utf-8").splitlines()
-        csv.write_text("\n".join(lines[:1] + [ln + " und" for ln in lines[1:]]) + "\n", encoding="utf-8")
-    other = copy_corpus(corpus, tmp_path, other_sentences)
-    with pytest.raises(SystemExit, match=r"was trained on another dataset than the one under .* --data DIR"):
-        pretrain.main(["--config", str(out / "pretrain"), "--data", str(other), "--out", str(again)])
-    assert not again.exists()  # the record names its dataset ("synthetic"), not where it lies: --data says where
-    pretrain.main(["--config", str(out / "pretrain"), "--data", str(corpus), "--out", str(again), "--workers", "0"])
-    finetune.main(["--config", str(out / "finetune" / "training.json"), "--data", str(corpus), "--out", str(again),
-                   "--workers", "0"])
-    outdir.release()
-    for kind in ("pretrain", "finetune"):
-        assert read_json(again / kind / "training.json")["flags"] == read_json(out / kind / "training.json")["flags"]
-        assert (again / kind / "model.safetensors").read_bytes() == (out / kind / "model.safetensors").read_bytes()
-    # the command line overrides the file
-    args = cli.parse(pretrain.flags(), ["--config", str(out / "pretrain"), "--seed", "5"], "pretrain")
-    recorded = read_json(out / "pretrain" / "training.json")["flags"]
-    assert args.seed == 5 and args.lr == recorded["lr"] == 3e-4 and args.batch_size == 4 and args.epochs == 1
-
-
-def test_config_files_set_flags_through_their_types_and_refuse_naming_the_key(finished, corpus, tmp_path):
-    out = finished[0]
-    (tmp_path / "ok.yaml").write_text("data: synthetic\nbatch-size: 2\nlr: 1.0e-4\n--packed: true\n"
-                                      "psp_loss: authors\nfasttext: null\n", encoding="utf-8")
-    args = cli.parse(pretrain.flags(), ["--config", str(tmp_path / "ok.yaml")], "pretrain")
-    assert (args.batch_size, args.lr, args.packed, args.psp_loss, args.fasttext) == (2, 1e-4, True, "authors",
-                                                                                    "skipgram")  # the tiny preset's
-    (tmp_path / "ok.json").write_text(json.dumps({"split": "dev", "beams": 2}), encoding="utf-8")
-    args = cli.parse(evaluate.flags(), ["--config", str(tmp_path / "ok.json"), "--beams", "3"], "evaluate")
-    assert (args.split, args.beams) == ("dev", 3)
-    cases = {"epochs: 2\n": ("finetune", r"key 'epochs' is not a flag of finetune"),
-             "batch_size: -1\n": ("pretrain", r"key 'batch_size': must be a positive integer, got '-1'"),
-             "seed: 1.5\n": ("pretrain", r"key 'seed': invalid literal for int"),
-             "packed: 1\n": ("pretrain", r"key 'packed' is 1: the switch --packed is true or false"),
-             "lr: [1, 2]\n": ("pretrain", r"key 'lr' is \[1, 2\]: expected one value"),
-             "lr: null\n": ("pretrain", r"key 'lr' is None"),
-             "psp-loss: mine\n": ("pretrain", r"key 'psp-loss' is 'mine', not one of paper, authors"),
-             "config: other.yaml\n": ("pretrain", r"key 'config' is not a flag"),
-             "- lr\n": ("pretrain", r"holds a list, not a mapping"),
-             "lr: [\n": ("pretrain", r"cannot be read as YAML")}
-    for i, (text, (stage, message)) in enumerate(cases.items()):
-        (tmp_path / f"bad{i}.yaml").write_text(text, encoding="utf-8")
-        recipe = {"pretrain": pretrain, "finetune": finetune}[stage]
-        with pytest.raises(SystemExit, match=f"--config '.*bad{i}.yaml': {message}"):
-            recipe.main(train_flags(corpus, tmp_path / f"out{i}", "--config", tmp_path / f"bad{i}.yaml"))
-        assert not (tmp_path / f"out{i}").exists()
-    # the record of another stage, and no file at all
-    with pytest.raises(SystemExit, match=r"training.json': key kind is 'pretrain': the record of another stage"):
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--config", out / "pretrain"))
-    with pytest.raises(SystemExit, match=r"training.json': key kind is 'finetune': the record of another stage"):
-        evaluate.main(flags(corpus, tmp_path / "ev", "--config", out / "finetune" / "training.json"))
-    with pytest.raises(SystemExit, match=r"--config '.*missing.yaml': no such file"):
-        pretrain.main(train_flags(corpus, tmp_path / "pt", "--config", tmp_path / "missing.yaml"))
-    assert not {"ft", "ev", "pt"} & {p.name for p in tmp_path.iterdir()}
-
-
-def test_a_kept_folder_records_package_versions_and_the_code_commit(finished, tmp_path, monkeypatch):
-    from importlib import metadata
-    from harness import provenance
-    software = read_json(finished[0] / "finetune" / "training.json")["software"]
-    assert software["packages"]["torch"] == metadata.version("torch") == torch.__version__
-    for name in ("transformers", "sentencepiece", "fasttext", "HanTa", "jieba"):
-        assert software["packages"][name] == metadata.version(name)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True)
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=HERE, capture_output=True, text=True)
-    assert software["code"] == ({"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
-                                if head.returncode == 0 else "not a git checkout")
-    monkeypatch.setattr(provenance, "PROJECT", tmp_path)                  # a copy of the code without .git
-    assert provenance.code() == "not a git checkout"
-    bad = edited_folder(finished[0] / "finetune", tmp_path / "bad",
-                        training=lambda t: t["software"]["code"].update(dirty="yes") if isinstance(
-                            t["software"]["code"], dict) else t["software"].update(code=1))
-    with pytest.raises(SystemExit, match=r"training.json' field software.code"):
-        hf_folder.read(bad, "finetune")
-
-
-def test_model_card_front_matter_and_results_round_trip_through_huggingface_hub(finished, corpus):
-    from huggingface_hub import ModelCard
-    out = finished[0]
-    loaded = ModelCard.load(out / "finetune" / "README.md")
-    data_ = loaded.data
-    assert (data_.library_name, data_.language, data_.license, data_.datasets) == ("pytorch", ["de"], "other",
-                                                                                    ["synthetic"])
-    assert data_.base_model is None and data_.pipeline_tag is None           # tiny: seeded random bases
-    hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
-    refs = (out / "test.ref.txt").read_text(encoding="utf-8").splitlines()
-    raw = {(r.metric_type, r.metric_name): r for r in data_.eval_results if r.metric_args["scoring"] == "raw"}
-    assert {r.dataset_split for r in data_.eval_results} == {"test"} and len(raw) == 5
-    for n in range(1, 5):
-        bleu = sacrebleu.BLEU(max_ngram_order=n)
-        assert raw["bleu", f"BLEU-{n}"].metric_value == round(bleu.corpus_score(hyps, [refs]).score, 2)
-        assert raw["bleu", f"BLEU-{n}"].metric_config == str(bleu.get_signature())     # nrefs:1|case:mixed|...
-    assert raw["rouge", "ROUGE-L"].metric_value == round(metrics.rouge_l(hyps, refs), 2)
-    again = ModelCard(str(loaded))                                          # written, read back: the same data
-    assert again.data.to_dict() == data_.to_dict() and again.data.eval_results == data_.eval_results
-    assert "`" + read_json(out / "finetune" / "config.json")["bases"]["dino"]["sha256"][:16] + "`" in loaded.text
-    # the paper preset's bases: hub ids are the Hub's base_model; a local folder is said in the text only
-    config = read_json(out / "finetune" / "config.json")
-    training = read_json(out / "finetune" / "training.json")
-    config["bases"]["dino"]["hub_id"], config["bases"]["mbart"]["hub_id"] = "facebook/dinov2-small", "facebook/x"
-    assert ModelCard(card.model_card(config, training, "phoenix14t")).data.base_model == [
-        "facebook/dinov2-small", "facebook/x"]
-    config["bases"]["mbart"].update(hub_id=None, folder="my-mbart")
-    local = ModelCard(card.model_card(config, training, "phoenix14t"))
-    assert local.data.base_model == ["facebook/dinov2-small"] and "local base folders (mbart)" in local.text
-    assert local.data.license == "cc-by-nc-sa-3.0" and local.data.license_name is None
-
-
-def test_the_card_is_written_from_its_data_whatever_the_dataset_folder_is_called(finished, corpus, tmp_path):
-    """A dataset folder named like the card's sections and fences (issue X, case 8): each split's results are
-    kept when another is added, and the flags read back as written."""
-    from huggingface_hub import ModelCard
-    out, odd = tmp_path / "run", "ev## Evaluation\n```\n### test"
-    kept = hf_folder.read(edited_folder(finished[0] / "finetune", out / "finetune",
-                                        training=lambda t: t["flags"].update(data=odd)), "finetune")
-    scores = {"bleu1": 40.0, "bleu2": 30.0, "bleu3": 20.0, "bleu4": 10.0, "rouge": 35.0}
-    signature = {"bleu": "nrefs:1|tok:13a", "rouge": "words"}
-    evaluate.update_card(kept, out, "test", card.results("test", "synthetic", {"raw": scores}, signature))
-    evaluate.update_card(kept, out, "dev", card.results("dev", "synthetic", {"raw": scores | {"bleu4": 12.5}},
-                                                        signature))
-    evaluate.update_card(kept, out, "test", card.results("test", "synthetic", {"raw": scores | {"bleu4": 11.0}},
-                                                         signature))
-    loaded = ModelCard.load(out / "finetune" / "README.md")
-    bleu4 = {r.dataset_split: r.metric_value for r in loaded.data.eval_results if r.metric_name == "BLEU-4"}
-    assert bleu4 == {"test": 11.0, "dev": 12.5} and len(loaded.data.eval_results) == 10
-    flags_block = loaded.text.split("(`training.json`; repeat the run with `--config FOLDER`):\n\n")[1]
-    fence = flags_block.split("\n")[0]
-    assert fence == "````" and json.loads(flags_block[len(fence):].split(fence)[0])["data"] == odd
-    assert loaded.text.count("| raw | 40.00 | 30.00 | 20.00 |") == 2
-
-
-def test_the_docs_example_loads_in_one_call_and_translates(finished, corpus, tmp_path, monkeypatch, capsys):
-    """docs/checkpoints.md's Python example, run as it is written in a folder holding its two paths (the tiny
-    run's fine-tuned folder, a test video as the frame folder clip.mp4): it prints the translation that the
-    folder read and built step by step gives."""
-    page = (Path(HERE) / "docs" / "checkpoints.md").read_text(encoding="utf-8")
-    example = re.findall(r"```python\n(.*?)```", page, flags=re.S)
-    assert len(example) == 1 and "from_pretrained(" in example[0]
-    shutil.copytree(finished[0] / "finetune", tmp_path / "runs" / "phoenix14t-paper" / "finetune")
-    copy_test_video(corpus, tmp_path / "clip.mp4")
-    monkeypatch.chdir(tmp_path)
-    exec(compile(example[0], "docs/checkpoints.md", "exec"), {})
-    printed = capsys.readouterr().out
-    kept = hf_folder.read(tmp_path / "runs" / "phoenix14t-paper" / "finetune", "finetune")
-    net = hf_folder.build(kept, "finetune")
-    frames = data.SignVideos(corpus, "test", size=kept.cfg.image_size)[1]["frames"]
-    batch = data.collate([{"name": "clip", "translation": "", "frames": frames}])
-    assert printed == run.translate(net, [batch], kept.tok, "cpu", num_beams=4, max_new_tokens=150)[0][0] + "\n"
-    model_, tok = hf_folder.from_pretrained(finished[0] / "pretrain", "pretrain")
-    assert isinstance(model_, model.PretrainModel) and not model_.training
-    assert tok.fingerprint() == kept.tok.fingerprint()
-    with pytest.raises(SystemExit, match=r"from_pretrained: checkpoint not found: 'nowhere'"):
-        hf_folder.from_pretrained("nowhere")
-
-
-def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, tmp_path):
-    out = shutil.copytree(finished[0], tmp_path / "run")
-    (out / "pretrain.last.pt").unlink()
-    before = digests(out)
-    with pytest.raises(SystemExit) as e:
-        pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume"))
-    assert f"--resume: '{out}' holds pretrain but not pretrain.last.pt" in str(e.value)
-    assert "--overwrite" in str(e.value)
-    assert digests(out) == before                                                    # nothing replaced or moved
-    out = shutil.copytree(finished[0], tmp_path / "run2")
-    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt"):
-        (out / name).unlink()
-    before = digests(out)
-    with pytest.raises(SystemExit) as e:
-        finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features",
-                                  "--resume"))
-    assert f"--resume: '{out}' holds finetune but not finetune-stage1.last.pt or finetune-stage2.last.pt" \
-        in str(e.value)
-    assert digests(out) == before
-    outdir.release()
-
-
-def test_links_planted_in_out_are_refused_and_never_followed(corpus, tmp_path):
-    out, precious = tmp_path / "run", tmp_path / "precious.txt"
-    out.mkdir()
-    precious.write_text("PRECIOUS\n")
-    (out / ".lock").symlink_to(precious)
-    with pytest.raises(SystemExit, match=f"'{out / '.lock'}' cannot be this run's lock file .*a symbolic link to "
-                       f"'{precious}'\\): remove it; nothing was written"):
-        pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    (out / ".lock").unlink()
-    (out / "clip.glosses.png").symlink_to(precious)
-    with pytest.raises(SystemExit, match=f"'{out / 'clip.glosses.png'}' is a symbolic link \\(to '{precious}'\\): "
-                       "this project never writes through links"):
-        files.atomic_write(out / "clip.glosses.png", lambda tmp: tmp.write_text("picture"))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (out / "cache").symlink_to(elsewhere)
-    with pytest.raises(SystemExit, match=f"'{out / 'cache'}' is a symbolic link \\(to '{elsewhere}'\\)"):
-        pseudogloss_cache.pseudoglosses(corpus, cache_dir=out / "cache")
-    assert precious.read_text() == "PRECIOUS\n" and list(elsewhere.iterdir()) == []
-    outdir.release()
-
-
-def test_out_is_a_folder_apart_from_the_dataset_and_the_video(finished, corpus, tmp_path):
-    root = copy_corpus(corpus, tmp_path)
-    before = digests(root)
-    for out, how in ((root, "is"), (root / "runs" / "a", "is inside")):
-        with pytest.raises(SystemExit, match=f"--out '{out}' {how} the dataset root '{root}', which is only read"):
-            pretrain.main(train_flags(root, out, "--epochs", "1"))
-    afile = tmp_path / "afile"
-    afile.write_text("x")
-    with pytest.raises(SystemExit, match=f"--out '{afile}' exists and is not a folder \\(a file\\)"):
-        pretrain.main(train_flags(root, afile, "--epochs", "1"))
-    video = root / data.FRAME_DIR / "test" / data.read_split(root, "test")[0]["name"]
-    with pytest.raises(SystemExit, match=f"--out '{video}' is the --video folder '{video}', which is only read"):
-        analysis.main(flags(root, video, "--checkpoint", finished[0] / "finetune", "--pretrained",
-                            finished[0] / "pretrain", "--video", video))
-    assert digests(root) == before and not any(p.name == ".lock" for p in root.rglob("*"))
-    outdir.release()
-
-
-def test_a_refused_resume_moves_nothing_and_shows_values_as_given(finished, corpus, tmp_path):
-    out = shutil.copytree(finished[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock", "replaced-*"))
-    (tmp_path / "my_corpus").symlink_to(corpus)
-    before = digests(out)
-    with pytest.raises(SystemExit) as refused:
-        pretrain.main(train_flags(tmp_path / "my_corpus", out, "--epochs", "1", "--resume", "--lr", "0.01"))
-    message = str(refused.value)  # --data as recorded: the dataset's name or layout, never its path
-    assert "--data: 'synthetic' -> 'phoenix14t'" in message and "my_corpus" not in message
-    assert "--lr: 0.0003 -> 0.01" in message and message.endswith("nothing was moved aside")
-    after = digests(out)
-    assert {k: v for k, v in after.items() if not k.startswith("cache")} == \
-        {k: v for k, v in before.items() if not k.startswith("cache")} and not list(out.glob("replaced-*"))
-    outdir.release()
-
-
-def test_atomic_write_replaces_files_and_folders_whole(tmp_path, monkeypatch):
-    def folder_of(files):
-        def write(tmp):
-            tmp.mkdir()
-            for name, text in files.items():
-                (tmp / name).write_text(text)
-        return write
-    pack = tmp_path / "sub" / "pack"
-    files.atomic_write(pack, folder_of({"a": "1", "b": "2"}))
-    files.atomic_write(pack, folder_of({"c": "3"}))                    # a folder replaces a folder, whole
-    assert {p.name: p.read_text() for p in pack.iterdir()} == {"c": "3"}
-
-    def broken(tmp):
-        folder_of({"half": "x"})(tmp)
-        raise OSError("disk full")
-    with pytest.raises(OSError, match="disk full"):
-        files.atomic_write(pack, broken)
-    assert [p.name for p in pack.iterdir()] == ["c"] and [p.name for p in (tmp_path / "sub").iterdir()] == ["pack"]
-    files.atomic_write(tmp_path / "f.txt", lambda tmp: tmp.write_text("x"))
-    assert (tmp_path / "f.txt").read_text() == "x"
-    # one root resolver: a generated corpus that is not there names the command that makes it
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="`python -m tools.synthetic --setting synthetic-hard`"):
-        data.resolve_root("synthetic-hard")
-    with pytest.raises(FileNotFoundError, match="`python -m tools.synthetic`"):
-        data.resolve_root("synthetic")
-    assert set(synthetic.SETTINGS) == set(data.SYNTHETIC)
-
-
-# ----------------------------------------------------------------------------------------------
-# Issue X, part 2: kept folders, replacements that survive a kill, numbers checked before building, what is published
-
-
-def fake_kept_folder(folder):
-    """A folder with a kept-weights folder's files (hf_folder.CONFIG, TRAINING, WEIGHTS), as <run>/pretrain is."""
-    folder.mkdir(parents=True)
-    for name in ("config.json", "training.json", "model.safetensors"):
-        (folder / name).write_text("{}")
-    return folder
-
-
-def test_out_inside_a_kept_folder_is_refused_before_anything_is_written(corpus, tmp_path):
-    kept = fake_kept_folder(tmp_path / "run" / "pretrain")
-    before = digests(tmp_path / "run")
-    for out, how in ((kept, "is"), (kept / "nested", "is inside")):
-        with pytest.raises(SystemExit, match=f"--out '{out}' {how} the kept weights '{kept}' of a run"):
-            pretrain.main(train_flags(corpus, out, "--epochs", "1"))
-    assert digests(tmp_path / "run") == before and not (kept / "nested").exists() and not (kept / ".lock").exists()
-
-
-def dead_pid() -> int:
-    """A process id no process has now (files._process_alive's own test, by os.kill)."""
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid += 1
-
-
-def test_a_replacement_killed_between_its_renames_is_put_back(tmp_path):
-    # what atomic_write leaves when killed after setting <out>/pretrain aside and before renaming the new one in
-    out = tmp_path / "run"
-    hidden = out / f".pretrain.old{dead_pid()}-0badc0de"
-    hidden.mkdir(parents=True)
-    (hidden / "config.json").write_text("the best weights")
-    (out / "pretrain.last.pt").write_bytes(b"state")
-    outdir.claim(out, "pretrain", resume=True, overwrite=False)   # the next start, with --resume
-    outdir.release(out)
-    assert (out / "pretrain" / "config.json").read_text() == "the best weights" and not hidden.exists()
-    # the same kill, then a save that fails: the old copy is back, not deleted with the temporaries
-    hidden = tmp_path / f".pack.old{dead_pid()}-0badc0de"
-    hidden.mkdir()
-    (hidden / "a").write_text("old")
-
-    def broken(tmp):
-        tmp.mkdir()
-        raise OSError("disk full")
-    with pytest.raises(OSError, match="disk full"):
-        files.atomic_write(tmp_path / "pack", broken)
-    assert (tmp_path / "pack" / "a").read_text() == "old" and not hidden.exists()
-
-
-def test_control_characters_in_a_translation_are_named_at_read_time(corpus, tmp_path):
-    def nul(root):
-        path = data.annotation_path(root, "dev")
-        lines = path.read_text(encoding="utf-8").splitlines()
-        lines[2] = lines[2][:-3] + "\x00" + lines[2][-3:]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    root = copy_corpus(corpus, tmp_path, nul)
-    with pytest.raises(SystemExit, match=f"'{data.annotation_path(root, 'dev')}', line 3, field translation: "
-                                         "control character U\\+0000 at position"):
-        data.read_splits(root, ["train"])
-    labels = {"info": [{"name": "S000000_P0000_T00", "label_char": ["今", "\x1b", "天"]}]}
-    (tmp_path / "csl" / "sentence_label").mkdir(parents=True)
-    with open(tmp_path / "csl" / "sentence_label" / "csl2020ct_v2.pkl", "wb") as f:
-        pickle.dump(labels, f)
-    with pytest.raises(ValueError, match=r"info\[0\] \('S000000_P0000_T00'\): control character U\+001B"):
-        from corpora import csl_daily
-        csl_daily.read_labels(tmp_path / "csl" / "sentence_label" / "csl2020ct_v2.pkl")
-
-
-def test_an_empty_root_variable_or_data_flag_is_refused(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PHOENIX14T_ROOT", "")
-    with pytest.raises(FileNotFoundError, match="\\$PHOENIX14T_ROOT is set but empty: set it to the dataset's "
-                                                "folder .*, or unset it to read data/phoenix14t"):
-        data.resolve_root("phoenix14t")
-    with pytest.raises(FileNotFoundError, match="--data is empty"):
-        data.resolve_root("")
-
-
-def test_config_numbers_are_checked_before_a_model_is_built(finished, tmp_path, monkeypatch):
-    source = finished[0] / "finetune"
-    cases = [(dict(temporal_layers=300), "field model.temporal_layers is 300: more than 256 layers"),
-             (dict(temporal_heads=0), "field model.temporal_heads is 0: a width, size or count must be positive"),
-             (dict(image_size=0), "field model.image_size is 0: a width"),
-             (dict(dino_arch={"patch_size": 0}), "field model.dino_arch.patch_size is 0: a width"),
-             (dict(temporal_heads=3), "field model.temporal_heads 3 does not divide model.frame_dim 64"),
-             (dict(image_size=36), "field model.dino_arch.patch_size 8 does not divide model.image_size 36"),
-             (dict(mbart_arch={"encoder_attention_heads": 5}),
-              "field model.mbart_arch.encoder_attention_heads 5 does not divide model.mbart_arch.d_model 64"),
-             (dict(frame_dim=65536, temporal_mlp=65536), "gives a model of about .* weights")]
-    monkeypatch.setattr(model, "build_translation_model", lambda *a, **k: pytest.fail("built before the checks"))
-    for i, (fields, message) in enumerate(cases):
-        def edit(c):
-            for k, v in fields.items():
-                c["model"][k] = c["model"][k] | v if isinstance(v, dict) else v
-        folder = edited_folder(source, tmp_path / str(i), config=edit)
-        with pytest.raises(SystemExit, match=f"config.json' {message}"):
-            hf_folder.read(folder, "finetune")
-    monkeypatch.undo()
-    # the estimate bounds the models torch builds from above, within a factor 1.6 (paper: 550M; 346M and 403M)
-    for preset in ("tiny", "paper"):
-        cfg = dataclasses.replace(model.PRESETS[preset], vocab_size=2172, pretrained=False)
-        fields = dataclasses.asdict(cfg)
-        with torch.device("meta"):
-            built = [sum(t.numel() for t in build(cfg).state_dict().values())
-                     for build in (model.build_pretrain_model, model.build_translation_model)]
-        estimate = limits.estimate_parameters(lambda n: fields[n] if "." not in n else
-                                              fields[n.split(".")[0]][n.split(".")[1]])
-        assert max(built) <= estimate <= 1.6 * max(built), (preset, built, estimate)
-
-
-def safetensors_file(path, header: bytes):
-    path.write_bytes(len(header).to_bytes(8, "little") + header)
-    return path
-
-
-def test_crafted_headers_and_deep_json_are_refused_with_a_message(tmp_path):
-    cases = [(b'{"__metadata__": {"format": 1}}', "__metadata__ that is not an object of strings"),
-             (b'{"__metadata__": ["pt"]}', "__metadata__ that is not an object of strings"),
-             (b'\xef\xbb\xbf{"__metadata__": {"format": "pt"}}', "UTF-8 byte-order mark"),
-             (b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "its header nests deeper than 32 levels")]
-    for i, (header, message) in enumerate(cases):
-        with pytest.raises(SystemExit, match=message):
-            hf_folder.check_header(safetensors_file(tmp_path / f"{i}.safetensors", header), {})
-    deep = tmp_path / "config.json"
-    deep.write_text('{"model": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
-    with pytest.raises(SystemExit, match="config.json' is not JSON \\(ValueError: config.json nests deeper than 32"):
-        hf_folder.read_json(deep)
-    assert limits.loads('{"a": "[[[[", "b": [[1]]}', "x") == {"a": "[[[[", "b": [[1]]}  # brackets in strings
-
-
-def test_a_full_disk_reported_by_safetensors_is_a_clear_error(finished, corpus, tmp_path, monkeypatch):
-    import safetensors.torch
-    from safetensors import SafetensorError
-    out = shutil.copytree(finished[0], tmp_path / "run")
-    kept = hf_folder.read(out / "finetune", "finetune")
-    net = hf_folder.build(kept, "finetune")
-    setup = run.Setup(cli.parse(evaluate.flags(), flags(corpus, out)), kept.cfg, corpus, kept.tok, "cpu")
-    before = digests(out)
-
-    def full(state, path, metadata=None):
-        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
-                              'space left on device" })')
-    monkeypatch.setattr(safetensors.torch, "save_file", full)
-    with pytest.raises(SystemExit, match=f"could not write '{out / 'finetune'}' \\(the disk is full\\): "
-                                         "SafetensorError"):
-        hf_folder.save(out / "finetune", net, setup, kept.training | {"kind": "finetune"},
-                       {n for n, p in net.named_parameters() if p.requires_grad})
-    assert digests(out) == before
-
-
-def test_links_at_the_stages_files_are_refused_when_out_is_claimed(finished, corpus, tmp_path, monkeypatch):
-    out = shutil.copytree(finished[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
-    elsewhere = shutil.copytree(out / "pretrain", tmp_path / "elsewhere")
-    shutil.rmtree(out / "pretrain")
-    (out / "pretrain").symlink_to(elsewhere)
-    monkeypatch.setattr(run, "loader", lambda *a, **k: pytest.fail("trained before the link was refused"))
-    with pytest.raises(SystemExit, match=f"'{out / 'pretrain'}' is a symbolic link \\(to '{elsewhere}'\\)"):
-        pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume"))
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    (fresh / "cache").symlink_to(elsewhere)
-    with pytest.raises(SystemExit, match=f"'{fresh / 'cache'}' is a symbolic link .*nothing was written"):
-        pretrain.main(train_flags(corpus, fresh, "--epochs", "1"))
-    assert sorted(p.name for p in fresh.iterdir()) == ["cache"]
-    outdir.release()
-
-
-def test_max_new_tokens_beyond_the_decoders_positions_is_refused_first(finished, corpus, tmp_path, monkeypatch):
-    kept = hf_folder.read(finished[0] / "finetune", "finetune")
-    # 512 positions (the tiny preset): 512 new tokens fit, 513 raise IndexError in transformers' generate
-    evaluate.check_max_new_tokens(argparse.Namespace(max_new_tokens=512), kept)
-    monkeypatch.setattr(run, "translate", lambda *a, **k: pytest.fail("translated before the check"))
-    with pytest.raises(SystemExit, match="--max-new-tokens 600: the decoder of .* has 512 positions"):
-        evaluate.main(flags(corpus, tmp_path / "ev", "--checkpoint", finished[0] / "finetune",
-                            "--max-new-tokens", "600"))
-    assert not (tmp_path / "ev").exists()
-
-
-def test_finetune_pretrained_takes_a_hub_id(corpus, tmp_path, monkeypatch):
-    import huggingface_hub
-    calls = []
-
-    def snapshot_download(repo_id, allow_patterns=None, **kwargs):
-        calls.append(repo_id)
-        raise huggingface_hub.errors.LocalEntryNotFoundError(f"{repo_id}: the hub is not reachable")
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    with pytest.raises(SystemExit, match="--pretrained 'someone/hfa-pretrain': no such folder here, and the hub id "
-                                         "could not be fetched"):
-        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", "someone/hfa-pretrain"))
-    assert calls == ["someone/hfa-pretrain"]
-
-
-def test_analysis_video_is_checked_before_out_is_claimed(finished, corpus, tmp_path):
-    out, clip = finished[0], copy_test_video(corpus, tmp_path / "clip", 1)
-    fifo, damaged, bomb = tmp_path / "fifo.mp4", tmp_path / "damaged.mp4", copy_test_video(corpus, tmp_path / "bomb")
-    os.mkfifo(fifo)
-    damaged.write_bytes(b"\0" * 4096)
-    png_bomb(sorted(bomb.iterdir())[0])
-    for video, message in ((tmp_path / "missing.mp4", "not a video file"), (fifo, "not a video file"),
-                           (damaged, "damaged.mp4"), (bomb, "")):
-        with pytest.raises(SystemExit, match=f"--video '{video}' cannot be read: .*{message}.*nothing was written"):
-            analysis.main(flags(corpus, tmp_path / "pic", "--checkpoint", out / "finetune", "--video", video))
-        assert not (tmp_path / "pic").exists()
-    with pytest.raises(SystemExit, match=f"--out '{out / 'pretrain'}' is the kept weights"):
-        analysis.main(flags(corpus, out / "pretrain", "--checkpoint", out / "finetune", "--video", clip))
-    assert not list((out / "pretrain").glob("*.png"))
-    outdir.release()
-
-
-def test_published_files_hold_no_path_of_this_machine(finished, corpus):
-    out = finished[0]
-    for kind in ("pretrain", "finetune"):
-        training = read_json(out / kind / "training.json")
-        assert training["flags"]["data"] == "synthetic" and len(training["flags"]["dataset"]) == 64
-        for name in ("training.json", "config.json", "README.md"):
-            text = (out / kind / name).read_text(encoding="utf-8")
-            assert str(corpus) not in text and str(out) not in text and str(Path.home()) not in text, (kind, name)
-    assert read_json(out / "finetune" / "training.json")["flags"]["pretrained"] is None
-
-
-# ----------------------------------------------------------------------------------------------
-# corpora/: the layouts as released, decoding, packs, the checks before training, the English and Chinese taggers
 
 
 def test_packed_loader_matches_png_loader(tmp_path):
@@ -3575,7 +1610,1671 @@ def test_a_pack_index_with_bad_frame_sizes_is_damaged(tmp_path, edit, why):  # X
 
 
 # ----------------------------------------------------------------------------------------------
-# tools/analysis.py: retrieval, localisation, a video of your own
+# The runs and their bookkeeping: optimisation, --resume, the three recipes end to end, harness/
+
+
+def test_resume_gives_the_same_weights(corpus, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    pretrain.main(train_flags(corpus, straight, "--epochs", "2"))
+    pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--stop-after", "1"))  # interrupted after epoch 1
+    assert torch.load(resumed / "pretrain.last.pt", weights_only=True)["epoch"] == 1
+    # --resume with changed schedule flags is refused, naming them, and changes nothing
+    last = (resumed / "pretrain.last.pt").read_bytes()
+    with pytest.raises(SystemExit, match=r"does not match this run.*--batch-size: 4 -> 2.*--lr: 0.0003 -> 0.01"):
+        pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--resume", "--lr", "1e-2", "--batch-size", "2"))
+    with pytest.raises(SystemExit, match=r"--epochs: 2 -> 3"):
+        pretrain.main(train_flags(corpus, resumed, "--epochs", "3", "--resume"))
+    assert (resumed / "pretrain.last.pt").read_bytes() == last
+    pretrain.main(train_flags(corpus, resumed, "--epochs", "2", "--resume"))
+    a = torch.load(straight / "pretrain.last.pt", weights_only=True)
+    b = torch.load(resumed / "pretrain.last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
+    assert a["best"] == b["best"]
+
+
+@pytest.mark.slow
+def test_compiled_bf16_steps_match_eager():
+    """Three AdamW steps of the tiny pre-training model under bf16 autocast, its sign encoder (frozen no_grad
+    DINOv2 block, LoRA, BatchNorm over valid frames, local attention, padded videos) compiled by inductor
+    and eagerly: the same loss at every step within bf16's precision. Only the sign encoder is compiled
+    because inductor needs minutes on 2 cores for the whole model (mBART's encoder twice, forward and
+    backward); test_compile_flag_... runs the whole model through dynamo. Dropout is off, since inductor
+    draws its own random numbers."""
+    import torch._dynamo
+    arch = dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0)
+    cfg = model.get_config("tiny", vocab_size=40, lora_dropout=0.0, mbart_arch=arch, n_glosses=6,
+                           dino_lora_dropout=0.0, temporal_dropout=0.0, drop_path=0.0, gloss_dropout=0.0)
+    frames, fmask, ids, tmask = tiny_batch()
+    labels = (torch.rand(3, 6) > 0.5).float()
+
+    def run(compile):
+        torch.manual_seed(0)
+        net = model.build_pretrain_model(cfg)
+        make_every_weight_count(net)
+        optim.train_mode(net)
+        if compile:
+            net.sign.compile()  # in place: the state dict keeps its keys
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-3)
+        out = []
+        for _ in range(3):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                result = net(frames, fmask, ids, tmask)
+                loss = losses.pretrain_loss(result, labels, 0.1)[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            out.append(loss.detach())
+        assert result["z_prime"].dtype == torch.bfloat16  # the linear layers ran in bf16
+        return torch.stack(out), net
+
+    torch._dynamo.reset()
+    eager, _ = run(False)
+    compiled, net = run(True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # inductor compiled graphs
+    assert not any("_orig_mod" in k for k in net.state_dict())
+    assert (eager[1:] < eager[0]).all()  # the steps train
+    torch.testing.assert_close(compiled, eager, rtol=2e-2, atol=1e-3)  # bf16 keeps 8 significant bits
+
+
+@pytest.mark.slow
+def test_compile_flag_compiles_the_loop_and_keeps_checkpoint_keys(corpus, tmp_path, monkeypatch):
+    """--compile: the training loop steps a torch.compile'd model; the checkpoints hold the plain model's keys.
+    (Dynamo's eager backend: the same tracing and wrapper as inductor without its code generation, for speed.)"""
+    compiled = []
+
+    def compile(module, **kwargs):
+        compiled.append(module)
+        return torch._dynamo.optimize("eager")(module)
+    monkeypatch.setattr(torch, "compile", compile)
+    out = tmp_path / "run"
+    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--compile"))
+    assert len(compiled) == 1 and isinstance(compiled[0], model.PretrainModel)
+    from safetensors import safe_open
+    with safe_open(out / "pretrain" / "model.safetensors", "pt") as f:
+        keys = set(f.keys())
+    expected = set(checkpoint.trainable_state(model.build_pretrain_model(model.get_config("tiny", vocab_size=40))))
+    assert keys == expected
+
+
+def test_nonfinite_loss_and_nothing_to_train_stop_the_run(corpus, tmp_path, monkeypatch):
+    real = losses.pseudo_gloss_loss
+    monkeypatch.setattr(losses, "pseudo_gloss_loss", lambda *a, **k: real(*a, **k) * math.nan)
+    out = tmp_path / "nan"
+    with pytest.raises(FloatingPointError, match=r"pretrain epoch 1 step 1: non-finite loss term\(s\) loss, psp"):
+        pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    assert not list(out.glob("*.pt")) and not (out / "pretrain").exists()  # no checkpoint of the broken weights
+    monkeypatch.undo()
+
+    def no_pseudoglosses(root):  # articles only: every word is dropped by the tagger
+        for split in data.SPLITS:
+            csv = data.annotation_path(root, split)
+            lines = csv.read_text(encoding="utf-8").splitlines()
+            csv.write_text("\n".join(lines[:1] + [ln.rsplit("|", 1)[0] + "|der die das" for ln in lines[1:]]) + "\n")
+    root = copy_corpus(corpus, tmp_path, no_pseudoglosses)
+    with pytest.raises(SystemExit, match="no pseudo-glosses in the training translations"):
+        pretrain.main(train_flags(root, tmp_path / "empty", "--epochs", "1"))
+    assert not (tmp_path / "empty" / "pretrain").exists()
+    outdir.release()
+
+
+def ddp_case():
+    """A tiny pre-training model without dropout or DropPath and a fixed global batch of 4 videos."""
+    arch = dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0)
+    cfg = model.get_config("tiny", vocab_size=40, lora_dropout=0.0, mbart_arch=arch, n_glosses=6, dino_lora_dropout=0.0,
+                           temporal_dropout=0.0, drop_path=0.0, gloss_dropout=0.0)
+    torch.manual_seed(0)
+    net = model.build_pretrain_model(cfg)
+    make_every_weight_count(net)
+    frames, fmask, ids, tmask = tiny_batch(B=4, T=9)
+    fmask[3, 4:] = False
+    labels = (torch.rand(4, 6) > 0.5).float()
+    return net, (frames, fmask, ids, tmask), labels
+
+
+def ddp_worker(out_file):
+    """Run under torchrun: each process takes its half of the global batch."""
+    import torch.distributed as dist
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    net, batch, labels = ddp_case()
+    ddp = parallel.data_parallel(parallel.sync_batch_norm(net))
+    half = slice(2 * rank, 2 * rank + 2)
+    out = ddp(*(x[half] for x in batch))
+    loss, _, _ = losses.pretrain_loss(out, labels[half], 0.1)
+    loss.backward()
+    losses_all = [torch.zeros(()) for _ in range(2)]
+    dist.all_gather(losses_all, loss.detach())
+    # GradCache over micro-batches of 1 (BatchNorm in eval mode: a micro-batch's statistics are its own)
+    micro = parallel.sync_batch_norm(ddp_case()[0])
+    micro.sign.visual.norm.eval()
+    ddp = parallel.data_parallel(micro)
+    mine = [(tuple(x[i:i + 1] for x in batch), labels[i:i + 1]) for i in range(2 * rank, 2 * rank + 2)]
+    pretrain.micro_batched_step(ddp, mine, argparse.Namespace(tau=0.1, lambda_psp=1.0, lambda_align=1.0,
+                                                              psp_loss="paper", precision="fp32"), FP32)
+    if rank == 0:
+        torch.save({"loss": torch.stack(losses_all).mean(), "running_mean": net.sign.visual.norm.running_mean,
+                    "grads": {n: p.grad for n, p in net.named_parameters() if p.grad is not None},
+                    "micro_grads": {n: p.grad for n, p in micro.named_parameters() if p.grad is not None}}, out_file)
+    dist.barrier()
+    os._exit(0)  # the result is written; skip tearing down DDP and gloo, which sometimes hangs on CPU
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel_matches_one_process(tmp_path):
+    import subprocess
+    import sys
+    out_file = tmp_path / "ddp.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           __file__, str(out_file)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = torch.load(out_file, weights_only=True)
+    net, batch, labels = ddp_case()
+    loss, _, _ = losses.pretrain_loss(net(*batch), labels, 0.1)
+    loss.backward()
+    torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["running_mean"], net.sign.visual.norm.running_mean, rtol=1e-4, atol=1e-6)
+    grads = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
+    assert set(got["grads"]) == set(grads) and len(grads) > 20
+    for n, g in grads.items():
+        torch.testing.assert_close(got["grads"][n], g, rtol=1e-4, atol=1e-5, msg=n)  # float32 sums in another order
+    net, batch, labels = ddp_case()  # GradCache under torchrun: no_sync, eq. 4 gathered, averaged once
+    net.sign.visual.norm.eval()
+    losses.pretrain_loss(net(*batch), labels, 0.1).loss.backward()
+    assert set(got["micro_grads"]) == set(grads)
+    for n, p in net.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(got["micro_grads"][n], p.grad, rtol=1e-4, atol=1e-5, msg=n)
+
+
+def accumulation_net(kind: str, dropout: bool):
+    """The tiny pre-training or translation model in float64, every trainable weight in the gradients; dropout and
+    DropPath at the preset's rates, or off."""
+    off = dict(lora_dropout=0.0, mbart_arch=dict(model.PRESETS["tiny"].mbart_arch, dropout=0.0), drop_path=0.0,
+               dino_lora_dropout=0.0, temporal_dropout=0.0, gloss_dropout=0.0)
+    cfg = model.get_config("tiny", vocab_size=40, n_glosses=6, **({} if dropout else off))
+    torch.manual_seed(0)
+    net = model.build_pretrain_model(cfg) if kind == "pretrain" else model.build_translation_model(cfg)
+    make_every_weight_count(net)
+    optim.train_mode(net)
+    return net.double()
+
+
+def accumulation_batch():
+    """4 prepared videos of 9, 6, 3 and 5 frames, sentences of 7, 4, 6 and 2 tokens (pad 1); H [4, 6]."""
+    torch.manual_seed(1)
+    fmask = torch.arange(9)[None] < torch.tensor([9, 6, 3, 5])[:, None]
+    tmask = torch.arange(7)[None] < torch.tensor([7, 4, 6, 2])[:, None]
+    ids = torch.randint(4, 40, (4, 7)).masked_fill(~tmask, 1)
+    return (torch.randn(4, 9, 3, 32, 32, dtype=torch.float64), fmask, ids, tmask), (torch.rand(4, 6) > 0.5).double()
+
+
+def cut(inputs, labels, size: int, trim: bool):
+    """Micro-batches of `size` rows (the last smaller), each cut to its longest video and sentence when `trim`;
+    labels [B, L] of a sentence are cut with it."""
+    micros = []
+    for rows in (slice(s, s + size) for s in range(0, len(labels), size)):
+        frames, fmask, ids, tmask = (x[rows] for x in inputs)
+        t, n = (int(fmask.sum(1).max()), int(tmask.sum(1).max())) if trim else (fmask.shape[1], tmask.shape[1])
+        part = labels[rows][:, :n] if labels.shape[1] == ids.shape[1] else labels[rows]
+        micros.append(((frames[:, :t], fmask[:, :t], ids[:, :n], tmask[:, :n]), part))
+    return micros
+
+
+def same_gradients(reference, net) -> float:
+    """The same parameters have gradients in both (all but the tiny preset's unused token embeddings), and they
+    agree; -> their max abs difference."""
+    got = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
+    want = {n: p.grad for n, p in reference.named_parameters() if p.grad is not None}
+    assert set(got) == set(want) and len(want) > 20 and all(g.abs().sum() > 0 for g in want.values())
+    return max(float((got[n] - want[n]).abs().max()) for n in want)
+
+
+GRADCACHE_ARGS = argparse.Namespace(tau=0.1, lambda_psp=0.5, lambda_align=1.0, psp_loss="paper", precision="fp32")
+
+
+FP32 = optim.grad_scaler("cpu", "fp32")  # a pass-through
+
+
+@pytest.mark.parametrize("size,device", [(2, "cpu"), (1, "cpu"), (3, "cpu"), pytest.param(
+    2, "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))])
+def test_gradcache_gradients_terms_and_statistics_equal_the_whole_batchs_under_the_same_dropout(size, device):
+    """Dropout, DropPath and BatchNorm (train mode) on: the reference runs the micro-batches forward with autograd
+    from the same random state, keeps every graph, and takes eq. 5 on the whole batch's outputs in one backward.
+    GradCache must replay each micro-batch's dropout (on CUDA: the GPU's random state) and count BatchNorm's
+    running statistics once."""
+    inputs, labels = accumulation_batch()
+    micros = cut(tuple(x.to(device) for x in inputs), labels.to(device), size, trim=False)
+    labels = labels.to(device)
+    reference, net = accumulation_net("pretrain", True).to(device), accumulation_net("pretrain", True).to(device)
+    torch.manual_seed(2)
+    outs = [reference(*x) for x, _ in micros]
+    whole = {k: outs[0][k] if k in ("prototypes", "temperature") else torch.cat([o[k] for o in outs]) for k in outs[0]}
+    want = losses.pretrain_loss(whole, labels, 0.1, lambda_psp=0.5)
+    want.loss.backward()
+    torch.manual_seed(2)
+    got = pretrain.micro_batched_step(net, micros, GRADCACHE_ARGS, FP32)
+    diff = same_gradients(reference, net)
+    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
+    torch.testing.assert_close(torch.stack(got), torch.stack(want).detach(), rtol=1e-12, atol=1e-12)
+    bn, bn_want = net.sign.visual.norm, reference.sign.visual.norm
+    assert int(bn.num_batches_tracked) == len(micros) == int(bn_want.num_batches_tracked)
+    torch.testing.assert_close(bn.running_var, bn_want.running_var, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [2, 1, 3])
+def test_gradcache_gradients_and_terms_equal_one_pass_over_the_whole_batch(size):
+    """The plain step on the whole batch of 4 (dropout off; BatchNorm in eval mode, since a micro-batch's
+    statistics are its own) against GradCache on micro-batches cut to their longest video and sentence."""
+    inputs, labels = accumulation_batch()
+    reference, net = accumulation_net("pretrain", False), accumulation_net("pretrain", False)
+    reference.sign.visual.norm.eval(), net.sign.visual.norm.eval()
+    want = losses.pretrain_loss(reference(*inputs), labels, 0.1, lambda_psp=0.5)
+    want.loss.backward()
+    got = pretrain.micro_batched_step(net, cut(inputs, labels, size, trim=True), GRADCACHE_ARGS, FP32)
+    diff = same_gradients(reference, net)
+    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
+    torch.testing.assert_close(torch.stack(got), torch.stack(want).detach(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [2, 1, 3])
+def test_accumulated_finetuning_gradients_equal_the_whole_batchs(size):
+    """Eq. 6 on the whole batch of 4 against micro-batches weighted by their share of its 19 tokens (7, 4, 6, 2:
+    a share of videos would be wrong); dropout off, BatchNorm in eval mode."""
+    (frames, fmask, ids, tmask), _ = accumulation_batch()
+    inputs = (frames, fmask, ids, tmask)
+    reference, net = accumulation_net("translation", False), accumulation_net("translation", False)
+    reference.sign.visual.norm.eval(), net.sign.visual.norm.eval()
+    want = losses.translation_loss(reference(*inputs), ids, pad_id=1, label_smoothing=0.2)
+    want.backward()
+    got = finetune.accumulated_step(net, cut(inputs, ids, size, trim=True), 1, 0.2, "fp32", FP32)
+    diff = same_gradients(reference, net)
+    assert diff < 1e-12, f"max abs difference of the gradients {diff:.2e}"
+    torch.testing.assert_close(got, want.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_micro_batches_cut_a_batch_in_order_each_to_its_longest_video():
+    items = [{"frames": torch.full((n, 3, 2, 2), i, dtype=torch.uint8), "name": f"v{i}", "translation": f"t{i}"}
+             for i, n in enumerate([2, 6, 3, 4])]
+    batch = data.collate(items)
+    first, last = data.micro_batches(batch, 3)
+    assert first["names"] == ["v0", "v1", "v2"] and last["translations"] == ["t3"]
+    assert first["frames"].shape[:2] == (3, 6) and last["frames"].shape[:2] == (1, 4) and last["frame_mask"].all()
+    assert torch.equal(last["frames"][0], items[3]["frames"]) and first["source_sizes"].shape == (3, 2)
+    assert data.micro_batches(batch, None)[0] is batch and data.micro_batches(batch, 4)[0] is batch
+
+
+@pytest.mark.slow
+def test_micro_batch_size_trains_both_stages_end_to_end(corpus, tmp_path, monkeypatch):
+    """--micro-batch-size 3 of a batch of 4: every step of both recipes is cut into 3 + 1 videos."""
+    seen = []
+
+    def spy(module, name):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda net, micros, *a: seen.append((name, [len(m[1]) for m in micros]))
+                            or real(net, micros, *a))
+    spy(pretrain, "micro_batched_step"), spy(finetune, "accumulated_step")
+    out = tmp_path / "run"
+    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--micro-batch-size", "3"))
+    finetune.main(train_flags(corpus, out, "--stage1-epochs", "0", "--stage2-epochs", "1", "--micro-batch-size", "3"))
+    outdir.release()
+    assert seen == [("micro_batched_step", [3, 1])] * 2 + [("accumulated_step", [3, 1])] * 2  # 8 videos, 2 steps
+    assert (out / "pretrain" / "model.safetensors").exists() and (out / "finetune" / "model.safetensors").exists()
+
+
+def test_resume_refuses_a_change_of_any_result_flag_or_of_the_dataset(finished, corpus, tmp_path):
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    before = digests(out)
+    # fine-tuning: --val-beams decides which weights are kept, so it fixes the result
+    with pytest.raises(SystemExit, match=r"finetune-stage1.last.pt' does not match this run.*--val-beams: 1 -> 2"):
+        finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features",
+                                  "--resume", "--val-beams", "2"))
+    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt", "finetune/model.safetensors",
+                 "pretrain.last.pt"):
+        assert digests(out)[name] == before[name], name
+    # pre-training: each of eq. 5's flags, named with the saved and the new value
+    for extra, named in ((["--lambda-align", "0"], "--lambda-align: 1.0 -> 0.0"),
+                         (["--psp-loss", "authors"], "--psp-loss: 'paper' -> 'authors'"),
+                         (["--lambda-psp", "0.5"], "--lambda-psp: 1.0 -> 0.5")):
+        with pytest.raises(SystemExit, match="pretrain.last.pt' does not match this run") as e:
+            pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume", *extra))
+        assert named in str(e.value) and str(e.value).count("->") == 2, str(e.value)  # "(saved -> now)" and it
+    assert digests(out)["pretrain.last.pt"] == before["pretrain.last.pt"]
+    outdir.release()
+    # another corpus at the same path with the same vocabulary (two dev translations swapped): the dataset is named
+    root = copy_corpus(corpus, tmp_path)
+    interrupted = tmp_path / "interrupted"
+    pretrain.main(train_flags(root, interrupted, "--epochs", "2", "--stop-after", "1"))
+    outdir.release()
+    csv = data.annotation_path(root, "dev")
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    first, second = lines[1].rsplit("|", 1), lines[2].rsplit("|", 1)
+    assert first[1] != second[1]
+    lines[1:3] = [f"{first[0]}|{second[1]}", f"{second[0]}|{first[1]}"]
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"the dataset \(sha256 of its train and dev names and translations\)") as e:
+        pretrain.main(train_flags(root, interrupted, "--epochs", "2", "--resume"))
+    assert "--data" not in str(e.value) and "tokenizer" not in str(e.value)
+    outdir.release()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_each_precision_trains_and_resume_refuses_another(precision, corpus, tmp_path, monkeypatch, capsys):
+    """--precision: pre-training steps under each (all three run on the CPU); the loss stays finite, every
+    trainable weight that gets a gradient changes, the precision is recorded as a result flag. fp16 runs with
+    dynamic loss scaling: its scaler backs off from 2^16 when the first steps' gradients overflow (those steps are
+    skipped), hence eight steps of two videos there; bf16 and fp32 have no scaler."""
+    initial, scalers = {}, []
+    build, grad_scaler = run.build, optim.grad_scaler
+
+    def spy_build(setup, kind, **kwargs):
+        net = build(setup, kind, **kwargs)
+        initial.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
+        return net
+    monkeypatch.setattr(run, "build", spy_build)
+    monkeypatch.setattr(optim, "grad_scaler", lambda *a: scalers.append(grad_scaler(*a)) or scalers[-1])
+    out, sizes = tmp_path / "run", ["--epochs", "2", "--batch-size", "2"] if precision == "fp16" else ["--epochs", "1"]
+    pretrain.main(train_flags(corpus, out, *sizes, "--precision", precision))
+    losses_seen = [float(v) for v in re.findall(r"pretrain epoch \d/\d train/loss (\S+)", capsys.readouterr().out)]
+    assert len(losses_seen) == int(sizes[1]) and all(math.isfinite(v) and 0 < v < 10 for v in losses_seen)
+    last = torch.load(out / "pretrain.last.pt", weights_only=True)
+    kept = read_json(out / "pretrain" / "training.json")["flags"]
+    assert last["flags"]["precision"] == kept["precision"] == precision
+    unchanged = [n for n in initial if torch.equal(initial[n], last["model"][n])]
+    assert len(initial) > 40 and unchanged == ["llm_encoder.embed_tokens.weight"]  # never read: inputs_embeds
+    assert scalers[0].is_enabled() == (precision == "fp16")
+    if precision == "fp16":
+        assert scalers[0].get_scale() < 2.0 ** 16
+    outdir.release()
+    other = "bf16" if precision == "fp32" else "fp32"
+    with pytest.raises(SystemExit, match=f"--precision: '{precision}' -> '{other}'"):
+        pretrain.main(train_flags(corpus, out, *sizes, "--precision", other, "--resume"))
+    outdir.release()
+
+
+def test_default_precision_follows_the_device(monkeypatch):
+    """bf16 on a GPU with native bf16, fp16 on one without (a V100: bf16 only emulated), fp32 on the CPU; bf16
+    asked of a GPU without it is an error naming the flag. The GPU is simulated: no CUDA here."""
+    def parsed(device, *extra):
+        return cli.parse(pretrain.flags(), ["--data", "synthetic", "--device", device, *extra]).precision
+    assert parsed("cpu") == "fp32" and parsed("cpu", "--precision", "fp16") == "fp16"
+    native = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation or
+                        bool(native))
+    assert parsed("cuda") == "fp16" and parsed("cuda", "--precision", "fp32") == "fp32"
+    with pytest.raises(SystemExit):
+        parsed("cuda", "--precision", "bf16")
+    native.append(True)
+    assert parsed("cuda") == parsed("cuda:0") == "bf16"
+
+
+def test_validating_every_n_epochs_keeps_no_best_in_between(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = cli.parse(pretrain.flags(), train_flags(corpus, out, "--epochs", "3", "--val-every", "2"))
+    setup = run.setup(args, stage="pretrain")
+    pg = pseudogloss.build_pseudoglosses(setup.root)
+    setup.cfg = dataclasses.replace(setup.cfg, n_glosses=len(pg.vocab))
+    net = run.build(setup, "pretrain", prototypes=pg.prototypes[:-1])
+    book = ledger.Ledger(setup, "pretrain", "pretrain", pretrain.RESULT_FLAGS, 3, 2, extra={"vocab": pg.vocab})
+    assert [e + 1 for e in range(3) if book.validates(e)] == [2, 3]   # every 2 epochs, and always the last
+    seven = ledger.Ledger(setup, "pretrain", "pretrain", pretrain.RESULT_FLAGS, 7, val_every=3)
+    assert [e + 1 for e in range(7) if seven.validates(e)] == [3, 6, 7]
+    best = pretrain.pretrain(setup, net, pg, book)
+    outdir.release()
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pretrain epoch")]
+    assert ["val/loss" in ln for ln in lines] == [False, True, True], lines
+    kept = read_json(out / "pretrain" / "training.json")
+    assert kept["epoch"] in (2, 3) and kept["metric"]["value"] == best and kept["kind"] == "pretrain"
+    assert torch.load(out / "pretrain.last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_text_formats_are_the_authors_and_cut_at_128_tokens():
+    tok = tokenizer.build_sentencepiece(SENTENCES * 3)
+    lang, eos, pad = tok.lang_id, tok.eos_id, tok.pad_id
+    short, long = SENTENCES[0], " ".join(SENTENCES * 20)
+    p, q = tok.encode(short), tok.encode(long)
+    assert len(q) > 200
+    (src, src_mask), (dec, dec_mask), labels = data.text_batch(tok, [short, long], "cpu")
+    # source and labels `x </s> de_DE`, decoder input `de_DE x </s>` (mBART's shift of the labels), 128 at most
+    assert src.shape == dec.shape == labels.shape == (2, 128)
+    assert src[0, :len(p) + 2].tolist() == p + [eos, lang] and (src[0, len(p) + 2:] == pad).all()
+    assert labels[0, :len(p) + 2].tolist() == p + [eos, lang] and (labels[0, len(p) + 2:] == pad).all()
+    assert dec[0, :len(p) + 2].tolist() == [lang] + p + [eos] and dec_mask[0].sum() == len(p) + 2
+    assert src[1].tolist() == q[:126] + [eos, lang] == labels[1].tolist()
+    assert dec[1].tolist() == [lang] + q[:126] + [eos] and src_mask[1].all()
+
+
+def test_unknown_lang_flag_is_refused():
+    with pytest.raises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()) as err:
+        cli.parse(cli.data_flags(""), ["--data", "synthetic", "--lang", "fr"])
+    assert e.value.code == 2 and "--lang: invalid choice: 'fr'" in err.getvalue()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_language_is_refused(lang_runs, tmp_path):
+    (_, en_out, *_), (zh_corpus, *_) = lang_runs["en"], lang_runs["zh"]
+    with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
+        finetune.main(train_flags(zh_corpus, tmp_path / "ft", "--pretrained", en_out / "pretrain"))
+    with pytest.raises(SystemExit, match=r"tokenizer is en_XX, the data under '.*synthetic-zh' is zh \(zh_CN\)"):
+        evaluate.main(flags(zh_corpus, tmp_path / "ev", "--checkpoint", en_out / "finetune"))
+    assert not (tmp_path / "ft").exists() and not (tmp_path / "ev").exists()  # refused before anything is written
+    outdir.release()
+
+
+def test_pretraining_writes_nothing_into_the_dataset_root(corpus, tmp_path):
+    root = copy_corpus(corpus, tmp_path)
+    before = digests(root)
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    for folder in folders:                                       # read-only (binding only for a user other than root)
+        folder.chmod(0o555)
+    try:
+        pretrain.main(train_flags(root, tmp_path / "run", "--epochs", "1"))
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+        outdir.release()
+    assert digests(root) == before
+    assert [p.name for p in (tmp_path / "run" / "cache").iterdir()] == ["pseudoglosses-train-dev-test.pt"]
+
+
+def fasttext_bin(path, words, vectors):
+    """A fastText skip-gram model file as fastText's saveModel writes it (no subwords: bucket 0)."""
+    import struct
+    args = struct.pack("<12id", vectors.shape[1], 5, 1, 1, 5, 1, 2, 2, 0, 0, 0, 100, 1e-4)  # ..., loss ns, model sg
+    vocab = b"".join(w.encode() + b"\0" + struct.pack("<qb", 1, 0) for w in words)       # word, count, type word
+    head = struct.pack("<ii", 793712314, 12) + args + struct.pack("<iiiqq", len(words), len(words), 0, len(words), -1)
+
+    def matrix(m):
+        return b"\0" + struct.pack("<qq", *m.shape) + m.astype("<f4").tobytes()
+    path.write_bytes(head + vocab + matrix(vectors) + matrix(np.zeros_like(vectors)))
+
+
+def test_a_damaged_fasttext_file_is_refused_before_anything_is_written(corpus, tmp_path, capsys):
+    import struct
+
+    import fasttext
+    whole = tmp_path / "whole.bin"
+    vectors = np.arange(3 * 300, dtype=np.float32).reshape(3, 300)
+    fasttext_bin(whole, ["regen", "sonne", "wind"], vectors)
+    assert np.array_equal(fasttext.load_model(str(whole)).get_word_vector("sonne"), vectors[1])  # fastText reads it
+    half, random_header = tmp_path / "half.bin", tmp_path / "random_header.bin"
+    half.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    random_header.write_bytes(struct.pack("<ii", 793712314, 12) + np.random.default_rng(0).bytes(4096))
+    assert cli.fasttext_file(str(whole)) == str(whole)
+    for path, why in ((random_header, "not a complete fastText model: its dictionary declares"),
+                      (half, "cut off: its input matrix needs")):
+        with pytest.raises(SystemExit):
+            pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", path))
+        assert f"argument --fasttext: '{path}': {why}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_paper_preset_fetches_the_papers_prototypes_saying_their_size_first(corpus, tmp_path, monkeypatch,
+                                                                              capsys):
+    """--fasttext cc, the paper preset's default (skipgram the tiny preset's): fastText's cc.de.300 from the Hub
+    (mocked: no network here), its size printed before the download and not again once cached; the run says
+    which prototypes it used, the kept folder records them, and P starts from the file's vectors."""
+    import huggingface_hub
+
+    def default(*argv):
+        return cli.parse(pretrain.flags(), list(argv)).fasttext
+    assert default("--data", "phoenix14t") == "cc" and default("--data", "phoenix14t", "--preset", "tiny") == \
+        "skipgram" == default("--data", "synthetic") == default("--data", "phoenix14t", "--fasttext", "skipgram")
+    vocab = sorted({g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(
+        r["translation"])})
+    vectors = np.random.default_rng(0).normal(size=(len(vocab), 300)).astype(np.float32)
+    fasttext_bin(tmp_path / "model.bin", vocab, vectors)
+    printed_before, cached, prototypes = [], [], []
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached[0] if cached else None)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: argparse.Namespace(size=7_234_567_890)
+                        if not cached else pytest.fail("asked for the size of a cached file"))
+
+    def download(repo, name):
+        printed_before.append((repo, name, capsys.readouterr().out))
+        return str(tmp_path / "model.bin")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    build = run.build
+    monkeypatch.setattr(run, "build", lambda *a, **kw: prototypes.append(kw["prototypes"]) or build(*a, **kw))
+    pretrain.main(train_flags(corpus, tmp_path / "run", "--epochs", "1", "--fasttext", "cc"))
+    (repo, name, before), = printed_before
+    assert (repo, name) == ("facebook/fasttext-de-vectors", "model.bin")
+    assert "prototypes: downloading fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors " \
+        "model.bin: 7.2 GB, once, into the Hugging Face cache" in before
+    assert f"prototypes: fastText's cc.de.300 vectors (the paper's), facebook/fasttext-de-vectors: " \
+        f"'{tmp_path / 'model.bin'}'" in capsys.readouterr().out
+    assert read_json(tmp_path / "run" / "pretrain" / "training.json")["flags"]["fasttext"] == "cc"
+    assert read_json(tmp_path / "run" / "pretrain" / "config.json")["pseudoglosses"] == vocab
+    torch.testing.assert_close(prototypes[0], torch.from_numpy(vectors))
+    cached.append(str(tmp_path / "model.bin"))
+    assert pseudogloss.fasttext_model_file("cc", "de") == cached[0] and "downloading" not in capsys.readouterr().out
+    outdir.release()
+
+
+def test_an_unreachable_hub_is_a_clear_error_naming_the_vectors_and_the_way_out(monkeypatch, capsys):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def unreachable(*a, **kw):
+        raise LocalEntryNotFoundError("cannot reach the hub")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    with pytest.raises(SystemExit, match=r"(?s)could not fetch fastText's cc.en.300 vectors \(facebook/fasttext-"
+                       r"en-vectors.*cannot reach the hub.*--fasttext FILE, or pass --fasttext skipgram"):
+        pseudogloss.fasttext_model_file("cc", "en")
+    assert "model.bin: about 7 GB, once" in capsys.readouterr().out
+
+
+def test_a_missing_dataset_is_named_before_any_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHOENIX14T_ROOT", str(tmp_path / "no_such_phoenix"))
+
+    def download(cfg):
+        raise AssertionError("the hub was asked before the data was checked")
+    monkeypatch.setattr(limits, "widths_from_bases", download)
+    with pytest.raises(SystemExit, match=f"dataset root '{tmp_path / 'no_such_phoenix'}' \\(--data phoenix14t\\) not "
+                       "found: set PHOENIX14T_ROOT"):
+        pretrain.main(["--data", "phoenix14t", "--out", str(tmp_path / "run"), "--workers", "0"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_mistyped_pretrained_path_is_an_error_naming_it(finished, corpus, tmp_path):
+    out = shutil.copytree(finished[0], tmp_path / "run")       # holds a pretrain/ that a fallback would use
+    before = digests(out)
+    for given in ("", str(tmp_path / "pretrian")):
+        with pytest.raises(SystemExit) as e:
+            finetune.main(train_flags(corpus, out, "--overwrite", "--pretrained", given, "--stage1-epochs", "1",
+                                      "--stage2-epochs", "0"))
+        assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
+        with pytest.raises(SystemExit) as e:
+            analysis.main(flags(corpus, out, "--overwrite", "--pretrained", given, "--max-new-tokens", "2"))
+        assert f"--pretrained: checkpoint not found: '{given}'" in str(e.value)
+    assert digests(out) == before
+    outdir.release()
+
+
+def test_kept_finetuning_weights_are_those_of_the_best_beam4_period_dev_bleu(corpus, tmp_path, monkeypatch):
+    """--val-beams 4 --val-every 2 --val-scoring authors (the paper preset's defaults): validation after epochs 2, 4
+    and 6 only, beam 4, and the kept weights are those whose dev hypotheses score best with " ." appended, here
+    not those that score best on the raw text."""
+    paper = finetune.Recipe()
+    assert (paper.val_beams, paper.val_every, paper.val_scoring) == (4, 2, "authors")
+    refs = [r["translation"] for r in data.read_split(corpus, "dev")]
+    # three sets of dev hypotheses, one per validation: one word replaced; the last two words dropped; three dropped
+    canned = [[" ".join("und" if i == 1 else w for i, w in enumerate(r.split())) for r in refs],
+              [" ".join(r.split()[:-2]) for r in refs], [" ".join(r.split()[:-3]) for r in refs]]
+    period = [sacrebleu.corpus_bleu([h + " ." for h in hyps], [[r + " ." for r in refs]]).score for hyps in canned]
+    raw = [sacrebleu.corpus_bleu(hyps, [refs]).score for hyps in canned]
+    assert int(np.argmax(period)) == 0 and int(np.argmax(raw)) == 1  # the scorings disagree on these
+    calls, real = [], run.translate
+
+    def translate(net, loader, tok, device, num_beams=4, max_new_tokens=150, desc="translate", precision=None):
+        _, got = real(net, loader, tok, device, num_beams, 3, desc)  # a real beam search, 3 tokens long
+        assert metrics.authors_references(got, tok) == got == refs  # every dev word is spelt by the tokenizer
+        calls.append({"beams": num_beams, "state": {k: v.clone() for k, v in net.state_dict().items()}})
+        return canned[len(calls) - 1], got
+    monkeypatch.setattr(run, "translate", translate)
+    out = tmp_path / "run"
+    finetune.main(train_flags(corpus, out, "--pretrained", "none", "--stage1-epochs", "0", "--stage2-epochs", "6",
+                              "--val-beams", "4", "--val-every", "2", "--val-scoring", "authors"))
+    outdir.release()
+    assert [c["beams"] for c in calls] == [4, 4, 4]
+    from safetensors.torch import load_file
+    kept, weights = read_json(out / "finetune" / "training.json"), load_file(out / "finetune" / "model.safetensors")
+    assert kept["epoch"] == 2 and kept["metric"]["value"] == pytest.approx(period[0])
+    assert all(torch.equal(v, calls[0]["state"][k]) for k, v in weights.items())
+    assert not all(torch.equal(v, calls[1]["state"][k]) for k, v in weights.items())
+
+
+@pytest.mark.slow
+def test_paper_preset_from_local_folders(tmp_path):
+    """The main job's code path, offline: the paper preset loads DINOv2 and mBART with from_pretrained from local
+    folders in the Hugging Face layout (small checkpoints of the real classes), trims mBART's tokenizer and
+    embeddings to the corpus, takes its widths from the checkpoints, and pre-trains, fine-tunes and translates."""
+    transformers = pytest.importorskip("transformers")
+    root = synthetic.make_synthetic(tmp_path / "corpus", seed=0, n_train=4, n_dev=2, n_test=2, frame_size=32)
+    train_text = [r["translation"] for r in data.read_split(root, "train")]
+    # an mBART-layout tokenizer over a unigram model of these and other sentences, with mBART's language codes
+    pieces = tokenizer.build_sentencepiece(SENTENCES * 3 + train_text * 3, vocab_size=200).model
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(pieces.id_to_piece(i), pieces.get_score(i)) for i in range(5, pieces.get_piece_size())]
+    mbart_dir, dino_dir, out = tmp_path / "mbart", tmp_path / "dino", tmp_path / "run"
+    full_tok = transformers.MBartTokenizer(vocab=vocab)
+    full_tok.save_pretrained(str(mbart_dir))
+    full = transformers.MBartForConditionalGeneration(transformers.MBartConfig(
+        vocab_size=len(full_tok), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2))
+    full.save_pretrained(str(mbart_dir))
+    transformers.Dinov2Model(transformers.Dinov2Config(
+        hidden_size=24, num_hidden_layers=3, num_attention_heads=2, intermediate_size=48, patch_size=14,
+        image_size=224)).save_pretrained(str(dino_dir))
+    common = ["--data", str(root), "--preset", "paper", "--dino", str(dino_dir), "--mbart", str(mbart_dir),
+              "--out", str(out), "--workers", "0", "--batch-size", "2", "--device", "cpu"]
+    pretrain.main(common + ["--epochs", "1", "--fasttext", "skipgram"])  # offline: no cc vectors
+    finetune.main(common + ["--stage1-epochs", "1", "--stage2-epochs", "1"])
+    evaluate.main(common + ["--split", "test", "--max-new-tokens", "4", "--beams", "2"])
+    assert len((out / "test.hyp.txt").read_text().splitlines()) == 2
+    config = read_json(out / "finetune" / "config.json")["model"]
+    assert config["llm_dim"] == 32 and config["dino_arch"]["hidden_size"] == 24  # widths from the checkpoints
+    # the trimmed vocabulary: specials and every training token kept, ids the same in tokenizer and embeddings
+    tok = tokenizer.Tokenizer.load(out)
+    assert tokenizer.Tokenizer.load(out / "finetune" / "tokenizer").fingerprint() == tok.fingerprint()
+    kept = tok.keep_ids.tolist()
+    specials = full_tok.convert_tokens_to_ids(["<s>", "<pad>", "</s>", "<unk>", "de_DE"])
+    assert kept[:5] == specials and len(set(kept)) == len(kept) < len(full_tok)
+    for sentence in train_text:
+        ids = tok.encode(sentence)
+        assert [kept[i] for i in ids] == full_tok(sentence, add_special_tokens=False)["input_ids"]
+        assert tok.decode([tok.lang_id] + ids + [tok.eos_id]) == sentence
+    assert config["mbart"] == config["dino"] == ""  # local folders: never recorded as paths; passed by the user
+    cfg = dataclasses.replace(model.Config(**config), mbart=str(mbart_dir))
+    trimmed = model.load_mbart(cfg, tok.keep_ids)
+    torch.testing.assert_close(trimmed.model.shared.weight, full.model.shared.weight[tok.keep_ids])
+
+
+def paper_bases(root, folder, dino_seed=0):
+    """Local folders in the Hugging Face layout of the paper preset's bases at their real widths (DINOv2 ViT-S/14,
+    mBART-large-cc25) with random weights, mBART's vocabulary a unigram model of the corpus's sentences and
+    SENTENCES. -> (dino folder, mbart folder)"""
+    import transformers
+    train_text = [r["translation"] for s in data.SPLITS for r in data.read_split(root, s)]
+    pieces = tokenizer.build_sentencepiece(SENTENCES * 3 + train_text * 3, vocab_size=200).model
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(pieces.id_to_piece(i), pieces.get_score(i)) for i in range(5, pieces.get_piece_size())]
+    dino_dir, mbart_dir = folder / f"dino{dino_seed}", folder / "mbart"
+    torch.manual_seed(dino_seed)
+    transformers.Dinov2Model(transformers.Dinov2Config(**model.DINOV2_SMALL)).save_pretrained(str(dino_dir))
+    if not mbart_dir.exists():
+        tok = transformers.MBartTokenizer(vocab=vocab)
+        tok.save_pretrained(str(mbart_dir))
+        transformers.MBartForConditionalGeneration(transformers.MBartConfig(
+            vocab_size=len(tok), decoder_start_token_id=2, **model.MBART_LARGE_CC25)).save_pretrained(str(mbart_dir))
+    return dino_dir, mbart_dir
+
+
+@pytest.mark.slow
+def test_paper_preset_at_real_widths_writes_and_loads_a_folder(tmp_path):
+    """The paper preset at its real widths, bases from local folders: its folder, referencing the bases or standalone,
+    gives back every weight; the local base is asked for, never opened on the folder's word; another DINOv2 is
+    refused, named."""
+    root = synthetic.make_synthetic(tmp_path / "corpus", seed=0, n_train=4, n_dev=2, n_test=2, frame_size=32)
+    dino, mbart = paper_bases(root, tmp_path)
+    out = tmp_path / "run"
+    args = cli.parse(finetune.flags(), ["--data", str(root), "--preset", "paper", "--dino", str(dino), "--mbart",
+                                        str(mbart), "--out", str(out), "--workers", "0", "--device", "cpu"])
+    setup = run.setup(args)
+    net = run.build(setup, "translation")
+    assert setup.cfg.llm_dim == 1024 and setup.cfg.dino_arch["hidden_size"] == 384
+    names = {n for n, p in net.named_parameters() if p.requires_grad}
+    about = {"kind": "finetune", "epoch": 1, "metric": {"name": "dev BLEU-4", "value": 1.0},
+             "flags": {"preset": "paper"}, "pretrained": None}
+    state = net.state_dict()
+    for standalone in (False, True):
+        path = out / ("finetune-alone" if standalone else "finetune")
+        hf_folder.save(path, net, setup, about, names, standalone)
+        kept = hf_folder.read(path, "finetune")
+        assert kept.config["bases"]["dino"] == {"hub_id": None, "folder": dino.name,
+                                                "sha256": kept.config["bases"]["dino"]["sha256"]}
+        loaded = hf_folder.build(kept, "finetune", dino=None if standalone else str(dino),
+                                 mbart=None if standalone else str(mbart)).state_dict()
+        assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+        del loaded
+    kept = hf_folder.read(out / "finetune", "finetune")
+    with pytest.raises(SystemExit, match=r"field bases.dino: it was trained on a local folder \('dino0'\), which a "
+                                         "folder never names as a path: pass that folder with --dino DIR"):
+        hf_folder.build(kept, "finetune")
+    other, _ = paper_bases(root, tmp_path, dino_seed=1)
+    with pytest.raises(SystemExit, match=f"field bases.dino.sha256: the frozen weights of the base '{other}' give"):
+        hf_folder.build(kept, "finetune", dino=str(other), mbart=str(mbart))
+    outdir.release()
+
+
+def test_three_stages_end_to_end(finished, corpus, tmp_path, capsys):
+    out, printed = finished
+    from safetensors import safe_open
+    with safe_open(out / "finetune" / "model.safetensors", "pt") as f:
+        assert any(k.startswith("mapper.") for k in f.keys())
+    config = read_json(out / "finetune" / "config.json")
+    assert config["model"]["image_size"] == 32
+    assert "BLEU-4" in printed and "test (raw)" in printed and "test (authors' scoring)" in printed
+    assert printed.index("BLEU-4") < printed.index("\nretrieval test (3 videos): video-to-text R@1 ") \
+        < printed.index("\nlocalisation test: ")
+    hyp, ref = (out / "test.hyp.txt").read_text().splitlines(), (out / "test.ref.txt").read_text().splitlines()
+    assert len(hyp) == len(ref) == 3 and ref == [r["translation"] for r in data.read_split(corpus, "test")]
+    # --video on a copy of a test video's frame folder: the frames the model sees are the dataset's, and so is
+    # the sentence
+    name = data.read_split(corpus, "test")[1]["name"]
+    clip = tmp_path / "my clip"
+    shutil.copytree(corpus / data.FRAME_DIR / "test" / name, clip)
+    s = run.setup(cli.parse(evaluate.flags(), flags(corpus, out)), config["model"],
+                  tok=tokenizer.Tokenizer.load(out / "finetune" / "tokenizer"), splits=())
+    pixels, _, _ = analysis.read_video(clip)
+    batch = analysis.video_batch(pixels, "clip", s)
+    assert torch.equal(batch["frames"][0], data.SignVideos(corpus, "test", size=32)[1]["frames"])
+    assert analysis.main(flags(corpus, out, "--video", str(clip), "--max-new-tokens", "5"))["translation"] == hyp[1]
+    printed = capsys.readouterr().out
+    assert f"translation: {hyp[1]}\n" in printed and "pseudo-glosses found" in printed
+    assert (out / "my clip.glosses.png").stat().st_size > 1000
+    # and as an mp4 file
+    frames = np.stack([np.asarray(Image.open(p)) for p in sorted(clip.glob("*.png"))])
+    synthetic.write_mp4(tmp_path / "clip.mp4", frames, fps=25)
+    analysis.main(flags(corpus, out, "--video", str(tmp_path / "clip.mp4"), "--max-new-tokens", "5"))
+    assert "translation: " in capsys.readouterr().out and (out / "clip.glosses.png").is_file()
+
+
+def test_missing_checkpoint_and_unknown_preset_are_clear_errors(corpus, tmp_path, capsys):
+    with pytest.raises(SystemExit, match="checkpoint not found: .*nothing-here"):
+        finetune.main(train_flags(corpus, tmp_path / "run", "--pretrained", str(tmp_path / "nothing-here")))
+    with pytest.raises(SystemExit, match="--checkpoint: checkpoint not found: .*finetune"):
+        evaluate.main(flags(corpus, tmp_path / "empty"))
+    with pytest.raises(SystemExit):
+        pretrain.main(["--data", str(corpus), "--preset", "huge"])
+    assert "--preset: invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_analysis_reads_only_the_pretraining_its_checkpoint_came_from(finished, corpus, tmp_path, capsys):
+    a, printed = finished
+    assert retrieval_line(printed)
+    def other_sentences(root):  # another tokenizer
+        csv = data.annotation_path(root, "train")
+        lines = csv.read_text(encoding="utf-8").splitlines()
+        csv.write_text("\n".join(lines[:1] + [ln + " und morgen wieder sonne" for ln in lines[1:]]) + "\n")
+    b = tmp_path / "b"
+    pretrain.main(train_flags(copy_corpus(corpus, tmp_path, other_sentences), b, "--epochs", "1"))
+    assert read_json(b / "pretrain" / "config.json")["tokenizer"]["fingerprint"] != \
+        read_json(a / "finetune" / "config.json")["tokenizer"]["fingerprint"]
+    capsys.readouterr()
+    # A's fine-tuned model evaluated into B's folder: the figures are of A's pre-training, not of B's
+    analysis.main(flags(corpus, b, "--checkpoint", a / "finetune", "--max-new-tokens", "5"))
+    assert retrieval_line(capsys.readouterr().out) == retrieval_line(printed)
+    # a folder whose pretrain/ is not the one its finetune/ came from: not used, and the output says why
+    def changed(state):
+        name = next(iter(state))
+        state[name] = state[name] + 1
+    for name, edit, why in (("other-tokenizer", lambda c: shutil.copytree(b / "pretrain", c / "pretrain",
+                                                                          dirs_exist_ok=True),
+                             "its tokenizer differs"),
+                            ("pretrained-again", lambda c: edited_folder(a / "pretrain", c / "pretrain",
+                                                                         tensors=changed),
+                             "it is not the pre-training that the model was fine-tuned from")):
+        c = shutil.copytree(a, tmp_path / name)
+        edit(c)
+        analysis.main(flags(corpus, c, "--max-new-tokens", "5"))
+        shown = capsys.readouterr().out
+        assert retrieval_line(shown) is None
+        assert f"retrieval and localisation not measured: '{c / 'pretrain'}' does not belong to " \
+            f"'{c / 'finetune'}': {why}" in shown, shown
+    # and named with --pretrained: an error before anything is translated or written
+    with pytest.raises(SystemExit) as e:
+        analysis.main(flags(corpus, tmp_path / "e", "--checkpoint", a / "finetune", "--pretrained", b / "pretrain"))
+    assert f"--pretrained '{b / 'pretrain'}' does not belong to '{a / 'finetune'}': its tokenizer differs" \
+        in str(e.value)
+    assert not (tmp_path / "e").exists()
+    outdir.release()
+
+
+def test_analysis_refuses_bad_video_flags_and_reads_no_dataset_for_a_video(finished, corpus, tmp_path, capsys):
+    for extra, message in ((["--top", "-3"], "argument --top: must be a positive integer, got '-3'"),
+                           (["--threshold", "nan"], "argument --threshold: must be a number >= 0, got 'nan'")):
+        with pytest.raises(SystemExit) as e:
+            analysis.main(flags(corpus, tmp_path / "x", *extra))
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    out = finished[0]
+    clip = copy_test_video(corpus, tmp_path / "clip", 1)
+    missing = tmp_path / "no-dataset-here"
+    result = analysis.main(flags(missing, tmp_path / "eval", "--checkpoint", out / "finetune", "--video", clip,
+                                 "--max-new-tokens", "5"))
+    assert result["translation"] == (out / "test.hyp.txt").read_text().splitlines()[1]
+    assert not missing.exists() and (tmp_path / "eval" / "clip.glosses.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_three_stages_on_the_english_and_chinese_synthetic_corpora(lang_runs, lang):
+    corpus, out, result, printed, stderr = lang_runs[lang]
+    code = {"en": "en_XX", "zh": "zh_CN"}[lang]
+    pre, fine = (read_json(out / f / "config.json") for f in ("pretrain", "finetune"))
+    assert pre["lang"] == fine["lang"] == lang
+    assert pre["tokenizer"]["lang_code"] == fine["tokenizer"]["lang_code"] == code
+    # the pseudo-glosses are the sentences' in their language: the signs the generator drew
+    signed = {g for s in data.SPLITS for spans in synthetic.read_ground_truth(corpus, s).values() for g, _, _ in spans}
+    assert pre["pseudoglosses"] == sorted(signed)
+    # scored as the dataset's papers score, said in the output, against the raw references
+    hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
+    refs = (out / "test.ref.txt").read_text(encoding="utf-8").splitlines()
+    assert refs == [r["translation"] for r in data.read_split(corpus, "test")] and len(hyps) == 3
+    tokenize = {"en": "13a", "zh": "zh"}[lang]
+    assert printed.startswith(f"scoring ({lang}): sacrebleu BLEU-1..4, tokenize='{tokenize}'")
+    assert "test (raw)" in printed and "' .' appended" not in printed  # PHOENIX14T's convention only
+    assert result["bleu4"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score)
+    cut = "How2Sign train (train): 8 of 8 sentences cut from the full-length videos"  # the clip-less one too
+    assert (cut in stderr) == (lang == "en")
+
+
+def test_rerun_refuses_and_overwrite_sets_the_old_run_aside(finished, corpus, tmp_path):
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    before = digests(out)
+    result = script("pretrain.py", *train_flags(corpus, out, "--epochs", "1"))  # the same command again
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert f"'{out}' already holds pretrain.py's files (pretrain, pretrain.last.pt)" in message
+    assert "--resume" in message and "--out" in message and "--overwrite" in message
+    assert "Traceback" not in result.stderr
+    with pytest.raises(SystemExit, match=r"holds finetune.py's files \(finetune, finetune-stage1.last.pt, finetune-"):
+        finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
+    with pytest.raises(SystemExit, match=r"holds evaluate.py's files \(test.hyp.txt, test.ref.txt\)"):
+        evaluate.main(flags(corpus, out, "--split", "test"))
+    assert digests(out) == before                                                    # nothing lost
+    # starting over: the old run, fine-tuned model and results included, goes aside, byte for byte
+    pretrain.main(train_flags(corpus, out, "--epochs", "1", "--overwrite"))
+    outdir.release(out)
+    aside = list(out.glob("replaced-*"))
+    assert len(aside) == 1
+    moved = digests(aside[0])
+    for name in ("pretrain/model.safetensors", "pretrain/config.json", "pretrain.last.pt", "finetune/README.md",
+                 "finetune/model.safetensors", "finetune-stage2.last.pt", "test.hyp.txt", "spm.model"):
+        assert moved[name] == before[name], name
+    assert (out / "pretrain" / "model.safetensors").is_file() and (out / "spm.model").is_file()
+    assert not any((out / n).exists() for n in ("finetune", "finetune-stage1.last.pt", "test.hyp.txt"))
+
+
+def test_checkpoints_carry_tokenizer_config_and_flags(finished, corpus, tmp_path):
+    out = finished[0]
+    config, training = read_json(out / "finetune" / "config.json"), read_json(out / "finetune" / "training.json")
+    assert config["kind"] == training["kind"] == "finetune" and config["model"]["image_size"] == 32
+    flags_ = training["flags"]
+    assert flags_["lr"] == 3e-4 and flags_["batch_size"] == 4 and flags_["stage2_epochs"] == 1
+    assert (out / "finetune" / "tokenizer" / "spm.model").read_bytes() == (out / "spm.model").read_bytes()
+    # other annotations, on which a rebuilt tokenizer would give other ids: evaluate decodes with the checkpoint's
+    def longer_sentences(root):
+        csv = data.annotation_path(root, "train")
+        lines = csv.read_text(encoding="utf-8").splitlines()
+        csv.write_text("\n".join(lines[:1] + [ln + " und morgen wieder sonne" for ln in lines[1:]]) + "\n")
+    other = copy_corpus(corpus, tmp_path, longer_sentences)
+    rebuilt = tokenizer.build_sentencepiece([r["translation"] for r in data.read_split(other, "train")])
+    assert rebuilt.fingerprint() != config["tokenizer"]["fingerprint"]
+    evaluate.main(flags(other, tmp_path / "eval", "--checkpoint", out / "finetune", "--max-new-tokens", "5"))
+    assert (tmp_path / "eval" / "test.hyp.txt").read_text() == (out / "test.hyp.txt").read_text()
+    # a pre-trained folder of another configuration: fine-tuning names what differs
+    other = edited_folder(out / "pretrain", tmp_path / "other", config=lambda c: c["model"].update(image_size=64))
+    with pytest.raises(SystemExit, match=r"other' does not match this run \(saved -> now\): image_size: 64 -> 32"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", other))
+    outdir.release()
+
+
+def test_a_folder_in_use_is_refused_and_temporary_names_are_unique(corpus, tmp_path, monkeypatch):
+    out = tmp_path / "busy"
+    outdir.lock(out)  # this process plays the run that is writing to the folder
+    result = script("pretrain.py", *train_flags(corpus, out, "--epochs", "1"))
+    outdir.release(out)
+    assert result.returncode != 0
+    assert f"'{out}' is in use by another run (pid {os.getpid()}" in result.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]                          # it wrote nothing
+    tmps = []
+    monkeypatch.setattr(torch, "save", lambda obj, f: (tmps.append(Path(f).name), Path(f).write_bytes(b"x")))
+    checkpoint.save_checkpoint(tmp_path / "a.pt", model={})
+    checkpoint.save_checkpoint(tmp_path / "a.pt", model={})
+    assert tmps[0] != tmps[1] and all(f"tmp{os.getpid()}-" in t for t in tmps)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "busy"]              # no temporary left
+
+
+def test_bad_flags_are_errors_naming_the_flag(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    cases = [(pretrain, ["--max-frames", "0"], "argument --max-frames: must be a positive integer, got '0'"),
+             (pretrain, ["--frame-stride", "0"], "argument --frame-stride: must be a positive integer, got '0'"),
+             (pretrain, ["--batch-size", "0"], "argument --batch-size: must be a positive integer, got '0'"),
+             (pretrain, ["--epochs", "-1"], "argument --epochs: must be a positive integer, got '-1'"),
+             (pretrain, ["--epochs", "0"], "argument --epochs: must be a positive integer, got '0'"),
+             (pretrain, ["--lr", "nan"], "argument --lr: must be a positive number, got 'nan'"),
+             (pretrain, ["--workers", "two"], "argument --workers: expected an integer >= 0, got 'two'"),
+             (pretrain, ["--resume", "--overwrite"], "pass one of them"),
+             (finetune, ["--stage1-epochs", "0", "--stage2-epochs", "0"], "both 0: nothing to train"),
+             (finetune, ["--label-smoothing", "1"], "argument --label-smoothing: must be a number in [0, 1)"),
+             (evaluate, ["--beams", "0"], "argument --beams: must be a positive integer, got '0'")]
+    for script_module, extra, message in cases:
+        with pytest.raises(SystemExit) as e:
+            script_module.main(flags(corpus, out, *extra))
+        assert e.value.code == 2 and message in capsys.readouterr().err, (extra, message)
+    assert not out.exists()                                 # refused before anything was written
+
+
+def test_unreadable_checkpoints_are_clear_errors(finished, corpus, tmp_path):
+    out = finished[0]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "old.pt").write_bytes(b"PK\x03\x04 an older release's single-file checkpoint")
+    cases = [(tmp_path / "old.pt", "is a file: kept weights are a folder"),
+             (tmp_path / "empty", "config.json' is missing: a kept-weights folder holds"),
+             (out / "pretrain", "field kind is 'pretrain': this needs the finetune folder")]
+    for path, message in cases:
+        with pytest.raises(SystemExit, match=message) as e:
+            evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", path))
+        assert str(path) in str(e.value), str(e.value)
+    with pytest.raises(SystemExit, match="field kind is 'finetune': this needs the pretrain folder"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", out / "finetune"))
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "ft").exists()
+    # the --resume state: stays a torch file, read only when whole, uncompressed, plain and finite
+    good = (out / "pretrain.last.pt").read_bytes()
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:  # 1 MB of zeros in a few kB: it would inflate
+        z.writestr("archive/data.pkl", b"\0" * (1 << 20))
+    nan = lambda c: c["model"].update({k: v * math.nan for k, v in list(c["model"].items())[:1]})
+    states = [(lambda p: p.write_bytes(b""), "it is empty"), (lambda p: p.write_bytes(good[:100000]), "cannot be read"),
+              (lambda p: p.write_bytes(bomb.getvalue()), "is compressed, which torch.save never writes"),
+              (lambda p: torch.save({"model": {}, "a": argparse.Namespace(lr=1.0)}, p), "holds Python objects"),
+              (lambda p: edited_checkpoint(out / "pretrain.last.pt", p, nan), "is not a tensor of finite values")]
+    for damage, message in states:
+        run_ = shutil.copytree(out, tmp_path / "resume", dirs_exist_ok=True)
+        damage(run_ / "pretrain.last.pt")
+        with pytest.raises(SystemExit, match=message) as e:
+            pretrain.main(train_flags(corpus, run_, "--epochs", "1", "--resume"))
+        assert f"--resume: '{run_ / 'pretrain.last.pt'}'" in str(e.value), str(e.value)
+    outdir.release()
+
+
+def spm_of(sentences):
+    return tokenizer.build_sentencepiece(sentences).model.serialized_model_proto()
+
+
+def kept_folder_cases(out, corpus):
+    """(name, how a copy of <out>/finetune is damaged: edited_folder's keyword arguments or a function of the
+    copy, the refusal's words): every way in that reading a folder refuses: truncated or crafted weights, headers
+    and configs, tokenizers that name paths, links and non-files, bases that do not match."""
+    first = "sign.temporal.blocks.0.attn.qkv.weight"
+
+    def cut(d):
+        w = d / "model.safetensors"
+        w.write_bytes(w.read_bytes()[:-1000])
+
+    def planted(d):  # a pickle, and a torch file, under the safetensors name: never unpickled
+        (d / "model.safetensors").write_bytes(pickle.dumps({"x": 1}))
+
+    def linked(d):
+        (d / "tokenizer" / "spm.model").unlink()
+        (d / "tokenizer" / "spm.model").symlink_to(out / "spm.model")
+
+    def other_tokenizer(d):
+        (d / "tokenizer" / "spm.model").write_bytes(spm_of([r["translation"] + " und morgen wieder sonne"
+                                                            for r in data.read_split(corpus, "train")]))
+
+    def huge(c):
+        c["model"]["mbart_arch"].update(d_model=65536, encoder_ffn_dim=65536)
+    return [
+        ("wrong shape", dict(tensors=lambda s: s.update({first: s[first][:, :32]})),
+         f"tensor '{first}': F32 [192, 32], but the model of its config.json has F32 [192, 64]"),
+        ("other name", dict(tensors=lambda s: s.update({"sign.extra": torch.zeros(2)})),
+         "holds tensor 'sign.extra', which the model of its config.json has not"),
+        ("missing", dict(tensors=lambda s: s.pop(first)), f"lacks tensor '{first}'"),
+        ("dtype", dict(tensors=lambda s: s.update({first: s[first].half()})), f"tensor '{first}': F16 [192, 64]"),
+        ("nan", dict(tensors=lambda s: s[first].view(-1).__setitem__(0, math.nan)),
+         f"tensor '{first}' holds non-finite values"),
+        ("cut off", cut, "model.safetensors' is cut off or padded: its tensors end at byte"),
+        ("pickle", planted, "model.safetensors' is not a safetensors file (it begins as a Python pickle"),
+        ("torch file", lambda d: torch.save({"x": torch.zeros(2)}, d / "model.safetensors"),
+         "model.safetensors' is not a safetensors file (it begins as a zip or torch file)"),
+        ("other widths", dict(config=lambda c: c["model"].update(frame_dim=32)),
+         "attn.proj.bias': F32 [64], but the model of its config.json has F32 [32]"),
+        ("unknown key", dict(config=lambda c: c["model"].update(colour="red")), "has unknown field model.colour"),
+        ("wrong type", dict(config=lambda c: c["model"].update(image_size="32")),
+         "field model.image_size is str '32', expected int"),
+        ("200,000 wide", dict(config=lambda c: c["model"].update(llm_dim=200000)),
+         "field model.llm_dim is 200000: out of range (0 to 65,536)"),
+        ("too many weights", dict(config=huge), "weights (fields model.*), more than 4,000,000,000"),
+        ("a path", dict(config=lambda c: c["model"].update(pretrained=True, dino="/etc")),
+         "field model.dino is '/etc', not a hub id (user/name): a folder's config never names a path to open"),
+        ("tokenizer", other_tokenizer, "does not give config.json's field tokenizer.fingerprint"),
+        ("link", linked, "spm.model' is a link"),
+        ("lineage", dict(training=lambda t: t.update(pretrained={"sha256": 5})),
+         "field pretrained.sha256 is int 5, expected str")]
+
+
+def test_a_damaged_or_crafted_folder_is_refused_naming_file_and_field(finished, corpus, tmp_path):
+    out = finished[0]
+    for name, damage, message in kept_folder_cases(out, corpus):
+        folder = tmp_path / name
+        if callable(damage):
+            damage(shutil.copytree(out / "finetune", folder))
+        else:
+            edited_folder(out / "finetune", folder, **damage)
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(flags(corpus, tmp_path / "eval", "--checkpoint", folder))
+        assert message in str(e.value) and str(folder) in str(e.value), (name, str(e.value))
+        assert "nothing was loaded or written" in str(e.value) and not (tmp_path / "eval").exists(), name
+    # NaN weights in the pre-training: fine-tuning refuses them before it starts (not as a non-finite loss)
+    nan = edited_folder(out / "pretrain", tmp_path / "nan-pretrain",
+                        tensors=lambda s: s["prototypes"].view(-1).__setitem__(3, math.inf))
+    with pytest.raises(SystemExit, match="tensor 'prototypes' holds non-finite values"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", nan))
+    assert not (tmp_path / "ft").exists()
+    # frozen weights that are not those the folder records: refused, naming the base
+    other = edited_folder(out / "finetune", tmp_path / "other-base", config=lambda c: c["bases"]["dino"].update(
+        sha256="0" * 64))
+    with pytest.raises(SystemExit, match=r"field bases.dino.sha256: the frozen weights of the base 'the seeded random "
+                                         r"weights of the preset' give [0-9a-f]{12}, the folder records 000000000000"):
+        evaluate.main(flags(corpus, tmp_path / "eval2", "--checkpoint", other))
+    outdir.release()
+
+
+def test_a_full_disk_is_a_clear_error_and_keeps_the_old_files(finished, corpus, tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.torch
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    kept = hf_folder.read(out / "finetune", "finetune")
+    net = hf_folder.build(kept, "finetune")
+    setup = run.Setup(cli.parse(evaluate.flags(), flags(corpus, out)), kept.cfg, corpus, kept.tok, "cpu")
+    about = kept.training | {"kind": "finetune"}
+    names = {n for n, p in net.named_parameters() if p.requires_grad}
+    before = digests(out)
+
+    def full(state, path, metadata=None):
+        Path(path).write_bytes(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(SystemExit, match=f"could not write '{out / 'finetune'}' \\(the disk is full\\): OSError"):
+        hf_folder.save(out / "finetune", net, setup, about, names)
+    monkeypatch.setattr(torch, "save", lambda *a: (_ for _ in ()).throw(
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")))
+    with pytest.raises(SystemExit, match=r"could not write '.*pretrain.last.pt' \(a full disk\?\)"):
+        checkpoint.save_checkpoint(out / "pretrain.last.pt", model={})
+    assert digests(out) == before and not [p for p in out.iterdir() if ".tmp" in p.name]
+
+
+def evidence_lines(printed: str) -> list:
+    """The `  <pseudo-gloss>  E-hat <x>  frames ...` lines of tools/analysis.py --video's output."""
+    return [ln.strip() for ln in printed.splitlines() if " E-hat " in ln]
+
+
+def test_a_folder_in_a_fresh_process_translates_and_finds_as_the_run_that_wrote_it(corpus, tmp_path, monkeypatch):
+    kept, real = {}, hf_folder.save
+
+    def save(path, net, *args, **kwargs):  # the run's own models, as they were when kept
+        kept[path.name] = copy.deepcopy(net).eval()
+        return real(path, net, *args, **kwargs)
+    monkeypatch.setattr(hf_folder, "save", save)
+    out = tmp_path / "run"
+    pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
+    outdir.release()
+    clip = copy_test_video(corpus, tmp_path / "clip", 1)
+    # in this process, with the writing run's models and tokenizer: the test translations and the clip's E-hat
+    args = cli.parse(tools_flags(), flags(corpus, out, "--max-new-tokens", "5"))
+    setup = run.setup(args, read_json(out / "finetune" / "config.json")["model"], tok=tokenizer.Tokenizer.load(out),
+                      splits=("test",))
+    hyps, _ = run.translate(kept["finetune"], run.loader(setup, "test", augment=False), setup.tok, "cpu", 4, 5)
+    pixels, _, _ = analysis.read_video(clip)
+    batch = analysis.video_batch(pixels, "clip", setup)
+    _, _, evidence, mask = analysis.pretrain_outputs(kept["pretrain"], batch, setup, pretrain.Recipe().tau)
+    evidence = evidence[0, :int(mask[0].sum())]
+    vocab = read_json(out / "pretrain" / "config.json")["pseudoglosses"]
+    expected = [f"{vocab[u]:<16} E-hat {float(evidence[:, u].sum()):.2f}"
+                for u in analysis.found_glosses(evidence, 0.5, 5)]
+    # in a fresh process, from the folders alone
+    ev = script("evaluate.py", *flags(corpus, tmp_path / "ev", "--checkpoint", out / "finetune", "--max-new-tokens", 5))
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert (tmp_path / "ev" / "test.hyp.txt").read_text().splitlines() == hyps
+    video = script("-m", "tools.analysis", *flags(corpus, tmp_path / "an", "--checkpoint", out / "finetune",
+                                                  "--video", clip, "--max-new-tokens", 5))
+    assert video.returncode == 0, video.stderr[-2000:]
+    shown = evidence_lines(video.stdout)
+    assert [ln.split("  frames")[0] for ln in shown] == expected and len(expected) >= 1, (shown, expected)
+    assert f"translation: {hyps[1]}\n" in video.stdout
+
+
+def tools_flags():
+    ap = evaluate.flags()
+    ap.add_argument("--video")
+    return ap
+
+
+def test_a_hub_id_is_fetched_with_huggingface_hub(finished, corpus, tmp_path, monkeypatch):
+    import huggingface_hub
+    out = finished[0]
+    calls = []
+
+    def snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        calls.append((repo_id, allow_patterns))
+        if repo_id != "someone/hfa-slt-tiny":
+            raise huggingface_hub.errors.LocalEntryNotFoundError(f"{repo_id}: the hub is not reachable")
+        return str(shutil.copytree(out / "finetune", tmp_path / "cache" / "snapshot"))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    evaluate.main(flags(corpus, tmp_path / "ev", "--checkpoint", "someone/hfa-slt-tiny", "--max-new-tokens", "5"))
+    assert (tmp_path / "ev" / "test.hyp.txt").read_text() == (out / "test.hyp.txt").read_text()
+    assert calls[0][0] == "someone/hfa-slt-tiny" and "model.safetensors" in calls[0][1]
+    assert digests(tmp_path / "cache" / "snapshot") == digests(out / "finetune")  # a download is not written to
+    with pytest.raises(SystemExit, match="--checkpoint 'someone/missing': no such folder here, and the hub id could "
+                                         "not be fetched \\(LocalEntryNotFoundError"):
+        evaluate.main(flags(corpus, tmp_path / "ev2", "--checkpoint", "someone/missing"))
+    outdir.release()
+
+
+def test_folder_layout_card_and_standalone(finished, corpus, tmp_path):
+    out, _ = finished
+    names = sorted(str(p.relative_to(out / "finetune")) for p in (out / "finetune").rglob("*") if p.is_file())
+    assert names == ["README.md", "config.json", "model.safetensors", "tokenizer/spm.model", "tokenizer/tokenizer.json",
+                     "training.json"]
+    assert (out / "finetune" / "model.safetensors").stat().st_mode & 0o777 == 0o644    # readable to share
+    card_ = (out / "finetune" / "README.md").read_text()
+    front = card_.split("---\n")[1]
+    assert "language:\n- de\n" in front and "license: other" in front and "- bleu\n" in front
+    assert "- sign-language-translation" in front and "datasets:\n- synthetic\n" in front
+    assert "### test" in card_ and (out / "test.hyp.txt").exists()               # evaluate.py's table
+    table = card_.split("### test")[1]
+    assert "BLEU-4" in table and "| raw |" in table
+    assert read_json(out / "finetune" / "training.json")["pretrained"]["sha256"] == hf_folder.digest(out / "pretrain")
+    # --standalone: the frozen DINOv2 is in the folder too, and the model it gives is the same
+    alone = tmp_path / "alone"
+    pretrain.main(train_flags(corpus, alone, "--epochs", "1", "--standalone"))
+    outdir.release()
+    from safetensors import safe_open
+    with safe_open(alone / "pretrain" / "model.safetensors", "pt") as f, \
+            safe_open(out / "pretrain" / "model.safetensors", "pt") as g:
+        frozen = set(f.keys()) - set(g.keys())
+    assert frozen and all(k.startswith(("sign.visual.dino.", "text_encoder.")) or ".base." in k for k in frozen)
+    assert any(k.startswith("sign.visual.dino.embeddings") for k in frozen)
+    assert read_json(alone / "pretrain" / "config.json")["standalone"] is True
+    pre = hf_folder.read(alone / "pretrain", "pretrain")
+    net = hf_folder.build(pre, "pretrain")
+    state = net.state_dict()
+    assert all(torch.equal(state[k], pre.state[k]) for k in pre.state)
+
+
+def test_a_run_repeated_from_its_record_gives_the_same_flags_and_weights(finished, corpus, tmp_path):
+    """pretrain.py and finetune.py given only --config <kept folder> and a new --out: the same training.json
+    flags and, bit for bit, the same kept weights."""
+    out, again = finished[0], tmp_path / "again"
+
+    def other_sentences(root):
+        csv = data.annotation_path(root, "dev")
+        lines = csv.read_text(encoding="utf-8").splitlines()
+        csv.write_text("\n".join(lines[:1] + [ln + " und" for ln in lines[1:]]) + "\n", encoding="utf-8")
+    other = copy_corpus(corpus, tmp_path, other_sentences)
+    with pytest.raises(SystemExit, match=r"was trained on another dataset than the one under .* --data DIR"):
+        pretrain.main(["--config", str(out / "pretrain"), "--data", str(other), "--out", str(again)])
+    assert not again.exists()  # the record names its dataset ("synthetic"), not where it lies: --data says where
+    pretrain.main(["--config", str(out / "pretrain"), "--data", str(corpus), "--out", str(again), "--workers", "0"])
+    finetune.main(["--config", str(out / "finetune" / "training.json"), "--data", str(corpus), "--out", str(again),
+                   "--workers", "0"])
+    outdir.release()
+    for kind in ("pretrain", "finetune"):
+        assert read_json(again / kind / "training.json")["flags"] == read_json(out / kind / "training.json")["flags"]
+        assert (again / kind / "model.safetensors").read_bytes() == (out / kind / "model.safetensors").read_bytes()
+    # the command line overrides the file
+    args = cli.parse(pretrain.flags(), ["--config", str(out / "pretrain"), "--seed", "5"], "pretrain")
+    recorded = read_json(out / "pretrain" / "training.json")["flags"]
+    assert args.seed == 5 and args.lr == recorded["lr"] == 3e-4 and args.batch_size == 4 and args.epochs == 1
+
+
+def test_config_files_set_flags_through_their_types_and_refuse_naming_the_key(finished, corpus, tmp_path):
+    out = finished[0]
+    (tmp_path / "ok.yaml").write_text("data: synthetic\nbatch-size: 2\nlr: 1.0e-4\n--packed: true\n"
+                                      "psp_loss: authors\nfasttext: null\n", encoding="utf-8")
+    args = cli.parse(pretrain.flags(), ["--config", str(tmp_path / "ok.yaml")], "pretrain")
+    assert (args.batch_size, args.lr, args.packed, args.psp_loss, args.fasttext) == (2, 1e-4, True, "authors",
+                                                                                    "skipgram")  # the tiny preset's
+    (tmp_path / "ok.json").write_text(json.dumps({"split": "dev", "beams": 2}), encoding="utf-8")
+    args = cli.parse(evaluate.flags(), ["--config", str(tmp_path / "ok.json"), "--beams", "3"], "evaluate")
+    assert (args.split, args.beams) == ("dev", 3)
+    cases = {"epochs: 2\n": ("finetune", r"key 'epochs' is not a flag of finetune"),
+             "batch_size: -1\n": ("pretrain", r"key 'batch_size': must be a positive integer, got '-1'"),
+             "seed: 1.5\n": ("pretrain", r"key 'seed': invalid literal for int"),
+             "packed: 1\n": ("pretrain", r"key 'packed' is 1: the switch --packed is true or false"),
+             "lr: [1, 2]\n": ("pretrain", r"key 'lr' is \[1, 2\]: expected one value"),
+             "lr: null\n": ("pretrain", r"key 'lr' is None"),
+             "psp-loss: mine\n": ("pretrain", r"key 'psp-loss' is 'mine', not one of paper, authors"),
+             "config: other.yaml\n": ("pretrain", r"key 'config' is not a flag"),
+             "- lr\n": ("pretrain", r"holds a list, not a mapping"),
+             "lr: [\n": ("pretrain", r"cannot be read as YAML")}
+    for i, (text, (stage, message)) in enumerate(cases.items()):
+        (tmp_path / f"bad{i}.yaml").write_text(text, encoding="utf-8")
+        recipe = {"pretrain": pretrain, "finetune": finetune}[stage]
+        with pytest.raises(SystemExit, match=f"--config '.*bad{i}.yaml': {message}"):
+            recipe.main(train_flags(corpus, tmp_path / f"out{i}", "--config", tmp_path / f"bad{i}.yaml"))
+        assert not (tmp_path / f"out{i}").exists()
+    # the record of another stage, and no file at all
+    with pytest.raises(SystemExit, match=r"training.json': key kind is 'pretrain': the record of another stage"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--config", out / "pretrain"))
+    with pytest.raises(SystemExit, match=r"training.json': key kind is 'finetune': the record of another stage"):
+        evaluate.main(flags(corpus, tmp_path / "ev", "--config", out / "finetune" / "training.json"))
+    with pytest.raises(SystemExit, match=r"--config '.*missing.yaml': no such file"):
+        pretrain.main(train_flags(corpus, tmp_path / "pt", "--config", tmp_path / "missing.yaml"))
+    assert not {"ft", "ev", "pt"} & {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_kept_folder_records_package_versions_and_the_code_commit(finished, tmp_path, monkeypatch):
+    from importlib import metadata
+    from harness import provenance
+    software = read_json(finished[0] / "finetune" / "training.json")["software"]
+    assert software["packages"]["torch"] == metadata.version("torch") == torch.__version__
+    for name in ("transformers", "sentencepiece", "fasttext", "HanTa", "jieba"):
+        assert software["packages"][name] == metadata.version(name)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=HERE, capture_output=True, text=True)
+    assert software["code"] == ({"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+                                if head.returncode == 0 else "not a git checkout")
+    monkeypatch.setattr(provenance, "PROJECT", tmp_path)                  # a copy of the code without .git
+    assert provenance.code() == "not a git checkout"
+    bad = edited_folder(finished[0] / "finetune", tmp_path / "bad",
+                        training=lambda t: t["software"]["code"].update(dirty="yes") if isinstance(
+                            t["software"]["code"], dict) else t["software"].update(code=1))
+    with pytest.raises(SystemExit, match=r"training.json' field software.code"):
+        hf_folder.read(bad, "finetune")
+
+
+def test_model_card_front_matter_and_results_round_trip_through_huggingface_hub(finished, corpus):
+    from huggingface_hub import ModelCard
+    out = finished[0]
+    loaded = ModelCard.load(out / "finetune" / "README.md")
+    data_ = loaded.data
+    assert (data_.library_name, data_.language, data_.license, data_.datasets) == ("pytorch", ["de"], "other",
+                                                                                    ["synthetic"])
+    assert data_.base_model is None and data_.pipeline_tag is None           # tiny: seeded random bases
+    hyps = (out / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
+    refs = (out / "test.ref.txt").read_text(encoding="utf-8").splitlines()
+    raw = {(r.metric_type, r.metric_name): r for r in data_.eval_results if r.metric_args["scoring"] == "raw"}
+    assert {r.dataset_split for r in data_.eval_results} == {"test"} and len(raw) == 5
+    for n in range(1, 5):
+        bleu = sacrebleu.BLEU(max_ngram_order=n)
+        assert raw["bleu", f"BLEU-{n}"].metric_value == round(bleu.corpus_score(hyps, [refs]).score, 2)
+        assert raw["bleu", f"BLEU-{n}"].metric_config == str(bleu.get_signature())     # nrefs:1|case:mixed|...
+    assert raw["rouge", "ROUGE-L"].metric_value == round(metrics.rouge_l(hyps, refs), 2)
+    again = ModelCard(str(loaded))                                          # written, read back: the same data
+    assert again.data.to_dict() == data_.to_dict() and again.data.eval_results == data_.eval_results
+    assert "`" + read_json(out / "finetune" / "config.json")["bases"]["dino"]["sha256"][:16] + "`" in loaded.text
+    # the paper preset's bases: hub ids are the Hub's base_model; a local folder is said in the text only
+    config = read_json(out / "finetune" / "config.json")
+    training = read_json(out / "finetune" / "training.json")
+    config["bases"]["dino"]["hub_id"], config["bases"]["mbart"]["hub_id"] = "facebook/dinov2-small", "facebook/x"
+    assert ModelCard(card.model_card(config, training, "phoenix14t")).data.base_model == [
+        "facebook/dinov2-small", "facebook/x"]
+    config["bases"]["mbart"].update(hub_id=None, folder="my-mbart")
+    local = ModelCard(card.model_card(config, training, "phoenix14t"))
+    assert local.data.base_model == ["facebook/dinov2-small"] and "local base folders (mbart)" in local.text
+    assert local.data.license == "cc-by-nc-sa-3.0" and local.data.license_name is None
+
+
+def test_the_card_is_written_from_its_data_whatever_the_dataset_folder_is_called(finished, corpus, tmp_path):
+    """A dataset folder named like the card's sections and fences (issue X, case 8): each split's results are
+    kept when another is added, and the flags read back as written."""
+    from huggingface_hub import ModelCard
+    out, odd = tmp_path / "run", "ev## Evaluation\n```\n### test"
+    kept = hf_folder.read(edited_folder(finished[0] / "finetune", out / "finetune",
+                                        training=lambda t: t["flags"].update(data=odd)), "finetune")
+    scores = {"bleu1": 40.0, "bleu2": 30.0, "bleu3": 20.0, "bleu4": 10.0, "rouge": 35.0}
+    signature = {"bleu": "nrefs:1|tok:13a", "rouge": "words"}
+    evaluate.update_card(kept, out, "test", card.results("test", "synthetic", {"raw": scores}, signature))
+    evaluate.update_card(kept, out, "dev", card.results("dev", "synthetic", {"raw": scores | {"bleu4": 12.5}},
+                                                        signature))
+    evaluate.update_card(kept, out, "test", card.results("test", "synthetic", {"raw": scores | {"bleu4": 11.0}},
+                                                         signature))
+    loaded = ModelCard.load(out / "finetune" / "README.md")
+    bleu4 = {r.dataset_split: r.metric_value for r in loaded.data.eval_results if r.metric_name == "BLEU-4"}
+    assert bleu4 == {"test": 11.0, "dev": 12.5} and len(loaded.data.eval_results) == 10
+    flags_block = loaded.text.split("(`training.json`; repeat the run with `--config FOLDER`):\n\n")[1]
+    fence = flags_block.split("\n")[0]
+    assert fence == "````" and json.loads(flags_block[len(fence):].split(fence)[0])["data"] == odd
+    assert loaded.text.count("| raw | 40.00 | 30.00 | 20.00 |") == 2
+
+
+def test_the_docs_example_loads_in_one_call_and_translates(finished, corpus, tmp_path, monkeypatch, capsys):
+    """docs/checkpoints.md's Python example, run as it is written in a folder holding its two paths (the tiny
+    run's fine-tuned folder, a test video as the frame folder clip.mp4): it prints the translation that the
+    folder read and built step by step gives."""
+    page = (Path(HERE) / "docs" / "checkpoints.md").read_text(encoding="utf-8")
+    example = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    assert len(example) == 1 and "from_pretrained(" in example[0]
+    shutil.copytree(finished[0] / "finetune", tmp_path / "runs" / "phoenix14t-paper" / "finetune")
+    copy_test_video(corpus, tmp_path / "clip.mp4")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example[0], "docs/checkpoints.md", "exec"), {})
+    printed = capsys.readouterr().out
+    kept = hf_folder.read(tmp_path / "runs" / "phoenix14t-paper" / "finetune", "finetune")
+    net = hf_folder.build(kept, "finetune")
+    frames = data.SignVideos(corpus, "test", size=kept.cfg.image_size)[1]["frames"]
+    batch = data.collate([{"name": "clip", "translation": "", "frames": frames}])
+    assert printed == run.translate(net, [batch], kept.tok, "cpu", num_beams=4, max_new_tokens=150)[0][0] + "\n"
+    model_, tok = hf_folder.from_pretrained(finished[0] / "pretrain", "pretrain")
+    assert isinstance(model_, model.PretrainModel) and not model_.training
+    assert tok.fingerprint() == kept.tok.fingerprint()
+    with pytest.raises(SystemExit, match=r"from_pretrained: checkpoint not found: 'nowhere'"):
+        hf_folder.from_pretrained("nowhere")
+
+
+def test_resume_without_the_last_state_keeps_the_kept_weights(finished, corpus, tmp_path):
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    (out / "pretrain.last.pt").unlink()
+    before = digests(out)
+    with pytest.raises(SystemExit) as e:
+        pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume"))
+    assert f"--resume: '{out}' holds pretrain but not pretrain.last.pt" in str(e.value)
+    assert "--overwrite" in str(e.value)
+    assert digests(out) == before                                                    # nothing replaced or moved
+    out = shutil.copytree(finished[0], tmp_path / "run2")
+    for name in ("finetune-stage1.last.pt", "finetune-stage2.last.pt"):
+        (out / name).unlink()
+    before = digests(out)
+    with pytest.raises(SystemExit) as e:
+        finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features",
+                                  "--resume"))
+    assert f"--resume: '{out}' holds finetune but not finetune-stage1.last.pt or finetune-stage2.last.pt" \
+        in str(e.value)
+    assert digests(out) == before
+    outdir.release()
+
+
+def test_links_planted_in_out_are_refused_and_never_followed(corpus, tmp_path):
+    out, precious = tmp_path / "run", tmp_path / "precious.txt"
+    out.mkdir()
+    precious.write_text("PRECIOUS\n")
+    (out / ".lock").symlink_to(precious)
+    with pytest.raises(SystemExit, match=f"'{out / '.lock'}' cannot be this run's lock file .*a symbolic link to "
+                       f"'{precious}'\\): remove it; nothing was written"):
+        pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    (out / ".lock").unlink()
+    (out / "clip.glosses.png").symlink_to(precious)
+    with pytest.raises(SystemExit, match=f"'{out / 'clip.glosses.png'}' is a symbolic link \\(to '{precious}'\\): "
+                       "this project never writes through links"):
+        files.atomic_write(out / "clip.glosses.png", lambda tmp: tmp.write_text("picture"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "cache").symlink_to(elsewhere)
+    with pytest.raises(SystemExit, match=f"'{out / 'cache'}' is a symbolic link \\(to '{elsewhere}'\\)"):
+        pseudogloss_cache.pseudoglosses(corpus, cache_dir=out / "cache")
+    assert precious.read_text() == "PRECIOUS\n" and list(elsewhere.iterdir()) == []
+    outdir.release()
+
+
+def test_out_is_a_folder_apart_from_the_dataset_and_the_video(finished, corpus, tmp_path):
+    root = copy_corpus(corpus, tmp_path)
+    before = digests(root)
+    for out, how in ((root, "is"), (root / "runs" / "a", "is inside")):
+        with pytest.raises(SystemExit, match=f"--out '{out}' {how} the dataset root '{root}', which is only read"):
+            pretrain.main(train_flags(root, out, "--epochs", "1"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit, match=f"--out '{afile}' exists and is not a folder \\(a file\\)"):
+        pretrain.main(train_flags(root, afile, "--epochs", "1"))
+    video = root / data.FRAME_DIR / "test" / data.read_split(root, "test")[0]["name"]
+    with pytest.raises(SystemExit, match=f"--out '{video}' is the --video folder '{video}', which is only read"):
+        analysis.main(flags(root, video, "--checkpoint", finished[0] / "finetune", "--pretrained",
+                            finished[0] / "pretrain", "--video", video))
+    assert digests(root) == before and not any(p.name == ".lock" for p in root.rglob("*"))
+    outdir.release()
+
+
+def test_a_refused_resume_moves_nothing_and_shows_values_as_given(finished, corpus, tmp_path):
+    out = shutil.copytree(finished[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock", "replaced-*"))
+    (tmp_path / "my_corpus").symlink_to(corpus)
+    before = digests(out)
+    with pytest.raises(SystemExit) as refused:
+        pretrain.main(train_flags(tmp_path / "my_corpus", out, "--epochs", "1", "--resume", "--lr", "0.01"))
+    message = str(refused.value)  # --data as recorded: the dataset's name or layout, never its path
+    assert "--data: 'synthetic' -> 'phoenix14t'" in message and "my_corpus" not in message
+    assert "--lr: 0.0003 -> 0.01" in message and message.endswith("nothing was moved aside")
+    after = digests(out)
+    assert {k: v for k, v in after.items() if not k.startswith("cache")} == \
+        {k: v for k, v in before.items() if not k.startswith("cache")} and not list(out.glob("replaced-*"))
+    outdir.release()
+
+
+def test_atomic_write_replaces_files_and_folders_whole(tmp_path, monkeypatch):
+    def folder_of(files):
+        def write(tmp):
+            tmp.mkdir()
+            for name, text in files.items():
+                (tmp / name).write_text(text)
+        return write
+    pack = tmp_path / "sub" / "pack"
+    files.atomic_write(pack, folder_of({"a": "1", "b": "2"}))
+    files.atomic_write(pack, folder_of({"c": "3"}))                    # a folder replaces a folder, whole
+    assert {p.name: p.read_text() for p in pack.iterdir()} == {"c": "3"}
+
+    def broken(tmp):
+        folder_of({"half": "x"})(tmp)
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        files.atomic_write(pack, broken)
+    assert [p.name for p in pack.iterdir()] == ["c"] and [p.name for p in (tmp_path / "sub").iterdir()] == ["pack"]
+    files.atomic_write(tmp_path / "f.txt", lambda tmp: tmp.write_text("x"))
+    assert (tmp_path / "f.txt").read_text() == "x"
+    # one root resolver: a generated corpus that is not there names the command that makes it
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="`python -m tools.synthetic --setting synthetic-hard`"):
+        data.resolve_root("synthetic-hard")
+    with pytest.raises(FileNotFoundError, match="`python -m tools.synthetic`"):
+        data.resolve_root("synthetic")
+    assert set(synthetic.SETTINGS) == set(data.SYNTHETIC)
+
+
+def fake_kept_folder(folder):
+    """A folder with a kept-weights folder's files (hf_folder.CONFIG, TRAINING, WEIGHTS), as <run>/pretrain is."""
+    folder.mkdir(parents=True)
+    for name in ("config.json", "training.json", "model.safetensors"):
+        (folder / name).write_text("{}")
+    return folder
+
+
+def test_out_inside_a_kept_folder_is_refused_before_anything_is_written(corpus, tmp_path):
+    kept = fake_kept_folder(tmp_path / "run" / "pretrain")
+    before = digests(tmp_path / "run")
+    for out, how in ((kept, "is"), (kept / "nested", "is inside")):
+        with pytest.raises(SystemExit, match=f"--out '{out}' {how} the kept weights '{kept}' of a run"):
+            pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    assert digests(tmp_path / "run") == before and not (kept / "nested").exists() and not (kept / ".lock").exists()
+
+
+def dead_pid() -> int:
+    """A process id no process has now (files._process_alive's own test, by os.kill)."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+def test_a_replacement_killed_between_its_renames_is_put_back(tmp_path):
+    # what atomic_write leaves when killed after setting <out>/pretrain aside and before renaming the new one in
+    out = tmp_path / "run"
+    hidden = out / f".pretrain.old{dead_pid()}-0badc0de"
+    hidden.mkdir(parents=True)
+    (hidden / "config.json").write_text("the best weights")
+    (out / "pretrain.last.pt").write_bytes(b"state")
+    outdir.claim(out, "pretrain", resume=True, overwrite=False)   # the next start, with --resume
+    outdir.release(out)
+    assert (out / "pretrain" / "config.json").read_text() == "the best weights" and not hidden.exists()
+    # the same kill, then a save that fails: the old copy is back, not deleted with the temporaries
+    hidden = tmp_path / f".pack.old{dead_pid()}-0badc0de"
+    hidden.mkdir()
+    (hidden / "a").write_text("old")
+
+    def broken(tmp):
+        tmp.mkdir()
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        files.atomic_write(tmp_path / "pack", broken)
+    assert (tmp_path / "pack" / "a").read_text() == "old" and not hidden.exists()
+
+
+def test_control_characters_in_a_translation_are_named_at_read_time(corpus, tmp_path):
+    def nul(root):
+        path = data.annotation_path(root, "dev")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        lines[2] = lines[2][:-3] + "\x00" + lines[2][-3:]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    root = copy_corpus(corpus, tmp_path, nul)
+    with pytest.raises(SystemExit, match=f"'{data.annotation_path(root, 'dev')}', line 3, field translation: "
+                                         "control character U\\+0000 at position"):
+        data.read_splits(root, ["train"])
+    labels = {"info": [{"name": "S000000_P0000_T00", "label_char": ["今", "\x1b", "天"]}]}
+    (tmp_path / "csl" / "sentence_label").mkdir(parents=True)
+    with open(tmp_path / "csl" / "sentence_label" / "csl2020ct_v2.pkl", "wb") as f:
+        pickle.dump(labels, f)
+    with pytest.raises(ValueError, match=r"info\[0\] \('S000000_P0000_T00'\): control character U\+001B"):
+        from corpora import csl_daily
+        csl_daily.read_labels(tmp_path / "csl" / "sentence_label" / "csl2020ct_v2.pkl")
+
+
+def test_an_empty_root_variable_or_data_flag_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PHOENIX14T_ROOT", "")
+    with pytest.raises(FileNotFoundError, match="\\$PHOENIX14T_ROOT is set but empty: set it to the dataset's "
+                                                "folder .*, or unset it to read data/phoenix14t"):
+        data.resolve_root("phoenix14t")
+    with pytest.raises(FileNotFoundError, match="--data is empty"):
+        data.resolve_root("")
+
+
+def test_config_numbers_are_checked_before_a_model_is_built(finished, tmp_path, monkeypatch):
+    source = finished[0] / "finetune"
+    cases = [(dict(temporal_layers=300), "field model.temporal_layers is 300: more than 256 layers"),
+             (dict(temporal_heads=0), "field model.temporal_heads is 0: a width, size or count must be positive"),
+             (dict(image_size=0), "field model.image_size is 0: a width"),
+             (dict(dino_arch={"patch_size": 0}), "field model.dino_arch.patch_size is 0: a width"),
+             (dict(temporal_heads=3), "field model.temporal_heads 3 does not divide model.frame_dim 64"),
+             (dict(image_size=36), "field model.dino_arch.patch_size 8 does not divide model.image_size 36"),
+             (dict(mbart_arch={"encoder_attention_heads": 5}),
+              "field model.mbart_arch.encoder_attention_heads 5 does not divide model.mbart_arch.d_model 64"),
+             (dict(frame_dim=65536, temporal_mlp=65536), "gives a model of about .* weights")]
+    monkeypatch.setattr(model, "build_translation_model", lambda *a, **k: pytest.fail("built before the checks"))
+    for i, (fields, message) in enumerate(cases):
+        def edit(c):
+            for k, v in fields.items():
+                c["model"][k] = c["model"][k] | v if isinstance(v, dict) else v
+        folder = edited_folder(source, tmp_path / str(i), config=edit)
+        with pytest.raises(SystemExit, match=f"config.json' {message}"):
+            hf_folder.read(folder, "finetune")
+    monkeypatch.undo()
+    # the estimate bounds the models torch builds from above, within a factor 1.6 (paper: 550M; 346M and 403M)
+    for preset in ("tiny", "paper"):
+        cfg = dataclasses.replace(model.PRESETS[preset], vocab_size=2172, pretrained=False)
+        fields = dataclasses.asdict(cfg)
+        with torch.device("meta"):
+            built = [sum(t.numel() for t in build(cfg).state_dict().values())
+                     for build in (model.build_pretrain_model, model.build_translation_model)]
+        estimate = limits.estimate_parameters(lambda n: fields[n] if "." not in n else
+                                              fields[n.split(".")[0]][n.split(".")[1]])
+        assert max(built) <= estimate <= 1.6 * max(built), (preset, built, estimate)
+
+
+def safetensors_file(path, header: bytes):
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    return path
+
+
+def test_crafted_headers_and_deep_json_are_refused_with_a_message(tmp_path):
+    cases = [(b'{"__metadata__": {"format": 1}}', "__metadata__ that is not an object of strings"),
+             (b'{"__metadata__": ["pt"]}', "__metadata__ that is not an object of strings"),
+             (b'\xef\xbb\xbf{"__metadata__": {"format": "pt"}}', "UTF-8 byte-order mark"),
+             (b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "its header nests deeper than 32 levels")]
+    for i, (header, message) in enumerate(cases):
+        with pytest.raises(SystemExit, match=message):
+            hf_folder.check_header(safetensors_file(tmp_path / f"{i}.safetensors", header), {})
+    deep = tmp_path / "config.json"
+    deep.write_text('{"model": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    with pytest.raises(SystemExit, match="config.json' is not JSON \\(ValueError: config.json nests deeper than 32"):
+        hf_folder.read_json(deep)
+    assert limits.loads('{"a": "[[[[", "b": [[1]]}', "x") == {"a": "[[[[", "b": [[1]]}  # brackets in strings
+
+
+def test_a_full_disk_reported_by_safetensors_is_a_clear_error(finished, corpus, tmp_path, monkeypatch):
+    import safetensors.torch
+    from safetensors import SafetensorError
+    out = shutil.copytree(finished[0], tmp_path / "run")
+    kept = hf_folder.read(out / "finetune", "finetune")
+    net = hf_folder.build(kept, "finetune")
+    setup = run.Setup(cli.parse(evaluate.flags(), flags(corpus, out)), kept.cfg, corpus, kept.tok, "cpu")
+    before = digests(out)
+
+    def full(state, path, metadata=None):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+                              'space left on device" })')
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(SystemExit, match=f"could not write '{out / 'finetune'}' \\(the disk is full\\): "
+                                         "SafetensorError"):
+        hf_folder.save(out / "finetune", net, setup, kept.training | {"kind": "finetune"},
+                       {n for n, p in net.named_parameters() if p.requires_grad})
+    assert digests(out) == before
+
+
+def test_links_at_the_stages_files_are_refused_when_out_is_claimed(finished, corpus, tmp_path, monkeypatch):
+    out = shutil.copytree(finished[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    elsewhere = shutil.copytree(out / "pretrain", tmp_path / "elsewhere")
+    shutil.rmtree(out / "pretrain")
+    (out / "pretrain").symlink_to(elsewhere)
+    monkeypatch.setattr(run, "loader", lambda *a, **k: pytest.fail("trained before the link was refused"))
+    with pytest.raises(SystemExit, match=f"'{out / 'pretrain'}' is a symbolic link \\(to '{elsewhere}'\\)"):
+        pretrain.main(train_flags(corpus, out, "--epochs", "1", "--resume"))
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "cache").symlink_to(elsewhere)
+    with pytest.raises(SystemExit, match=f"'{fresh / 'cache'}' is a symbolic link .*nothing was written"):
+        pretrain.main(train_flags(corpus, fresh, "--epochs", "1"))
+    assert sorted(p.name for p in fresh.iterdir()) == ["cache"]
+    outdir.release()
+
+
+def test_max_new_tokens_beyond_the_decoders_positions_is_refused_first(finished, corpus, tmp_path, monkeypatch):
+    kept = hf_folder.read(finished[0] / "finetune", "finetune")
+    # 512 positions (the tiny preset): 512 new tokens fit, 513 raise IndexError in transformers' generate
+    evaluate.check_max_new_tokens(argparse.Namespace(max_new_tokens=512), kept)
+    monkeypatch.setattr(run, "translate", lambda *a, **k: pytest.fail("translated before the check"))
+    with pytest.raises(SystemExit, match="--max-new-tokens 600: the decoder of .* has 512 positions"):
+        evaluate.main(flags(corpus, tmp_path / "ev", "--checkpoint", finished[0] / "finetune",
+                            "--max-new-tokens", "600"))
+    assert not (tmp_path / "ev").exists()
+
+
+def test_finetune_pretrained_takes_a_hub_id(corpus, tmp_path, monkeypatch):
+    import huggingface_hub
+    calls = []
+
+    def snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        calls.append(repo_id)
+        raise huggingface_hub.errors.LocalEntryNotFoundError(f"{repo_id}: the hub is not reachable")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    with pytest.raises(SystemExit, match="--pretrained 'someone/hfa-pretrain': no such folder here, and the hub id "
+                                         "could not be fetched"):
+        finetune.main(train_flags(corpus, tmp_path / "ft", "--pretrained", "someone/hfa-pretrain"))
+    assert calls == ["someone/hfa-pretrain"]
+
+
+def test_analysis_video_is_checked_before_out_is_claimed(finished, corpus, tmp_path):
+    out, clip = finished[0], copy_test_video(corpus, tmp_path / "clip", 1)
+    fifo, damaged, bomb = tmp_path / "fifo.mp4", tmp_path / "damaged.mp4", copy_test_video(corpus, tmp_path / "bomb")
+    os.mkfifo(fifo)
+    damaged.write_bytes(b"\0" * 4096)
+    png_bomb(sorted(bomb.iterdir())[0])
+    for video, message in ((tmp_path / "missing.mp4", "not a video file"), (fifo, "not a video file"),
+                           (damaged, "damaged.mp4"), (bomb, "")):
+        with pytest.raises(SystemExit, match=f"--video '{video}' cannot be read: .*{message}.*nothing was written"):
+            analysis.main(flags(corpus, tmp_path / "pic", "--checkpoint", out / "finetune", "--video", video))
+        assert not (tmp_path / "pic").exists()
+    with pytest.raises(SystemExit, match=f"--out '{out / 'pretrain'}' is the kept weights"):
+        analysis.main(flags(corpus, out / "pretrain", "--checkpoint", out / "finetune", "--video", clip))
+    assert not list((out / "pretrain").glob("*.png"))
+    outdir.release()
+
+
+def test_published_files_hold_no_path_of_this_machine(finished, corpus):
+    out = finished[0]
+    for kind in ("pretrain", "finetune"):
+        training = read_json(out / kind / "training.json")
+        assert training["flags"]["data"] == "synthetic" and len(training["flags"]["dataset"]) == 64
+        for name in ("training.json", "config.json", "README.md"):
+            text = (out / kind / name).read_text(encoding="utf-8")
+            assert str(corpus) not in text and str(out) not in text and str(Path.home()) not in text, (kind, name)
+    assert read_json(out / "finetune" / "training.json")["flags"]["pretrained"] is None
+
+
+# ----------------------------------------------------------------------------------------------
+# The tools: retrieval, localisation, a video of your own, the generated corpora, the benchmark
 
 
 def test_recall_at_k_by_hand():
@@ -3687,10 +3386,6 @@ def test_video_times_language_and_claim_of_out(finished, corpus, tmp_path, capsy
     assert str(refused.value) == ("the checkpoint's tokenizer is de_DE, --lang en asks for en (en_XX): pass the run "
                                   "and the data of one language, or drop --lang")
     outdir.release()
-
-
-# ----------------------------------------------------------------------------------------------
-# tools/synthetic.py, tools/fullsize.py, tools/startup.py: the generated corpora and their sign timings
 
 
 def corpus_digest(root):
@@ -3962,10 +3657,6 @@ def test_startup_stops_at_the_first_step_and_reports_its_cost(corpus, finished, 
     assert report["workers"][0]["vmhwm_mib"] > 0 and not (tmp_path / "ev" / "test.hyp.txt").exists()  # stopped
 
 
-# ----------------------------------------------------------------------------------------------
-# tools/benchmark.py: FLOP counts
-
-
 def test_flops_of_temporal_encoder_by_hand():
     cfg = model.get_config("tiny", vocab_size=100)          # width 64, MLP 128, 4 blocks, pooled after block 2
     D, M, B, T = 64, 128, 2, 10
@@ -3994,9 +3685,6 @@ def test_flops_per_step_multipliers():
     assert fine["mapper (x3)"] == 3 * 2 * (2 * 5) * 1024 * 1024                 # trained: x3, T = floor(8/2) + 1
     assert benchmark.peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and benchmark.peak_flops("x", 1.0) == 1.0
 
-
-# ----------------------------------------------------------------------------------------------
-# tools/memory.py: the peak of a training step on fake tensors
 
 def test_peak_bytes_counts_each_live_storage_once_by_hand():
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -4049,6 +3737,8 @@ def test_epoch_line_carries_the_cuda_peak(tmp_path, capsys):
 
 TOP = {"model", "losses", "lora", "tokenizer", "metrics", "data", "pseudogloss", "optim", "pretrain", "finetune",
        "evaluate"}
+
+
 # the paper's components, at the bottom with corpora/ (the dataset readers and decoders they need)
 COMPONENTS = {"model", "losses", "lora", "tokenizer", "metrics", "data", "pseudogloss", "optim"}
 
@@ -4152,7 +3842,7 @@ def test_readme_map_names_code_that_exists():
 
 def test_readme_reading_order_and_exercises_name_code_and_tests_that_exist():
     """Every function the README's "Reading order" and "Exercises" name is in the file named beside it, and every
-    exercise's test is a test of this file; at least six exercises."""
+    exercise's test is a test of this file, the first ones, in the README's order; at least six exercises."""
     import importlib
     import re
     readme = (Path(__file__).parent / "README.md").read_text(encoding="utf-8")
@@ -4169,6 +3859,10 @@ def test_readme_reading_order_and_exercises_name_code_and_tests_that_exist():
             assert any(_has(m, name) for m in modules), f"{name} not in {files}"
         for test in re.findall(r"`(test_\w+)`", row[4]) if row in exercises else []:
             assert callable(globals().get(test)), f"exercise test {test} does not exist"
+    # this file opens with the exercises' tests, in the README's order: a student finds them first
+    named = [t for row in exercises for t in re.findall(r"`(test_\w+)`", row[4])]
+    first = re.findall(r"^def (test_\w+)", Path(__file__).read_text(encoding="utf-8"), flags=re.M)[:len(named)]
+    assert first == named, first
 
 
 def test_design_citations_resolve():
@@ -4305,3 +3999,262 @@ def test_readme_recipe_turns_clips_and_sentences_into_the_custom_layout(tmp_path
 
 if __name__ == "__main__":  # the data-parallel test's worker processes
     ddp_worker(sys.argv[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared by the sections above: small sentences and trees in each layout, the tiny corpus and its finished run, fixtures
+
+
+def splits_of(root, names) -> dict:
+    """check_videos' argument: split -> its rows."""
+    return {s: data.read_split(root, s) for s in names}
+
+
+def tiny_batch(B=3, T=9, V=40):
+    torch.manual_seed(0)
+    frames = torch.randn(B, T, 3, 32, 32)
+    fmask = torch.ones(B, T, dtype=torch.bool)
+    fmask[1, 6:], fmask[2, 3:] = False, False
+    ids = torch.randint(4, V, (B, 7))
+    tmask = torch.ones(B, 7, dtype=torch.bool)
+    tmask[0, 5:] = False
+    return frames, fmask, ids, tmask
+
+
+def make_every_weight_count(net):
+    """Layer scale 1 (not 1e-5) and non-zero LoRA B, so that every trainable weight gets a visible gradient."""
+    for block in net.sign.temporal.blocks:
+        nn.init.ones_(block.layer_scale)
+    for n, p in net.named_parameters():
+        if "lora_B" in n:
+            nn.init.normal_(p, std=0.1)
+
+
+def grads(net):
+    return {n for n, p in net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
+SENTENCES = ["am donnerstag regnet es im norden", "morgen scheint im süden die sonne",
+             "in der nacht schneit es an der küste", "am wochenende wird es wieder wärmer"]
+
+
+def write_tree(root, videos, split="train", size=(60, 48)):
+    """A small corpus in the official PHOENIX14T layout, smooth frames (JPEG-friendly): videos = {name: (n_frames,
+    text)}."""
+    (root / "annotations" / "manual").mkdir(parents=True, exist_ok=True)
+    lines = ["name|video|start|end|speaker|orth|translation"]
+    y, x = np.mgrid[:size[0], :size[1]]
+    for v, (name, (n, translation)) in enumerate(videos.items()):
+        lines.append(f"{name}|{name}/1/*.png|-1|-1|Signer01|X|{translation}")
+        folder = root / data.FRAME_DIR / split / name
+        folder.mkdir(parents=True)
+        for t in range(n):  # a gradient that moves with t, so every frame differs from its neighbours
+            frame = 128 + 100 * np.sin(np.stack([x / 9 + t, y / 7 + v, (x + y) / 13 - t / 2], -1))
+            Image.fromarray(frame.astype(np.uint8)).save(folder / f"images{t + 1:04d}.png")
+    data.annotation_path(root, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory):
+    """pretrain.py's shared pseudo-gloss cache in a folder of the test session's, not the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(folder))
+        yield folder / "hfa-slt" / "pseudoglosses"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A few synthetic videos in the official layout."""
+    root = tmp_path_factory.mktemp("corpus") / "synthetic"
+    return synthetic.make_synthetic(root, seed=0, n_train=8, n_dev=3, n_test=3, frame_size=32)
+
+
+def flags(corpus, out, *extra):
+    """The flags every script takes (evaluate.py); training scripts add train_flags."""
+    return ["--data", str(corpus), "--preset", "tiny", "--out", str(out), "--workers", "0", "--batch-size", "4",
+            *map(str, extra)]
+
+
+def train_flags(corpus, out, *extra):
+    return flags(corpus, out, "--warmup-epochs", "1", *extra)
+
+
+@pytest.fixture(scope="module")
+def finished(corpus, tmp_path_factory):
+    """A finished run: pre-training, fine-tuning and evaluation in one folder; and what evaluate.py and
+    tools/analysis.py printed."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+    assert read_json(out / "pretrain" / "config.json")["pseudoglosses"] == sorted(
+        {g for s in data.SPLITS for r in data.read_split(corpus, s) for g in pseudogloss.extract(r["translation"])})
+    finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1", "--cache-features"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
+        analysis.main(flags(corpus, out, "--split", "test"))
+    outdir.release()  # main() keeps --out locked until the process ends; later tests run scripts into copies
+    return out, printed.getvalue()
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def script(*argv):
+    """Run a script of the project as a user does: `python pretrain.py ...` in the repository folder."""
+    return subprocess.run([sys.executable, *map(str, argv)], cwd=HERE, capture_output=True, text=True, timeout=300)
+
+
+def digests(folder) -> dict:
+    """sha256 of every file of a folder (sub-folders too), by relative name; the lock file aside."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def copy_corpus(corpus, tmp_path, edit=None):
+    """A copy of the corpus to damage; edit(root) damages it."""
+    root = shutil.copytree(corpus, tmp_path / "corpus" / "synthetic")
+    for cache in root.glob("pseudoglosses-*.pt"):
+        cache.unlink()
+    if edit:
+        edit(root)
+    return root
+
+
+def _has(module, dotted):
+    obj = module
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+def edited_checkpoint(source, dest, edit):
+    """A copy of the --resume state `source` at `dest` after edit(ckpt) (a crafted or mixed-up file)."""
+    ckpt = torch.load(source, weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, dest)
+    return dest
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def edited_folder(source, dest, config=None, tensors=None, training=None):
+    """A copy of the kept-weights folder `source` at `dest` after config(dict), tensors(dict) and training(dict)
+    edit its config.json, model.safetensors and training.json (a crafted or mixed-up folder)."""
+    from safetensors.torch import load_file, save_file
+    dest = shutil.copytree(source, dest, dirs_exist_ok=True)
+    for name, edit in (("config.json", config), ("training.json", training)):
+        if edit:
+            value = read_json(dest / name)
+            edit(value)
+            (dest / name).write_text(json.dumps(value), encoding="utf-8")
+    if tensors:
+        state = load_file(dest / "model.safetensors")
+        tensors(state)
+        save_file({k: v.contiguous() for k, v in state.items()}, dest / "model.safetensors")
+    return dest
+
+
+def copy_test_video(corpus, dest, i=1):
+    """The frame folder of the corpus's i-th test video, copied to `dest` (a video of one's own)."""
+    return shutil.copytree(corpus / data.FRAME_DIR / "test" / data.read_split(corpus, "test")[i]["name"], dest)
+
+
+def retrieval_line(printed: str) -> str:
+    """The `retrieval <split> (N videos): ... R@k ...` line of evaluate.py's output, or None."""
+    return next((ln for ln in printed.splitlines() if ln.startswith(("retrieval test", "retrieval dev"))), None)
+
+
+ZH_SENTENCES = ["我今天去超市买了三斤苹果。", "明天会下雨吗？", "我坐地铁去学校。", "医生说你要多喝水，好好休息。",
+                "这件衣服多少钱？", "我们周末去公园玩。", "鬱金香很漂亮。"]  # 鬱 and 鬯 once each: rare characters
+
+
+@pytest.fixture(scope="module")
+def lang_runs(tmp_path_factory):
+    """Pre-training, fine-tuning, evaluation and analysis on a few videos of each new synthetic corpus: lang ->
+    (corpus, run folder, evaluate's and analysis's results, their stdout, the stages' stderr)."""
+    results = {}
+    for lang in ("en", "zh"):
+        base = tmp_path_factory.mktemp(f"synthetic-{lang}")
+        corpus = synthetic.make_corpus(base / f"synthetic-{lang}", lang, n_train=8, n_dev=3, n_test=3, frame_size=32)
+        out = base / "run"
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            pretrain.main(train_flags(corpus, out, "--epochs", "1"))
+            finetune.main(train_flags(corpus, out, "--stage1-epochs", "1", "--stage2-epochs", "1"))
+            printed = stdout.getvalue()
+            result = evaluate.main(flags(corpus, out, "--split", "test", "--max-new-tokens", "5"))
+            result |= analysis.main(flags(corpus, out, "--split", "test"))
+        outdir.release()
+        results[lang] = (corpus, out, result, stdout.getvalue()[len(printed):], stderr.getvalue())
+    return results
+
+
+def moving_frames(n, height=48, width=64, seed=0):
+    """uint8 [n, height, width, 3]: smooth gradients that move with t (codec- and JPEG-friendly)."""
+    y, x = np.mgrid[:height, :width]
+    return np.stack([128 + 100 * np.sin(np.stack([x / 9 + t + seed, y / 7 + seed, (x + y) / 13 - t / 2], -1))
+                     for t in range(n)]).astype(np.uint8)
+
+
+def write_how2sign(root):
+    """How2Sign as its download script lays it out: train and val (our dev), a realigned CSV each; one train
+    sentence without a clip; quoted fields holding a tab, quotes and a pipe. Returns {split: [(name, sentence)]}."""
+    header = "VIDEO_ID\tVIDEO_NAME\tSENTENCE_ID\tSENTENCE_NAME\tSTART_REALIGNED\tEND_REALIGNED\tSENTENCE\n"
+    tables = {"train": header + "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t--7E2sU6zP4_10\t--7E2sU6zP4_10-5-rgb_front\t"
+                                "129.06\t142.48\tAnd I call them decorative elements.\n"
+                                "a1\ta1-1-rgb_front\ta1_0\ta1_0-1-rgb_front\t1.0\t2.5\t"
+                                "\"She said \"\"hello\"\"\tthen | left.\"\n"
+                                "a1\ta1-1-rgb_front\ta1_1\ta1_1-1-rgb_front\t3.0\t4.0\tThis clip was never released.\n",
+              "val": header + "b2\tb2-8-rgb_front\tb2_3\tb2_3-8-rgb_front\t10.5\t12.0\t\"Quoted, plainly.\"\n"}
+    for split, table in tables.items():
+        csv_dir = root / "sentence_level" / split / "text" / "en" / "raw_text" / "re_aligned"
+        csv_dir.mkdir(parents=True)
+        (csv_dir / f"how2sign_realigned_{split}.csv").write_text(table, encoding="utf-8")
+        (root / "sentence_level" / split / "rgb_front" / "raw_videos").mkdir(parents=True)
+    clips = {"train": ["--7E2sU6zP4_10-5-rgb_front", "a1_0-1-rgb_front"], "val": ["b2_3-8-rgb_front"]}
+    for split, names in clips.items():
+        for k, name in enumerate(names):
+            synthetic.write_mp4(root / "sentence_level" / split / "rgb_front" / "raw_videos" / f"{name}.mp4",
+                      moving_frames(6 + k, seed=k))
+    return {"train": [("--7E2sU6zP4_10-5-rgb_front", "And I call them decorative elements."),
+                      ("a1_0-1-rgb_front", 'She said "hello"\tthen | left.')],
+            "dev": [("b2_3-8-rgb_front", "Quoted, plainly.")]}
+
+
+def write_csl_daily(root, frames_dir="sentence/frames_512x512", header=True, labels=None, sep="|"):
+    """CSL-Daily as released: the label pickle (info entries with all their fields, and the vocabularies), the
+    split file and JPEG frame folders 000000.jpg ...; returns {split: [(name, sentence)]}."""
+    import pickle
+    info = [{"name": "S000000_P0000_T00", "length": 5, "label_gloss": ["今天", "天气", "好"],
+             "label_char": ["今", "天", "天", "气", "很", "好"], "label_word": ["今天", "天气", "很", "好"],
+             "signer": 0, "time": 0},
+            {"name": "S000001_P0003_T00", "length": 4, "label_gloss": ["我", "喜欢", "书"],
+             "label_char": "我喜欢看书", "label_word": ["我", "喜欢", "看", "书"], "signer": 3, "time": 0},
+            {"name": "S000002_P0001_T00", "length": 3, "label_gloss": ["谢谢"], "label_char": ["谢", "谢", "你"],
+             "label_word": ["谢谢", "你"], "signer": 1, "time": 0, "note": "a field of a later release"}]
+    (root / "sentence_label").mkdir(parents=True)
+    with open(root / "sentence_label" / "csl2020ct_v2.pkl", "wb") as f:
+        pickle.dump(labels if labels is not None else {"info": info, "gloss_map": ["今天", "天气", "好"],
+                                                       "char_map": ["今", "天"], "word_map": ["今天"]}, f)
+    lines = [line.replace("|", sep) for line in ["name|split"] * header + [
+        "S000000_P0000_T00|train", "S000001_P0003_T00|dev", "S000002_P0001_T00|train"]]
+    (root / "sentence_label" / "split_1.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for k, entry in enumerate(info):
+        folder = root / frames_dir / entry["name"]
+        folder.mkdir(parents=True)
+        for t, frame in enumerate(moving_frames(entry["length"], seed=k)):
+            Image.fromarray(frame).save(folder / f"{t:06d}.jpg", quality=95)
+    return {"train": [("S000000_P0000_T00", "今天天气很好"), ("S000002_P0001_T00", "谢谢你")],
+            "dev": [("S000001_P0003_T00", "我喜欢看书")]}
+
+
+def write_custom(root, rows, header="name|video|translation"):
+    """The custom layout: <root>/train.csv; rows are its lines after the header."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")

@@ -336,13 +336,14 @@ def print_fits(s: Setting, preset: str):
                   f"fits {fits(peak)}")
 
 
-def print_table(preset: str, batch_size: int):
+def print_table(preset: str, batch_size: int, stages=STAGES, header: bool = True):
     """Markdown: peak GiB by stage, frames and precision (rows) x checkpointing and accumulation (columns)."""
     sim = Simulator(preset)
     columns = [(c, a) for c in (False, True) for a in (1, 2, 4)]
-    print("| stage | frames | precision | " + " | ".join(f"{'ckpt' if c else 'plain'} acc {a}" for c, a in columns)
-          + " |\n|" + "---|" * (3 + len(columns)), flush=True)
-    for stage in STAGES:
+    if header:
+        print("| stage | frames | precision | " + " | ".join(f"{'ckpt' if c else 'plain'} acc {a}" for c, a in columns)
+              + " |\n|" + "---|" * (3 + len(columns)), flush=True)
+    for stage in stages:
         for frames in (115, 200, 300):
             for precision in ("bf16", "fp16", "fp32"):
                 peaks = [sim.peak(Setting(stage, batch_size, frames, precision, c, a))["peak"] for c, a in columns]
