@@ -3997,10 +3997,6 @@ def test_readme_recipe_turns_clips_and_sentences_into_the_custom_layout(tmp_path
     assert check.check_videos(root, splits_of(root, data.SPLITS)) == [] and data.dataset_language(root, "en") == "en"
 
 
-if __name__ == "__main__":  # the data-parallel test's worker processes
-    ddp_worker(sys.argv[1])
-
-
 # ----------------------------------------------------------------------------------------------
 # Shared by the sections above: small sentences and trees in each layout, the tiny corpus and its finished run, fixtures
 
@@ -4258,3 +4254,7 @@ def write_custom(root, rows, header="name|video|translation"):
     """The custom layout: <root>/train.csv; rows are its lines after the header."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "train.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":  # the data-parallel test's worker processes
+    ddp_worker(sys.argv[1])
