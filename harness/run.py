@@ -1,5 +1,6 @@
 """A script's set-up: resolve the data, claim --out, check every video it will read, build the tokenizer (or
-take a checkpoint's), fix the config and build the model."""
+take a checkpoint's), fix the config and build the model (--checkpointing applied); then what a recipe reads its
+data with: the loaders, beam-search translation of a loader, and fine-tuning's --cache-features."""
 import argparse
 import dataclasses
 import functools
