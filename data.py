@@ -316,8 +316,8 @@ def collate(batch, empty=None) -> dict:
 
 
 def micro_batches(batch: dict, size: int = None) -> list:
-    """A batch of collate's (or harness.features') cut into batches of `size` videos in order, the last smaller
-    when `size` does not divide it, each with its frames cut to its own longest video; [batch] when `size` is
+    """A batch of collate's (or harness.run.collate_features') cut into batches of `size` videos in order, the last
+    smaller when `size` does not divide it, each with its frames cut to its own longest video; [batch] when `size` is
     None or not smaller. Gradient accumulation's pieces (--micro-batch-size): views, no copy."""
     n = len(batch["names"])
     if size is None or size >= n:
