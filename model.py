@@ -72,7 +72,7 @@ class Config:
 
 PRESETS = {
     "paper": Config(),
-    # the same classes, small enough for 2 CPU cores; its mBART is random (no knowledge for LoRA to keep): it trains
+    # the same classes, small enough for 2 CPU cores; its random mBART (no knowledge for LoRA to keep) trains whole
     "tiny": Config(
         dino="", mbart="", pretrained=False, freeze_llm=False, image_size=32, dino_lora_blocks=1,
         dino_arch=dict(DINOV2_SMALL, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,

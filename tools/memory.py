@@ -158,22 +158,23 @@ def loss(net, batch, setup, pg, stage: str):
 
 
 def train_step(net, optimizer, setup, pg, s: Setting):
-    """One optimizer step as the recipes' loops take it (forward, zero_grad, backward, clipping at 1.0, AdamW),
-    over s.accumulation micro-batches. Pre-training first runs every micro-batch without gradients, as GradCache
-    does for eq. 4's negatives (Gao et al. 2021), then each again with them; fine-tuning accumulates plainly."""
-    micro = s.batch_size // s.accumulation
-    cast = lambda: optim.autocast(setup.device, s.precision)  # noqa: E731
+    """One optimizer step as the recipes' loops take it: zero_grad, forward and backward over s.accumulation
+    micro-batches, clipping, AdamW. Pre-training's micro-batches go through the recipe's own GradCache step
+    (pretrain.micro_batched_step); fine-tuning's are accumulated as finetune.accumulated_step does, each
+    micro-batch's forward and backward in turn (its token count, a data-dependent int, has no fake value)."""
+    micro, args = s.batch_size // s.accumulation, setup.args
+    batches = [make_batch(setup.cfg, micro, s.frames, setup.device) for _ in range(s.accumulation)]
+    optimizer.zero_grad(set_to_none=True)
     if s.stage == "pretrain" and s.accumulation > 1:
-        with torch.no_grad(), cast():
-            for _ in range(s.accumulation):
-                loss(net, make_batch(setup.cfg, micro, s.frames, setup.device), setup, pg, s.stage)
-    for i in range(s.accumulation):
-        with cast():
-            value = loss(net, make_batch(setup.cfg, micro, s.frames, setup.device), setup, pg, s.stage)
-        if i == 0:
-            optimizer.zero_grad(set_to_none=True)
-        (value / s.accumulation).backward()
-    torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], setup.args.grad_clip)
+        micros = [pretrain.batch_inputs(b, setup, pg, True) for b in batches]
+        recipe = argparse.Namespace(**(vars(args) | {"precision": s.precision}))
+        pretrain.micro_batched_step(net, micros, recipe, optim.grad_scaler(setup.device, "fp32"))  # no scaling
+    else:
+        for batch in batches:
+            with optim.autocast(setup.device, s.precision):
+                value = loss(net, batch, setup, pg, s.stage)
+            (value / s.accumulation).backward()
+    torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], args.grad_clip)
     optimizer.step()
 
 
